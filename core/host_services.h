@@ -1,0 +1,39 @@
+// The services the host lends plugins (the kb_host_services table): log, fetch, extract,
+// cache_dir. One table per plugin instance, so log lines and cache directories carry the
+// plugin's name.
+#pragma once
+
+#include <kbuild/plugin_api.h>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace kbuild {
+
+// What the host lends every plugin instance; shared, outlives the instances.
+struct HostContext {
+    // Root of kbuild's cache; a plugin's cache_dir is <cache_dir>/plugins/<name>.
+    std::filesystem::path cache_dir;
+    // Services as request JSON -> answer JSON; they throw kbuild::Error. Empty: not offered.
+    std::function<std::string(const std::string&)> fetch;
+    std::function<std::string(const std::string&)> extract;
+};
+
+class HostServices {
+public:
+    HostServices(std::string plugin_name, const HostContext& context);
+    HostServices(const HostServices&) = delete;
+    HostServices& operator=(const HostServices&) = delete;
+
+    const kb_host_services* table() const { return &table_; }
+    const std::string& plugin_name() const { return plugin_name_; }
+    const HostContext& context() const { return context_; }
+
+private:
+    std::string plugin_name_;
+    const HostContext& context_;
+    kb_host_services table_{};
+};
+
+}  // namespace kbuild

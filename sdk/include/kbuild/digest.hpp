@@ -1,0 +1,15 @@
+// Digests of files, as lowercase hex: what plugins use for hash_config and what the host
+// checks downloads with.
+#pragma once
+
+#include <string>
+
+namespace kbuild {
+
+// MD5 of a file's bytes (the probe-builder config hash). Throws kbuild::Error naming the file.
+std::string md5_file(const std::string& path);
+
+// SHA-256 of a file's bytes. Throws kbuild::Error naming the file.
+std::string sha256_file(const std::string& path);
+
+}  // namespace kbuild

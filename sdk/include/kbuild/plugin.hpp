@@ -1,0 +1,240 @@
+// Header-only C++17 layer over plugin_api.h: a plugin author writes a plain class and one macro.
+//
+//   #include <kbuild/plugin.hpp>
+//
+//   class MyDistro {
+//   public:
+//       MyDistro(kbuild::Host& host, const kbuild::Json& config);
+//       kbuild::ReleaseList crawl(const kbuild::CrawlRequest&);           // optional
+//       kbuild::ReleaseList batch_packages(const kbuild::BatchRequest&);
+//       kbuild::UnpackResult unpack(const kbuild::UnpackRequest&);
+//       kbuild::KernelDir get_kernel_dir(const kbuild::KernelDirRequest&);
+//       kbuild::ConfigHash hash_config(const kbuild::ConfigHashRequest&);
+//       kbuild::Description describe();                                   // optional
+//   };
+//   KBUILD_PLUGIN(MyDistro, "mydistro", "1.0.0", "debian", "mydistro", "mydistro-lts")
+//
+// The macro's arguments: class, plugin name (the file is libkbuild-<name>.so), plugin version,
+// preferred builder family, then every distro name served. Every hook is noexcept: an exception
+// thrown by the class becomes KB_ERROR (kbuild::NotSupported: KB_NOT_SUPPORTED) and its what()
+// becomes last_error().
+#pragma once
+
+#include <kbuild/plugin_api.h>
+#include <kbuild/types.hpp>
+
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace kbuild {
+
+// The host's services as a plugin sees them. Failing services throw kbuild::Error.
+class Host {
+public:
+    explicit Host(const kb_host_services* services) : services_(services) {}
+
+    void log(kb_log_level level, const std::string& message) const {
+        services_->log(services_->host, level, message.c_str());
+    }
+    void debug(const std::string& message) const { log(KB_LOG_DEBUG, message); }
+    void info(const std::string& message) const { log(KB_LOG_INFO, message); }
+    void warn(const std::string& message) const { log(KB_LOG_WARN, message); }
+    void error(const std::string& message) const { log(KB_LOG_ERROR, message); }
+
+    // Downloads (or finds in the cache) the package's url, checked against sha256 and size when
+    // they are set.
+    FetchedFile fetch(const Package& package) const {
+        const char* out = call(offered(services_->fetch) ? services_->fetch : nullptr, "fetch",
+                               to_document(package));
+        return from_document<FetchedFile>(out, "fetch");
+    }
+
+    ExtractResult extract(const ExtractRequest& request) const {
+        const char* out = call(offered(services_->extract) ? services_->extract : nullptr,
+                               "extract", to_document(request));
+        return from_document<ExtractResult>(out, "extract");
+    }
+
+    std::string cache_dir() const {
+        const char* out = nullptr;
+        if (services_->cache_dir(services_->host, &out) != KB_OK)
+            throw Error(std::string("cache_dir: ") + (out ? out : "failed"));
+        return out;
+    }
+
+    const kb_host_services* raw() const { return services_; }
+
+private:
+    using Service = kb_status (*)(void*, const char*, const char**);
+
+    // A service field newer than the host that lent the table reads as absent.
+    template <class F>
+    bool offered(const F& field) const {
+        const auto end = reinterpret_cast<const char*>(&field) + sizeof(field);
+        return end <= reinterpret_cast<const char*>(services_) + services_->struct_size &&
+               field != nullptr;
+    }
+
+    const char* call(Service service, const char* what, const std::string& request) const {
+        if (service == nullptr)
+            throw NotSupported(std::string(what) + ": this kbuild host does not offer it");
+        const char* out = nullptr;
+        if (service(services_->host, request.c_str(), &out) != KB_OK)
+            throw Error(out ? out : (std::string(what) + ": failed"));
+        return out;
+    }
+
+    const kb_host_services* services_;
+};
+
+namespace detail {
+
+template <class P, class = void>
+struct has_crawl : std::false_type {};
+template <class P>
+struct has_crawl<P, std::void_t<decltype(std::declval<P&>().crawl(
+                        std::declval<const CrawlRequest&>()))>> : std::true_type {};
+
+template <class P, class = void>
+struct has_describe : std::false_type {};
+template <class P>
+struct has_describe<P, std::void_t<decltype(std::declval<P&>().describe())>> : std::true_type {};
+
+template <class P>
+struct Instance {
+    explicit Instance(const kb_host_services* services) : host(services) {}
+    Host host;
+    std::unique_ptr<P> impl;
+    std::string error;
+    std::string out;
+};
+
+template <class P>
+Instance<P>* instance(kb_plugin* plugin) {
+    return reinterpret_cast<Instance<P>*>(plugin);
+}
+
+// Runs `body` (which returns a value with a JSON form), turning exceptions into status codes.
+template <class P, class Body>
+kb_status guarded(kb_plugin* plugin, const char** out, Body&& body) noexcept {
+    Instance<P>* self = instance<P>(plugin);
+    *out = nullptr;
+    try {
+        self->out = to_document(body(*self->impl));
+        *out = self->out.c_str();
+        return KB_OK;
+    } catch (const NotSupported& e) {
+        self->error = e.what();
+        return KB_NOT_SUPPORTED;
+    } catch (const std::exception& e) {
+        self->error = e.what();
+    } catch (...) {
+        self->error = "unknown exception";
+    }
+    return KB_ERROR;
+}
+
+template <class Request>
+Request request(const char* json, const char* hook) {
+    return from_document<Request>(json, hook);
+}
+
+template <class P>
+kb_plugin* create(const kb_host_services* services, const char* config_json) noexcept {
+    auto self = std::make_unique<Instance<P>>(services);
+    try {
+        Json config = Json::parse(config_json ? config_json : "{}");
+        self->impl = std::make_unique<P>(self->host, config);
+    } catch (const std::exception& e) {
+        self->host.error(std::string("create: ") + e.what());
+        return nullptr;
+    } catch (...) {
+        self->host.error("create: unknown exception");
+        return nullptr;
+    }
+    return reinterpret_cast<kb_plugin*>(self.release());
+}
+
+template <class P>
+void destroy(kb_plugin* plugin) noexcept {
+    delete instance<P>(plugin);
+}
+
+template <class P>
+const char* last_error(kb_plugin* plugin) noexcept {
+    return instance<P>(plugin)->error.c_str();
+}
+
+template <class P>
+kb_status crawl(kb_plugin* plugin, const char* in, const char** out) noexcept {
+    return guarded<P>(plugin, out, [&](P& p) { return p.crawl(request<CrawlRequest>(in, "crawl")); });
+}
+
+template <class P>
+kb_status batch_packages(kb_plugin* plugin, const char* in, const char** out) noexcept {
+    return guarded<P>(plugin, out, [&](P& p) {
+        return p.batch_packages(request<BatchRequest>(in, "batch_packages"));
+    });
+}
+
+template <class P>
+kb_status unpack(kb_plugin* plugin, const char* in, const char** out) noexcept {
+    return guarded<P>(plugin, out,
+                      [&](P& p) { return p.unpack(request<UnpackRequest>(in, "unpack")); });
+}
+
+template <class P>
+kb_status get_kernel_dir(kb_plugin* plugin, const char* in, const char** out) noexcept {
+    return guarded<P>(plugin, out, [&](P& p) {
+        return p.get_kernel_dir(request<KernelDirRequest>(in, "get_kernel_dir"));
+    });
+}
+
+template <class P>
+kb_status hash_config(kb_plugin* plugin, const char* in, const char** out) noexcept {
+    return guarded<P>(plugin, out, [&](P& p) {
+        return p.hash_config(request<ConfigHashRequest>(in, "hash_config"));
+    });
+}
+
+template <class P>
+kb_status describe(kb_plugin* plugin, const char** out) noexcept {
+    return guarded<P>(plugin, out, [](P& p) { return p.describe(); });
+}
+
+template <class P>
+kb_plugin_api make_table(const char* name, const char* version, const char* builder_family,
+                         const char* const* distros) {
+    kb_plugin_api api{};
+    api.struct_size = sizeof(kb_plugin_api);
+    api.abi_major = KBUILD_PLUGIN_ABI_MAJOR;
+    api.abi_minor = KBUILD_PLUGIN_ABI_MINOR;
+    api.name = name;
+    api.version = version;
+    api.distros = distros;
+    api.builder_family = builder_family;
+    api.create = &create<P>;
+    api.destroy = &destroy<P>;
+    api.last_error = &last_error<P>;
+    if constexpr (has_crawl<P>::value) api.crawl = &crawl<P>;
+    api.batch_packages = &batch_packages<P>;
+    api.unpack = &unpack<P>;
+    api.get_kernel_dir = &get_kernel_dir<P>;
+    api.hash_config = &hash_config<P>;
+    if constexpr (has_describe<P>::value) api.describe = &describe<P>;
+    return api;
+}
+
+}  // namespace detail
+}  // namespace kbuild
+
+#define KBUILD_PLUGIN(CLASS, NAME, VERSION, BUILDER_FAMILY, ...)                              \
+    extern "C" __attribute__((visibility("default"))) const kb_plugin_api*                   \
+    kbuild_plugin_entry(void) {                                                               \
+        static const char* const distros[] = {__VA_ARGS__, nullptr};                          \
+        static const kb_plugin_api api =                                                      \
+            ::kbuild::detail::make_table<CLASS>(NAME, VERSION, BUILDER_FAMILY, distros);      \
+        return &api;                                                                          \
+    }

@@ -1,0 +1,215 @@
+/*
+ * kbuild plugin ABI: the whole contract between the kbuild host and a distro plugin.
+ *
+ * A plugin is a shared object named libkbuild-<name>.so that exports exactly one symbol,
+ * kbuild_plugin_entry, returning a pointer to a static kb_plugin_api table. The table starts
+ * with its own size and ABI version; fields are only ever appended, so a host reads a table
+ * from an older plugin by copying struct_size bytes into a zeroed table (newer hooks read as
+ * NULL, which means "not supported").
+ *
+ * The host accepts a plugin when abi_major == KBUILD_PLUGIN_ABI_MAJOR and
+ * abi_minor <= KBUILD_PLUGIN_ABI_MINOR; every other plugin is refused with one line naming
+ * the file and the reason.
+ *
+ * Structured data crosses as UTF-8 JSON objects that carry a "schema" number
+ * (KBUILD_PLUGIN_SCHEMA). Every string a hook returns stays valid until the next call on the
+ * same plugin instance; the host copies what it keeps. The host never calls one instance from
+ * two threads at once; it creates one instance per worker thread when it works in parallel.
+ *
+ * Plugins do no network I/O and write no files except through the host services below; they
+ * may read the files inside the directories the host hands them (unpacked kernel trees).
+ *
+ * C++ authors do not use this header directly: see kbuild/plugin.hpp.
+ */
+#ifndef KBUILD_PLUGIN_API_H
+#define KBUILD_PLUGIN_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1.0: the core hooks. 1.1: optional hook describe(). */
+#define KBUILD_PLUGIN_ABI_MAJOR 1
+#define KBUILD_PLUGIN_ABI_MINOR 1
+
+/* Version of the JSON documents exchanged through hooks and services. */
+#define KBUILD_PLUGIN_SCHEMA 1
+
+/* The one symbol a plugin exports. */
+#define KBUILD_PLUGIN_ENTRY_SYMBOL "kbuild_plugin_entry"
+
+typedef enum kb_status {
+    KB_OK = 0,
+    KB_ERROR = 1,         /* failed; last_error() (or the service's out string) says why */
+    KB_NOT_SUPPORTED = 2  /* this plugin or host does not offer the operation */
+} kb_status;
+
+typedef enum kb_log_level {
+    KB_LOG_DEBUG = 0,
+    KB_LOG_INFO = 1,
+    KB_LOG_WARN = 2,
+    KB_LOG_ERROR = 3
+} kb_log_level;
+
+/* Opaque plugin instance, made by create() and ended by destroy(). */
+typedef struct kb_plugin kb_plugin;
+
+/*
+ * Services the host lends a plugin, handed to create(). Append-only like kb_plugin_api: a
+ * plugin checks struct_size (or a NULL pointer) before using a service newer than it knows.
+ *
+ * Every service that returns a string writes it to *out: on KB_OK the result, on KB_ERROR a
+ * one-line message naming the thing and the cause. That string stays valid until the next
+ * service call from the same thread.
+ */
+typedef struct kb_host_services {
+    uint32_t struct_size;
+    uint32_t reserved;
+    /* Passed back as the first argument of every service. */
+    void* host;
+
+    /*
+     * log: write one line to kbuild's log, prefixed with the plugin's name.
+     * Required: yes (always present).
+     */
+    void (*log)(void* host, kb_log_level level, const char* message);
+
+    /*
+     * fetch: download a file into the host's cache (checksums, retries, proxy, progress).
+     * request_json: {"schema":1, "url":"...", "sha256":"<hex, optional>", "size":<bytes, optional>}
+     * *out on KB_OK: {"schema":1, "path":"<local file>", "sha256":"<hex>", "size":<bytes>}.
+     * The file is host-owned and read-only to the plugin.
+     * Required: no (NULL when the host offers no downloads).
+     */
+    kb_status (*fetch)(void* host, const char* request_json, const char** out);
+
+    /*
+     * extract: unpack an archive (.deb, .rpm, .tar.*) into a directory, refusing entries that
+     * would land outside it.
+     * request_json: {"schema":1, "archive":"<path>", "dest":"<dir>",
+     *                "member":"data"|"control" (.deb only, default "data")}
+     * *out on KB_OK: {"schema":1, "dest":"<dir>", "entries":<count>}.
+     * Required: no (NULL when the host offers no extraction).
+     */
+    kb_status (*extract)(void* host, const char* request_json, const char** out);
+
+    /*
+     * cache_dir: a directory private to this plugin where it may ask extract() to write.
+     * Required: yes (always present).
+     */
+    kb_status (*cache_dir)(void* host, const char** out);
+} kb_host_services;
+
+/*
+ * The table a plugin exports. Documents in and out are JSON objects with "schema":1.
+ *
+ * A release document (what crawl and batch_packages return, what unpack receives):
+ *   {"schema":1, "releases":[{"release":"6.1.0-18-amd64", "kernelversion":"1 SMP ... (opt)",
+ *     "distro":"debian", "arch":"amd64",
+ *     "packages":[{"name":"linux-headers-6.1.0-18-amd64", "url":"https://...", "path":"/...",
+ *                  "sha256":"...", "size":123}],
+ *     "unavailable":"<why, when a needed package is missing>"}]}
+ */
+typedef struct kb_plugin_api {
+    /* sizeof(kb_plugin_api) as the plugin was compiled. */
+    uint32_t struct_size;
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    uint32_t reserved;
+
+    /* Metadata. name must equal the file's <name> in libkbuild-<name>.so. */
+    const char* name;
+    const char* version;
+    /* NULL-terminated list of distro names served, e.g. {"centos", "fedora", NULL}. */
+    const char* const* distros;
+    /* Builder image family the plugin prefers ("debian", "centos", ...); the host decides. */
+    const char* builder_family;
+
+    /*
+     * create: make an instance. config_json: {"schema":1, ...plugin options...}.
+     * Returns NULL on failure (the host then reports that create failed).
+     * Required: yes.
+     */
+    kb_plugin* (*create)(const kb_host_services* host, const char* config_json);
+
+    /* destroy: end an instance made by create. Required: yes. */
+    void (*destroy)(kb_plugin* plugin);
+
+    /*
+     * last_error: why the last hook on this instance returned KB_ERROR. Never NULL.
+     * Lives until the next call on the instance. Required: yes.
+     */
+    const char* (*last_error)(kb_plugin* plugin);
+
+    /*
+     * crawl: read repository metadata (through host fetch) and list the kernel releases found.
+     * request_json: {"schema":1, "distro":"...", "arch":"amd64", "mirrors":["..."],
+     *                "options":{"key":"value"}}
+     * *out: a release document with package URLs, sha256 and size.
+     * Required: no (a plugin may serve local packages only).
+     */
+    kb_status (*crawl)(kb_plugin* plugin, const char* request_json, const char** out);
+
+    /*
+     * batch_packages: group package files (local paths, or URLs/names when names_only) into
+     * kernel releases.
+     * request_json: {"schema":1, "distro":"...", "arch":"amd64", "files":["..."],
+     *                "names_only":false, "options":{}}
+     * *out: a release document; files that belong to no release are listed under
+     *       "unclaimed":[{"file":"...", "reason":"..."}].
+     * Required: yes.
+     */
+    kb_status (*batch_packages)(kb_plugin* plugin, const char* request_json, const char** out);
+
+    /*
+     * unpack: turn one release's downloaded packages into a root directory, through host
+     * extract.
+     * request_json: {"schema":1, "release":{...one release, packages with "path"...},
+     *                "dest":"<empty dir the host made>"}
+     * *out: {"schema":1, "root":"<dir>"}.
+     * Required: yes.
+     */
+    kb_status (*unpack)(kb_plugin* plugin, const char* request_json, const char** out);
+
+    /*
+     * get_kernel_dir: the kernel build directory (the one holding the top Makefile and
+     * .config) inside an unpacked root.
+     * request_json: {"schema":1, "release":"...", "root":"<dir>"}
+     * *out: {"schema":1, "kernel_dir":"<dir>"}.
+     * Required: yes.
+     */
+    kb_status (*get_kernel_dir)(kb_plugin* plugin, const char* request_json, const char** out);
+
+    /*
+     * hash_config: identify the kernel configuration.
+     * request_json: {"schema":1, "release":"...", "root":"<dir>", "kernel_dir":"<dir>"}
+     * *out: {"schema":1, "config":"<path of .config>", "md5":"<hex>"}.
+     * Required: yes.
+     */
+    kb_status (*hash_config)(kb_plugin* plugin, const char* request_json, const char** out);
+
+    /* ---- ABI 1.1 ---- */
+
+    /*
+     * describe: the options the plugin reads from "options" in its requests, so the host can
+     * show them in help and refuse unknown ones.
+     * *out: {"schema":1, "options":[{"name":"suites", "help":"...", "default":"..."}]}
+     * Required: no.
+     */
+    kb_status (*describe)(kb_plugin* plugin, const char** out);
+} kb_plugin_api;
+
+/* Size of the 1.0 table: every plugin table is at least this large. */
+#define KBUILD_PLUGIN_API_SIZE_1_0 offsetof(kb_plugin_api, describe)
+
+/* The exported entry point. */
+typedef const kb_plugin_api* (*kb_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KBUILD_PLUGIN_API_H */

@@ -1,0 +1,182 @@
+// The documents that cross the plugin ABI, as C++ types with their JSON form.
+// One definition serves both sides: plugins (through plugin.hpp) and the kbuild host.
+#pragma once
+
+#include <kbuild/plugin_api.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kbuild {
+
+using Json = nlohmann::json;
+
+inline constexpr int kSchema = KBUILD_PLUGIN_SCHEMA;
+
+// What a hook or service throws to fail with a message; the C layer turns it into KB_ERROR.
+struct Error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Thrown by a hook that cannot do what was asked of this distro; becomes KB_NOT_SUPPORTED.
+struct NotSupported : Error {
+    using Error::Error;
+};
+
+// One package file of a kernel release: known by URL (crawl), by local path (batch), or both
+// once fetched.
+struct Package {
+    std::string name;
+    std::string url;
+    std::string path;
+    std::string sha256;
+    std::int64_t size = -1;
+};
+
+// A kernel release (`uname -r`) and the packages a module build needs for it.
+struct Release {
+    std::string release;
+    std::string kernelversion;  // the #N of `uname -v`, where the distro has one
+    std::string distro;
+    std::string arch;
+    std::vector<Package> packages;
+    std::string unavailable;  // non-empty: a needed package is missing, and why
+};
+
+// A file batch_packages could not place in any release.
+struct Unclaimed {
+    std::string file;
+    std::string reason;
+};
+
+struct ReleaseList {
+    std::vector<Release> releases;
+    std::vector<Unclaimed> unclaimed;
+};
+
+using Options = std::map<std::string, std::string>;
+
+struct CrawlRequest {
+    std::string distro;
+    std::string arch = "amd64";
+    std::vector<std::string> mirrors;
+    Options options;
+};
+
+struct BatchRequest {
+    std::string distro;
+    std::string arch = "amd64";
+    std::vector<std::string> files;
+    bool names_only = false;  // files are URLs or names whose contents are not here
+    Options options;
+};
+
+struct UnpackRequest {
+    Release release;
+    std::string dest;
+};
+
+struct UnpackResult {
+    std::string root;
+};
+
+struct KernelDirRequest {
+    std::string release;
+    std::string root;
+};
+
+struct KernelDir {
+    std::string kernel_dir;
+};
+
+struct ConfigHashRequest {
+    std::string release;
+    std::string root;
+    std::string kernel_dir;
+};
+
+struct ConfigHash {
+    std::string config;  // path of the .config that was hashed
+    std::string md5;
+};
+
+struct OptionInfo {
+    std::string name;
+    std::string help;
+    std::string default_value;
+};
+
+struct Description {
+    std::vector<OptionInfo> options;
+};
+
+// What a plugin asks of the host's extract service, and its answer.
+struct ExtractRequest {
+    std::string archive;
+    std::string dest;
+    std::string member = "data";  // .deb only: "data" or "control"
+};
+
+struct ExtractResult {
+    std::string dest;
+    std::int64_t entries = 0;
+};
+
+// What the host's fetch service answers (it is asked with a Package: url, sha256, size).
+struct FetchedFile {
+    std::string path;
+    std::string sha256;
+    std::int64_t size = -1;
+};
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Package, name, url, path, sha256, size)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Release, release, kernelversion, distro, arch,
+                                                packages, unavailable)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Unclaimed, file, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseList, releases, unclaimed)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CrawlRequest, distro, arch, mirrors, options)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BatchRequest, distro, arch, files, names_only,
+                                                options)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UnpackRequest, release, dest)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UnpackResult, root)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KernelDirRequest, release, root)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KernelDir, kernel_dir)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigHashRequest, release, root, kernel_dir)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigHash, config, md5)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OptionInfo, name, help, default_value)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Description, options)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FetchedFile, path, sha256, size)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExtractRequest, archive, dest, member)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExtractResult, dest, entries)
+
+// A document as it crosses the ABI: the value's fields plus "schema".
+template <class T>
+std::string to_document(const T& value) {
+    Json j = value;
+    j["schema"] = kSchema;
+    return j.dump();
+}
+
+// Parses a document, refusing one of another schema; `what` names it in the error.
+template <class T>
+T from_document(const char* text, const char* what) {
+    if (text == nullptr) throw Error(std::string(what) + ": no document");
+    Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) throw Error(std::string(what) + ": not a JSON object");
+    const int schema = j.value("schema", 0);
+    if (schema != kSchema)
+        throw Error(std::string(what) + ": schema " + std::to_string(schema) + ", expected " +
+                    std::to_string(kSchema));
+    try {
+        return j.get<T>();
+    } catch (const Json::exception& e) {
+        throw Error(std::string(what) + ": " + e.what());
+    }
+}
+
+}  // namespace kbuild

@@ -1,0 +1,52 @@
+#include <kbuild/digest.hpp>
+#include <kbuild/types.hpp>
+
+#include <openssl/evp.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <unistd.h>
+#include <vector>
+
+namespace kbuild {
+namespace {
+
+std::string digest_file(const std::string& path, const EVP_MD* md) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(path + ": " + std::strerror(errno));
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    EVP_DigestInit_ex(ctx.get(), md, nullptr);
+    std::vector<unsigned char> buffer(1 << 20);
+    for (;;) {
+        const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            const int err = errno;
+            ::close(fd);
+            throw Error(path + ": " + std::strerror(err));
+        }
+        EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n));
+    }
+    ::close(fd);
+    unsigned char raw[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(ctx.get(), raw, &length);
+    static const char hex[] = "0123456789abcdef";
+    std::string out(length * 2, '0');
+    for (unsigned int i = 0; i < length; ++i) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string md5_file(const std::string& path) { return digest_file(path, EVP_md5()); }
+
+std::string sha256_file(const std::string& path) { return digest_file(path, EVP_sha256()); }
+
+}  // namespace kbuild

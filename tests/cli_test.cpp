@@ -1,0 +1,93 @@
+// The command line as a user meets it: the kbuild binary, its output and exit codes.
+#include "test_util.h"
+
+#include <kbuild/types.hpp>
+
+#include <gtest/gtest.h>
+
+using namespace kbuild;
+using test::fixture_plugin_dir;
+using test::run_kbuild;
+
+namespace {
+
+TEST(Cli, VersionNamesTheAbi) {
+    const ProcessResult r = run_kbuild({"--version"});
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.out, "kbuild 0.1.0 (plugin ABI 1.1)\n");
+}
+
+TEST(Cli, NoVerbOrAnUnknownOneIsBadUsage) {
+    EXPECT_EQ(run_kbuild({}).exit_code, 2);
+    const ProcessResult r = run_kbuild({"frobnicate"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("frobnicate"), std::string::npos) << r.err;
+}
+
+TEST(Cli, EveryVerbHelpHasAnExample) {
+    for (const std::string verb : {"plugins"}) {
+        const ProcessResult r = run_kbuild({verb, "--help"});
+        EXPECT_EQ(r.exit_code, 0) << verb;
+        EXPECT_NE(r.out.find("Example:\n  kbuild " + verb), std::string::npos) << r.out;
+    }
+}
+
+TEST(Cli, PluginsAsJsonListsLoadedAndRefused) {
+    const ProcessResult r =
+        run_kbuild({"plugins", "--output", "json", "--plugin-dir", fixture_plugin_dir("good").string(),
+                    "--plugin-dir", fixture_plugin_dir("othermajor").string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const Json doc = Json::parse(r.out);
+    ASSERT_EQ(doc["plugins"].size(), 1u);
+    const Json& good = doc["plugins"][0];
+    EXPECT_EQ(good["name"], "good");
+    EXPECT_EQ(good["version"], "1.2.3");
+    EXPECT_EQ(good["abi"], "1.1");
+    EXPECT_EQ(good["distros"], Json::array({"gooddistro", "gooddistro-lts"}));
+    EXPECT_EQ(good["builder_family"], "debian");
+    EXPECT_EQ(good["path"], (fixture_plugin_dir("good") / "libkbuild-good.so").string());
+    ASSERT_EQ(doc["refused"].size(), 1u);
+    EXPECT_EQ(doc["refused"][0]["reason"],
+              "plugin ABI 2.0 is not compatible with kbuild's ABI 1.1 (major versions differ)");
+    // The refusal is also the one warning line on stderr; stdout stays pure JSON.
+    EXPECT_EQ(r.err, "warning: " + (fixture_plugin_dir("othermajor") / "libkbuild-othermajor.so").string() +
+                         ": refused: plugin ABI 2.0 is not compatible with kbuild's ABI 1.1 (major "
+                         "versions differ)\n");
+}
+
+TEST(Cli, PluginsTableHasAHeaderAndARowPerPlugin) {
+    const ProcessResult r = run_kbuild({"plugins", "--plugin-dir", fixture_plugin_dir("good").string(),
+                                        "--plugin-dir", fixture_plugin_dir("oldminor").string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::istringstream lines(r.out);
+    std::string header, first, second;
+    std::getline(lines, header), std::getline(lines, first), std::getline(lines, second);
+    EXPECT_EQ(header.rfind("NAME", 0), 0u);
+    EXPECT_NE(header.find("DISTROS"), std::string::npos);
+    EXPECT_EQ(first.rfind("good ", 0), 0u) << first;
+    EXPECT_NE(first.find("gooddistro,gooddistro-lts"), std::string::npos);
+    EXPECT_EQ(second.rfind("oldminor ", 0), 0u) << second;
+    EXPECT_NE(second.find(" 1.0 "), std::string::npos) << second;
+}
+
+TEST(Cli, DistroConflictIsAWarningNamingBothFiles) {
+    const ProcessResult r = run_kbuild({"plugins", "--plugin-dir", fixture_plugin_dir("good").string(),
+                                        "--plugin-dir", fixture_plugin_dir("rival").string()});
+    ASSERT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.err, "warning: " + (fixture_plugin_dir("rival") / "libkbuild-rival.so").string() +
+                         ": distro 'gooddistro' is already served by " +
+                         (fixture_plugin_dir("good") / "libkbuild-good.so").string() +
+                         "; using that one\n");
+}
+
+TEST(Cli, VerboseAndQuietSetTheLogLevel) {
+    const std::string dir = fixture_plugin_dir("good").string();
+    const ProcessResult verbose = run_kbuild({"--verbose", "plugins", "--plugin-dir", dir});
+    EXPECT_NE(verbose.err.find("debug: "), std::string::npos) << verbose.err;
+    const ProcessResult quiet =
+        run_kbuild({"plugins", "--quiet", "--plugin-dir", fixture_plugin_dir("othermajor").string()});
+    EXPECT_NE(quiet.err.find("warning: "), std::string::npos);
+    EXPECT_EQ(run_kbuild({"plugins", "--quiet", "--verbose"}).exit_code, 2);
+}
+
+}  // namespace

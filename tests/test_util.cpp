@@ -1,0 +1,55 @@
+#include "test_util.h"
+
+#include "test_paths.h"
+
+#include <kbuild/types.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace kbuild::test {
+
+fs::path kbuild_binary() { return KBUILD_TEST_BINARY; }
+fs::path source_dir() { return KBUILD_TEST_SOURCE_DIR; }
+fs::path binary_dir() { return KBUILD_TEST_BINARY_DIR; }
+fs::path cmake_binary() { return KBUILD_TEST_CMAKE; }
+fs::path fixture_plugin_dir(const std::string& variant) {
+    return fs::path(KBUILD_TEST_FIXTURE_PLUGINS) / variant;
+}
+
+TempDir::TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "kbuild-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw Error("mkdtemp failed");
+    path_ = pattern;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+ProcessResult run_kbuild(const std::vector<std::string>& args, const ProcessOptions& options) {
+    std::vector<std::string> argv{kbuild_binary().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, options);
+}
+
+void write_file(const fs::path& path, const std::string& text) {
+    fs::create_directories(path.parent_path());
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+    if (!out) throw Error(path.string() + ": cannot write");
+}
+
+std::string read_file(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(path.string() + ": cannot read");
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+}  // namespace kbuild::test

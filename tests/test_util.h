@@ -1,0 +1,39 @@
+// What the tests share: where the build put things, temporary directories, running kbuild.
+#pragma once
+
+#include "process.h"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kbuild::test {
+
+// Paths the build passes in (see tests/CMakeLists.txt).
+std::filesystem::path kbuild_binary();
+std::filesystem::path source_dir();
+std::filesystem::path binary_dir();
+std::filesystem::path cmake_binary();
+std::filesystem::path fixture_plugin_dir(const std::string& variant);
+
+// A fresh directory under the system temp dir, removed with everything in it at scope exit.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+private:
+    std::filesystem::path path_;
+};
+
+// Runs the kbuild binary with these arguments.
+ProcessResult run_kbuild(const std::vector<std::string>& args, const ProcessOptions& options = {});
+
+void write_file(const std::filesystem::path& path, const std::string& text);
+std::string read_file(const std::filesystem::path& path);
+
+}  // namespace kbuild::test
