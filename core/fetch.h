@@ -1,0 +1,65 @@
+// Downloads over HTTP(S) with Poco::Net into a cache: keyed by URL and expected sha256, bytes
+// written to a .part file renamed only after size and sha256 match, retries with backoff,
+// HTTP_PROXY / HTTPS_PROXY / NO_PROXY, N downloads at once, progress on a terminal.
+#pragma once
+
+#include <kbuild/types.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace kbuild {
+
+struct FetchOptions {
+    std::filesystem::path cache_dir;                 // downloads go to <cache_dir>/downloads
+    int jobs = 4;                                    // downloads at once in fetch_all
+    int attempts = 4;                                // tries per URL before giving up
+    std::chrono::milliseconds backoff{500};          // first retry delay, doubled each time
+    std::chrono::milliseconds timeout{30000};        // connect, and each read with no byte
+    bool progress = false;                           // redraw a progress line on stderr (a tty)
+};
+
+// What to download. sha256 empty: not known (metadata such as Release), so the file is
+// downloaded again every time rather than served from the cache. size < 0: not known.
+struct FetchRequest {
+    std::string url;
+    std::string sha256;
+    std::int64_t size = -1;
+};
+
+// One result of fetch_all: the file, or the one-line error that stopped it.
+struct FetchOutcome {
+    FetchRequest request;
+    FetchedFile file;   // set when error is empty
+    std::string error;
+};
+
+class Fetcher {
+public:
+    explicit Fetcher(FetchOptions options);
+    ~Fetcher();
+    Fetcher(const Fetcher&) = delete;
+    Fetcher& operator=(const Fetcher&) = delete;
+
+    // Downloads one URL (or returns the cached file). Thread-safe. Throws kbuild::Error with
+    // one line naming the URL and the cause, e.g.
+    //   "http://.../x.deb: sha256 mismatch (expected 796a..., got 1f0c...)".
+    FetchedFile fetch(const FetchRequest& request);
+
+    // Downloads every request, options.jobs at once; one failing does not stop the others.
+    std::vector<FetchOutcome> fetch_all(const std::vector<FetchRequest>& requests);
+
+    // The cached path a request maps to (whether or not it is there yet).
+    std::filesystem::path cache_path(const FetchRequest& request) const;
+
+    const FetchOptions& options() const { return options_; }
+
+private:
+    FetchOptions options_;
+};
+
+}  // namespace kbuild

@@ -1,0 +1,71 @@
+// What every deb-family plugin needs: dpkg version comparison, a streaming deb822 reader
+// (Packages indexes, plain or .xz/.gz, read without a temporary file), Release/InRelease with
+// their SHA256 lists, and Depends parsing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kbuild::deb {
+
+// dpkg's ordering of versions ([epoch:]upstream[-revision], '~' before anything, letters
+// before non-letters): <0, 0, >0 like strcmp. Same answers as `dpkg --compare-versions`.
+int compare_versions(std::string_view a, std::string_view b);
+
+// One deb822 paragraph. Views point into the reader's buffer: valid during the callback only.
+// Field names compare case-insensitively; continuation lines stay in the value, with their
+// leading space and newlines, as dpkg keeps them.
+class Paragraph {
+public:
+    std::string_view get(std::string_view field) const;  // "" when absent
+    bool has(std::string_view field) const;
+    const std::vector<std::pair<std::string_view, std::string_view>>& fields() const { return fields_; }
+
+    // For readers: fill from one paragraph's text (no blank lines inside).
+    void parse(std::string_view text);
+
+private:
+    std::vector<std::pair<std::string_view, std::string_view>> fields_;
+};
+
+using ParagraphFn = std::function<void(const Paragraph&)>;
+
+// Reads every paragraph of a deb822 file: plain text, or xz / gzip compressed (told by the
+// magic bytes, not the name), streaming. Throws kbuild::Error naming the file on I/O or
+// decompression errors (a truncated .xz is an error, not a short read).
+void read_paragraphs(const std::string& path, const ParagraphFn& fn);
+
+// The same over text in memory.
+void read_paragraphs_text(std::string_view text, const ParagraphFn& fn);
+
+// One file listed in a Release file.
+struct IndexFile {
+    std::string sha256;
+    std::int64_t size = 0;
+};
+
+// A Release or InRelease file (an InRelease's PGP armour is stripped; the signature is not
+// checked here).
+struct ReleaseFile {
+    std::string origin, suite, codename, date;
+    std::vector<std::string> architectures, components;
+    std::map<std::string, IndexFile> sha256;  // path relative to the suite dir -> entry
+};
+
+ReleaseFile parse_release(std::string_view text);
+
+// One relation of a Depends-style field: "name (op version) [arch]".
+struct Relation {
+    std::string name;
+    std::string op;       // "", "<<", "<=", "=", ">=", ">>"
+    std::string version;  // "" when op is empty
+};
+
+// "a (>= 1) | b, c" -> {{a>=1, b}, {c}}: an AND of OR-groups.
+std::vector<std::vector<Relation>> parse_relations(std::string_view field);
+
+}  // namespace kbuild::deb
