@@ -1,12 +1,11 @@
 #include "cli.h"
 
-#include "host_services.h"
+#include "commands.h"
 #include "log.h"
-#include "plugin_host.h"
-#include "table.h"
+
+#include <kbuild/plugin_api.h>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
 
 #include <iostream>
 
@@ -14,78 +13,36 @@
 #define KBUILD_VERSION "0.0.0"
 #endif
 
-namespace fs = std::filesystem;
-
 namespace kbuild {
 namespace {
 
-constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
-// Flags every verb shares.
-struct GlobalOptions {
-    std::vector<std::string> plugin_dirs;
-    bool verbose = false;
-    bool quiet = false;
-};
-
-std::string join(const std::vector<std::string>& items, const char* separator) {
-    std::string out;
-    for (const auto& item : items) {
-        if (!out.empty()) out += separator;
-        out += item;
-    }
-    return out;
+void add_output_flag(CLI::App* verb, std::string& output) {
+    verb->add_option("--output", output, "table (default) or json")
+        ->check(CLI::IsMember({"table", "json"}));
 }
 
-PluginHost load_plugins(const GlobalOptions& global) {
-    PluginHost host;
-    std::vector<fs::path> dirs;
-    for (const auto& dir : global.plugin_dirs) dirs.emplace_back(dir);
-    if (dirs.empty()) dirs = PluginHost::default_directories();
-    host.load_directories(dirs);
-    return host;
-}
-
-// `kbuild plugins`: what was loaded, from where, and what was refused.
-int plugins_verb(const GlobalOptions& global, const std::string& output) {
-    PluginHost host = load_plugins(global);
-    if (output == "json") {
-        Json doc = {{"schema", kSchema}, {"plugins", Json::array()}, {"refused", Json::array()}};
-        for (const auto& plugin : host.plugins()) {
-            doc["plugins"].push_back({
-                {"name", plugin->name()},
-                {"version", plugin->version()},
-                {"abi", std::to_string(plugin->abi_major()) + "." +
-                            std::to_string(plugin->abi_minor())},
-                {"distros", plugin->distros()},
-                {"builder_family", plugin->builder_family()},
-                {"path", plugin->path().string()},
-            });
-        }
-        for (const auto& refusal : host.refusals())
-            doc["refused"].push_back({{"path", refusal.path.string()}, {"reason", refusal.reason}});
-        std::cout << doc.dump(2) << '\n';
-        return 0;
+// The flags that pick kernels: shared by crawl, batch and build.
+void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files) {
+    verb->add_option("--distro", target.distro, "Distribution (see kbuild plugins)")->required();
+    verb->add_option("--arch", target.arch, "Architecture (default amd64)");
+    verb->add_option("--mirror", target.mirrors,
+                     "Repository base URL (repeatable; default: the plugin's, e.g. apt's sources)")
+        ->type_name("URL");
+    verb->add_option("--option", target.plugin_options, "Plugin option KEY=VALUE (repeatable)")
+        ->type_name("KEY=VALUE");
+    verb->add_option("--kernel", target.kernel_regex, "Only releases matching this regex")
+        ->type_name("REGEX");
+    verb->add_option("--latest", target.latest, "Only the N newest releases")->type_name("N");
+    verb->add_option("--jobs,-j", target.jobs, "Downloads (and builds) at once (default 4)")
+        ->check(CLI::Range(1, 256));
+    if (with_files) {
+        verb->add_option("files", target.files, "Local package files")->type_name("FILE");
+        verb->add_option("--from-list", target.from_list,
+                         "A file of package URLs or names, one per line (grouped by name only)")
+            ->type_name("LIST");
     }
-    if (host.plugins().empty()) {
-        spdlog::warn("no plugins loaded (searched: {}); use --plugin-dir DIR",
-                     join([&] {
-                         std::vector<std::string> dirs = global.plugin_dirs;
-                         if (dirs.empty())
-                             for (const auto& d : PluginHost::default_directories())
-                                 dirs.push_back(d.string());
-                         return dirs;
-                     }(),
-                          ", "));
-    }
-    Table table({"NAME", "VERSION", "ABI", "DISTROS", "BUILDER", "PATH"});
-    for (const auto& plugin : host.plugins())
-        table.add({plugin->name(), plugin->version(),
-                   std::to_string(plugin->abi_major()) + "." + std::to_string(plugin->abi_minor()),
-                   join(plugin->distros(), ","), plugin->builder_family(), plugin->path().string()});
-    table.print(std::cout);
-    return 0;
 }
 
 }  // namespace
@@ -104,39 +61,76 @@ int run_cli(int argc, char** argv) {
     app.add_option("--plugin-dir", global.plugin_dirs,
                    "Load plugins from DIR (repeatable; replaces the default search path)")
         ->type_name("DIR");
+    app.add_option("--cache-dir", global.cache_dir,
+                   "Download and unpack cache (default $XDG_CACHE_HOME/kbuild, "
+                   "/var/cache/kbuild as root)")
+        ->type_name("DIR");
     auto* verbose = app.add_flag("-v,--verbose", global.verbose, "Log debug detail");
     app.add_flag("-q,--quiet", global.quiet, "Log only warnings and errors")->excludes(verbose);
 
     std::string output = "table";
+    TargetOptions target;
+    BuildCommandOptions build;
+
     auto* plugins = app.add_subcommand("plugins", "List loaded plugins and the ones refused");
-    plugins->add_option("--output", output, "table (default) or json")
-        ->check(CLI::IsMember({"table", "json"}));
+    add_output_flag(plugins, output);
     plugins->footer("Example:\n  kbuild plugins --plugin-dir ./build/lib/kbuild --output json");
+
+    auto* crawl = app.add_subcommand("crawl", "List a distro's kernel releases and their packages");
+    add_target_flags(crawl, target, false);
+    add_output_flag(crawl, output);
+    crawl->footer("Example:\n  kbuild crawl --distro debian --option suites=bookworm --output json");
+
+    auto* batch = app.add_subcommand("batch", "Group package files or a URL list into releases");
+    add_target_flags(batch, target, true);
+    add_output_flag(batch, output);
+    batch->footer("Example:\n  kbuild batch --distro debian --from-list kernels.txt --output json");
+
+    auto* build_verb = app.add_subcommand(
+        "build", "Fetch, unpack, build and verify a module for each selected kernel");
+    add_target_flags(build_verb, target, true);
+    add_output_flag(build_verb, output);
+    build_verb->add_option("--module-src", build.module_src, "The module's source directory")
+        ->required()
+        ->type_name("DIR");
+    build_verb->add_option("--out", build.out_dir, "Artifacts, logs and index.json (default ./out)")
+        ->type_name("DIR");
+    build_verb->add_option("--module-version", build.module_version,
+                           "Version in artifact names (default: the module's, else a source digest)");
+    build_verb->add_option("--builder", build.builder, "local (default)")
+        ->check(CLI::IsMember({"local"}));
+    build_verb->add_flag("--force", build.force, "Rebuild targets already built from the same inputs");
+    int timeout_s = 900;
+    build_verb->add_option("--build-timeout", timeout_s, "Seconds one build may take (default 900)")
+        ->check(CLI::PositiveNumber);
+    build_verb->footer(
+        "Example:\n  kbuild build --distro debian --module-src examples/hello "
+        "--option suites=bookworm --kernel '^6\\.1\\.0-[0-9]+-amd64$' --latest 1 --out out");
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         // CLI11 reads an unknown verb as a stray argument; name it instead.
         if (app.get_subcommands().empty() && !app.remaining().empty()) {
-            std::vector<std::string> verbs;
-            for (const auto* sub : app.get_subcommands({})) verbs.push_back(sub->get_name());
-            std::cerr << "error: unknown verb '" << app.remaining().front()
-                      << "' (verbs: " << join(verbs, ", ") << ")\n";
+            std::string verbs;
+            for (const auto* sub : app.get_subcommands({}))
+                verbs += (verbs.empty() ? "" : ", ") + sub->get_name();
+            std::cerr << "error: unknown verb '" << app.remaining().front() << "' (verbs: " << verbs
+                      << ")\n";
             return kExitUsage;
         }
         const int code = app.exit(e);
         return code == 0 ? 0 : kExitUsage;
     }
+    build.build_timeout = std::chrono::seconds(timeout_s);
 
     setup_logging(global.quiet     ? Verbosity::quiet
                   : global.verbose ? Verbosity::verbose
                                    : Verbosity::normal);
-    try {
-        if (plugins->parsed()) return plugins_verb(global, output);
-    } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
-        return kExitFailed;
-    }
+    if (plugins->parsed()) return plugins_command(global, output);
+    if (crawl->parsed()) return crawl_command(global, target, output);
+    if (batch->parsed()) return batch_command(global, target, output);
+    if (build_verb->parsed()) return build_command(global, target, build, output);
     return kExitUsage;
 }
 

@@ -44,6 +44,33 @@ void write_file(const fs::path& path, const std::string& text) {
     if (!out) throw Error(path.string() + ": cannot write");
 }
 
+fs::path shared_data_dir() { return source_dir().parent_path() / "shared" / "data"; }
+
+fs::path make_deb(const fs::path& dir, const DebSpec& spec, const std::string& file_name) {
+    const fs::path tree = dir / (spec.package + "-tree");
+    fs::remove_all(tree);
+    std::string control = "Package: " + spec.package + "\nVersion: " + spec.version +
+                          "\nArchitecture: " + spec.architecture +
+                          "\nMaintainer: kbuild tests <tests@kbuild.invalid>\n";
+    if (!spec.depends.empty()) control += "Depends: " + spec.depends + "\n";
+    control += "Description: test package\n";
+    write_file(tree / "DEBIAN/control", control);
+    for (const auto& [path, content] : spec.files) {
+        const fs::path target = tree / path;
+        fs::create_directories(target.parent_path());
+        if (content.rfind("->", 0) == 0) fs::create_symlink(content.substr(2), target);
+        else write_file(target, content);
+    }
+    const fs::path deb = dir / (file_name.empty() ? spec.package + "_" + spec.version + "_" +
+                                                        spec.architecture + ".deb"
+                                                  : file_name);
+    const ProcessResult r = run_process({"dpkg-deb", "--root-owner-group", "-Zxz", "-b",
+                                         tree.string(), deb.string()});
+    if (r.exit_code != 0) throw Error("dpkg-deb -b failed: " + r.err);
+    fs::remove_all(tree);
+    return deb;
+}
+
 std::string read_file(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(path.string() + ": cannot read");

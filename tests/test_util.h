@@ -34,6 +34,18 @@ private:
 ProcessResult run_kbuild(const std::vector<std::string>& args, const ProcessOptions& options = {});
 
 void write_file(const std::filesystem::path& path, const std::string& text);
+
+// The shared data beside the checkout (../shared/data/...).
+std::filesystem::path shared_data_dir();
+
+// A .deb built with dpkg-deb -b: control fields plus files (path in the package -> content;
+// a content starting with "->" makes a symlink to the rest). Returns the .deb's path.
+struct DebSpec {
+    std::string package, version, architecture = "amd64", depends;
+    std::vector<std::pair<std::string, std::string>> files;
+};
+std::filesystem::path make_deb(const std::filesystem::path& dir, const DebSpec& spec,
+                               const std::string& file_name = "");
 std::string read_file(const std::filesystem::path& path);
 
 }  // namespace kbuild::test

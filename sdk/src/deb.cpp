@@ -1,1 +1,581 @@
-// Implementation arrives with its helper; see the header.
+#include <kbuild/deb.hpp>
+
+#include <kbuild/types.hpp>
+
+#include <lzma.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <unistd.h>
+
+namespace kbuild::deb {
+namespace {
+
+// ---- version comparison ----
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+// A character's weight in dpkg's non-digit comparison: the end of the string sorts after '~'
+// and before everything else, letters before non-letters.
+int order(char c) {
+    if (c == '\0' || is_digit(c)) return 0;
+    if (is_alpha(c)) return static_cast<unsigned char>(c);
+    if (c == '~') return -1;
+    return static_cast<unsigned char>(c) + 256;
+}
+
+char char_at(std::string_view s, std::size_t i) { return i < s.size() ? s[i] : '\0'; }
+
+// dpkg's verrevcmp: alternating non-digit runs (by order()) and digit runs (numerically).
+int compare_fragment(std::string_view a, std::string_view b) {
+    std::size_t i = 0, j = 0;
+    while (i < a.size() || j < b.size()) {
+        while ((i < a.size() && !is_digit(a[i])) || (j < b.size() && !is_digit(b[j]))) {
+            const int ac = order(char_at(a, i));
+            const int bc = order(char_at(b, j));
+            if (ac != bc) return ac - bc;
+            ++i, ++j;
+        }
+        while (i < a.size() && a[i] == '0') ++i;
+        while (j < b.size() && b[j] == '0') ++j;
+        int first_difference = 0;
+        while (i < a.size() && j < b.size() && is_digit(a[i]) && is_digit(b[j])) {
+            if (first_difference == 0) first_difference = a[i] - b[j];
+            ++i, ++j;
+        }
+        if (i < a.size() && is_digit(a[i])) return 1;
+        if (j < b.size() && is_digit(b[j])) return -1;
+        if (first_difference != 0) return first_difference;
+    }
+    return 0;
+}
+
+struct SplitVersion {
+    unsigned long long epoch = 0;
+    std::string_view upstream;
+    std::string_view revision;
+};
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+// As dpkg's parseversion: the epoch ends at the first ':', the revision starts after the last '-'.
+SplitVersion split_version(std::string_view version) {
+    version = trim(version);
+    SplitVersion split;
+    const std::size_t colon = version.find(':');
+    if (colon != std::string_view::npos) {
+        for (char c : version.substr(0, colon))
+            if (is_digit(c)) split.epoch = split.epoch * 10 + static_cast<unsigned>(c - '0');
+        version.remove_prefix(colon + 1);
+    }
+    const std::size_t hyphen = version.rfind('-');
+    split.upstream = version.substr(0, hyphen);
+    if (hyphen != std::string_view::npos) split.revision = version.substr(hyphen + 1);
+    return split;
+}
+
+// ---- deb822 lines ----
+
+// A separator line: empty, or (as Debian policy lets parsers accept) only spaces and tabs.
+bool is_blank_line(const char* begin, const char* end) {
+    for (const char* p = begin; p < end; ++p)
+        if (*p != ' ' && *p != '\t' && *p != '\r') return false;
+    return true;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+        if (x != y) return false;
+    }
+    return true;
+}
+
+// Calls fn for each complete paragraph of text and returns how many bytes were consumed. Without
+// at_end, the last paragraph is complete only once a blank line follows it; the unconsumed tail
+// is the start of a paragraph the next chunk completes.
+std::size_t emit_paragraphs(std::string_view text, bool at_end, Paragraph& paragraph,
+                            const ParagraphFn& fn) {
+    const char* const data = text.data();
+    const char* const end = data + text.size();
+    const char* start = data;  // first line of the paragraph being collected
+    const char* line = data;
+    while (line < end) {
+        const char* newline = static_cast<const char*>(std::memchr(line, '\n', end - line));
+        if (newline == nullptr) {
+            if (!at_end) break;
+            newline = end;
+        }
+        const bool blank = newline == line || ((*line == ' ' || *line == '\t' || *line == '\r') &&
+                                               is_blank_line(line, newline));
+        if (blank) {
+            if (line > start) {
+                paragraph.parse(std::string_view(start, line - start));
+                fn(paragraph);
+            }
+            start = newline < end ? newline + 1 : end;
+        }
+        line = newline < end ? newline + 1 : end;
+    }
+    if (!at_end) return static_cast<std::size_t>(start - data);
+    if (start < end) {
+        paragraph.parse(std::string_view(start, end - start));
+        fn(paragraph);
+    }
+    return text.size();
+}
+
+// ---- reading and decompressing ----
+
+constexpr std::size_t kChunkSize = std::size_t(1) << 20;
+constexpr std::size_t kInputSize = std::size_t(256) << 10;
+
+class InputFile {
+public:
+    explicit InputFile(const std::string& path) : path_(path) {
+        fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
+        ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+    }
+    ~InputFile() { ::close(fd_); }
+    InputFile(const InputFile&) = delete;
+    InputFile& operator=(const InputFile&) = delete;
+
+    const std::string& path() const { return path_; }
+
+    // Up to size bytes; 0 only at the end of the file.
+    std::size_t read(void* out, std::size_t size) {
+        for (;;) {
+            const ssize_t got = ::read(fd_, out, size);
+            if (got >= 0) return static_cast<std::size_t>(got);
+            if (errno != EINTR) throw Error(path_ + ": cannot read: " + std::strerror(errno));
+        }
+    }
+
+    // Fills out completely unless the file ends first.
+    std::size_t read_full(void* out, std::size_t size) {
+        std::size_t total = 0;
+        while (total < size) {
+            const std::size_t got = read(static_cast<char*>(out) + total, size - total);
+            if (got == 0) break;
+            total += got;
+        }
+        return total;
+    }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
+// The file's text, decompressed as needed. read() fills out completely unless the text ends, and
+// returns 0 only at its end.
+class TextSource {
+public:
+    virtual ~TextSource() = default;
+    virtual std::size_t read(char* out, std::size_t size) = 0;
+};
+
+// The first bytes of the file (read to tell its format) followed by the rest of it.
+class PlainSource : public TextSource {
+public:
+    PlainSource(InputFile& file, std::string_view lead) : file_(file), lead_(lead) {}
+
+    std::size_t read(char* out, std::size_t size) override {
+        std::size_t total = std::min(size, lead_.size());
+        std::memcpy(out, lead_.data(), total);
+        lead_.erase(0, total);
+        if (total < size) total += file_.read_full(out + total, size - total);
+        return total;
+    }
+
+private:
+    InputFile& file_;
+    std::string lead_;
+};
+
+// Compressed input: a buffer that starts with the bytes read to tell the format.
+class CompressedInput {
+public:
+    CompressedInput(InputFile& file, std::string_view lead) : file_(file), buffer_(kInputSize) {
+        std::memcpy(buffer_.data(), lead.data(), lead.size());
+        size_ = lead.size();
+    }
+
+    // Refills the buffer when it is used up; false at the end of the file.
+    bool refill() {
+        size_ = file_.read(buffer_.data(), buffer_.size());
+        return size_ > 0;
+    }
+    const std::uint8_t* data() const { return buffer_.data(); }
+    std::size_t size() const { return size_; }
+    const std::string& path() const { return file_.path(); }
+
+private:
+    InputFile& file_;
+    std::vector<std::uint8_t> buffer_;
+    std::size_t size_ = 0;
+};
+
+class XzSource : public TextSource {
+public:
+    XzSource(InputFile& file, std::string_view lead) : input_(file, lead) {
+        const lzma_ret ret = lzma_stream_decoder(&stream_, UINT64_MAX, LZMA_CONCATENATED);
+        if (ret != LZMA_OK) fail(ret);
+        stream_.next_in = input_.data();
+        stream_.avail_in = input_.size();
+    }
+    ~XzSource() override { lzma_end(&stream_); }
+    XzSource(const XzSource&) = delete;
+    XzSource& operator=(const XzSource&) = delete;
+
+    std::size_t read(char* out, std::size_t size) override {
+        if (finished_) return 0;
+        stream_.next_out = reinterpret_cast<std::uint8_t*>(out);
+        stream_.avail_out = size;
+        while (stream_.avail_out > 0) {
+            if (stream_.avail_in == 0 && !input_ended_) {
+                input_ended_ = !input_.refill();
+                stream_.next_in = input_.data();
+                stream_.avail_in = input_.size();
+            }
+            // LZMA_CONCATENATED waits for another stream until told the input has ended.
+            const lzma_ret ret = lzma_code(&stream_, input_ended_ ? LZMA_FINISH : LZMA_RUN);
+            if (ret == LZMA_STREAM_END) {
+                finished_ = true;
+                break;
+            }
+            if (ret != LZMA_OK) fail(ret);
+        }
+        return size - stream_.avail_out;
+    }
+
+private:
+    [[noreturn]] void fail(lzma_ret ret) const {
+        const char* cause = "xz decoder failed";
+        switch (ret) {
+            case LZMA_BUF_ERROR: cause = "xz data is truncated"; break;
+            case LZMA_DATA_ERROR: cause = "xz data is corrupt"; break;
+            case LZMA_FORMAT_ERROR: cause = "not xz data"; break;
+            case LZMA_OPTIONS_ERROR: cause = "xz data uses unsupported options"; break;
+            case LZMA_MEM_ERROR: cause = "out of memory decompressing xz data"; break;
+            case LZMA_MEMLIMIT_ERROR: cause = "xz data needs too much memory"; break;
+            default: break;
+        }
+        throw Error(input_.path() + ": " + cause);
+    }
+
+    CompressedInput input_;
+    lzma_stream stream_ = LZMA_STREAM_INIT;
+    bool input_ended_ = false;
+    bool finished_ = false;
+};
+
+class GzipSource : public TextSource {
+public:
+    GzipSource(InputFile& file, std::string_view lead) : input_(file, lead) {
+        // 16 + MAX_WBITS: a gzip header and trailer around the deflate data.
+        if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK)
+            throw Error(input_.path() + ": cannot start the gzip decoder");
+        stream_.next_in = const_cast<Bytef*>(input_.data());
+        stream_.avail_in = static_cast<uInt>(input_.size());
+    }
+    ~GzipSource() override { inflateEnd(&stream_); }
+    GzipSource(const GzipSource&) = delete;
+    GzipSource& operator=(const GzipSource&) = delete;
+
+    std::size_t read(char* out, std::size_t size) override {
+        if (finished_) return 0;
+        stream_.next_out = reinterpret_cast<Bytef*>(out);
+        stream_.avail_out = static_cast<uInt>(size);
+        while (stream_.avail_out > 0) {
+            if (stream_.avail_in == 0 && input_.refill()) {
+                stream_.next_in = const_cast<Bytef*>(input_.data());
+                stream_.avail_in = static_cast<uInt>(input_.size());
+            }
+            if (stream_.avail_in == 0) {
+                if (!member_ended_) throw Error(input_.path() + ": gzip data is truncated");
+                finished_ = true;
+                break;
+            }
+            // Another member follows (gzip -dc reads concatenated members as one text).
+            if (member_ended_) {
+                inflateReset(&stream_);
+                member_ended_ = false;
+            }
+            const int ret = inflate(&stream_, Z_NO_FLUSH);
+            if (ret == Z_STREAM_END) {
+                member_ended_ = true;
+            } else if (ret == Z_DATA_ERROR || ret == Z_NEED_DICT) {
+                throw Error(input_.path() + ": gzip data is corrupt" +
+                            (stream_.msg != nullptr ? std::string(" (") + stream_.msg + ")" : ""));
+            } else if (ret == Z_MEM_ERROR) {
+                throw Error(input_.path() + ": out of memory decompressing gzip data");
+            }
+            // Z_OK and Z_BUF_ERROR (input used up): the loop refills or ends.
+        }
+        return size - stream_.avail_out;
+    }
+
+private:
+    CompressedInput input_;
+    z_stream stream_{};
+    bool member_ended_ = false;
+    bool finished_ = false;
+};
+
+std::unique_ptr<TextSource> open_text(InputFile& file) {
+    char magic[6];
+    const std::size_t got = file.read_full(magic, sizeof magic);
+    const std::string_view lead(magic, got);
+    const auto starts_with = [&](std::string_view prefix) {
+        return lead.substr(0, prefix.size()) == prefix;
+    };
+    if (starts_with(std::string_view("\xFD" "7zXZ\0", 6)))
+        return std::make_unique<XzSource>(file, lead);
+    if (starts_with("\x1F\x8B")) return std::make_unique<GzipSource>(file, lead);
+    if (starts_with("BZh")) throw Error(file.path() + ": bzip2 data is not supported");
+    if (starts_with("\x28\xB5\x2F\xFD")) throw Error(file.path() + ": zstd data is not supported");
+    return std::make_unique<PlainSource>(file, lead);
+}
+
+// ---- Release files ----
+
+std::vector<std::string> split_words(std::string_view text) {
+    std::vector<std::string> words;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        while (i < text.size() && is_space(text[i])) ++i;
+        const std::size_t begin = i;
+        while (i < text.size() && !is_space(text[i])) ++i;
+        if (i > begin) words.emplace_back(text.substr(begin, i - begin));
+    }
+    return words;
+}
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+    return text.substr(0, prefix.size()) == prefix;
+}
+
+// The signed text of a clearsigned (InRelease) message; other text is returned as it is.
+std::string strip_pgp_armour(std::string_view text) {
+    const std::string_view begin_message = "-----BEGIN PGP SIGNED MESSAGE-----";
+    const std::string_view begin_signature = "-----BEGIN PGP SIGNATURE-----";
+    std::size_t pos = 0;
+    while (pos < text.size() && is_space(text[pos])) ++pos;
+    if (!starts_with(text.substr(pos), begin_message)) return std::string(text);
+
+    // The armour headers ("Hash: SHA256") end at the first blank line.
+    bool in_headers = true;
+    std::string body;
+    body.reserve(text.size());
+    while (pos < text.size()) {
+        std::size_t newline = text.find('\n', pos);
+        if (newline == std::string_view::npos) newline = text.size();
+        std::string_view line = text.substr(pos, newline - pos);
+        pos = newline + 1;
+        if (in_headers) {
+            in_headers = !is_blank_line(line.data(), line.data() + line.size());
+            continue;
+        }
+        if (starts_with(line, begin_signature)) break;
+        if (starts_with(line, "- ")) line.remove_prefix(2);  // dash-escaping (RFC 4880 7.1)
+        body.append(line.data(), line.size());
+        body.push_back('\n');
+    }
+    return body;
+}
+
+// ---- relations ----
+
+// "name:any (>= 1.0) [amd64] <!nocheck>" -> name and version constraint.
+Relation parse_relation(std::string_view text) {
+    Relation relation;
+    std::size_t i = 0;
+    const auto skip_space = [&] {
+        while (i < text.size() && is_space(text[i])) ++i;
+    };
+    skip_space();
+    const std::size_t name_begin = i;
+    while (i < text.size() && !is_space(text[i]) && text[i] != '(' && text[i] != '[' &&
+           text[i] != '<')
+        ++i;
+    std::string_view name = text.substr(name_begin, i - name_begin);
+    name = name.substr(0, name.find(':'));  // ":any", ":native" or an architecture
+    relation.name = std::string(name);
+
+    skip_space();
+    if (i >= text.size() || text[i] != '(') return relation;
+    ++i;
+    skip_space();
+    const std::size_t op_begin = i;
+    while (i < text.size() && (text[i] == '<' || text[i] == '>' || text[i] == '=')) ++i;
+    std::string op(text.substr(op_begin, i - op_begin));
+    // dpkg still reads the obsolete "<" and ">" as "<=" and ">=".
+    if (op == "<") op = "<=";
+    if (op == ">") op = ">=";
+    skip_space();
+    const std::size_t version_begin = i;
+    while (i < text.size() && text[i] != ')' && !is_space(text[i])) ++i;
+    relation.version = std::string(text.substr(version_begin, i - version_begin));
+    relation.op = relation.version.empty() ? std::string() : op;
+    return relation;
+}
+
+}  // namespace
+
+int compare_versions(std::string_view a, std::string_view b) {
+    const SplitVersion x = split_version(a);
+    const SplitVersion y = split_version(b);
+    if (x.epoch != y.epoch) return x.epoch < y.epoch ? -1 : 1;
+    const int upstream = compare_fragment(x.upstream, y.upstream);
+    if (upstream != 0) return upstream;
+    return compare_fragment(x.revision, y.revision);
+}
+
+std::string_view Paragraph::get(std::string_view field) const {
+    for (const auto& [name, value] : fields_)
+        if (iequals(name, field)) return value;
+    return {};
+}
+
+bool Paragraph::has(std::string_view field) const {
+    for (const auto& entry : fields_)
+        if (iequals(entry.first, field)) return true;
+    return false;
+}
+
+void Paragraph::parse(std::string_view text) {
+    fields_.clear();
+    const char* line = text.data();
+    const char* const end = line + text.size();
+    // Where the last field's value starts; continuation lines extend it to their end.
+    const char* value_begin = nullptr;
+    while (line < end) {
+        const char* newline = static_cast<const char*>(std::memchr(line, '\n', end - line));
+        const char* const line_end = newline != nullptr ? newline : end;
+        const char first = *line;
+        if (first == ' ' || first == '\t') {
+            if (value_begin != nullptr) {
+                const char* value_end = line_end;
+                while (value_end > value_begin && is_space(value_end[-1])) --value_end;
+                fields_.back().second = std::string_view(value_begin, value_end - value_begin);
+            }
+        } else if (first != '#') {
+            const char* colon = static_cast<const char*>(std::memchr(line, ':', line_end - line));
+            if (colon != nullptr) {
+                const char* name_end = colon;
+                while (name_end > line && is_space(name_end[-1])) --name_end;
+                // As dpkg: skip blanks after ':' but not the newline, so a value that starts on
+                // the next line keeps its leading "\n".
+                value_begin = colon + 1;
+                while (value_begin < line_end && (*value_begin == ' ' || *value_begin == '\t'))
+                    ++value_begin;
+                const char* value_end = line_end;
+                while (value_end > value_begin && is_space(value_end[-1])) --value_end;
+                fields_.emplace_back(std::string_view(line, name_end - line),
+                                     std::string_view(value_begin, value_end - value_begin));
+            } else {
+                value_begin = nullptr;  // not a field: its continuation lines have no owner
+            }
+        }
+        line = line_end < end ? line_end + 1 : end;
+    }
+}
+
+void read_paragraphs(const std::string& path, const ParagraphFn& fn) {
+    InputFile file(path);
+    const std::unique_ptr<TextSource> source = open_text(file);
+    std::vector<char> buffer(kChunkSize);
+    std::size_t filled = 0;
+    Paragraph paragraph;
+    bool at_end = false;
+    while (!at_end) {
+        // A paragraph larger than half the buffer: grow it so reads stay large.
+        if (buffer.size() - filled < buffer.size() / 2) buffer.resize(buffer.size() * 2);
+        const std::size_t got = source->read(buffer.data() + filled, buffer.size() - filled);
+        at_end = got == 0;
+        filled += got;
+        const std::size_t consumed =
+            emit_paragraphs(std::string_view(buffer.data(), filled), at_end, paragraph, fn);
+        std::memmove(buffer.data(), buffer.data() + consumed, filled - consumed);
+        filled -= consumed;
+    }
+}
+
+void read_paragraphs_text(std::string_view text, const ParagraphFn& fn) {
+    Paragraph paragraph;
+    emit_paragraphs(text, /*at_end=*/true, paragraph, fn);
+}
+
+ReleaseFile parse_release(std::string_view text) {
+    const std::string body = strip_pgp_armour(text);
+    ReleaseFile release;
+    bool first = true;
+    read_paragraphs_text(body, [&](const Paragraph& paragraph) {
+        if (!first) return;  // a Release file is one paragraph
+        first = false;
+        release.origin = std::string(paragraph.get("Origin"));
+        release.suite = std::string(paragraph.get("Suite"));
+        release.codename = std::string(paragraph.get("Codename"));
+        release.date = std::string(paragraph.get("Date"));
+        release.architectures = split_words(paragraph.get("Architectures"));
+        release.components = split_words(paragraph.get("Components"));
+        const std::string_view list = paragraph.get("SHA256");
+        std::size_t pos = 0;
+        while (pos < list.size()) {
+            std::size_t newline = list.find('\n', pos);
+            if (newline == std::string_view::npos) newline = list.size();
+            const std::vector<std::string> words = split_words(list.substr(pos, newline - pos));
+            pos = newline + 1;
+            if (words.size() != 3) continue;
+            IndexFile entry;
+            entry.sha256 = words[0];
+            try {
+                entry.size = std::stoll(words[1]);
+            } catch (const std::exception&) {
+                continue;  // not a " <hex> <size> <path>" line
+            }
+            release.sha256[words[2]] = std::move(entry);
+        }
+    });
+    return release;
+}
+
+std::vector<std::vector<Relation>> parse_relations(std::string_view field) {
+    std::vector<std::vector<Relation>> groups;
+    std::size_t pos = 0;
+    while (pos <= field.size()) {
+        std::size_t comma = field.find(',', pos);
+        if (comma == std::string_view::npos) comma = field.size();
+        const std::string_view group_text = field.substr(pos, comma - pos);
+        pos = comma + 1;
+        std::vector<Relation> group;
+        std::size_t alt_pos = 0;
+        while (alt_pos <= group_text.size()) {
+            std::size_t bar = group_text.find('|', alt_pos);
+            if (bar == std::string_view::npos) bar = group_text.size();
+            Relation relation = parse_relation(group_text.substr(alt_pos, bar - alt_pos));
+            alt_pos = bar + 1;
+            if (!relation.name.empty()) group.push_back(std::move(relation));
+        }
+        if (!group.empty()) groups.push_back(std::move(group));
+    }
+    return groups;
+}
+
+}  // namespace kbuild::deb

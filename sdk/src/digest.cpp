@@ -13,6 +13,16 @@
 namespace kbuild {
 namespace {
 
+std::string hex_of(const unsigned char* raw, unsigned int length) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out(length * 2, '0');
+    for (unsigned int i = 0; i < length; ++i) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    return out;
+}
+
 std::string digest_file(const std::string& path, const EVP_MD* md) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw Error(path + ": " + std::strerror(errno));
@@ -34,13 +44,7 @@ std::string digest_file(const std::string& path, const EVP_MD* md) {
     unsigned char raw[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
     EVP_DigestFinal_ex(ctx.get(), raw, &length);
-    static const char hex[] = "0123456789abcdef";
-    std::string out(length * 2, '0');
-    for (unsigned int i = 0; i < length; ++i) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    return out;
+    return hex_of(raw, length);
 }
 
 }  // namespace
@@ -48,5 +52,12 @@ std::string digest_file(const std::string& path, const EVP_MD* md) {
 std::string md5_file(const std::string& path) { return digest_file(path, EVP_md5()); }
 
 std::string sha256_file(const std::string& path) { return digest_file(path, EVP_sha256()); }
+
+std::string sha256_text(const std::string& bytes) {
+    unsigned char raw[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_Digest(bytes.data(), bytes.size(), raw, &length, EVP_sha256(), nullptr);
+    return hex_of(raw, length);
+}
 
 }  // namespace kbuild

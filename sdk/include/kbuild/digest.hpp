@@ -12,4 +12,7 @@ std::string md5_file(const std::string& path);
 // SHA-256 of a file's bytes. Throws kbuild::Error naming the file.
 std::string sha256_file(const std::string& path);
 
+// SHA-256 of bytes in memory.
+std::string sha256_text(const std::string& bytes);
+
 }  // namespace kbuild

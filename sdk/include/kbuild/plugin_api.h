@@ -147,7 +147,7 @@ typedef struct kb_plugin_api {
     /*
      * crawl: read repository metadata (through host fetch) and list the kernel releases found.
      * request_json: {"schema":1, "distro":"...", "arch":"amd64", "mirrors":["..."],
-     *                "options":{"key":"value"}}
+     *                "apt_mirrors":["<the host's apt sources>"], "options":{"key":"value"}}
      * *out: a release document with package URLs, sha256 and size.
      * Required: no (a plugin may serve local packages only).
      */

@@ -64,7 +64,8 @@ using Options = std::map<std::string, std::string>;
 struct CrawlRequest {
     std::string distro;
     std::string arch = "amd64";
-    std::vector<std::string> mirrors;
+    std::vector<std::string> mirrors;      // the user's (--mirror); empty: the plugin's default
+    std::vector<std::string> apt_mirrors;  // the host's apt sources, a default a plugin may use
     Options options;
 };
 
@@ -139,7 +140,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Release, release, kernelversion,
                                                 packages, unavailable)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Unclaimed, file, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseList, releases, unclaimed)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CrawlRequest, distro, arch, mirrors, options)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CrawlRequest, distro, arch, mirrors, apt_mirrors,
+                                                options)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BatchRequest, distro, arch, files, names_only,
                                                 options)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UnpackRequest, release, dest)

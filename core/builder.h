@@ -1,0 +1,51 @@
+// Builders turn a kernel header tree plus a module source into .ko files. The local builder
+// runs the kernel's own Makefiles on this host, with the unpacked headers laid over /usr in a
+// private mount namespace, so their absolute /usr/src and /usr/lib paths resolve without
+// touching the host's /usr.
+#pragma once
+
+#include "compiler.h"
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kbuild {
+
+struct BuildJob {
+    std::string release;
+    std::filesystem::path root;        // unpacked packages: holds usr/...
+    std::filesystem::path kernel_dir;  // inside root
+    KernelCompiler compiler;
+    std::filesystem::path module_src;  // copied, never built in place
+    std::filesystem::path work_dir;    // private, empty; the builder may fill it
+    std::filesystem::path log;         // the build's output goes here
+    std::chrono::seconds timeout{900};
+    int make_jobs = 1;
+};
+
+struct BuildResult {
+    std::vector<std::filesystem::path> modules;  // the .ko files made (inside work_dir)
+    std::string error;                           // empty when the build succeeded
+};
+
+class Builder {
+public:
+    virtual ~Builder() = default;
+    // "local", or the image a container builder used.
+    virtual std::string name(const BuildJob& job) const = 0;
+    virtual BuildResult build(const BuildJob& job) = 0;
+};
+
+class LocalBuilder : public Builder {
+public:
+    std::string name(const BuildJob&) const override { return "local"; }
+    BuildResult build(const BuildJob& job) override;
+};
+
+// Copies a module source tree (regular files, directories, symlinks), leaving out build
+// products (*.o, *.ko, *.mod*, .*.cmd, Module.symvers, modules.order).
+void copy_module_source(const std::filesystem::path& from, const std::filesystem::path& to);
+
+}  // namespace kbuild

@@ -1,0 +1,335 @@
+#include "commands.h"
+
+#include "apt_sources.h"
+#include "builder.h"
+#include "fetch.h"
+#include "pipeline.h"
+#include "plugin_host.h"
+#include "table.h"
+
+#include <kbuild/deb.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace kbuild {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+namespace {
+
+// A mistake in the command line rather than a failure of the work: exit 2.
+struct UsageError : Error {
+    using Error::Error;
+};
+
+std::string join(const std::vector<std::string>& items, const char* separator) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
+    return out;
+}
+
+std::vector<fs::path> plugin_search_path(const GlobalOptions& global) {
+    std::vector<fs::path> dirs(global.plugin_dirs.begin(), global.plugin_dirs.end());
+    return dirs.empty() ? PluginHost::default_directories() : dirs;
+}
+
+std::unique_ptr<PluginHost> load_plugins(const GlobalOptions& global) {
+    auto host = std::make_unique<PluginHost>();
+    host->load_directories(plugin_search_path(global));
+    return host;
+}
+
+const Plugin& plugin_for(const PluginHost& host, const std::string& distro) {
+    if (const Plugin* plugin = host.find(distro)) return *plugin;
+    const auto known = host.known_distros();
+    throw UsageError("unknown distro '" + distro + "' (" +
+                     (known.empty() ? std::string("no plugins loaded; see kbuild plugins")
+                                    : "known: " + join(known, ", ")) +
+                     ")");
+}
+
+Options parse_plugin_options(const std::vector<std::string>& pairs) {
+    Options options;
+    for (const auto& pair : pairs) {
+        const size_t eq = pair.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw UsageError("--option " + pair + ": expected KEY=VALUE");
+        options[pair.substr(0, eq)] = pair.substr(eq + 1);
+    }
+    return options;
+}
+
+std::vector<std::string> read_list(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw UsageError(path + ": cannot read the list");
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) {
+        line.erase(0, line.find_first_not_of(" \t\r"));
+        line.erase(line.find_last_not_of(" \t\r") + 1);
+        if (!line.empty() && line.front() != '#') lines.push_back(line);
+    }
+    return lines;
+}
+
+// Keeps the releases --kernel and --latest select; newest first when --latest is set.
+void select_releases(std::vector<Release>& releases, const TargetOptions& target) {
+    if (!target.kernel_regex.empty()) {
+        std::regex pattern;
+        try {
+            pattern = std::regex(target.kernel_regex, std::regex::extended);
+        } catch (const std::regex_error& e) {
+            throw UsageError("--kernel " + target.kernel_regex + ": " + e.what());
+        }
+        releases.erase(std::remove_if(releases.begin(), releases.end(),
+                                      [&](const Release& r) {
+                                          return !std::regex_search(r.release, pattern);
+                                      }),
+                       releases.end());
+    }
+    if (target.latest > 0) {
+        std::stable_sort(releases.begin(), releases.end(), [](const Release& a, const Release& b) {
+            return deb::compare_versions(a.release, b.release) > 0;
+        });
+        if (releases.size() > static_cast<size_t>(target.latest)) releases.resize(target.latest);
+    }
+}
+
+fs::path cache_dir_of(const GlobalOptions& global) {
+    return global.cache_dir.empty() ? default_cache_dir() : fs::path(global.cache_dir);
+}
+
+FetchOptions fetch_options(const GlobalOptions& global, const TargetOptions& target) {
+    FetchOptions options;
+    options.cache_dir = cache_dir_of(global);
+    options.jobs = std::max(1, target.jobs);
+    options.progress = ::isatty(STDERR_FILENO) && !global.quiet;
+    return options;
+}
+
+// Everything a verb that works on kernels needs, in the order it must be torn down.
+struct Session {
+    Session(const GlobalOptions& global, const TargetOptions& target)
+        : plugins(load_plugins(global)),
+          plugin(plugin_for(*plugins, target.distro)),
+          fetcher(fetch_options(global, target)),
+          context(make_host_context(cache_dir_of(global), fetcher)) {}
+
+    std::unique_ptr<PluginHost> plugins;
+    const Plugin& plugin;
+    Fetcher fetcher;
+    HostContext context;
+};
+
+// crawl, or batch when files or a list are given: the one shape everything after uses.
+ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target) {
+    if (!target.files.empty() || !target.from_list.empty()) {
+        BatchRequest request;
+        request.distro = target.distro;
+        request.arch = target.arch;
+        request.options = parse_plugin_options(target.plugin_options);
+        request.files = target.files;
+        if (!target.from_list.empty()) {
+            if (!target.files.empty()) throw UsageError("give files or --from-list, not both");
+            request.files = read_list(target.from_list);
+            request.names_only = true;
+        } else {
+            for (auto& file : request.files) {
+                if (!fs::is_regular_file(file)) throw UsageError(file + ": no such file");
+                file = fs::absolute(file).string();
+            }
+        }
+        return instance.batch_packages(request);
+    }
+    if (!instance.can_crawl())
+        throw UsageError("the " + instance.plugin().name() +
+                         " plugin cannot crawl: give package files or --from-list");
+    CrawlRequest request;
+    request.distro = target.distro;
+    request.arch = target.arch;
+    request.mirrors = target.mirrors;
+    request.apt_mirrors = apt_mirror_uris(read_apt_sources());
+    request.options = parse_plugin_options(target.plugin_options);
+    return instance.crawl(request);
+}
+
+Json release_json(const Release& r) {
+    Json headers = Json::array();
+    for (const auto& p : r.packages) headers.push_back(p.url.empty() ? p.path : p.url);
+    Json entry = {{"kernelrelease", r.release}, {"kernelversion", r.kernelversion},
+                  {"target", r.distro},         {"arch", r.arch},
+                  {"headers", headers},         {"packages", r.packages}};
+    if (!r.unavailable.empty()) entry["unavailable"] = r.unavailable;
+    return entry;
+}
+
+int run_guarded(const std::function<int()>& verb) {
+    try {
+        return verb();
+    } catch (const UsageError& e) {
+        spdlog::error("{}", e.what());
+        return kExitUsage;
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return kExitFailed;
+    }
+}
+
+}  // namespace
+
+fs::path default_cache_dir() {
+    if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "kbuild";
+    if (::geteuid() == 0) return "/var/cache/kbuild";
+    const char* home = std::getenv("HOME");
+    return fs::path(home && *home ? home : "/tmp") / ".cache" / "kbuild";
+}
+
+int plugins_command(const GlobalOptions& global, const std::string& output) {
+    return run_guarded([&] {
+        const auto host = load_plugins(global);
+        if (output == "json") {
+            Json doc = {{"schema", kSchema}, {"plugins", Json::array()}, {"refused", Json::array()}};
+            for (const auto& plugin : host->plugins()) {
+                doc["plugins"].push_back({
+                    {"name", plugin->name()},
+                    {"version", plugin->version()},
+                    {"abi", std::to_string(plugin->abi_major()) + "." +
+                                std::to_string(plugin->abi_minor())},
+                    {"distros", plugin->distros()},
+                    {"builder_family", plugin->builder_family()},
+                    {"path", plugin->path().string()},
+                });
+            }
+            for (const auto& refusal : host->refusals())
+                doc["refused"].push_back({{"path", refusal.path.string()}, {"reason", refusal.reason}});
+            std::cout << doc.dump(2) << '\n';
+            return 0;
+        }
+        if (host->plugins().empty()) {
+            std::vector<std::string> dirs;
+            for (const auto& d : plugin_search_path(global)) dirs.push_back(d.string());
+            spdlog::warn("no plugins loaded (searched: {}); use --plugin-dir DIR", join(dirs, ", "));
+        }
+        Table table({"NAME", "VERSION", "ABI", "DISTROS", "BUILDER", "PATH"});
+        for (const auto& plugin : host->plugins())
+            table.add({plugin->name(), plugin->version(),
+                       std::to_string(plugin->abi_major()) + "." + std::to_string(plugin->abi_minor()),
+                       join(plugin->distros(), ","), plugin->builder_family(), plugin->path().string()});
+        table.print(std::cout);
+        return 0;
+    });
+}
+
+int crawl_command(const GlobalOptions& global, const TargetOptions& target, const std::string& output) {
+    return run_guarded([&] {
+        Session session(global, target);
+        PluginInstance instance(session.plugin, session.context);
+        ReleaseList list = find_releases(instance, target);
+        select_releases(list.releases, target);
+        if (output == "json") {
+            Json releases = Json::array();
+            for (const auto& r : list.releases) releases.push_back(release_json(r));
+            std::cout << Json{{"schema", kSchema}, {"distro", target.distro}, {"releases", releases}}.dump(2)
+                      << '\n';
+            return 0;
+        }
+        Table table({"RELEASE", "VERSION", "PACKAGES", "STATUS"});
+        for (const auto& r : list.releases) {
+            std::vector<std::string> names;
+            for (const auto& p : r.packages) names.push_back(p.name);
+            table.add({r.release, r.kernelversion, join(names, " "),
+                       r.unavailable.empty() ? "ok" : "unavailable: " + r.unavailable});
+        }
+        table.print(std::cout);
+        spdlog::info("{} releases", list.releases.size());
+        return 0;
+    });
+}
+
+int batch_command(const GlobalOptions& global, const TargetOptions& target, const std::string& output) {
+    return run_guarded([&] {
+        if (target.files.empty() && target.from_list.empty())
+            throw UsageError("batch needs package files or --from-list LIST");
+        Session session(global, target);
+        PluginInstance instance(session.plugin, session.context);
+        ReleaseList list = find_releases(instance, target);
+        select_releases(list.releases, target);
+        if (output == "json") {
+            Json releases = Json::object(), unavailable = Json::object();
+            for (const auto& r : list.releases) {
+                Json files = Json::array();
+                for (const auto& p : r.packages) files.push_back(p.url.empty() ? p.path : p.url);
+                releases[r.release] = files;
+                if (!r.unavailable.empty()) unavailable[r.release] = r.unavailable;
+            }
+            Json unclaimed = Json::array();
+            for (const auto& u : list.unclaimed) unclaimed.push_back({{"file", u.file}, {"reason", u.reason}});
+            std::cout << Json{{"schema", kSchema}, {"distro", target.distro}, {"releases", releases},
+                              {"unavailable", unavailable}, {"unclaimed", unclaimed}}.dump(2)
+                      << '\n';
+            return 0;
+        }
+        for (const auto& r : list.releases) {
+            std::cout << r.release << (r.unavailable.empty() ? "" : "  (unavailable: " + r.unavailable + ")")
+                      << '\n';
+            for (const auto& p : r.packages) std::cout << "  " << (p.url.empty() ? p.path : p.url) << '\n';
+        }
+        for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);
+        return 0;
+    });
+}
+
+int build_command(const GlobalOptions& global, const TargetOptions& target,
+                  const BuildCommandOptions& build, const std::string& output) {
+    return run_guarded([&] {
+        if (build.builder != "local")
+            throw UsageError("--builder " + build.builder + ": only 'local' is available");
+        Session session(global, target);
+        LocalBuilder builder;
+        PipelineOptions options;
+        options.module_src = fs::absolute(build.module_src);
+        options.out_dir = fs::absolute(build.out_dir);
+        options.cache_dir = cache_dir_of(global);
+        options.module_version = build.module_version;
+        options.force = build.force;
+        options.jobs = std::max(1, target.jobs);
+        options.build_timeout = build.build_timeout;
+        if (!fs::is_directory(options.module_src))
+            throw UsageError(build.module_src + ": module source is not a directory");
+        Pipeline pipeline(session.plugin, session.fetcher, builder, options);
+
+        std::vector<Release> releases;
+        {
+            PluginInstance instance(session.plugin, pipeline.host_context());
+            ReleaseList list = find_releases(instance, target);
+            for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);
+            releases = std::move(list.releases);
+        }
+        select_releases(releases, target);
+        if (releases.empty()) {
+            spdlog::warn("no kernel releases selected");
+            return 0;
+        }
+        spdlog::info("building {} for {} {} kernel release(s) with the {} builder",
+                     options.module_src.filename().string(), releases.size(), target.distro,
+                     build.builder);
+        const PipelineSummary summary = pipeline.run(releases);
+        spdlog::info("built {}, skipped {}, failed {}, unavailable {} (index: {})", summary.built,
+                     summary.skipped, summary.failed, summary.unavailable,
+                     (options.out_dir / "index.json").string());
+        if (output == "json")
+            std::cout << Json{{"schema", kSchema}, {"targets", summary.records}}.dump(2) << '\n';
+        return summary.all_ok() ? 0 : kExitFailed;
+    });
+}
+
+}  // namespace kbuild

@@ -1,0 +1,53 @@
+// The verbs behind the command line. cli.cpp parses flags into these options; each function
+// prints data on stdout, logs on stderr, and returns the exit code.
+#pragma once
+
+#include <kbuild/types.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kbuild {
+
+// Flags every verb shares.
+struct GlobalOptions {
+    std::vector<std::string> plugin_dirs;
+    std::string cache_dir;  // empty: $XDG_CACHE_HOME/kbuild, /var/cache/kbuild as root
+    bool verbose = false;
+    bool quiet = false;
+};
+
+// What picks the kernels: a distro, and either its mirrors (crawl) or files (batch).
+struct TargetOptions {
+    std::string distro;
+    std::string arch = "amd64";
+    std::vector<std::string> mirrors;
+    std::vector<std::string> plugin_options;  // key=value
+    std::vector<std::string> files;           // local packages
+    std::string from_list;                    // a file of URLs or names, one per line
+    std::string kernel_regex;
+    int latest = 0;                            // keep the N newest releases; 0: all
+    int jobs = 4;
+};
+
+struct BuildCommandOptions {
+    std::string module_src;
+    std::string out_dir = "out";
+    std::string module_version;
+    std::string builder = "local";
+    bool force = false;
+    std::chrono::seconds build_timeout{900};
+};
+
+int plugins_command(const GlobalOptions& global, const std::string& output);
+int crawl_command(const GlobalOptions& global, const TargetOptions& target, const std::string& output);
+int batch_command(const GlobalOptions& global, const TargetOptions& target, const std::string& output);
+int build_command(const GlobalOptions& global, const TargetOptions& target,
+                  const BuildCommandOptions& build, const std::string& output);
+
+// The cache directory the flags and environment name.
+std::filesystem::path default_cache_dir();
+
+}  // namespace kbuild

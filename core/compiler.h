@@ -1,0 +1,22 @@
+// The compiler a kernel was built with, read from its headers: CONFIG_CC_VERSION_TEXT, else
+// CONFIG_GCC_VERSION, else include/generated/compile.h.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace kbuild {
+
+struct KernelCompiler {
+    std::string text;     // as the kernel states it, e.g. "gcc-12 (Debian 12.2.0-14) 12.2.0"
+    std::string program;  // the command the kernel's Makefiles run: "gcc-12", "gcc"
+    int major = 0;        // gcc major version; 0 when unknown
+};
+
+// Throws kbuild::Error naming the directory when none of the three sources says anything.
+KernelCompiler read_kernel_compiler(const std::filesystem::path& kernel_dir);
+
+// Whether `program` is an executable file in one of $PATH's directories.
+bool on_path(const std::string& program);
+
+}  // namespace kbuild

@@ -1,0 +1,293 @@
+#include "pipeline.h"
+
+#include "extract.h"
+#include "verify.h"
+
+#include <kbuild/digest.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace kbuild {
+namespace {
+
+std::string random_suffix() {
+    static std::atomic<unsigned> counter{0};
+    return std::to_string(::getpid()) + "-" + std::to_string(counter++);
+}
+
+bool inside(const fs::path& path, const fs::path& dir) {
+    const std::string p = fs::weakly_canonical(path).string();
+    const std::string d = fs::weakly_canonical(dir).string();
+    return p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/';
+}
+
+// A file name fit for logs: no path separators.
+std::string safe_component(std::string text) {
+    for (char& c : text)
+        if (c == '/' || c == '\0') c = '_';
+    return text;
+}
+
+bool artifacts_intact(const TargetRecord& record, const fs::path& out_dir) {
+    if (record.artifacts.empty()) return false;
+    for (const auto& artifact : record.artifacts) {
+        const fs::path file = out_dir / artifact.path;
+        std::error_code ec;
+        if (!fs::is_regular_file(file, ec) || sha256_file(file.string()) != artifact.sha256)
+            return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+std::string digest_tree(const fs::path& dir) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::recursive_directory_iterator(dir))
+        if (entry.is_regular_file() || entry.is_symlink()) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    std::string manifest;
+    for (const auto& file : files) {
+        manifest += fs::relative(file, dir).string() + '\0';
+        manifest += fs::is_symlink(file) ? "->" + fs::read_symlink(file).string()
+                                         : sha256_file(file.string());
+        manifest += '\n';
+    }
+    return sha256_text(manifest);
+}
+
+HostContext make_host_context(const fs::path& cache_dir, Fetcher& fetcher) {
+    HostContext context;
+    context.cache_dir = cache_dir;
+    context.fetch = [&fetcher](const std::string& request) {
+        const Package package = from_document<Package>(request.c_str(), "fetch");
+        const FetchedFile file = fetcher.fetch({package.url, package.sha256, package.size});
+        return to_document(file);
+    };
+    context.extract = [cache_dir](const std::string& request) {
+        const ExtractRequest r = from_document<ExtractRequest>(request.c_str(), "extract");
+        if (!inside(r.dest, cache_dir))
+            throw Error("extract: " + r.dest + " is outside kbuild's cache " + cache_dir.string());
+        const DebMember member = r.member == "control" ? DebMember::control : DebMember::data;
+        const ExtractStats stats = extract_archive(r.archive, r.dest, member);
+        return to_document(ExtractResult{r.dest, stats.entries});
+    };
+    return context;
+}
+
+Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder,
+                   PipelineOptions options)
+    : plugin_(plugin),
+      fetcher_(fetcher),
+      builder_(builder),
+      options_(std::move(options)),
+      context_(make_host_context(options_.cache_dir, fetcher)),
+      index_(options_.out_dir) {
+    if (!fs::is_directory(options_.module_src))
+        throw Error(options_.module_src.string() + ": module source is not a directory");
+    source_digest_ = digest_tree(options_.module_src);
+    module_name_ = fs::weakly_canonical(options_.module_src).filename().string();
+}
+
+PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
+    PipelineSummary summary;
+    std::mutex summary_mutex;
+    std::atomic<size_t> next{0};
+    const size_t total = releases.size();
+
+    auto worker = [&] {
+        std::unique_ptr<PluginInstance> instance;
+        std::string create_error;
+        try {
+            instance = std::make_unique<PluginInstance>(plugin_, context_);
+        } catch (const std::exception& e) {
+            create_error = e.what();
+        }
+        for (size_t i = next++; i < total; i = next++) {
+            const Release& release = releases[i];
+            TargetRecord record;
+            if (instance) {
+                record = build_one(*instance, release);
+            } else {
+                record = {release.distro, release.arch, release.release, release.kernelversion,
+                          module_name_};
+                record.status = "failed";
+                record.reason = create_error;
+                index_.put(record);
+            }
+            std::lock_guard lock(summary_mutex);
+            summary.records.push_back(record);
+            if (record.status == "built") ++summary.built;
+            else if (record.status == "skipped") ++summary.skipped;
+            else if (record.status == "unavailable") ++summary.unavailable;
+            else ++summary.failed;
+            const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(total) +
+                                      "] " + release.distro + " " + release.release;
+            if (record.status == "built" || record.status == "skipped") {
+                spdlog::info("{}: {} {} ({:.1f} s)", where, record.status,
+                             record.artifacts.empty() ? "" : record.artifacts.front().path,
+                             record.duration_s);
+            } else {
+                spdlog::error("{}: {}: {}", where, record.status, record.reason);
+            }
+        }
+    };
+    const int workers = std::max(1, std::min<int>(options_.jobs, static_cast<int>(total)));
+    std::vector<std::thread> threads;
+    for (int i = 1; i < workers; ++i) threads.emplace_back(worker);
+    worker();
+    for (auto& thread : threads) thread.join();
+    return summary;
+}
+
+fs::path Pipeline::unpacked_root(PluginInstance& plugin, const Release& release,
+                                 const std::vector<Package>& packages) {
+    std::vector<std::string> digests;
+    for (const auto& package : packages) digests.push_back(package.sha256);
+    std::sort(digests.begin(), digests.end());
+    std::string joined = plugin_.name() + "\n" + release.release + "\n";
+    for (const auto& d : digests) joined += d + "\n";
+    const fs::path trees = options_.cache_dir / "trees";
+    const fs::path final_dir = trees / sha256_text(joined).substr(0, 32);
+    if (fs::is_directory(final_dir)) return final_dir;
+
+    // Unpacked under a temporary name, renamed when complete: a partial tree never looks done.
+    const fs::path temporary = trees / (final_dir.filename().string() + ".part-" + random_suffix());
+    fs::create_directories(temporary);
+    Release unpack_release = release;
+    unpack_release.packages = packages;
+    try {
+        const UnpackResult result = plugin.unpack({unpack_release, temporary.string()});
+        if (fs::weakly_canonical(result.root) != fs::weakly_canonical(temporary))
+            throw Error(plugin_.name() + ": unpack: root " + result.root +
+                        " is not the directory it was given");
+    } catch (...) {
+        std::error_code ec;
+        fs::remove_all(temporary, ec);
+        throw;
+    }
+    std::error_code ec;
+    fs::rename(temporary, final_dir, ec);
+    if (ec) {  // another worker finished the same tree first
+        fs::remove_all(temporary, ec);
+        if (!fs::is_directory(final_dir)) throw Error(final_dir.string() + ": cannot create");
+    }
+    return final_dir;
+}
+
+TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release) {
+    TargetRecord record{release.distro, release.arch, release.release, release.kernelversion,
+                        module_name_};
+    for (const auto& p : release.packages) record.packages.push_back(p.url.empty() ? p.path : p.url);
+    if (!release.unavailable.empty()) {
+        record.status = "unavailable";
+        record.reason = release.unavailable;
+        record.finished_at = utc_now();
+        index_.put(record);
+        return record;
+    }
+
+    Json inputs = {{"release", release}, {"source", source_digest_},
+                   {"module_version", options_.module_version}, {"plugin", plugin_.name()}};
+    record.inputs = sha256_text(inputs.dump());
+    const auto previous = index_.find(release.distro, release.arch, release.release, module_name_);
+    if (!options_.force && previous && previous->inputs == record.inputs &&
+        (previous->status == "built" || previous->status == "skipped") &&
+        artifacts_intact(*previous, options_.out_dir)) {
+        record = *previous;
+        record.status = "skipped";
+        record.reason = "already built from the same inputs (--force rebuilds)";
+        index_.put(record);
+        return record;
+    }
+
+    const auto started = std::chrono::steady_clock::now();
+    const fs::path work = options_.cache_dir / "work" / random_suffix();
+    const fs::path log_dir = options_.out_dir / "logs";
+    const std::string log_name = safe_component(release.distro + "_" + release.arch + "_" +
+                                                release.release + "_" + module_name_ + ".log");
+    record.log = "logs/" + log_name;
+    try {
+        fs::create_directories(log_dir);
+        std::ofstream(log_dir / log_name, std::ios::trunc);
+
+        // Fetch what is not local yet.
+        std::vector<Package> packages = release.packages;
+        std::vector<FetchRequest> requests;
+        std::vector<size_t> remote;
+        for (size_t i = 0; i < packages.size(); ++i) {
+            if (!packages[i].path.empty()) continue;
+            requests.push_back({packages[i].url, packages[i].sha256, packages[i].size});
+            remote.push_back(i);
+        }
+        const auto outcomes = fetcher_.fetch_all(requests);
+        for (size_t k = 0; k < outcomes.size(); ++k) {
+            if (!outcomes[k].error.empty()) throw Error(outcomes[k].error);
+            packages[remote[k]].path = outcomes[k].file.path;
+            packages[remote[k]].sha256 = outcomes[k].file.sha256;
+        }
+        for (auto& package : packages)
+            if (package.sha256.empty()) package.sha256 = sha256_file(package.path);
+
+        const fs::path root = unpacked_root(plugin, release, packages);
+        const std::string kernel_dir = plugin.get_kernel_dir({release.release, root.string()}).kernel_dir;
+        const ConfigHash config = plugin.hash_config({release.release, root.string(), kernel_dir});
+        record.config_md5 = config.md5;
+
+        BuildJob job;
+        job.release = release.release;
+        job.root = root;
+        job.kernel_dir = kernel_dir;
+        job.compiler = read_kernel_compiler(kernel_dir);
+        job.module_src = options_.module_src;
+        job.work_dir = work;
+        job.log = log_dir / log_name;
+        job.timeout = options_.build_timeout;
+        job.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                                        std::max(1, options_.jobs));
+        record.compiler = job.compiler.text;
+        record.builder = builder_.name(job);
+        fs::create_directories(work);
+        const BuildResult built = builder_.build(job);
+        if (!built.error.empty()) throw Error(built.error);
+
+        for (const auto& ko : built.modules) {
+            const auto modinfo = read_modinfo(ko);
+            if (const std::string why = check_vermagic(modinfo, release.release); !why.empty())
+                throw Error(ko.filename().string() + ": " + why);
+            std::string version = options_.module_version;
+            if (version.empty() && modinfo.count("version")) version = modinfo.at("version");
+            if (version.empty()) version = "src-" + source_digest_.substr(0, 12);
+            const std::string name = probe_builder_name(
+                {ko.stem().string(), version, release.arch, release.release, config.md5});
+            const fs::path temporary = options_.out_dir / (name + ".tmp-" + random_suffix());
+            fs::copy_file(ko, temporary, fs::copy_options::overwrite_existing);
+            const std::string digest = sha256_file(temporary.string());
+            fs::rename(temporary, options_.out_dir / name);
+            record.module_version = version;
+            record.artifacts.push_back({name, digest, modinfo.count("vermagic") ? modinfo.at("vermagic") : ""});
+        }
+        record.status = "built";
+    } catch (const std::exception& e) {
+        record.status = "failed";
+        record.reason = e.what();
+        std::ofstream(log_dir / log_name, std::ios::app) << "kbuild: " << record.reason << '\n';
+    }
+    std::error_code ec;
+    fs::remove_all(work, ec);
+    record.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    record.finished_at = utc_now();
+    index_.put(record);
+    return record;
+}
+
+}  // namespace kbuild

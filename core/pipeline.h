@@ -1,0 +1,68 @@
+// The one path every build takes, whatever found the kernels (crawl, local files, the build
+// service): per release, fetch -> unpack -> kernel dir -> config hash -> build -> verify ->
+// artifact and index record. Releases are independent: one failing never stops the others.
+#pragma once
+
+#include "artifacts.h"
+#include "builder.h"
+#include "fetch.h"
+#include "host_services.h"
+#include "plugin_host.h"
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kbuild {
+
+struct PipelineOptions {
+    std::filesystem::path module_src;
+    std::filesystem::path out_dir;
+    std::filesystem::path cache_dir;
+    std::string module_version;  // empty: the module's own version, else a digest of its source
+    bool force = false;          // rebuild targets already built from the same inputs
+    int jobs = 1;                // releases worked on at once
+    std::chrono::seconds build_timeout{900};
+};
+
+struct PipelineSummary {
+    int built = 0, skipped = 0, failed = 0, unavailable = 0;
+    std::vector<TargetRecord> records;  // this run's, in the order they finished
+    bool all_ok() const { return failed == 0 && unavailable == 0; }
+};
+
+class Pipeline {
+public:
+    Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, PipelineOptions options);
+
+    // Builds every release; records each in <out>/index.json.
+    PipelineSummary run(const std::vector<Release>& releases);
+
+    // The host context plugin instances get (fetch and extract through this pipeline's
+    // fetcher and the archive service).
+    HostContext& host_context() { return context_; }
+
+private:
+    TargetRecord build_one(PluginInstance& plugin, const Release& release);
+    std::filesystem::path unpacked_root(PluginInstance& plugin, const Release& release,
+                                        const std::vector<Package>& packages);
+
+    const Plugin& plugin_;
+    Fetcher& fetcher_;
+    Builder& builder_;
+    PipelineOptions options_;
+    HostContext context_;
+    Index index_;
+    std::string source_digest_;
+    std::string module_name_;
+};
+
+// SHA-256 over a directory's relative paths and file contents, in sorted order.
+std::string digest_tree(const std::filesystem::path& dir);
+
+// The host context a plugin instance needs: the cache dir, fetch through `fetcher`, extract
+// through the archive service into directories under the cache only.
+HostContext make_host_context(const std::filesystem::path& cache_dir, Fetcher& fetcher);
+
+}  // namespace kbuild

@@ -1,0 +1,22 @@
+// Verification of built modules: read the .modinfo section of a .ko (ELF) and check that its
+// vermagic names the target kernel release.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace kbuild {
+
+// key -> value of a module's .modinfo ("vermagic", "name", "version", "license", ...). A key
+// that repeats (alias, depends) keeps its first value. Throws kbuild::Error naming the file
+// when it is not an ELF object or has no .modinfo section.
+std::map<std::string, std::string> read_modinfo(const std::filesystem::path& ko);
+
+// Empty when the module's vermagic begins with `release` followed by a space (or ends there);
+// otherwise the reason it is rejected, e.g.
+//   "vermagic '6.1.0-49-amd64 SMP ...' does not match kernel 6.1.0-50-amd64".
+std::string check_vermagic(const std::map<std::string, std::string>& modinfo,
+                           const std::string& release);
+
+}  // namespace kbuild

@@ -1,0 +1,200 @@
+// The Debian plugin and the build pipeline against the real Debian mirror apt uses (label
+// network): crawl checked against an independent reading of the same indexes, real module
+// builds, failures recorded, and an interrupted download recovered.
+#include "apt_sources.h"
+#include "mirror_server.h"
+#include "test_util.h"
+
+#include <kbuild/types.hpp>
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace fs = std::filesystem;
+using namespace kbuild;
+
+namespace {
+
+const char* const kBookworm = "suites=bookworm,bookworm-updates,bookworm-security";
+const char* const kBullseye = "suites=bullseye,bullseye-updates,bullseye-security";
+
+// Package and tree caches shared by every test here and kept between runs.
+std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
+
+std::vector<std::string> with_cache(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--cache-dir", cache_dir()});
+    return args;
+}
+
+Json index_of(const fs::path& out) { return Json::parse(test::read_file(out / "index.json")); }
+
+const Json& target_of(const Json& index, const std::string& release) {
+    for (const auto& t : index["targets"])
+        if (t["kernelrelease"] == release) return t;
+    throw Error("no target " + release + " in index.json");
+}
+
+// The newest release matching a pattern, as kbuild's own crawl lists them.
+std::string newest(const std::string& suites, const std::string& pattern) {
+    const ProcessResult r = test::run_kbuild(with_cache({"crawl", "--distro", "debian", "--option", suites,
+                                                         "--kernel", pattern, "--latest", "1",
+                                                         "--output", "json"}));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const Json doc = Json::parse(r.out);
+    if (doc["releases"].empty()) throw Error("no release matches " + pattern);
+    return doc["releases"][0]["kernelrelease"];
+}
+
+TEST(DebianMirror, CrawlFindsExactlyTheHeadersThatTheIndexesHold) {
+    const ProcessResult crawl =
+        test::run_kbuild(with_cache({"crawl", "--distro", "debian", "--output", "json"}));
+    ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
+    std::set<std::string> found;
+    for (const auto& r : Json::parse(crawl.out)["releases"]) {
+        found.insert(r["kernelrelease"].get<std::string>());
+        if (!r.contains("unavailable")) EXPECT_EQ(r["packages"].size(), 3u) << r.dump();
+    }
+
+    // The same suites read by hand: curl, xz and grep-dctrl, never kbuild's parser.
+    std::string mirrors;
+    for (const auto& uri : apt_mirror_uris(read_apt_sources())) mirrors += uri + " ";
+    const std::string script = R"(
+        for suite in bullseye bullseye-updates bullseye-security bookworm bookworm-updates \
+                     bookworm-security trixie trixie-updates trixie-security; do
+          for m in )" + mirrors + R"(; do
+            curl -sf "$m/dists/$suite/Release" >/dev/null || continue
+            curl -sf "$m/dists/$suite/main/binary-amd64/Packages.xz" | xz -dc |
+              grep-dctrl -n -s Package -e -P '^linux-headers-[0-9].*-amd64$'
+          done
+        done | sed 's/^linux-headers-//' | sort -u)";
+    const ProcessResult independent = run_process({"bash", "-c", script});
+    ASSERT_EQ(independent.exit_code, 0) << independent.err;
+    std::set<std::string> expected;
+    std::istringstream lines(independent.out);
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty()) expected.insert(line);
+    ASSERT_FALSE(expected.empty());
+    EXPECT_EQ(found, expected);
+}
+
+TEST(DebianMirror, BuildsTheNewestBookwormKernelAndRecordsABullseyeCompilerMismatch) {
+    const std::string bookworm = newest(kBookworm, "^6\\.1\\.0-[0-9]+-amd64$");
+    const std::string bullseye = newest(kBullseye, "^5\\.10\\.0-[0-9]+-amd64$");
+    test::TempDir out;
+    const ProcessResult r = test::run_kbuild(with_cache(
+        {"build", "--distro", "debian", "--option",
+         "suites=bookworm,bookworm-updates,bookworm-security,bullseye,bullseye-updates,bullseye-security",
+         "--kernel", "^(" + bookworm + "|" + bullseye + ")$", "--module-src",
+         (test::source_dir() / "examples/hello").string(), "--out", out.path().string()}));
+    const Json index = index_of(out.path());
+
+    const Json& built = target_of(index, bookworm);
+    ASSERT_EQ(built["status"], "built") << built.dump(2) << r.err;
+    ASSERT_EQ(built["artifacts"].size(), 1u);
+    const std::string artifact = built["artifacts"][0]["path"];
+    EXPECT_EQ(artifact, "hello-1.0.0-amd64-" + bookworm + "-" + built["config_md5"].get<std::string>() + ".ko");
+    const ProcessResult modinfo = run_process({"modinfo", "-F", "vermagic", (out / artifact).string()});
+    EXPECT_EQ(modinfo.out.rfind(bookworm + " ", 0), 0u) << modinfo.out;
+    EXPECT_EQ(built["compiler"].get<std::string>().rfind("gcc-12 ", 0), 0u);
+    EXPECT_EQ(built["builder"], "local");
+    EXPECT_TRUE(fs::exists(out / built["log"].get<std::string>()));
+
+    const Json& other = target_of(index, bullseye);
+    if (other["status"] == "built") {
+        EXPECT_EQ(r.exit_code, 0);  // this host has gcc-10
+    } else {
+        EXPECT_EQ(r.exit_code, 1);
+        EXPECT_EQ(other["status"], "failed");
+        EXPECT_NE(other["reason"].get<std::string>().find("was built by gcc-10"), std::string::npos)
+            << other["reason"];
+        EXPECT_NE(r.err.find(bullseye + ": failed: kernel " + bullseye + " was built by gcc-10"),
+                  std::string::npos)
+            << r.err;
+    }
+
+    // The same inputs again: skipped, nothing rebuilt, the artifact untouched.
+    const auto written = fs::last_write_time(out / artifact);
+    const ProcessResult again = test::run_kbuild(with_cache(
+        {"build", "--distro", "debian", "--option", kBookworm, "--kernel", "^" + bookworm + "$",
+         "--module-src", (test::source_dir() / "examples/hello").string(), "--out", out.path().string()}));
+    EXPECT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(target_of(index_of(out.path()), bookworm)["status"], "skipped");
+    EXPECT_EQ(fs::last_write_time(out / artifact), written);
+}
+
+TEST(DebianMirror, ASyntaxErrorIsARecordedFailureWithItsLog) {
+    const std::string bookworm = newest(kBookworm, "^6\\.1\\.0-[0-9]+-amd64$");
+    test::TempDir out;
+    const ProcessResult r = test::run_kbuild(with_cache(
+        {"build", "--distro", "debian", "--option", kBookworm, "--kernel", "^" + bookworm + "$",
+         "--module-src", (test::source_dir() / "tests/fixtures/modules/broken").string(), "--out",
+         out.path().string()}));
+    EXPECT_EQ(r.exit_code, 1);
+    const Json& target = target_of(index_of(out.path()), bookworm);
+    EXPECT_EQ(target["status"], "failed");
+    const std::string reason = target["reason"];
+    EXPECT_NE(reason.find("broken.c"), std::string::npos) << reason;
+    EXPECT_NE(reason.find("error:"), std::string::npos) << reason;
+    const std::string log = test::read_file(out / target["log"].get<std::string>());
+    EXPECT_NE(log.find("error:"), std::string::npos);
+    EXPECT_TRUE(target["artifacts"].empty());
+    for (const auto& entry : fs::directory_iterator(out.path()))
+        EXPECT_NE(entry.path().extension(), ".ko") << entry.path();
+}
+
+// A Debian archive on 127.0.0.1 made from the real packages of one kernel with
+// dpkg-scanpackages and apt-ftparchive, served slowly so kbuild can be killed mid-download.
+TEST(DebianMirror, AKilledDownloadIsNeverTakenAsFinished) {
+    const std::string bookworm = newest(kBookworm, "^6\\.1\\.0-[0-9]+-amd64$");
+    test::TempDir archive, out, cache;
+    // The kernel's packages, as the real mirror lists them.
+    const ProcessResult plan = test::run_kbuild(with_cache(
+        {"crawl", "--distro", "debian", "--option", kBookworm, "--kernel", "^" + bookworm + "$",
+         "--output", "json"}));
+    const Json release = Json::parse(plan.out)["releases"][0];
+    const fs::path pool = archive / "pool/main/l/linux";
+    fs::create_directories(pool);
+    for (const auto& p : release["headers"]) {
+        const std::string url = p;
+        const ProcessResult get = run_process({"curl", "-sf", "-o", (pool / fs::path(url).filename()).string(), url});
+        ASSERT_EQ(get.exit_code, 0) << url;
+    }
+    const fs::path dists = archive / "dists/bookworm/main/binary-amd64";
+    fs::create_directories(dists);
+    ASSERT_EQ(run_process({"sh", "-c", "cd " + archive.path().string() +
+                                           " && dpkg-scanpackages -m pool > dists/bookworm/main/binary-amd64/Packages"
+                                           " && xz -k dists/bookworm/main/binary-amd64/Packages"
+                                           " && apt-ftparchive -o APT::FTPArchive::Release::Codename=bookworm"
+                                           " release dists/bookworm > Release.tmp && mv Release.tmp dists/bookworm/Release"})
+                  .exit_code,
+              0);
+    test::MirrorServer server(archive.path());
+    server.throttle(2 << 20);  // 2 MiB/s: the common package takes seconds
+
+    const std::vector<std::string> build = {
+        "--cache-dir", cache.path().string(), "build", "--distro", "debian", "--mirror", server.url(),
+        "--option", "suites=bookworm", "--module-src", (test::source_dir() / "examples/hello").string(),
+        "--out", out.path().string()};
+    std::string command = "'" + test::kbuild_binary().string() + "'";
+    for (const auto& a : build) command += " '" + a + "'";
+    // Start kbuild, wait for a .part file, kill -9.
+    const ProcessResult killed = run_process(
+        {"bash", "-c", command + " 2>/dev/null & pid=$!; for i in $(seq 600); do "
+                                 "[ -n \"$(find '" + cache.path().string() + "' -name '*.part' 2>/dev/null)\" ] && break; sleep 0.05; done; "
+                                 "kill -9 $pid; wait $pid; find '" + cache.path().string() + "' -name '*.part' | wc -l"});
+    EXPECT_NE(killed.out, "0\n") << "no .part file was seen before the kill";
+    EXPECT_FALSE(fs::exists(out / "index.json") &&
+                 index_of(out.path()).dump().find("\"built\"") != std::string::npos);
+
+    server.throttle(0);
+    const ProcessResult rerun = test::run_kbuild(build);
+    ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
+    const Json& target = target_of(index_of(out.path()), bookworm);
+    EXPECT_EQ(target["status"], "built");
+    const ProcessResult modinfo = run_process(
+        {"modinfo", "-F", "vermagic", (out / target["artifacts"][0]["path"].get<std::string>()).string()});
+    EXPECT_EQ(modinfo.out.rfind(bookworm + " ", 0), 0u);
+}
+
+}  // namespace

@@ -1,0 +1,171 @@
+// The debian plugin: release naming and pairing on real package names (kernel-packer's list),
+// and on real .deb files whose control data, not their names, decides.
+#include "fetch.h"
+#include "pipeline.h"
+#include "plugin_host.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+
+namespace fs = std::filesystem;
+using namespace kbuild;
+
+namespace {
+
+class DebianPlugin : public ::testing::Test {
+protected:
+    void SetUp() override {
+        host_.load_directories({test::binary_dir() / "lib" / "kbuild"});
+        plugin_ = host_.find("debian");
+        ASSERT_NE(plugin_, nullptr) << "libkbuild-debian.so not built";
+        fetcher_ = std::make_unique<Fetcher>(FetchOptions{cache_.path()});
+        context_ = make_host_context(cache_.path(), *fetcher_);
+        instance_ = std::make_unique<PluginInstance>(*plugin_, context_);
+    }
+
+    const Release& release(const ReleaseList& list, const std::string& name) {
+        for (const auto& r : list.releases)
+            if (r.release == name) return r;
+        throw Error("no release " + name);
+    }
+
+    static std::vector<std::string> file_names(const Release& r) {
+        std::vector<std::string> names;
+        for (const auto& p : r.packages) names.push_back(fs::path(p.url.empty() ? p.path : p.url).filename());
+        return names;
+    }
+
+    PluginHost host_;
+    const Plugin* plugin_ = nullptr;
+    test::TempDir cache_;
+    std::unique_ptr<Fetcher> fetcher_;
+    HostContext context_;
+    std::unique_ptr<PluginInstance> instance_;
+};
+
+TEST_F(DebianPlugin, GroupsEveryLineOfKernelPackersList) {
+    const fs::path list = test::shared_data_dir() / "kernel-packer" / "debian.txt";
+    std::ifstream in(list);
+    ASSERT_TRUE(in) << list;
+    BatchRequest request;
+    request.distro = "debian";
+    request.names_only = true;
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty()) request.files.push_back(line);
+    ASSERT_EQ(request.files.size(), 49u);
+    const ReleaseList result = instance_->batch_packages(request);
+
+    // No line dropped: each is in a release or named as unclaimed with a reason.
+    std::set<std::string> accounted;
+    for (const auto& r : result.releases)
+        for (const auto& p : r.packages) accounted.insert(p.url);
+    for (const auto& u : result.unclaimed) accounted.insert(u.file);
+    for (const auto& line : request.files) EXPECT_TRUE(accounted.count(line)) << line;
+    EXPECT_EQ(result.releases.size(), 26u);
+
+    EXPECT_EQ(file_names(release(result, "6.1.0-21-amd64")),
+              (std::vector<std::string>{"linux-headers-6.1.0-21-amd64_6.1.90-1_amd64.deb",
+                                        "linux-headers-6.1.0-21-common_6.1.90-1_all.deb",
+                                        "linux-kbuild-6.1_6.1.90-1_amd64.deb"}));
+    // No kbuild of the same version in the list: the newest that satisfies >= is taken.
+    EXPECT_EQ(file_names(release(result, "4.19.0-20-cloud-amd64"))[2], "linux-kbuild-4.19_4.19.316-1_amd64.deb");
+    EXPECT_EQ(file_names(release(result, "6.1.0-16-cloud-amd64"))[2], "linux-kbuild-6.1_6.1.67-1_amd64.deb");
+    // Releases named by upstream version keep a kbuild package named the same way.
+    const Release& rt = release(result, "6.8.12-rt-amd64");
+    EXPECT_EQ(rt.unavailable,
+              "linux-headers-6.8.12-rt-amd64 6.8.12-1 needs linux-headers-6.8.12-common-rt (= "
+              "6.8.12-1), which no index or list holds");
+    const Release& cloud = release(result, "6.9.7-cloud-amd64");
+    EXPECT_NE(cloud.unavailable.find("linux-headers-6.9.7-common (= 6.9.7-1)"), std::string::npos);
+    const Release& older = release(result, "5.10.0-28-amd64");
+    EXPECT_EQ(older.kernelversion, "1");
+    EXPECT_TRUE(older.unavailable.empty()) << older.unavailable;
+    EXPECT_EQ(file_names(older)[2], "linux-kbuild-5.10_5.10.218-1_amd64.deb");
+}
+
+// Three small but real .debs laid out as Debian ships a kernel's headers.
+struct KernelDebs {
+    fs::path headers, common, kbuild;
+};
+
+KernelDebs make_kernel_debs(const fs::path& dir, const std::string& headers_file_name) {
+    KernelDebs debs;
+    debs.headers = test::make_deb(
+        dir,
+        {"linux-headers-6.1.0-99-amd64", "6.1.300-1", "amd64",
+         "linux-headers-6.1.0-99-common (= 6.1.300-1), linux-kbuild-6.1 (>= 6.1.300-1), "
+         "linux-compiler-gcc-12-x86",
+         {{"usr/src/linux-headers-6.1.0-99-amd64/Makefile",
+           "include /usr/src/linux-headers-6.1.0-99-common/Makefile\n"},
+          {"usr/src/linux-headers-6.1.0-99-amd64/.config",
+           "CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\nCONFIG_MODULES=y\n"},
+          {"usr/src/linux-headers-6.1.0-99-amd64/scripts", "->../../lib/linux-kbuild-6.1/scripts"}}},
+        headers_file_name);
+    debs.common = test::make_deb(dir, {"linux-headers-6.1.0-99-common", "6.1.300-1", "all", "",
+                                       {{"usr/src/linux-headers-6.1.0-99-common/Makefile", "# top\n"}}});
+    debs.kbuild = test::make_deb(dir, {"linux-kbuild-6.1", "6.1.300-1", "amd64", "",
+                                       {{"usr/lib/linux-kbuild-6.1/scripts/Makefile.build", "# b\n"}}});
+    return debs;
+}
+
+TEST_F(DebianPlugin, LocalDebsAreGroupedByTheirControlDataNotTheirNames) {
+    test::TempDir dir;
+    const KernelDebs debs = make_kernel_debs(dir.path(), "renamed-by-someone.deb");
+    test::write_file(dir / "notes.deb", "not a deb at all");
+    BatchRequest request;
+    request.distro = "debian";
+    request.files = {debs.kbuild.string(), debs.headers.string(), debs.common.string()};
+    const ReleaseList result = instance_->batch_packages(request);
+    ASSERT_EQ(result.releases.size(), 1u);
+    const Release& r = result.releases[0];
+    EXPECT_EQ(r.release, "6.1.0-99-amd64");
+    EXPECT_TRUE(r.unavailable.empty()) << r.unavailable;
+    ASSERT_EQ(r.packages.size(), 3u);
+    EXPECT_EQ(r.packages[0].path, debs.headers.string());
+    EXPECT_EQ(r.packages[1].path, debs.common.string());
+    EXPECT_EQ(r.packages[2].path, debs.kbuild.string());
+    EXPECT_TRUE(result.unclaimed.empty());
+
+    request.files.push_back((dir / "notes.deb").string());
+    try {
+        instance_->batch_packages(request);
+        FAIL() << "a corrupt .deb was accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()).rfind("debian: batch_packages: " + (dir / "notes.deb").string() + ": ", 0), 0u)
+            << e.what();
+    }
+}
+
+TEST_F(DebianPlugin, UnpacksAndFindsTheKernelDirAndConfig) {
+    test::TempDir dir;
+    const KernelDebs debs = make_kernel_debs(dir.path(), "");
+    Release r;
+    r.release = "6.1.0-99-amd64";
+    r.packages = {{"h", "", debs.headers.string()}, {"c", "", debs.common.string()},
+                  {"k", "", debs.kbuild.string()}};
+    const fs::path root = cache_.path() / "tree";
+    fs::create_directories(root);
+    EXPECT_EQ(instance_->unpack({r, root.string()}).root, root.string());
+    EXPECT_TRUE(fs::is_symlink(root / "usr/src/linux-headers-6.1.0-99-amd64/scripts"));
+    EXPECT_TRUE(fs::exists(root / "usr/src/linux-headers-6.1.0-99-amd64/scripts/Makefile.build"));
+
+    const std::string kdir = instance_->get_kernel_dir({r.release, root.string()}).kernel_dir;
+    EXPECT_EQ(kdir, (root / "usr/src/linux-headers-6.1.0-99-amd64").string());
+    const ConfigHash hash = instance_->hash_config({r.release, root.string(), kdir});
+    EXPECT_EQ(hash.md5, run_process({"md5sum", kdir + "/.config"}).out.substr(0, 32));
+
+    fs::remove(kdir + "/.config");
+    try {
+        instance_->hash_config({r.release, root.string(), kdir});
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_EQ(std::string(e.what()), "debian: hash_config: " + kdir +
+                                             "/.config: missing (the headers package has no .config)");
+    }
+    EXPECT_THROW(instance_->get_kernel_dir({"6.1.0-98-amd64", root.string()}), Error);
+}
+
+}  // namespace
