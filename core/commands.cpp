@@ -105,7 +105,7 @@ void select_releases(std::vector<Release>& releases, const TargetOptions& target
 }
 
 fs::path cache_dir_of(const GlobalOptions& global) {
-    return global.cache_dir.empty() ? default_cache_dir() : fs::path(global.cache_dir);
+    return fs::absolute(global.cache_dir.empty() ? default_cache_dir() : fs::path(global.cache_dir));
 }
 
 FetchOptions fetch_options(const GlobalOptions& global, const TargetOptions& target) {

@@ -43,13 +43,23 @@ bool starts_with(const std::string& text, const std::string& prefix) {
     return text.compare(0, prefix.size(), prefix) == 0;
 }
 
-// "linux-headers-6.1.0-50-amd64" -> "6.1.0-50-amd64"; "" for common and meta packages.
+bool names_common_package(const std::vector<std::vector<Relation>>& depends) {
+    for (const auto& group : depends)
+        for (const auto& r : group)
+            if (r.name.rfind("linux-headers-", 0) == 0 && r.name.find("-common") != std::string::npos)
+                return true;
+    return false;
+}
+
+// "linux-headers-6.1.0-50-amd64" -> "6.1.0-50-amd64"; "" for common packages and for meta
+// packages (linux-headers-6.1-amd64), which depend on a kernel's headers, not on a common one.
 std::string release_of_headers(const Candidate& c) {
     static const std::regex concrete(R"(^linux-headers-(\d+\.\d+[^ ]*)$)");
     std::smatch m;
     if (!std::regex_match(c.name, m, concrete)) return {};
     const std::string release = m[1];
     if (release.find("-common") != std::string::npos) return {};
+    if (!c.depends.empty() && !names_common_package(c.depends)) return {};
     return release;
 }
 

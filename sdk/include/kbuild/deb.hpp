@@ -18,25 +18,31 @@ int compare_versions(std::string_view a, std::string_view b);
 
 // One deb822 paragraph. Views point into the reader's buffer: valid during the callback only.
 // Field names compare case-insensitively; continuation lines stay in the value, with their
-// leading space and newlines, as dpkg keeps them.
+// leading space and newlines, as dpkg keeps them (a value that starts on the line after its
+// name keeps that leading "\n"); blanks around a value are trimmed.
 class Paragraph {
 public:
-    std::string_view get(std::string_view field) const;  // "" when absent
-    bool has(std::string_view field) const;
-    const std::vector<std::pair<std::string_view, std::string_view>>& fields() const { return fields_; }
+    using Field = std::pair<std::string_view, std::string_view>;  // name, value
 
-    // For readers: fill from one paragraph's text (no blank lines inside).
+    std::string_view get(std::string_view field) const;  // the first such field; "" when absent
+    bool has(std::string_view field) const;
+    const std::vector<Field>& fields() const { return fields_; }
+
+    // For readers: fill from one paragraph's text (no blank lines inside). Lines that are not
+    // "Name: value" or a continuation are skipped ('#' comments among them).
     void parse(std::string_view text);
 
 private:
-    std::vector<std::pair<std::string_view, std::string_view>> fields_;
+    std::vector<Field> fields_;
 };
 
 using ParagraphFn = std::function<void(const Paragraph&)>;
 
 // Reads every paragraph of a deb822 file: plain text, or xz / gzip compressed (told by the
-// magic bytes, not the name), streaming. Throws kbuild::Error naming the file on I/O or
-// decompression errors (a truncated .xz is an error, not a short read).
+// magic bytes, not the name), streaming in 1 MiB chunks. Paragraphs end at empty lines (or lines
+// of only blanks). Throws kbuild::Error naming the file on I/O or decompression errors (a
+// truncated .xz is an error, not a short read; paragraphs before the damage have been passed to
+// fn by then).
 void read_paragraphs(const std::string& path, const ParagraphFn& fn);
 
 // The same over text in memory.
@@ -65,7 +71,9 @@ struct Relation {
     std::string version;  // "" when op is empty
 };
 
-// "a (>= 1) | b, c" -> {{a>=1, b}, {c}}: an AND of OR-groups.
+// "a (>= 1) | b, c" -> {{a>=1, b}, {c}}: an AND of OR-groups. Architecture qualifiers
+// (":any", ":native", ":amd64"), architecture lists and build profiles are dropped; the obsolete
+// "<" and ">" read as "<=" and ">=", as dpkg reads them. Empty groups are skipped.
 std::vector<std::vector<Relation>> parse_relations(std::string_view field);
 
 }  // namespace kbuild::deb
