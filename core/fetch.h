@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -59,7 +60,14 @@ public:
     const FetchOptions& options() const { return options_; }
 
 private:
+    class Progress;
+
+    FetchedFile fetch_one(const FetchRequest& request);
+    FetchedFile download(const FetchRequest& request, const std::filesystem::path& final_path);
+    FetchedFile attempt(const FetchRequest& request, const std::filesystem::path& final_path);
+
     FetchOptions options_;
+    std::unique_ptr<Progress> progress_;
 };
 
 }  // namespace kbuild
