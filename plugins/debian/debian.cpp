@@ -257,9 +257,7 @@ public:
     }
 
     kbuild::UnpackResult unpack(const kbuild::UnpackRequest& request) {
-        for (const auto& package : request.release.packages)
-            host_.extract({package.path, request.dest, "data"});
-        return {request.dest};
+        return host_.extract_all(request);
     }
 
     kbuild::KernelDir get_kernel_dir(const kbuild::KernelDirRequest& request) {

@@ -57,6 +57,13 @@ public:
         return from_document<ExtractResult>(out, "extract");
     }
 
+    // The usual unpack: every package's data extracted into the one root the host gave.
+    UnpackResult extract_all(const UnpackRequest& request) const {
+        for (const auto& package : request.release.packages)
+            extract({package.path, request.dest, "data"});
+        return {request.dest};
+    }
+
     std::string cache_dir() const {
         const char* out = nullptr;
         if (services_->cache_dir(services_->host, &out) != KB_OK)
