@@ -54,15 +54,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "no unpacked tree for %s in %s\n", release.c_str(), cache.c_str());
         return 1;
     }
+    // By hand: a fresh copy of the module built with the kernel's Makefile, as kbuild does.
     const fs::path copy = fs::temp_directory_path() / "kbuild-bench-module";
-    fs::remove_all(copy);
-    fs::copy(module, copy, fs::copy_options::recursive);
     const std::vector<std::string> by_hand = {
         "unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-        "mount -t overlay bench -o \"lowerdir=$1/usr:/usr\" /usr && make -C /usr/src/linux-headers-" +
-            release + " M=$2 clean >/dev/null && make -C /usr/src/linux-headers-" + release +
-            " M=$2 -j2 modules >/dev/null",
-        "sh", root.string(), copy.string()};
+        "mount -t overlay bench -o \"lowerdir=$1/usr:/usr\" /usr && rm -rf $2 && cp -r $3 $2 && "
+        "make -C /usr/src/linux-headers-" + release + " M=$2 -j2 modules >/dev/null",
+        "sh", root.string(), copy.string(), module};
 
     const double ours = best_of(3, build);
     const double manual = best_of(3, by_hand);

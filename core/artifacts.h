@@ -42,6 +42,7 @@ struct TargetRecord {
     std::vector<ArtifactRecord> artifacts;
     std::string compiler;  // the kernel's CONFIG_CC_VERSION_TEXT
     std::string builder;   // "local", or the builder image
+    std::string builder_reason;  // why that image (the kernel's gcc and what was found)
     std::string log;       // relative to the output directory
     double duration_s = 0;
     std::string inputs;    // digest of everything the artifacts depend on
@@ -52,7 +53,8 @@ struct TargetRecord {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ArtifactRecord, path, sha256, vermagic)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kernelrelease,
                                                 kernelversion, module, module_version, config_md5,
-                                                status, reason, artifacts, compiler, builder, log,
+                                                status, reason, artifacts, compiler, builder,
+                                                builder_reason, log,
                                                 duration_s, inputs, packages, finished_at)
 
 // <out>/index.json: loaded at start, rewritten atomically (temporary file + rename) after every

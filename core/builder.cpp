@@ -1,10 +1,17 @@
 #include "builder.h"
 
+#include "docker.h"
 #include "process.h"
 
 #include <kbuild/types.hpp>
 
+#include <spdlog/spdlog.h>
+
+#include <csignal>
 #include <fstream>
+#include <mutex>
+#include <pthread.h>
+#include <thread>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -40,7 +47,130 @@ std::string first_error_line(const fs::path& log) {
     return make_error;
 }
 
+// How a finished make ended, for either builder: the modules, or one line saying why not.
+BuildResult outcome(const BuildJob& job, const fs::path& src, bool timed_out, int exit_code) {
+    BuildResult result;
+    if (timed_out) {
+        result.error = "timed out after " + std::to_string(job.timeout.count()) + " s";
+    } else if (exit_code != 0) {
+        const std::string line = first_error_line(job.log);
+        result.error = "make exited with " + std::to_string(exit_code) + (line.empty() ? "" : ": " + line);
+    } else {
+        result.modules = find_modules(src);
+        if (result.modules.empty()) result.error = "the build made no .ko file";
+    }
+    return result;
+}
+
+// Containers carry this process's id, so an interrupted kbuild removes exactly its own.
+const std::string& owner_label() {
+    static const std::string pid = std::to_string(::getpid());
+    return pid;
+}
+
+// On SIGINT or SIGTERM: remove this process's containers, then exit as the signal would.
+// Signals are blocked in every thread and taken by one waiting thread, where HTTP calls are
+// safe (a signal handler could not make them).
+void reap_containers_on_signal(const Docker& docker) {
+    static std::once_flag once;
+    std::call_once(once, [&docker] {
+        sigset_t signals;
+        sigemptyset(&signals);
+        sigaddset(&signals, SIGINT);
+        sigaddset(&signals, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+        std::thread([signals, &docker] {
+            int signal = 0;
+            sigwait(&signals, &signal);
+            spdlog::warn("interrupted: removing this run's build containers");
+            try {
+                for (const auto& id : docker.containers({{"kbuild.pid", owner_label()}}))
+                    docker.remove_container(id);
+            } catch (const std::exception& e) {
+                spdlog::error("{}", e.what());
+            }
+            std::_Exit(128 + signal);
+        }).detach();
+    });
+}
+
+void make_writable_by_anyone(const fs::path& dir) {
+    fs::permissions(dir, fs::perms::all, fs::perm_options::add);
+    for (const auto& entry : fs::recursive_directory_iterator(dir))
+        if (!entry.is_symlink())
+            fs::permissions(entry.path(),
+                            entry.is_directory() ? fs::perms::all
+                                                 : fs::perms::owner_read | fs::perms::owner_write |
+                                                       fs::perms::group_read | fs::perms::group_write |
+                                                       fs::perms::others_read | fs::perms::others_write,
+                            fs::perm_options::add);
+}
+
 }  // namespace
+
+DockerBuilder::DockerBuilder(const Docker& docker, std::vector<BuilderImage> images,
+                             std::string family)
+    : docker_(docker), images_(std::move(images)), family_(std::move(family)) {
+    reap_containers_on_signal(docker_);
+}
+
+std::string DockerBuilder::name(const BuildJob& job) const {
+    std::string why;
+    const auto image = choose_builder_image(images_, job.compiler, family_, why);
+    return image ? image->image : "docker (no image)";
+}
+
+std::string DockerBuilder::choice(const BuildJob& job) const {
+    std::string why;
+    choose_builder_image(images_, job.compiler, family_, why);
+    return why;
+}
+
+BuildResult DockerBuilder::build(const BuildJob& job) {
+    BuildResult result;
+    std::string why;
+    const auto image = choose_builder_image(images_, job.compiler, family_, why);
+    std::ofstream(job.log, std::ios::app) << "kbuild: " << why << '\n';
+    if (!image) {
+        result.error = why;
+        return result;
+    }
+    const fs::path src = job.work_dir / "src";
+    copy_module_source(job.module_src, src);
+    make_writable_by_anyone(src);
+
+    ContainerSpec spec;
+    spec.image = image->image;
+    // The kernel's trees go where its Makefiles and symlinks expect them, read-only.
+    for (const char* dir : {"usr/src", "usr/lib"}) {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(job.root / dir, ec))
+            spec.mounts.push_back({fs::canonical(entry.path()), "/" + std::string(dir) + "/" +
+                                                                    entry.path().filename().string(),
+                                   true});
+    }
+    spec.mounts.push_back({src, "/build", false});
+    const std::string kernel_dir = "/" + fs::relative(job.kernel_dir, job.root).string();
+    spec.command = {"make", "-C", kernel_dir, "M=/build", "-j" + std::to_string(std::max(1, job.make_jobs)),
+                    "CC=" + (image->cc.empty() ? job.compiler.program : image->cc), "modules"};
+    spec.env = {"HOME=/tmp", "LC_ALL=C"};
+    spec.user = "1000:1000";
+    spec.working_dir = "/build";
+    spec.network = false;
+    spec.cpus = cpus;
+    spec.memory_bytes = memory_bytes;
+    spec.labels = {{"kbuild", "build"}, {"kbuild.pid", owner_label()},
+                   {"kbuild.release", job.release}};
+    {
+        std::ofstream log(job.log, std::ios::app);
+        log << "+ docker run --network none " << image->image;
+        for (const auto& a : spec.command) log << ' ' << a;
+        log << '\n';
+    }
+    const ContainerResult run = docker_.run(spec, job.timeout);
+    std::ofstream(job.log, std::ios::app) << run.output;
+    return outcome(job, src, run.timed_out, run.exit_code);
+}
 
 void copy_module_source(const fs::path& from, const fs::path& to) {
     if (!fs::is_directory(from)) throw Error(from.string() + ": module source is not a directory");
@@ -95,19 +225,7 @@ BuildResult LocalBuilder::build(const BuildJob& job) {
     std::ofstream(job.log, std::ios::app) << "+ make -C " << kernel_in_sandbox.string()
                                           << " M=" << src.string() << " modules\n";
     const ProcessResult run = run_process(argv, options);
-    if (run.timed_out) {
-        result.error = "timed out after " + std::to_string(job.timeout.count()) + " s";
-        return result;
-    }
-    if (run.exit_code != 0) {
-        const std::string line = first_error_line(job.log);
-        result.error = "make exited with " + std::to_string(run.exit_code) +
-                       (line.empty() ? "" : ": " + line);
-        return result;
-    }
-    result.modules = find_modules(src);
-    if (result.modules.empty()) result.error = "the build made no .ko file";
-    return result;
+    return outcome(job, src, run.timed_out, run.exit_code);
 }
 
 }  // namespace kbuild

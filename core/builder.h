@@ -5,6 +5,7 @@
 #pragma once
 
 #include "compiler.h"
+#include "images.h"
 
 #include <chrono>
 #include <filesystem>
@@ -33,8 +34,10 @@ struct BuildResult {
 class Builder {
 public:
     virtual ~Builder() = default;
-    // "local", or the image a container builder used.
+    // "local", or the image a container builder uses for this job.
     virtual std::string name(const BuildJob& job) const = 0;
+    // Why this builder (image) for this job, in one line; empty when there is no choice.
+    virtual std::string choice(const BuildJob&) const { return {}; }
     virtual BuildResult build(const BuildJob& job) = 0;
 };
 
@@ -42,6 +45,29 @@ class LocalBuilder : public Builder {
 public:
     std::string name(const BuildJob&) const override { return "local"; }
     BuildResult build(const BuildJob& job) override;
+};
+
+class Docker;
+
+// Builds in a Docker container from a builder image chosen by the kernel's gcc: no network,
+// the headers mounted read-only where the Makefiles expect them, only the module's private
+// copy writable, an unprivileged user, CPU and memory limits, a time limit; the container is
+// removed whatever happens, and on SIGINT/SIGTERM every container of this process is removed
+// before kbuild exits.
+class DockerBuilder : public Builder {
+public:
+    DockerBuilder(const Docker& docker, std::vector<BuilderImage> images, std::string family);
+    std::string name(const BuildJob& job) const override;
+    std::string choice(const BuildJob& job) const override;
+    BuildResult build(const BuildJob& job) override;
+
+    double cpus = 2;
+    std::int64_t memory_bytes = std::int64_t{4} << 30;
+
+private:
+    const Docker& docker_;
+    std::vector<BuilderImage> images_;
+    std::string family_;
 };
 
 // Copies a module source tree (regular files, directories, symlinks), leaving out build

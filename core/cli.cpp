@@ -65,6 +65,9 @@ int run_cli(int argc, char** argv) {
                    "Download and unpack cache (default $XDG_CACHE_HOME/kbuild, "
                    "/var/cache/kbuild as root)")
         ->type_name("DIR");
+    app.add_option("--builders-dir", global.builder_dirs,
+                   "Also read builder image definitions from DIR (repeatable)")
+        ->type_name("DIR");
     auto* verbose = app.add_flag("-v,--verbose", global.verbose, "Log debug detail");
     app.add_flag("-q,--quiet", global.quiet, "Log only warnings and errors")->excludes(verbose);
 
@@ -97,8 +100,9 @@ int run_cli(int argc, char** argv) {
         ->type_name("DIR");
     build_verb->add_option("--module-version", build.module_version,
                            "Version in artifact names (default: the module's, else a source digest)");
-    build_verb->add_option("--builder", build.builder, "local (default)")
-        ->check(CLI::IsMember({"local"}));
+    build_verb->add_option("--builder", build.builder,
+                           "auto (default: docker when the daemon answers, else local), docker, local")
+        ->check(CLI::IsMember({"auto", "docker", "local"}));
     build_verb->add_flag("--force", build.force, "Rebuild targets already built from the same inputs");
     int timeout_s = 900;
     build_verb->add_option("--build-timeout", timeout_s, "Seconds one build may take (default 900)")
@@ -106,6 +110,23 @@ int run_cli(int argc, char** argv) {
     build_verb->footer(
         "Example:\n  kbuild build --distro debian --module-src examples/hello "
         "--option suites=bookworm --kernel '^6\\.1\\.0-[0-9]+-amd64$' --latest 1 --out out");
+
+    ImagesCommandOptions images;
+    auto* images_verb = app.add_subcommand("images", "Builder images: build or list them");
+    images_verb->require_subcommand(1);
+    auto* images_build = images_verb->add_subcommand(
+        "build", "Build builder images from their definitions (unchanged ones are kept)");
+    images_build->add_option("names", images.names, "Definitions to build (default: all)")
+        ->type_name("NAME");
+    images_build->add_option("--mirror", images.mirror,
+                             "debootstrap mirror (default: from apt's sources)")
+        ->type_name("URL");
+    images_build->add_flag("--force", images.force, "Rebuild even when the definition is unchanged");
+    images_build->footer("Example:\n  kbuild images build debian-bookworm");
+    auto* images_list = images_verb->add_subcommand("list", "List kbuild's builder images");
+    add_output_flag(images_list, output);
+    images_list->footer("Example:\n  kbuild images list --output json");
+    images_verb->footer("Example:\n  kbuild images build && kbuild images list");
 
     try {
         app.parse(argc, argv);
@@ -131,6 +152,8 @@ int run_cli(int argc, char** argv) {
     if (crawl->parsed()) return crawl_command(global, target, output);
     if (batch->parsed()) return batch_command(global, target, output);
     if (build_verb->parsed()) return build_command(global, target, build, output);
+    if (images_build->parsed()) return images_build_command(global, images);
+    if (images_list->parsed()) return images_list_command(global, output);
     return kExitUsage;
 }
 

@@ -2,6 +2,8 @@
 
 #include "apt_sources.h"
 #include "builder.h"
+#include "docker.h"
+#include "images.h"
 #include "fetch.h"
 #include "pipeline.h"
 #include "plugin_host.h"
@@ -172,6 +174,46 @@ Json release_json(const Release& r) {
     return entry;
 }
 
+// DOCKER_HOST=unix:///path, else the standard socket.
+fs::path docker_socket() {
+    const char* host = std::getenv("DOCKER_HOST");
+    const std::string prefix = "unix://";
+    if (host && std::string(host).rfind(prefix, 0) == 0) return std::string(host).substr(prefix.size());
+    return "/var/run/docker.sock";
+}
+
+std::vector<fs::path> builder_dirs(const GlobalOptions& global) {
+    std::vector<fs::path> dirs = default_builder_dirs();
+    dirs.insert(dirs.end(), global.builder_dirs.begin(), global.builder_dirs.end());
+    return dirs;
+}
+
+// --builder: auto takes Docker when its daemon answers and has builder images, else local,
+// and says which and why.
+std::unique_ptr<Builder> make_builder(const std::string& wanted, std::unique_ptr<Docker>& docker,
+                                      const std::string& family) {
+    if (wanted == "local") return std::make_unique<LocalBuilder>();
+    const fs::path socket = docker_socket();
+    docker = std::make_unique<Docker>(socket);
+    if (!docker->ping()) {
+        if (wanted == "docker")
+            throw Error("docker: the daemon at " + socket.string() +
+                        " does not answer (start dockerd, or use --builder local)");
+        spdlog::info("builder: local (auto: the Docker daemon at {} does not answer)", socket.string());
+        return std::make_unique<LocalBuilder>();
+    }
+    std::vector<BuilderImage> images = list_builder_images(*docker);
+    if (images.empty()) {
+        if (wanted == "docker")
+            throw Error("docker: no kbuild builder images (run kbuild images build)");
+        spdlog::info("builder: local (auto: Docker answers but has no builder images; run kbuild images build)");
+        return std::make_unique<LocalBuilder>();
+    }
+    spdlog::info("builder: docker ({}{} builder images)", wanted == "auto" ? "auto: the daemon answers; " : "",
+                 images.size());
+    return std::make_unique<DockerBuilder>(*docker, std::move(images), family);
+}
+
 int run_guarded(const std::function<int()>& verb) {
     try {
         return verb();
@@ -191,6 +233,72 @@ fs::path default_cache_dir() {
     if (::geteuid() == 0) return "/var/cache/kbuild";
     const char* home = std::getenv("HOME");
     return fs::path(home && *home ? home : "/tmp") / ".cache" / "kbuild";
+}
+
+int images_build_command(const GlobalOptions& global, const ImagesCommandOptions& images) {
+    return run_guarded([&] {
+        auto definitions = load_definitions(builder_dirs(global));
+        if (!images.names.empty()) {
+            std::vector<BuilderDefinition> picked;
+            for (const auto& name : images.names) {
+                auto it = std::find_if(definitions.begin(), definitions.end(),
+                                       [&](const auto& d) { return d.name == name; });
+                if (it == definitions.end())
+                    throw UsageError("no builder definition named '" + name + "'");
+                picked.push_back(*it);
+            }
+            definitions = picked;
+        }
+        if (definitions.empty()) throw UsageError("no builder definitions found (--builders-dir DIR)");
+        Docker docker(docker_socket());
+        if (!docker.ping())
+            throw Error("docker: the daemon at " + docker_socket().string() + " does not answer");
+        ImageBuildOptions options;
+        options.work_dir = cache_dir_of(global) / "images";
+        options.mirror = images.mirror;
+        options.force = images.force;
+        int failed = 0;
+        for (size_t i = 0; i < definitions.size(); ++i) {
+            spdlog::info("[{}/{}] {}", i + 1, definitions.size(), definitions[i].name);
+            try {
+                build_builder_image(docker, definitions[i], options);
+            } catch (const std::exception& e) {
+                spdlog::error("{}", e.what());
+                ++failed;
+            }
+        }
+        return failed ? kExitFailed : 0;
+    });
+}
+
+int images_list_command(const GlobalOptions& global, const std::string& output) {
+    return run_guarded([&] {
+        Docker docker(docker_socket());
+        if (!docker.ping())
+            throw Error("docker: the daemon at " + docker_socket().string() + " does not answer");
+        const auto images = list_builder_images(docker);
+        const auto definitions = load_definitions(builder_dirs(global));
+        auto current = [&](const BuilderImage& image) {
+            for (const auto& d : definitions)
+                if (d.name == image.name) return d.hash == image.definition_hash ? "yes" : "no (definition changed)";
+            return "no definition";
+        };
+        if (output == "json") {
+            Json list = Json::array();
+            for (const auto& i : images)
+                list.push_back({{"name", i.name}, {"image", i.image}, {"gcc", i.gcc}, {"cc", i.cc},
+                                {"family", i.family}, {"size", i.size}, {"created", i.created},
+                                {"definition_hash", i.definition_hash}, {"current", current(i)}});
+            std::cout << Json{{"schema", kSchema}, {"images", list}}.dump(2) << '\n';
+            return 0;
+        }
+        Table table({"NAME", "GCC", "SIZE", "CREATED", "DEFINITION", "CURRENT"});
+        for (const auto& i : images)
+            table.add({i.name, std::to_string(i.gcc), std::to_string(i.size / (1 << 20)) + " MiB",
+                       i.created, i.definition_hash.substr(0, 12), current(i)});
+        table.print(std::cout);
+        return 0;
+    });
 }
 
 int plugins_command(const GlobalOptions& global, const std::string& output) {
@@ -291,10 +399,10 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
 int build_command(const GlobalOptions& global, const TargetOptions& target,
                   const BuildCommandOptions& build, const std::string& output) {
     return run_guarded([&] {
-        if (build.builder != "local")
-            throw UsageError("--builder " + build.builder + ": only 'local' is available");
         Session session(global, target);
-        LocalBuilder builder;
+        std::unique_ptr<Docker> docker;
+        const std::unique_ptr<Builder> builder =
+            make_builder(build.builder, docker, session.plugin.builder_family());
         PipelineOptions options;
         options.module_src = fs::absolute(build.module_src);
         options.out_dir = fs::absolute(build.out_dir);
@@ -305,7 +413,7 @@ int build_command(const GlobalOptions& global, const TargetOptions& target,
         options.build_timeout = build.build_timeout;
         if (!fs::is_directory(options.module_src))
             throw UsageError(build.module_src + ": module source is not a directory");
-        Pipeline pipeline(session.plugin, session.fetcher, builder, options);
+        Pipeline pipeline(session.plugin, session.fetcher, *builder, options);
 
         std::vector<Release> releases;
         {
@@ -319,9 +427,8 @@ int build_command(const GlobalOptions& global, const TargetOptions& target,
             spdlog::warn("no kernel releases selected");
             return 0;
         }
-        spdlog::info("building {} for {} {} kernel release(s) with the {} builder",
-                     options.module_src.filename().string(), releases.size(), target.distro,
-                     build.builder);
+        spdlog::info("building {} for {} {} kernel release(s)", options.module_src.filename().string(),
+                     releases.size(), target.distro);
         const PipelineSummary summary = pipeline.run(releases);
         spdlog::info("built {}, skipped {}, failed {}, unavailable {} (index: {})", summary.built,
                      summary.skipped, summary.failed, summary.unavailable,

@@ -14,6 +14,7 @@ namespace kbuild {
 // Flags every verb shares.
 struct GlobalOptions {
     std::vector<std::string> plugin_dirs;
+    std::vector<std::string> builder_dirs;  // builder image definitions; empty: the default
     std::string cache_dir;  // empty: $XDG_CACHE_HOME/kbuild, /var/cache/kbuild as root
     bool verbose = false;
     bool quiet = false;
@@ -36,10 +37,19 @@ struct BuildCommandOptions {
     std::string module_src;
     std::string out_dir = "out";
     std::string module_version;
-    std::string builder = "local";
+    std::string builder = "auto";  // auto | docker | local
     bool force = false;
     std::chrono::seconds build_timeout{900};
 };
+
+struct ImagesCommandOptions {
+    std::vector<std::string> names;  // empty: every definition
+    std::string mirror;              // debootstrap mirror; empty: apt's
+    bool force = false;
+};
+
+int images_build_command(const GlobalOptions& global, const ImagesCommandOptions& images);
+int images_list_command(const GlobalOptions& global, const std::string& output);
 
 int plugins_command(const GlobalOptions& global, const std::string& output);
 int crawl_command(const GlobalOptions& global, const TargetOptions& target, const std::string& output);

@@ -141,9 +141,9 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
             }
         }
     };
-    const int workers = std::max(1, std::min<int>(options_.jobs, static_cast<int>(total)));
+    workers_ = std::max(1, std::min<int>(options_.jobs, static_cast<int>(total)));
     std::vector<std::thread> threads;
-    for (int i = 1; i < workers; ++i) threads.emplace_back(worker);
+    for (int i = 1; i < workers_; ++i) threads.emplace_back(worker);
     worker();
     for (auto& thread : threads) thread.join();
     return summary;
@@ -252,10 +252,14 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release)
         job.work_dir = work;
         job.log = log_dir / log_name;
         job.timeout = options_.build_timeout;
+        // The cores are shared by the releases built at once.
         job.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                                        std::max(1, options_.jobs));
+                                        std::max(1, workers_));
         record.compiler = job.compiler.text;
         record.builder = builder_.name(job);
+        record.builder_reason = builder_.choice(job);
+        if (!record.builder_reason.empty())
+            spdlog::info("{} {}: {}", release.distro, release.release, record.builder_reason);
         fs::create_directories(work);
         const BuildResult built = builder_.build(job);
         if (!built.error.empty()) throw Error(built.error);

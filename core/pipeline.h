@@ -55,6 +55,7 @@ private:
     HostContext context_;
     Index index_;
     std::string source_digest_;
+    int workers_ = 1;  // releases built at once in this run
     std::string module_name_;
 };
 

@@ -63,6 +63,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(argv[0] + ": fork: " + std::strerror(errno));
     if (pid == 0) {
+        // A parent thread may block signals (to take them in one thread); programs start clean.
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
         ::setpgid(0, 0);
         ::dup2(in.fd[0], 0);
         ::dup2(log_fd >= 0 ? log_fd : out.fd[1], 1);

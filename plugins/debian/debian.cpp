@@ -210,10 +210,7 @@ public:
                         host_.warn(release_url + " lists no " + index + "; skipped");
                         continue;
                     }
-                    const auto packages = host_.fetch({"Packages.xz",
-                                                       base + "/dists/" + suite + "/" + index, "",
-                                                       entry->second.sha256, entry->second.size});
-                    read_index(packages.path, base, candidates);
+                    read_index_cached(base, suite, index, entry->second, candidates);
                     ++indexes;
                     host_.debug("read " + base + "/dists/" + suite + "/" + index);
                 }
@@ -292,6 +289,53 @@ private:
         std::ostringstream text;
         text << in.rdbuf();
         return text.str();
+    }
+
+    // The kernel packages of one Packages index. What was read from an index is kept in the
+    // plugin's cache under the index's sha256, so a later crawl of an unchanged suite reads a
+    // few kilobytes instead of decompressing megabytes.
+    void read_index_cached(const std::string& base, const std::string& suite,
+                           const std::string& index, const kbuild::deb::IndexFile& file,
+                           std::vector<Candidate>& out) {
+        const fs::path cached = fs::path(host_.cache_dir()) / "indexes" / (file.sha256 + ".json");
+        std::ifstream in(cached);
+        const kbuild::Json saved = kbuild::Json::parse(in, nullptr, /*allow_exceptions=*/false);
+        if (saved.is_array()) {
+            for (const auto& j : saved) out.push_back(candidate_from_json(j));
+            return;
+        }
+        const auto packages = host_.fetch({"Packages.xz", base + "/dists/" + suite + "/" + index, "",
+                                           file.sha256, file.size});
+        std::vector<Candidate> found;
+        read_index(packages.path, base, found);
+        kbuild::Json list = kbuild::Json::array();
+        for (const auto& c : found) list.push_back(candidate_to_json(c));
+        fs::create_directories(cached.parent_path());
+        const fs::path temporary = cached.string() + ".tmp";
+        std::ofstream(temporary) << list.dump();
+        fs::rename(temporary, cached);
+        out.insert(out.end(), found.begin(), found.end());
+    }
+
+    static kbuild::Json candidate_to_json(const Candidate& c) {
+        kbuild::Json depends = kbuild::Json::array();
+        for (const auto& group : c.depends) {
+            kbuild::Json alternatives = kbuild::Json::array();
+            for (const auto& r : group) alternatives.push_back({r.name, r.op, r.version});
+            depends.push_back(alternatives);
+        }
+        return {{"name", c.name}, {"version", c.version}, {"arch", c.arch},
+                {"depends", depends}, {"file", c.file}};
+    }
+
+    static Candidate candidate_from_json(const kbuild::Json& j) {
+        Candidate c{j.at("name"), j.at("version"), j.at("arch")};
+        for (const auto& group : j.at("depends")) {
+            c.depends.emplace_back();
+            for (const auto& r : group) c.depends.back().push_back({r.at(0), r.at(1), r.at(2)});
+        }
+        c.file = j.at("file").get<kbuild::Package>();
+        return c;
     }
 
     static void read_index(const std::string& path, const std::string& base,

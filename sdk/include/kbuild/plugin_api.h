@@ -16,8 +16,9 @@
  * same plugin instance; the host copies what it keeps. The host never calls one instance from
  * two threads at once; it creates one instance per worker thread when it works in parallel.
  *
- * Plugins do no network I/O and write no files except through the host services below; they
- * may read the files inside the directories the host hands them (unpacked kernel trees).
+ * Plugins do no network I/O except through the host services below. They may read the files
+ * the host hands them (downloads, unpacked kernel trees) and write files only inside their own
+ * cache_dir() (e.g. what they derived from a repository index, keyed by its sha256).
  *
  * C++ authors do not use this header directly: see kbuild/plugin.hpp.
  */
@@ -97,7 +98,8 @@ typedef struct kb_host_services {
     kb_status (*extract)(void* host, const char* request_json, const char** out);
 
     /*
-     * cache_dir: a directory private to this plugin where it may ask extract() to write.
+     * cache_dir: a directory private to this plugin, kept between runs: the one place it may
+     * write files itself, and where it may ask extract() to write.
      * Required: yes (always present).
      */
     kb_status (*cache_dir)(void* host, const char** out);

@@ -1,0 +1,142 @@
+// Container builds on the real mirror (labels docker, network): each Debian release's newest
+// kernel built in the image kbuild picks for its gcc, a time limit, no network, headers left
+// untouched, and what happens when the daemon does not answer.
+#include "pipeline.h"
+#include "test_util.h"
+
+#include <kbuild/types.hpp>
+
+#include <gtest/gtest.h>
+
+namespace fs = std::filesystem;
+using namespace kbuild;
+
+namespace {
+
+const std::string kSuites =
+    "suites=bullseye,bullseye-updates,bullseye-security,bookworm,bookworm-updates,"
+    "bookworm-security,trixie,trixie-updates,trixie-security";
+
+std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
+
+ProcessResult kbuild(std::vector<std::string> args, const ProcessOptions& options = {}) {
+    args.insert(args.begin(), {"--cache-dir", cache_dir()});
+    return test::run_kbuild(args, options);
+}
+
+std::string newest(const std::string& pattern) {
+    const ProcessResult r = kbuild({"crawl", "--distro", "debian", "--option", kSuites, "--kernel",
+                                    pattern, "--latest", "1", "--output", "json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const Json doc = Json::parse(r.out);
+    if (doc["releases"].empty()) throw Error("no release matches " + pattern);
+    return doc["releases"][0]["kernelrelease"];
+}
+
+Json target_in(const fs::path& out, const std::string& release) {
+    const Json index = Json::parse(test::read_file(out / "index.json"));
+    for (const auto& t : index["targets"])
+        if (t["kernelrelease"] == release) return t;
+    throw Error("no target " + release);
+}
+
+std::vector<std::string> build_args(const std::string& release, const std::string& module,
+                                    const fs::path& out) {
+    return {"build", "--distro", "debian", "--option", kSuites, "--kernel", "^" + release + "$",
+            "--module-src", (test::source_dir() / module).string(), "--out", out.string()};
+}
+
+int kbuild_containers() {
+    const ProcessResult r = run_process({"docker", "ps", "-a", "-q", "--filter", "label=kbuild"});
+    return static_cast<int>(std::count(r.out.begin(), r.out.end(), '\n'));
+}
+
+TEST(DockerBuild, EachReleasesNewestKernelInTheImageForItsGcc) {
+    const std::vector<std::tuple<std::string, std::string, int>> kernels = {
+        {newest("^5\\.10\\.0-[0-9]+-amd64$"), "debian-bullseye", 10},
+        {newest("^6\\.1\\.0-[0-9]+-amd64$"), "debian-bookworm", 12},
+        {newest("^6\\.12\\.[0-9]+\\+deb13-amd64$"), "debian-trixie", 14}};
+    std::string pattern;
+    for (const auto& k : kernels) pattern += (pattern.empty() ? "" : "|") + std::get<0>(k);
+    test::TempDir out;
+    const ProcessResult r = kbuild({"build", "--distro", "debian", "--option", kSuites, "--builder",
+                                    "docker", "--jobs", "2", "--kernel", "^(" + pattern + ")$",
+                                    "--module-src", (test::source_dir() / "examples/hello").string(),
+                                    "--out", out.path().string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    for (const auto& [release, image, gcc] : kernels) {
+        const Json t = target_in(out.path(), release);
+        ASSERT_EQ(t["status"], "built") << t.dump(2);
+        EXPECT_EQ(t["builder"], "kbuild/builder-" + image + ":latest");
+        EXPECT_EQ(t["compiler"].get<std::string>().rfind("gcc-" + std::to_string(gcc) + " ", 0), 0u) << t["compiler"];
+        EXPECT_NE(t["builder_reason"].get<std::string>().find("has the same gcc"), std::string::npos);
+        const ProcessResult modinfo = run_process(
+            {"modinfo", "-F", "vermagic", (out / t["artifacts"][0]["path"].get<std::string>()).string()});
+        EXPECT_EQ(modinfo.out.rfind(release + " ", 0), 0u) << modinfo.out;
+    }
+    EXPECT_EQ(kbuild_containers(), 0);
+}
+
+TEST(DockerBuild, ABuildThatNeverEndsIsKilledAtTheTimeLimit) {
+    const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
+    test::TempDir out;
+    auto args = build_args(release, "tests/fixtures/modules/sleeper", out.path());
+    args.insert(args.end(), {"--builder", "docker", "--build-timeout", "5"});
+    const ProcessResult r = kbuild(args);
+    EXPECT_EQ(r.exit_code, 1);
+    const Json t = target_in(out.path(), release);
+    EXPECT_EQ(t["status"], "failed");
+    EXPECT_EQ(t["reason"], "timed out after 5 s");
+    EXPECT_EQ(kbuild_containers(), 0);
+}
+
+TEST(DockerBuild, ABuildThatReachesForTheNetworkFindsNone) {
+    const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
+    test::TempDir out;
+    auto args = build_args(release, "tests/fixtures/modules/netprobe", out.path());
+    args.insert(args.end(), {"--builder", "docker"});
+    EXPECT_EQ(kbuild(args).exit_code, 1);
+    const Json t = target_in(out.path(), release);
+    EXPECT_EQ(t["status"], "failed");
+    EXPECT_NE(t["reason"].get<std::string>().find("network probe failed"), std::string::npos) << t["reason"];
+    EXPECT_NE(t["reason"].get<std::string>().find("unreachable"), std::string::npos) << t["reason"];
+}
+
+TEST(DockerBuild, TheHeadersTreeIsByteIdenticalAfterABuild) {
+    const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
+    test::TempDir out;
+    auto args = build_args(release, "examples/hello", out.path());
+    args.insert(args.end(), {"--builder", "docker"});
+    ASSERT_EQ(kbuild(args).exit_code, 0);  // the tree is unpacked and cached now
+    fs::path tree;
+    for (const auto& entry : fs::directory_iterator(fs::path(cache_dir()) / "trees"))
+        if (fs::is_directory(entry.path() / "usr/src" / ("linux-headers-" + release))) tree = entry.path();
+    ASSERT_FALSE(tree.empty());
+    const std::string before = digest_tree(tree);
+    args.push_back("--force");
+    ASSERT_EQ(kbuild(args).exit_code, 0);
+    EXPECT_EQ(digest_tree(tree), before);
+}
+
+TEST(DockerBuild, ADaemonThatDoesNotAnswer) {
+    const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
+    test::TempDir out;
+    ProcessOptions no_daemon;
+    no_daemon.env = {"DOCKER_HOST=unix:///nonexistent/docker.sock"};
+    auto args = build_args(release, "examples/hello", out.path());
+    args.insert(args.end(), {"--builder", "docker"});
+    const ProcessResult docker = kbuild(args, no_daemon);
+    EXPECT_EQ(docker.exit_code, 1);
+    EXPECT_EQ(docker.err, "error: docker: the daemon at /nonexistent/docker.sock does not answer "
+                          "(start dockerd, or use --builder local)\n");
+
+    args.back() = "auto";
+    const ProcessResult fallback = kbuild(args, no_daemon);
+    EXPECT_EQ(fallback.exit_code, 0) << fallback.err;
+    EXPECT_NE(fallback.err.find("builder: local (auto: the Docker daemon at /nonexistent/docker.sock does not answer)"),
+              std::string::npos)
+        << fallback.err;
+    EXPECT_EQ(target_in(out.path(), release)["builder"], "local");
+}
+
+}  // namespace
