@@ -2,7 +2,8 @@
 // control.tar.*), .rpm (cpio payload, any compression libarchive reads), .tar and .tar.*.
 // Entries that would land outside the target (a ".." component, an absolute path, a path
 // through a symlink) are refused with one line naming the archive and the entry; symlinks
-// inside the tree are kept as symlinks, whatever they point at.
+// inside the tree are kept as symlinks, whatever they point at. Devices, fifos and sockets are
+// skipped; directories always keep owner rwx, so later packages can be unpacked into them.
 #pragma once
 
 #include <cstdint>
