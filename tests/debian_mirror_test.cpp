@@ -92,7 +92,7 @@ TEST(DebianMirror, BuildsTheNewestBookwormKernelAndRecordsABullseyeCompilerMisma
     const std::string bullseye = newest(kBullseye, "^5\\.10\\.0-[0-9]+-amd64$");
     test::TempDir out;
     const ProcessResult r = test::run_kbuild(with_cache(
-        {"build", "--distro", "debian", "--option",
+        {"build", "--builder", "local", "--distro", "debian", "--option",
          "suites=bookworm,bookworm-updates,bookworm-security,bullseye,bullseye-updates,bullseye-security",
          "--kernel", "^(" + bookworm + "|" + bullseye + ")$", "--module-src",
          (test::source_dir() / "examples/hello").string(), "--out", out.path().string()}));
@@ -125,7 +125,7 @@ TEST(DebianMirror, BuildsTheNewestBookwormKernelAndRecordsABullseyeCompilerMisma
     // The same inputs again: skipped, nothing rebuilt, the artifact untouched.
     const auto written = fs::last_write_time(out / artifact);
     const ProcessResult again = test::run_kbuild(with_cache(
-        {"build", "--distro", "debian", "--option", kBookworm, "--kernel", "^" + bookworm + "$",
+        {"build", "--builder", "local", "--distro", "debian", "--option", kBookworm, "--kernel", "^" + bookworm + "$",
          "--module-src", (test::source_dir() / "examples/hello").string(), "--out", out.path().string()}));
     EXPECT_EQ(again.exit_code, 0) << again.err;
     EXPECT_EQ(target_in(out.path(), bookworm)["status"], "skipped");
@@ -136,7 +136,7 @@ TEST(DebianMirror, ASyntaxErrorIsARecordedFailureWithItsLog) {
     const std::string bookworm = newest(kBookworm, "^6\\.1\\.0-[0-9]+-amd64$");
     test::TempDir out;
     const ProcessResult r = test::run_kbuild(with_cache(
-        {"build", "--distro", "debian", "--option", kBookworm, "--kernel", "^" + bookworm + "$",
+        {"build", "--builder", "local", "--distro", "debian", "--option", kBookworm, "--kernel", "^" + bookworm + "$",
          "--module-src", (test::source_dir() / "tests/fixtures/modules/broken").string(), "--out",
          out.path().string()}));
     EXPECT_EQ(r.exit_code, 1);
@@ -182,7 +182,7 @@ TEST(DebianMirror, AKilledDownloadIsNeverTakenAsFinished) {
     server.throttle(2 << 20);  // 2 MiB/s: the common package takes seconds
 
     const std::vector<std::string> build = {
-        "--cache-dir", cache.path().string(), "build", "--distro", "debian", "--mirror", server.url(),
+        "--cache-dir", cache.path().string(), "build", "--builder", "local", "--distro", "debian", "--mirror", server.url(),
         "--option", "suites=bookworm", "--module-src", (test::source_dir() / "examples/hello").string(),
         "--out", out.path().string()};
     std::string command = "'" + test::kbuild_binary().string() + "'";
