@@ -39,12 +39,16 @@ std::vector<fs::path> find_modules(const fs::path& dir) {
 // make's last "Error" line: the one-line reason of a failed build.
 std::string first_error_line(const fs::path& log) {
     std::ifstream in(log);
-    std::string line, make_error;
+    std::string line, stop, make_error;
     while (std::getline(in, line)) {
         if (line.find("error:") != std::string::npos) return line;
-        if (line.find("Error ") != std::string::npos) make_error = line;
+        const bool make_said = line.find("*** ") != std::string::npos;
+        // "Kbuild:4: *** <message>.  Stop." is a Makefile's own $(error); "*** [x] Error 2" only
+        // reports that a step failed.
+        if (make_said && line.find("] Error ") == std::string::npos && stop.empty()) stop = line;
+        if (make_said && line.find("] Error ") != std::string::npos) make_error = line;
     }
-    return make_error;
+    return stop.empty() ? make_error : stop;
 }
 
 // How a finished make ended, for either builder: the modules, or one line saying why not.

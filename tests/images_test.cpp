@@ -76,7 +76,8 @@ TEST(Images, AUserDefinitionFromARootfsTarball) {
     args.insert(args.end(), {"--cache-dir", (dir / "cache").string(), "images", "build", "tiny"});
     const ProcessResult built = test::run_kbuild(args);
     ASSERT_EQ(built.exit_code, 0) << built.err;
-    const Json* image = find_image(listed(defs), "tiny");
+    const Json images = listed(defs);
+    const Json* image = find_image(images, "tiny");
     ASSERT_NE(image, nullptr);
     EXPECT_EQ((*image)["gcc"], 99);
     EXPECT_EQ((*image)["current"], "yes");
@@ -84,9 +85,12 @@ TEST(Images, AUserDefinitionFromARootfsTarball) {
 
     // A changed definition is no longer current.
     test::write_file(definition / "Dockerfile", "ARG BASE\nFROM ${BASE}\nRUN echo tinier > /tiny\n");
-    EXPECT_EQ((*find_image(listed(defs), "tiny"))["current"], "no (definition changed)");
+    const Json changed = listed(defs);
+    ASSERT_NE(find_image(changed, "tiny"), nullptr);
+    EXPECT_EQ((*find_image(changed, "tiny"))["current"], "no (definition changed)");
     run_process({"docker", "rmi", "-f", "kbuild/builder-tiny:latest"});
-    run_process({"sh", "-c", "docker images -q 'kbuild/base-tiny' | xargs -r docker rmi -f"});
+    run_process({"sh", "-c", "docker image prune -f >/dev/null; "
+                             "docker images -q 'kbuild/base-tiny' | xargs -r docker rmi -f"});
 }
 
 TEST(Images, AMalformedDefinitionIsNamed) {
