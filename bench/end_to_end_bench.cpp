@@ -1,7 +1,7 @@
 // One kernel end to end with a warm cache (`kbuild build --force`: cached packages and tree,
 // build, verify, index) vs a hand-run `make -C <headers> M=<module>` on the same headers.
 // Usage: end_to_end_bench <kbuild> <module-src> <cache-dir> <release>
-#include "process.h"
+#include "bench_timing.h"
 
 #include <chrono>
 #include <cstdio>
@@ -11,26 +11,8 @@
 
 namespace fs = std::filesystem;
 using namespace kbuild;
-
-namespace {
-
-double seconds_of(const std::vector<std::string>& argv) {
-    const auto start = std::chrono::steady_clock::now();
-    const ProcessResult r = run_process(argv);
-    if (r.exit_code != 0) {
-        std::fprintf(stderr, "%s failed (%d):\n%s%s\n", argv[0].c_str(), r.exit_code, r.out.c_str(), r.err.c_str());
-        std::exit(1);
-    }
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double best_of(int runs, const std::vector<std::string>& argv) {
-    double best = 1e9;
-    for (int i = 0; i < runs; ++i) best = std::min(best, seconds_of(argv));
-    return best;
-}
-
-}  // namespace
+using bench::best_of;
+using bench::seconds_of;
 
 int main(int argc, char** argv) {
     if (argc != 5) {

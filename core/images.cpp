@@ -70,7 +70,7 @@ std::string debootstrap_mirror(const std::string& suite) {
 std::string import_base(const Docker& docker, const BuilderDefinition& d,
                         const ImageBuildOptions& options) {
     const std::string tag = "kbuild/base-" + d.name + ":" + d.hash.substr(0, 12);
-    if (docker.image(tag)) return tag;
+    if (!options.force && docker.image(tag)) return tag;  // --force starts from debootstrap
     const fs::path root = options.work_dir / (d.name + "-rootfs.part-" + std::to_string(::getpid()));
     std::error_code ec;
     fs::remove_all(root, ec);
