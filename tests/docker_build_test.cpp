@@ -102,6 +102,24 @@ TEST(DockerBuild, ABuildThatNeverEndsIsKilledAtTheTimeLimit) {
     EXPECT_EQ(kbuild_containers(), 0);
 }
 
+TEST(DockerBuild, AnInterruptedKbuildLeavesNoContainerBehind) {
+    const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
+    test::TempDir out;
+    auto args = build_args(release, "tests/fixtures/modules/sleeper", out.path());
+    args.insert(args.end(), {"--builder", "docker"});
+    args.insert(args.begin(), {"--cache-dir", cache_dir()});
+    std::string command = "'" + test::kbuild_binary().string() + "'";
+    for (const auto& a : args) command += " '" + a + "'";
+    // Start kbuild, wait until its container exists, interrupt it as Ctrl-C would.
+    const ProcessResult r = run_process(
+        {"bash", "-c", command + " 2>/dev/null & pid=$!; for i in $(seq 300); do "
+                                 "[ -n \"$(docker ps -q --filter label=kbuild.pid=$pid)\" ] && break; sleep 0.1; done; "
+                                 "seen=$(docker ps -q --filter label=kbuild.pid=$pid | wc -l); "
+                                 "kill -INT $pid; wait $pid; echo \"$seen $?\""});
+    EXPECT_EQ(r.out, "1 130\n") << "containers seen, kbuild's exit status";
+    EXPECT_EQ(kbuild_containers(), 0);
+}
+
 TEST(DockerBuild, ABuildThatReachesForTheNetworkFindsNone) {
     const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
     test::TempDir out;
