@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     const std::vector<std::string> build = {kbuild, "--quiet", "--cache-dir", cache, "build", "--distro",
                                             "debian", "--option",
                                             "suites=bookworm,bookworm-updates,bookworm-security",
-                                            "--kernel", "^" + release + "$", "--module-src", module,
+                                            "--kernel", "^" + release + "$", "--builder", "local", "--module-src", module,
                                             "--out", out.string(), "--force"};
     seconds_of(build);  // warm the cache: packages downloaded, tree unpacked
 

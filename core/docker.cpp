@@ -51,9 +51,11 @@ constexpr std::chrono::milliseconds kRequestTimeout = std::chrono::seconds(120);
 // Builds and imports stream progress, but one build step (apt-get install, a compiler) can stay
 // silent for many minutes: only an hour of silence means the daemon is stuck.
 constexpr std::chrono::milliseconds kStreamSilenceLimit = std::chrono::hours(1);
-// Waiting for a container: frequent polls first (short commands end fast), then rarer ones.
+// Waiting for a container: a module build takes seconds, so poll every 50 ms for the first
+// 10 s (a late answer would be most of the container's overhead), then every 250 ms.
 constexpr std::chrono::milliseconds kFirstPoll(50);
-constexpr std::chrono::milliseconds kLongestPoll(500);
+constexpr std::chrono::milliseconds kLongestPoll(250);
+constexpr std::chrono::seconds kFrequentPolling(10);
 // A killed container stops within a moment; past this the forced removal takes over.
 constexpr std::chrono::seconds kStopAfterKill(10);
 // The container log (json-file, rotated) keeps at most this much, so a build that prints
@@ -711,13 +713,13 @@ ContainerState container_state(const fs::path& socket, const std::string& id,
 // Polls until the container stops or the deadline passes; returns the last state seen.
 ContainerState wait_for_stop(const fs::path& socket, const std::string& id,
                              Clock::time_point deadline, const std::string& what) {
-    auto pause = kFirstPoll;
+    const auto started = Clock::now();
     for (;;) {
         const ContainerState state = container_state(socket, id, what);
         const auto now = Clock::now();
         if (!state.running || now >= deadline) return state;
+        const auto pause = now - started < kFrequentPolling ? kFirstPoll : kLongestPoll;
         std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline - now));
-        pause = std::min(pause * 2, kLongestPoll);
     }
 }
 
