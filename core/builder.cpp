@@ -1,17 +1,14 @@
 #include "builder.h"
 
 #include "docker.h"
+#include "interrupt.h"
 #include "process.h"
 
 #include <kbuild/types.hpp>
 
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <fstream>
-#include <mutex>
-#include <pthread.h>
-#include <thread>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -72,32 +69,6 @@ const std::string& owner_label() {
     return pid;
 }
 
-// On SIGINT or SIGTERM: remove this process's containers, then exit as the signal would.
-// Signals are blocked in every thread and taken by one waiting thread, where HTTP calls are
-// safe (a signal handler could not make them).
-void reap_containers_on_signal(const Docker& docker) {
-    static std::once_flag once;
-    std::call_once(once, [&docker] {
-        sigset_t signals;
-        sigemptyset(&signals);
-        sigaddset(&signals, SIGINT);
-        sigaddset(&signals, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-        std::thread([signals, &docker] {
-            int signal = 0;
-            sigwait(&signals, &signal);
-            spdlog::warn("interrupted: removing this run's build containers");
-            try {
-                for (const auto& id : docker.containers({{"kbuild.pid", owner_label()}}))
-                    docker.remove_container(id);
-            } catch (const std::exception& e) {
-                spdlog::error("{}", e.what());
-            }
-            std::_Exit(128 + signal);
-        }).detach();
-    });
-}
-
 void make_writable_by_anyone(const fs::path& dir) {
     fs::permissions(dir, fs::perms::all, fs::perm_options::add);
     for (const auto& entry : fs::recursive_directory_iterator(dir))
@@ -114,9 +85,15 @@ void make_writable_by_anyone(const fs::path& dir) {
 
 DockerBuilder::DockerBuilder(const Docker& docker, std::vector<BuilderImage> images,
                              std::string family)
-    : docker_(docker), images_(std::move(images)), family_(std::move(family)) {
-    reap_containers_on_signal(docker_);
-}
+    : docker_(docker),
+      images_(std::move(images)),
+      family_(std::move(family)),
+      cleanup_(add_cleanup([&docker] {
+          for (const auto& id : docker.containers({{"kbuild.pid", owner_label()}}))
+              docker.remove_container(id);
+      })) {}
+
+DockerBuilder::~DockerBuilder() { remove_cleanup(cleanup_); }
 
 std::string DockerBuilder::name(const BuildJob& job) const {
     std::string why;

@@ -57,6 +57,9 @@ class Docker;
 class DockerBuilder : public Builder {
 public:
     DockerBuilder(const Docker& docker, std::vector<BuilderImage> images, std::string family);
+    ~DockerBuilder() override;
+    DockerBuilder(const DockerBuilder&) = delete;
+    DockerBuilder& operator=(const DockerBuilder&) = delete;
     std::string name(const BuildJob& job) const override;
     std::string choice(const BuildJob& job) const override;
     BuildResult build(const BuildJob& job) override;
@@ -68,6 +71,7 @@ private:
     const Docker& docker_;
     std::vector<BuilderImage> images_;
     std::string family_;
+    int cleanup_;  // removes this process's containers when kbuild is interrupted
 };
 
 // Copies a module source tree (regular files, directories, symlinks), leaving out build

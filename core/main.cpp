@@ -1,3 +1,9 @@
 #include "cli.h"
+#include "interrupt.h"
 
-int main(int argc, char** argv) { return kbuild::run_cli(argc, argv); }
+int main(int argc, char** argv) {
+    kbuild::install_interrupt_handling();
+    const int status = kbuild::run_cli(argc, argv);
+    kbuild::stop_here_if_interrupted();  // the signal thread sets the exit status
+    return status;
+}

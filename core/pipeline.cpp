@@ -1,6 +1,7 @@
 #include "pipeline.h"
 
 #include "extract.h"
+#include "interrupt.h"
 #include "verify.h"
 
 #include <kbuild/digest.hpp>
@@ -282,6 +283,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release)
         }
         record.status = "built";
     } catch (const std::exception& e) {
+        stop_here_if_interrupted();  // a failure the interruption caused is not the target's
         record.status = "failed";
         record.reason = e.what();
         std::ofstream(log_dir / log_name, std::ios::app) << "kbuild: " << record.reason << '\n';

@@ -1,5 +1,7 @@
 #include "process.h"
 
+#include "interrupt.h"
+
 #include <kbuild/types.hpp>
 
 #include <algorithm>
@@ -81,6 +83,12 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
         (void)!::write(exec_error.fd[1], &e, sizeof e);
         ::_exit(127);
     }
+    // Interrupted: the program's whole process group goes with kbuild.
+    struct GroupCleanup {
+        int handle;
+        explicit GroupCleanup(pid_t group) : handle(add_cleanup([group] { ::kill(-group, SIGKILL); })) {}
+        ~GroupCleanup() { remove_cleanup(handle); }
+    } group_cleanup(pid);
     if (log_fd >= 0) ::close(log_fd);
     in.close_end(0), out.close_end(1), err.close_end(1), exec_error.close_end(1);
 

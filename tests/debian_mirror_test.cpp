@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace kbuild;
@@ -154,6 +155,26 @@ TEST(DebianMirror, ASyntaxErrorIsARecordedFailureWithItsLog) {
 
 // A Debian archive on 127.0.0.1 made from the real packages of one kernel with
 // dpkg-scanpackages and apt-ftparchive, served slowly so kbuild can be killed mid-download.
+TEST(DebianMirror, AnInterruptedLocalBuildLeavesNoProcessBehind) {
+    const std::string bookworm = newest(kBookworm, "^6\\.1\\.0-[0-9]+-amd64$");
+    test::TempDir module, out;
+    // A build that sleeps under a name no other test's build uses.
+    const std::string marker = "sleep 3600." + std::to_string(::getpid());
+    const std::string pattern = "[s]" + marker.substr(1);  // a pattern its own shell does not match
+    test::write_file(module / "Kbuild", "$(shell " + marker + ")\nobj-m := sleeper.o\n");
+    fs::copy_file(test::source_dir() / "tests/fixtures/modules/sleeper/sleeper.c", module / "sleeper.c");
+    const test::Stopped stopped = test::stop_kbuild_when(
+        with_cache({"build", "--builder", "local", "--distro", "debian", "--option", kBookworm,
+                    "--kernel", "^" + bookworm + "$", "--module-src", module.path().string(),
+                    "--out", out.path().string()}),
+        "pgrep -f '" + pattern + "' >/dev/null", "INT");
+    EXPECT_TRUE(stopped.seen) << "the build never started";
+    EXPECT_EQ(stopped.exit_status, 130);
+    EXPECT_EQ(run_process({"pgrep", "-f", pattern}).out, "") << "make or its children outlived kbuild";
+    EXPECT_FALSE(fs::exists(out / "index.json") &&
+                 test::read_file(out / "index.json").find("\"failed\"") != std::string::npos);
+}
+
 TEST(DebianMirror, AKilledDownloadIsNeverTakenAsFinished) {
     const std::string bookworm = newest(kBookworm, "^6\\.1\\.0-[0-9]+-amd64$");
     test::TempDir archive, out, cache;
@@ -185,14 +206,10 @@ TEST(DebianMirror, AKilledDownloadIsNeverTakenAsFinished) {
         "--cache-dir", cache.path().string(), "build", "--builder", "local", "--distro", "debian", "--mirror", server.url(),
         "--option", "suites=bookworm", "--module-src", (test::source_dir() / "examples/hello").string(),
         "--out", out.path().string()};
-    std::string command = "'" + test::kbuild_binary().string() + "'";
-    for (const auto& a : build) command += " '" + a + "'";
-    // Start kbuild, wait for a .part file, kill -9.
-    const ProcessResult killed = run_process(
-        {"bash", "-c", command + " 2>/dev/null & pid=$!; for i in $(seq 600); do "
-                                 "[ -n \"$(find '" + cache.path().string() + "' -name '*.part' 2>/dev/null)\" ] && break; sleep 0.05; done; "
-                                 "kill -9 $pid; wait $pid; find '" + cache.path().string() + "' -name '*.part' | wc -l"});
-    EXPECT_NE(killed.out, "0\n") << "no .part file was seen before the kill";
+    // Killed (-9) as soon as a .part file exists.
+    const test::Stopped killed = test::stop_kbuild_when(
+        build, "[ -n \"$(find '" + cache.path().string() + "' -name '*.part' 2>/dev/null)\" ]", "KILL");
+    EXPECT_TRUE(killed.seen) << "no .part file was seen before the kill";
     EXPECT_FALSE(fs::exists(out / "index.json") &&
                  index_of(out.path()).dump().find("\"built\"") != std::string::npos);
 

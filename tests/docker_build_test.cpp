@@ -108,16 +108,15 @@ TEST(DockerBuild, AnInterruptedKbuildLeavesNoContainerBehind) {
     auto args = build_args(release, "tests/fixtures/modules/sleeper", out.path());
     args.insert(args.end(), {"--builder", "docker"});
     args.insert(args.begin(), {"--cache-dir", cache_dir()});
-    std::string command = "'" + test::kbuild_binary().string() + "'";
-    for (const auto& a : args) command += " '" + a + "'";
-    // Start kbuild, wait until its container exists, interrupt it as Ctrl-C would.
-    const ProcessResult r = run_process(
-        {"bash", "-c", command + " 2>/dev/null & pid=$!; for i in $(seq 300); do "
-                                 "[ -n \"$(docker ps -q --filter label=kbuild.pid=$pid)\" ] && break; sleep 0.1; done; "
-                                 "seen=$(docker ps -q --filter label=kbuild.pid=$pid | wc -l); "
-                                 "kill -INT $pid; wait $pid; echo \"$seen $?\""});
-    EXPECT_EQ(r.out, "1 130\n") << "containers seen, kbuild's exit status";
+    // Interrupted as Ctrl-C would, once its container exists.
+    const test::Stopped stopped = test::stop_kbuild_when(
+        args, "[ -n \"$(docker ps -q --filter label=kbuild.pid=$pid)\" ]", "INT");
+    EXPECT_TRUE(stopped.seen) << "no container appeared";
+    EXPECT_EQ(stopped.exit_status, 130);
     EXPECT_EQ(kbuild_containers(), 0);
+    // The interruption is not the target's failure.
+    EXPECT_FALSE(fs::exists(out / "index.json") &&
+                 test::read_file(out / "index.json").find("\"failed\"") != std::string::npos);
 }
 
 TEST(DockerBuild, ABuildThatReachesForTheNetworkFindsNone) {

@@ -37,6 +37,22 @@ ProcessResult run_kbuild(const std::vector<std::string>& args, const ProcessOpti
     return run_process(argv, options);
 }
 
+Stopped stop_kbuild_when(const std::vector<std::string>& args, const std::string& condition,
+                         const std::string& signal) {
+    // Arguments reach the script as its own positional parameters: no quoting to get wrong.
+    std::vector<std::string> argv{
+        "bash", "-c",
+        "\"$@\" 2>/dev/null & pid=$!; seen=0; "
+        "for i in $(seq 600); do if " + condition + "; then seen=1; break; fi; sleep 0.05; done; "
+        "kill -" + signal + " $pid; wait $pid; echo \"$seen $?\"",
+        "bash", kbuild_binary().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const ProcessResult r = run_process(argv);
+    Stopped stopped;
+    std::istringstream(r.out) >> stopped.seen >> stopped.exit_status;
+    return stopped;
+}
+
 void write_file(const fs::path& path, const std::string& text) {
     fs::create_directories(path.parent_path());
     std::ofstream out(path, std::ios::binary);

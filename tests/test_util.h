@@ -33,6 +33,16 @@ private:
 // Runs the kbuild binary with these arguments.
 ProcessResult run_kbuild(const std::vector<std::string>& args, const ProcessOptions& options = {});
 
+// Starts kbuild with these arguments, waits (up to 30 s) until the shell condition holds (it
+// may name kbuild's process id as $pid), sends the signal (INT, TERM, KILL) and waits for
+// kbuild to end.
+struct Stopped {
+    bool seen = false;     // the condition held before the signal
+    int exit_status = -1;  // kbuild's, as its shell saw it (128 + N for signal N)
+};
+Stopped stop_kbuild_when(const std::vector<std::string>& args, const std::string& condition,
+                         const std::string& signal);
+
 void write_file(const std::filesystem::path& path, const std::string& text);
 
 // The shared data beside the checkout (../shared/data/...).
