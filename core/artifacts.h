@@ -48,6 +48,7 @@ struct TargetRecord {
     std::string inputs;    // digest of everything the artifacts depend on
     std::vector<std::string> packages;  // URLs or paths the kernel came from
     std::string finished_at;            // UTC, ISO 8601
+    std::string target;                 // driverkit-style target: "ubuntu-aws", "debian"
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ArtifactRecord, path, sha256, vermagic)
@@ -55,7 +56,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kern
                                                 kernelversion, module, module_version, config_md5,
                                                 status, reason, artifacts, compiler, builder,
                                                 builder_reason, log,
-                                                duration_s, inputs, packages, finished_at)
+                                                duration_s, inputs, packages, finished_at, target)
 
 // <out>/index.json: loaded at start, rewritten atomically (temporary file + rename) after every
 // change so an interrupted run keeps what finished. Thread-safe.

@@ -167,11 +167,20 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target)
 Json release_json(const Release& r) {
     Json headers = Json::array();
     for (const auto& p : r.packages) headers.push_back(p.url.empty() ? p.path : p.url);
-    Json entry = {{"kernelrelease", r.release}, {"kernelversion", r.kernelversion},
-                  {"target", r.distro},         {"arch", r.arch},
+    Json entry = {{"kernelrelease", r.release},
+                  {"kernelversion", r.kernelversion},
+                  {"target", r.target.empty() ? r.distro : r.target},
+                  {"arch", r.arch},
                   {"headers", headers},         {"packages", r.packages}};
     if (!r.unavailable.empty()) entry["unavailable"] = r.unavailable;
     return entry;
+}
+
+// What a plugin could not read is said, one line each; the work goes on with the rest and the
+// exit status says it was incomplete.
+int report_errors(const ReleaseList& list) {
+    for (const auto& e : list.errors) spdlog::error("{}", e);
+    return list.errors.empty() ? 0 : kExitFailed;
 }
 
 // DOCKER_HOST=unix:///path, else the standard socket.
@@ -346,9 +355,10 @@ int crawl_command(const GlobalOptions& global, const TargetOptions& target, cons
         if (output == "json") {
             Json releases = Json::array();
             for (const auto& r : list.releases) releases.push_back(release_json(r));
-            std::cout << Json{{"schema", kSchema}, {"distro", target.distro}, {"releases", releases}}.dump(2)
+            std::cout << Json{{"schema", kSchema}, {"distro", target.distro}, {"releases", releases},
+                              {"errors", list.errors}}.dump(2)
                       << '\n';
-            return 0;
+            return report_errors(list);
         }
         Table table({"RELEASE", "VERSION", "PACKAGES", "STATUS"});
         for (const auto& r : list.releases) {
@@ -359,7 +369,7 @@ int crawl_command(const GlobalOptions& global, const TargetOptions& target, cons
         }
         table.print(std::cout);
         spdlog::info("{} releases", list.releases.size());
-        return 0;
+        return report_errors(list);
     });
 }
 
@@ -372,8 +382,9 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
         ReleaseList list = find_releases(instance, target);
         select_releases(list.releases, target);
         if (output == "json") {
-            Json releases = Json::object(), unavailable = Json::object();
+            Json releases = Json::object(), unavailable = Json::object(), entries = Json::array();
             for (const auto& r : list.releases) {
+                entries.push_back(release_json(r));
                 Json files = Json::array();
                 for (const auto& p : r.packages) files.push_back(p.url.empty() ? p.path : p.url);
                 releases[r.release] = files;
@@ -381,10 +392,12 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
             }
             Json unclaimed = Json::array();
             for (const auto& u : list.unclaimed) unclaimed.push_back({{"file", u.file}, {"reason", u.reason}});
+            // releases: release -> files (the plan); entries: the crawl's driverkit-style form.
             std::cout << Json{{"schema", kSchema}, {"distro", target.distro}, {"releases", releases},
-                              {"unavailable", unavailable}, {"unclaimed", unclaimed}}.dump(2)
+                              {"unavailable", unavailable}, {"unclaimed", unclaimed},
+                              {"entries", entries}, {"errors", list.errors}}.dump(2)
                       << '\n';
-            return 0;
+            return report_errors(list);
         }
         for (const auto& r : list.releases) {
             std::cout << r.release << (r.unavailable.empty() ? "" : "  (unavailable: " + r.unavailable + ")")
@@ -392,7 +405,7 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
             for (const auto& p : r.packages) std::cout << "  " << (p.url.empty() ? p.path : p.url) << '\n';
         }
         for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);
-        return 0;
+        return report_errors(list);
     });
 }
 
@@ -416,16 +429,18 @@ int build_command(const GlobalOptions& global, const TargetOptions& target,
         Pipeline pipeline(session.plugin, session.fetcher, *builder, options);
 
         std::vector<Release> releases;
+        int incomplete = 0;
         {
             PluginInstance instance(session.plugin, pipeline.host_context());
             ReleaseList list = find_releases(instance, target);
             for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);
+            incomplete = report_errors(list);
             releases = std::move(list.releases);
         }
         select_releases(releases, target);
         if (releases.empty()) {
             spdlog::warn("no kernel releases selected");
-            return 0;
+            return incomplete;
         }
         spdlog::info("building {} for {} {} kernel release(s)", options.module_src.filename().string(),
                      releases.size(), target.distro);
@@ -435,7 +450,7 @@ int build_command(const GlobalOptions& global, const TargetOptions& target,
                      (options.out_dir / "index.json").string());
         if (output == "json")
             std::cout << Json{{"schema", kSchema}, {"targets", summary.records}}.dump(2) << '\n';
-        return summary.all_ok() ? 0 : kExitFailed;
+        return summary.all_ok() && incomplete == 0 ? 0 : kExitFailed;
     });
 }
 

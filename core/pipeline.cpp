@@ -51,6 +51,13 @@ bool artifacts_intact(const TargetRecord& record, const fs::path& out_dir) {
 
 }  // namespace
 
+TargetRecord Pipeline::new_record(const Release& release) const {
+    TargetRecord record{release.distro, release.arch, release.release, release.kernelversion,
+                        module_name_};
+    record.target = release.target.empty() ? release.distro : release.target;
+    return record;
+}
+
 std::string digest_tree(const fs::path& dir) {
     std::vector<fs::path> files;
     for (const auto& entry : fs::recursive_directory_iterator(dir))
@@ -119,8 +126,7 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
             if (instance) {
                 record = build_one(*instance, release);
             } else {
-                record = {release.distro, release.arch, release.release, release.kernelversion,
-                          module_name_};
+                record = new_record(release);
                 record.status = "failed";
                 record.reason = create_error;
                 index_.put(record);
@@ -186,8 +192,7 @@ fs::path Pipeline::unpacked_root(PluginInstance& plugin, const Release& release,
 }
 
 TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release) {
-    TargetRecord record{release.distro, release.arch, release.release, release.kernelversion,
-                        module_name_};
+    TargetRecord record = new_record(release);
     for (const auto& p : release.packages) record.packages.push_back(p.url.empty() ? p.path : p.url);
     if (!release.unavailable.empty()) {
         record.status = "unavailable";

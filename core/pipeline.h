@@ -44,6 +44,7 @@ public:
     HostContext& host_context() { return context_; }
 
 private:
+    TargetRecord new_record(const Release& release) const;
     TargetRecord build_one(PluginInstance& plugin, const Release& release);
     std::filesystem::path unpacked_root(PluginInstance& plugin, const Release& release,
                                         const std::vector<Package>& packages);

@@ -14,7 +14,7 @@ namespace {
 TEST(Cli, VersionNamesTheAbi) {
     const ProcessResult r = run_kbuild({"--version"});
     EXPECT_EQ(r.exit_code, 0);
-    EXPECT_EQ(r.out, "kbuild 0.1.0 (plugin ABI 1.1)\n");
+    EXPECT_EQ(r.out, "kbuild 0.1.0 (plugin ABI " + test::kAbi + ")\n");
 }
 
 TEST(Cli, NoVerbOrAnUnknownOneIsBadUsage) {
@@ -42,16 +42,16 @@ TEST(Cli, PluginsAsJsonListsLoadedAndRefused) {
     const Json& good = doc["plugins"][0];
     EXPECT_EQ(good["name"], "good");
     EXPECT_EQ(good["version"], "1.2.3");
-    EXPECT_EQ(good["abi"], "1.1");
+    EXPECT_EQ(good["abi"], test::kAbi);
     EXPECT_EQ(good["distros"], Json::array({"gooddistro", "gooddistro-lts"}));
     EXPECT_EQ(good["builder_family"], "debian");
     EXPECT_EQ(good["path"], (fixture_plugin_dir("good") / "libkbuild-good.so").string());
     ASSERT_EQ(doc["refused"].size(), 1u);
     EXPECT_EQ(doc["refused"][0]["reason"],
-              "plugin ABI 2.0 is not compatible with kbuild's ABI 1.1 (major versions differ)");
+              "plugin ABI 2.0 is not compatible with kbuild's ABI " + test::kAbi + " (major versions differ)");
     // The refusal is also the one warning line on stderr; stdout stays pure JSON.
     EXPECT_EQ(r.err, "warning: " + (fixture_plugin_dir("othermajor") / "libkbuild-othermajor.so").string() +
-                         ": refused: plugin ABI 2.0 is not compatible with kbuild's ABI 1.1 (major "
+                         ": refused: plugin ABI 2.0 is not compatible with kbuild's ABI " + test::kAbi + " (major "
                          "versions differ)\n");
 }
 

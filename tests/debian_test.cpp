@@ -129,14 +129,13 @@ TEST_F(DebianPlugin, LocalDebsAreGroupedByTheirControlDataNotTheirNames) {
     EXPECT_EQ(r.packages[2].path, debs.kbuild.string());
     EXPECT_TRUE(result.unclaimed.empty());
 
+    // A corrupt .deb is an error naming it; the kernel beside it is still grouped.
     request.files.push_back((dir / "notes.deb").string());
-    try {
-        instance_->batch_packages(request);
-        FAIL() << "a corrupt .deb was accepted";
-    } catch (const Error& e) {
-        EXPECT_EQ(std::string(e.what()).rfind("debian: batch_packages: " + (dir / "notes.deb").string() + ": ", 0), 0u)
-            << e.what();
-    }
+    const ReleaseList with_corrupt = instance_->batch_packages(request);
+    ASSERT_EQ(with_corrupt.errors.size(), 1u);
+    EXPECT_EQ(with_corrupt.errors[0].rfind((dir / "notes.deb").string() + ": ", 0), 0u) << with_corrupt.errors[0];
+    ASSERT_EQ(with_corrupt.releases.size(), 1u);
+    EXPECT_EQ(with_corrupt.releases[0].packages.size(), 3u);
 }
 
 TEST_F(DebianPlugin, UnpacksAndFindsTheKernelDirAndConfig) {

@@ -42,14 +42,14 @@ TEST(PluginHost, LoadsAGoodPluginWithItsMetadata) {
 TEST(PluginHost, RefusesAnotherAbiMajorNamingBothVersions) {
     EXPECT_EQ(refusal_of("othermajor", "othermajor"),
               plugin_file("othermajor", "othermajor").string() +
-                  ": refused: plugin ABI 2.0 is not compatible with kbuild's ABI 1.1 (major "
+                  ": refused: plugin ABI 2.0 is not compatible with kbuild's ABI " + test::kAbi + " (major "
                   "versions differ)");
 }
 
 TEST(PluginHost, RefusesANewerMinor) {
     EXPECT_EQ(refusal_of("newminor", "newminor"),
               plugin_file("newminor", "newminor").string() +
-                  ": refused: plugin ABI 1.2 is newer than kbuild's ABI 1.1 (rebuild the plugin "
+                  ": refused: plugin ABI " + test::kNextMinor + " is newer than kbuild's ABI " + test::kAbi + " (rebuild the plugin "
                   "against this SDK or upgrade kbuild)");
 }
 

@@ -3,11 +3,19 @@
 
 #include "process.h"
 
+#include <kbuild/plugin_api.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
 
 namespace kbuild::test {
+
+// The plugin ABI as kbuild prints it ("1.2"), and the next minor version ("1.3").
+inline const std::string kAbi =
+    std::to_string(KBUILD_PLUGIN_ABI_MAJOR) + "." + std::to_string(KBUILD_PLUGIN_ABI_MINOR);
+inline const std::string kNextMinor =
+    std::to_string(KBUILD_PLUGIN_ABI_MAJOR) + "." + std::to_string(KBUILD_PLUGIN_ABI_MINOR + 1);
 
 // Paths the build passes in (see tests/CMakeLists.txt).
 std::filesystem::path kbuild_binary();

@@ -32,9 +32,10 @@
 extern "C" {
 #endif
 
-/* 1.0: the core hooks. 1.1: optional hook describe(). */
+/* 1.0: the core hooks. 1.1: optional hook describe(). 1.2: a release may name its target
+ * ("ubuntu-aws"), a release list may carry errors (fields older hosts and plugins leave out). */
 #define KBUILD_PLUGIN_ABI_MAJOR 1
-#define KBUILD_PLUGIN_ABI_MINOR 1
+#define KBUILD_PLUGIN_ABI_MINOR 2
 
 /* Version of the JSON documents exchanged through hooks and services. */
 #define KBUILD_PLUGIN_SCHEMA 1

@@ -46,6 +46,7 @@ struct Release {
     std::string arch;
     std::vector<Package> packages;
     std::string unavailable;  // non-empty: a needed package is missing, and why
+    std::string target;       // the driverkit-style target ("ubuntu-aws"); "" means the distro
 };
 
 // A file batch_packages could not place in any release.
@@ -57,6 +58,9 @@ struct Unclaimed {
 struct ReleaseList {
     std::vector<Release> releases;
     std::vector<Unclaimed> unclaimed;
+    // What could not be read (an index failing its checksum...), one line each; the releases
+    // found elsewhere are still listed.
+    std::vector<std::string> errors;
 };
 
 using Options = std::map<std::string, std::string>;
@@ -137,9 +141,9 @@ struct FetchedFile {
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Package, name, url, path, sha256, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Release, release, kernelversion, distro, arch,
-                                                packages, unavailable)
+                                                packages, unavailable, target)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Unclaimed, file, reason)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseList, releases, unclaimed)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseList, releases, unclaimed, errors)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CrawlRequest, distro, arch, mirrors, apt_mirrors,
                                                 options)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BatchRequest, distro, arch, files, names_only,

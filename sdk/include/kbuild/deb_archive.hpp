@@ -1,0 +1,108 @@
+// What deb-family plugins share above the formats of deb.hpp: the binary packages an archive,
+// a local .deb or a file name describes; crawling suites of apt archives (Release checked,
+// Packages.xz read once and remembered by its sha256); reading a batch of local files or names;
+// and pairing each concrete headers package with the packages it depends on.
+//
+// A plugin says what is distro-specific through PairingRules: which packages are a kernel's
+// headers, which of their dependencies a module build needs, the Depends a package has when
+// only its name is known, and the kernel version and target of a release.
+#pragma once
+
+#include <kbuild/deb.hpp>
+#include <kbuild/plugin.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kbuild::deb {
+
+// One binary package as an index, a control file or a file name describes it.
+struct Binary {
+    std::string name, version;
+    std::string arch;                            // "" for Architecture: all
+    std::vector<std::vector<Relation>> depends;  // empty when only the file name is known
+    Package file;
+};
+
+// Whether a package satisfies one relation ("name (op version)").
+bool satisfies(const Binary& binary, const Relation& relation);
+
+// "name (op version)", as a Depends field writes it.
+std::string describe(const Relation& relation);
+
+// ".../linux-headers-6.1.0-50-amd64_6.1.176-1_amd64.deb" -> name, version, arch; nullopt when
+// the file name is not name_version_arch.deb. An escaped epoch ("1%3a2.0") is undone.
+std::optional<Binary> binary_from_file_name(const std::string& file);
+
+// The pool directory a URL or path names its source package by: ".../pool/main/l/linux-aws/x.deb"
+// -> "linux-aws"; "" when it has no pool directory.
+std::string pool_source(const std::string& file);
+
+// A local .deb's control data, read through the host's extract service.
+Binary binary_from_control(Host& host, const std::string& file);
+
+// Which packages a plugin reads from indexes and batches.
+using NameFilter = std::function<bool(std::string_view name)>;
+
+struct ArchiveQuery {
+    std::vector<std::string> mirrors;
+    std::vector<std::string> suites;
+    std::vector<std::string> components;
+    std::string arch;
+};
+
+struct Crawled {
+    std::vector<Binary> binaries;
+    std::vector<std::string> errors;  // indexes that could not be read, each named with its cause
+};
+
+// Reads <mirror>/dists/<suite>/Release and each component's binary-<arch>/Packages.xz (its
+// sha256 and size checked against Release) on every mirror. A suite a mirror lacks is skipped
+// (a debug line); an index that fails its check or cannot be read is an error of the result,
+// and the rest is still read. Throws when no index at all was read.
+Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& wanted);
+
+// Local .deb files (their control data) or, with names_only, URLs and names (their file names).
+// Files that are not wanted packages are unclaimed, with the reason; a file that cannot be read
+// (a corrupt .deb) is an error naming it, and the rest is still read.
+struct BatchRead {
+    std::vector<Binary> binaries;
+    std::vector<Unclaimed> unclaimed;
+    std::vector<std::string> errors;
+};
+BatchRead read_batch(Host& host, const BatchRequest& request, const NameFilter& wanted);
+
+struct PairingRules {
+    // The kernel release (`uname -r`) a package holds headers for; "" when it is not a
+    // concrete headers package (a common, meta or kbuild package).
+    std::function<std::string(const Binary&)> release_of;
+    // Whether a dependency is part of a module build (the others, libc and the like, are not).
+    std::function<bool(const Relation&)> needed;
+    // The Depends a headers package has when only its file name is known.
+    std::function<std::vector<std::vector<Relation>>(const Binary& headers, const std::string& release)>
+        depends_from_name;
+    // Sets what a release knows besides its packages (kernelversion, target).
+    std::function<void(Release&, const Binary& headers)> describe_release;
+};
+
+// Pairs every concrete headers package of `arch` (its newest version when several are listed)
+// with the packages its needed dependencies name: for each OR-group, the first alternative
+// that some package satisfies, preferring the headers' own version, else the newest. A group no
+// package satisfies makes the release unavailable, with the packages named.
+ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
+                 const std::string& arch, const PairingRules& rules);
+
+// For a batch: the batch's unclaimed files and errors go into the list, and so do the files
+// that no release took ("no headers package in the batch needs it").
+void claim_leftovers(ReleaseList& list, const BatchRead& batch);
+
+// A plugin option's value, or the fallback when unset or empty.
+std::string option(const Options& options, const std::string& key, const std::string& fallback);
+
+// "a,b,,c" -> {a, b, c}
+std::vector<std::string> split_list(const std::string& text, char separator = ',');
+
+}  // namespace kbuild::deb

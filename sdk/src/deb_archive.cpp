@@ -1,0 +1,303 @@
+#include <kbuild/deb_archive.hpp>
+#include <kbuild/digest.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace kbuild::deb {
+namespace {
+
+std::string trim_slash(std::string text) {
+    while (!text.empty() && text.back() == '/') text.pop_back();
+    return text;
+}
+
+// A fetched Release file: small, plain text, host-owned and read-only.
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+Json binary_to_json(const Binary& b) {
+    Json depends = Json::array();
+    for (const auto& group : b.depends) {
+        Json alternatives = Json::array();
+        for (const auto& r : group) alternatives.push_back({r.name, r.op, r.version});
+        depends.push_back(alternatives);
+    }
+    return {{"name", b.name}, {"version", b.version}, {"arch", b.arch}, {"depends", depends},
+            {"file", b.file}};
+}
+
+Binary binary_from_json(const Json& j) {
+    Binary b{j.at("name"), j.at("version"), j.at("arch")};
+    for (const auto& group : j.at("depends")) {
+        b.depends.emplace_back();
+        for (const auto& r : group) b.depends.back().push_back({r.at(0), r.at(1), r.at(2)});
+    }
+    b.file = j.at("file").get<Package>();
+    return b;
+}
+
+Binary binary_from_paragraph(const Paragraph& p) {
+    Binary b{std::string(p.get("Package")), std::string(p.get("Version")),
+             std::string(p.get("Architecture"))};
+    if (b.arch == "all") b.arch.clear();
+    b.depends = parse_relations(p.get("Depends"));
+    b.file.name = b.name;
+    return b;
+}
+
+// The wanted packages of one Packages index, which the host fetched and checked.
+std::vector<Binary> read_index(const std::string& path, const std::string& base, const NameFilter& wanted) {
+    std::vector<Binary> out;
+    read_paragraphs(path, [&](const Paragraph& p) {
+        if (!wanted(p.get("Package"))) return;
+        Binary b = binary_from_paragraph(p);
+        b.file.url = base + "/" + std::string(p.get("Filename"));
+        b.file.sha256 = std::string(p.get("SHA256"));
+        const std::string size(p.get("Size"));
+        b.file.size = size.empty() ? -1 : std::stoll(size);
+        out.push_back(std::move(b));
+    });
+    return out;
+}
+
+// What was read from an index is kept in the plugin's cache under the index's sha256, so a
+// later crawl of an unchanged suite reads a few kilobytes instead of decompressing megabytes.
+// The filter is the plugin's own and fixed, so the cache is too.
+std::vector<Binary> read_index_cached(const Host& host, const std::string& base, const std::string& url,
+                                      const IndexFile& index, const NameFilter& wanted) {
+    const fs::path cached = fs::path(host.cache_dir()) / "indexes" / (index.sha256 + ".json");
+    std::ifstream in(cached);
+    const Json saved = Json::parse(in, nullptr, /*allow_exceptions=*/false);
+    std::vector<Binary> found;
+    if (saved.is_array()) {
+        for (const auto& j : saved) found.push_back(binary_from_json(j));
+        return found;
+    }
+    const FetchedFile packages = host.fetch({"Packages.xz", url, "", index.sha256, index.size});
+    found = read_index(packages.path, base, wanted);
+    Json list = Json::array();
+    for (const auto& b : found) list.push_back(binary_to_json(b));
+    fs::create_directories(cached.parent_path());
+    const fs::path temporary = cached.string() + ".tmp";
+    std::ofstream(temporary) << list.dump();
+    fs::rename(temporary, cached);
+    return found;
+}
+
+}  // namespace
+
+bool satisfies(const Binary& b, const Relation& r) {
+    if (b.name != r.name) return false;
+    if (r.op.empty()) return true;
+    const int order = compare_versions(b.version, r.version);
+    if (r.op == "=") return order == 0;
+    if (r.op == ">=") return order >= 0;
+    if (r.op == "<=") return order <= 0;
+    if (r.op == ">>") return order > 0;
+    if (r.op == "<<") return order < 0;
+    return false;
+}
+
+std::string describe(const Relation& r) {
+    return r.op.empty() ? r.name : r.name + " (" + r.op + " " + r.version + ")";
+}
+
+std::optional<Binary> binary_from_file_name(const std::string& file) {
+    static const std::regex deb_name(R"(^([a-z0-9][a-z0-9+.-]*)_([^_]+)_([a-z0-9-]+)\.deb$)");
+    std::smatch m;
+    const std::string base = fs::path(file).filename().string();
+    if (!std::regex_match(base, m, deb_name)) return std::nullopt;
+    Binary b{m[1], m[2], m[3]};
+    const size_t escaped = b.version.find("%3a");
+    if (escaped != std::string::npos) b.version.replace(escaped, 3, ":");
+    if (b.arch == "all") b.arch.clear();
+    b.file.name = b.name;
+    return b;
+}
+
+std::string pool_source(const std::string& file) {
+    static const std::regex in_pool(R"((?:^|/)pool/[^/]+/[^/]+/([^/]+)/[^/]+$)");
+    std::smatch m;
+    return std::regex_search(file, m, in_pool) ? std::string(m[1]) : std::string();
+}
+
+Binary binary_from_control(Host& host, const std::string& file) {
+    const fs::path dest = fs::path(host.cache_dir()) / "control" / sha256_text(file).substr(0, 16);
+    std::error_code ec;
+    fs::remove_all(dest, ec);
+    host.extract({file, dest.string(), "control"});
+    std::optional<Binary> found;
+    read_paragraphs((dest / "control").string(), [&](const Paragraph& p) {
+        if (!found) found = binary_from_paragraph(p);
+    });
+    fs::remove_all(dest, ec);
+    if (!found || found->name.empty()) throw Error(file + ": control file has no Package");
+    return *found;
+}
+
+Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& wanted) {
+    if (query.mirrors.empty()) throw Error("no mirror to crawl (give --mirror URL)");
+    Crawled crawled;
+    int indexes = 0;
+    for (const auto& suite : query.suites) {
+        for (const auto& mirror : query.mirrors) {
+            const std::string base = trim_slash(mirror);
+            const std::string release_url = base + "/dists/" + suite + "/Release";
+            FetchedFile release_file;
+            try {
+                release_file = host.fetch({"Release", release_url});
+            } catch (const Error& e) {
+                // Each mirror holds only some suites (security lives apart): skip quietly.
+                host.debug(std::string(e.what()) + "; skipped");
+                continue;
+            }
+            const ReleaseFile release = parse_release(read_text(release_file.path));
+            for (const auto& component : query.components) {
+                const std::string index = component + "/binary-" + query.arch + "/Packages.xz";
+                const auto entry = release.sha256.find(index);
+                if (entry == release.sha256.end()) {
+                    host.warn(release_url + " lists no " + index + "; skipped");
+                    continue;
+                }
+                const std::string url = base + "/dists/" + suite + "/" + index;
+                try {
+                    auto found = read_index_cached(host, base, url, entry->second, wanted);
+                    crawled.binaries.insert(crawled.binaries.end(), std::make_move_iterator(found.begin()),
+                                            std::make_move_iterator(found.end()));
+                    ++indexes;
+                    host.debug("read " + url);
+                } catch (const Error& e) {
+                    crawled.errors.push_back(e.what());
+                }
+            }
+        }
+    }
+    if (indexes == 0) {
+        std::string suites;
+        for (const auto& s : query.suites) suites += (suites.empty() ? "" : ",") + s;
+        throw Error("no Packages index could be read for suites " + suites + " on any mirror" +
+                    (crawled.errors.empty() ? "" : " (" + crawled.errors.front() + ")"));
+    }
+    return crawled;
+}
+
+BatchRead read_batch(Host& host, const BatchRequest& request, const NameFilter& wanted) {
+    BatchRead batch;
+    for (const auto& file : request.files) {
+        std::optional<Binary> b;
+        if (request.names_only) {
+            b = binary_from_file_name(file);
+        } else {
+            try {
+                b = binary_from_control(host, file);
+            } catch (const Error& e) {
+                batch.errors.push_back(e.what());
+                continue;
+            }
+        }
+        if (!b) {
+            batch.unclaimed.push_back({file, "not a .deb named name_version_arch.deb"});
+            continue;
+        }
+        if (!wanted(b->name)) {
+            batch.unclaimed.push_back({file, b->name + " is not a kernel headers package"});
+            continue;
+        }
+        (request.names_only ? b->file.url : b->file.path) = file;
+        batch.binaries.push_back(std::move(*b));
+    }
+    return batch;
+}
+
+ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
+                 const std::string& arch, const PairingRules& rules) {
+    std::map<std::string, std::vector<const Binary*>> by_name;
+    for (const auto& b : binaries) by_name[b.name].push_back(&b);
+
+    // The newest version of each headers package, when several indexes list it.
+    std::map<std::string, const Binary*> headers;
+    for (const auto& b : binaries) {
+        if (!b.arch.empty() && b.arch != arch) continue;
+        const std::string release = rules.release_of(b);
+        if (release.empty()) continue;
+        auto& best = headers[release];
+        if (!best || compare_versions(b.version, best->version) > 0) best = &b;
+    }
+
+    ReleaseList list;
+    for (const auto& [release_name, header] : headers) {
+        Release release;
+        release.release = release_name;
+        release.distro = distro;
+        release.arch = arch;
+        release.packages = {header->file};
+        rules.describe_release(release, *header);
+        const auto depends = header->depends.empty() ? rules.depends_from_name(*header, release_name)
+                                                     : header->depends;
+        for (const auto& group : depends) {
+            if (std::none_of(group.begin(), group.end(), rules.needed)) continue;
+            const Binary* chosen = nullptr;
+            for (const auto& relation : group) {
+                for (const Binary* b : by_name[relation.name]) {
+                    if (!satisfies(*b, relation) || (!b->arch.empty() && b->arch != arch)) continue;
+                    // The same version as the headers first, else the newest that satisfies.
+                    const bool same = b->version == header->version;
+                    const bool chosen_same = chosen && chosen->version == header->version;
+                    if (!chosen || (same && !chosen_same) ||
+                        (same == chosen_same && compare_versions(b->version, chosen->version) > 0))
+                        chosen = b;
+                }
+                if (chosen) break;
+            }
+            if (chosen) {
+                release.packages.push_back(chosen->file);
+            } else if (release.unavailable.empty()) {
+                std::string wanted;
+                for (const auto& r : group) wanted += (wanted.empty() ? "" : " | ") + describe(r);
+                release.unavailable = header->name + " " + header->version + " needs " + wanted +
+                                      ", which no index or list holds";
+            }
+        }
+        list.releases.push_back(std::move(release));
+    }
+    return list;
+}
+
+void claim_leftovers(ReleaseList& list, const BatchRead& batch) {
+    std::set<std::string> used;
+    for (const auto& r : list.releases)
+        for (const auto& p : r.packages) used.insert(p.url.empty() ? p.path : p.url);
+    list.unclaimed = batch.unclaimed;
+    list.errors.insert(list.errors.end(), batch.errors.begin(), batch.errors.end());
+    for (const auto& b : batch.binaries) {
+        const std::string where = b.file.url.empty() ? b.file.path : b.file.url;
+        if (!used.count(where)) list.unclaimed.push_back({where, "no headers package in the batch needs it"});
+    }
+}
+
+std::string option(const Options& options, const std::string& key, const std::string& fallback) {
+    const auto it = options.find(key);
+    return it == options.end() || it->second.empty() ? fallback : it->second;
+}
+
+std::vector<std::string> split_list(const std::string& text, char separator) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string item; std::getline(in, item, separator);)
+        if (!item.empty()) out.push_back(item);
+    return out;
+}
+
+}  // namespace kbuild::deb
