@@ -31,30 +31,30 @@ Index::Index(fs::path out_dir) : out_dir_(std::move(out_dir)), path_(out_dir_ / 
     records_ = doc["targets"].get<std::vector<TargetRecord>>();
 }
 
-std::optional<TargetRecord> Index::find(const std::string& distro, const std::string& arch,
-                                        const std::string& kernelrelease,
-                                        const std::string& module) const {
+namespace {
+
+// What identifies a target in the index.
+auto key_of(const TargetRecord& r) {
+    return std::tie(r.distro, r.arch, r.kernelrelease, r.variant, r.module);
+}
+
+}  // namespace
+
+std::optional<TargetRecord> Index::find(const TargetRecord& target) const {
     std::lock_guard lock(mutex_);
     for (const auto& r : records_)
-        if (r.distro == distro && r.arch == arch && r.kernelrelease == kernelrelease &&
-            r.module == module)
-            return r;
+        if (key_of(r) == key_of(target)) return r;
     return std::nullopt;
 }
 
 void Index::put(const TargetRecord& record) {
     std::lock_guard lock(mutex_);
-    auto same = [&](const TargetRecord& r) {
-        return r.distro == record.distro && r.arch == record.arch &&
-               r.kernelrelease == record.kernelrelease && r.module == record.module;
-    };
-    auto it = std::find_if(records_.begin(), records_.end(), same);
+    auto it = std::find_if(records_.begin(), records_.end(),
+                           [&](const TargetRecord& r) { return key_of(r) == key_of(record); });
     if (it != records_.end()) *it = record;
     else records_.push_back(record);
-    std::sort(records_.begin(), records_.end(), [](const TargetRecord& a, const TargetRecord& b) {
-        return std::tie(a.distro, a.arch, a.kernelrelease, a.module) <
-               std::tie(b.distro, b.arch, b.kernelrelease, b.module);
-    });
+    std::sort(records_.begin(), records_.end(),
+              [](const TargetRecord& a, const TargetRecord& b) { return key_of(a) < key_of(b); });
     save_locked();
 }
 

@@ -49,6 +49,7 @@ struct TargetRecord {
     std::vector<std::string> packages;  // URLs or paths the kernel came from
     std::string finished_at;            // UTC, ISO 8601
     std::string target;                 // driverkit-style target: "ubuntu-aws", "debian"
+    std::string variant;                // Release::variant: "20.04.1" for an Ubuntu backport
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ArtifactRecord, path, sha256, vermagic)
@@ -56,7 +57,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kern
                                                 kernelversion, module, module_version, config_md5,
                                                 status, reason, artifacts, compiler, builder,
                                                 builder_reason, log,
-                                                duration_s, inputs, packages, finished_at, target)
+                                                duration_s, inputs, packages, finished_at, target,
+                                                variant)
 
 // <out>/index.json: loaded at start, rewritten atomically (temporary file + rename) after every
 // change so an interrupted run keeps what finished. Thread-safe.
@@ -65,9 +67,7 @@ public:
     explicit Index(std::filesystem::path out_dir);
 
     // The record for this target, if any.
-    std::optional<TargetRecord> find(const std::string& distro, const std::string& arch,
-                                     const std::string& kernelrelease,
-                                     const std::string& module) const;
+    std::optional<TargetRecord> find(const TargetRecord& target) const;
 
     // Adds or replaces the target's record and saves the file.
     void put(const TargetRecord& record);

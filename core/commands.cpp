@@ -172,6 +172,7 @@ Json release_json(const Release& r) {
                   {"target", r.target.empty() ? r.distro : r.target},
                   {"arch", r.arch},
                   {"headers", headers},         {"packages", r.packages}};
+    if (!r.variant.empty()) entry["variant"] = r.variant;
     if (!r.unavailable.empty()) entry["unavailable"] = r.unavailable;
     return entry;
 }
@@ -364,7 +365,7 @@ int crawl_command(const GlobalOptions& global, const TargetOptions& target, cons
         for (const auto& r : list.releases) {
             std::vector<std::string> names;
             for (const auto& p : r.packages) names.push_back(p.name);
-            table.add({r.release, r.kernelversion, join(names, " "),
+            table.add({release_id(r), r.kernelversion, join(names, " "),
                        r.unavailable.empty() ? "ok" : "unavailable: " + r.unavailable});
         }
         table.print(std::cout);
@@ -387,8 +388,8 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
                 entries.push_back(release_json(r));
                 Json files = Json::array();
                 for (const auto& p : r.packages) files.push_back(p.url.empty() ? p.path : p.url);
-                releases[r.release] = files;
-                if (!r.unavailable.empty()) unavailable[r.release] = r.unavailable;
+                releases[release_id(r)] = files;
+                if (!r.unavailable.empty()) unavailable[release_id(r)] = r.unavailable;
             }
             Json unclaimed = Json::array();
             for (const auto& u : list.unclaimed) unclaimed.push_back({{"file", u.file}, {"reason", u.reason}});
@@ -400,7 +401,7 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
             return report_errors(list);
         }
         for (const auto& r : list.releases) {
-            std::cout << r.release << (r.unavailable.empty() ? "" : "  (unavailable: " + r.unavailable + ")")
+            std::cout << release_id(r) << (r.unavailable.empty() ? "" : "  (unavailable: " + r.unavailable + ")")
                       << '\n';
             for (const auto& p : r.packages) std::cout << "  " << (p.url.empty() ? p.path : p.url) << '\n';
         }

@@ -55,6 +55,7 @@ TargetRecord Pipeline::new_record(const Release& release) const {
     TargetRecord record{release.distro, release.arch, release.release, release.kernelversion,
                         module_name_};
     record.target = release.target.empty() ? release.distro : release.target;
+    record.variant = release.variant;
     return record;
 }
 
@@ -138,7 +139,7 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
             else if (record.status == "unavailable") ++summary.unavailable;
             else ++summary.failed;
             const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(total) +
-                                      "] " + release.distro + " " + release.release;
+                                      "] " + release.distro + " " + release_id(release);
             if (record.status == "built" || record.status == "skipped") {
                 spdlog::info("{}: {} {} ({:.1f} s)", where, record.status,
                              record.artifacts.empty() ? "" : record.artifacts.front().path,
@@ -161,7 +162,7 @@ fs::path Pipeline::unpacked_root(PluginInstance& plugin, const Release& release,
     std::vector<std::string> digests;
     for (const auto& package : packages) digests.push_back(package.sha256);
     std::sort(digests.begin(), digests.end());
-    std::string joined = plugin_.name() + "\n" + release.release + "\n";
+    std::string joined = plugin_.name() + "\n" + release_id(release) + "\n";
     for (const auto& d : digests) joined += d + "\n";
     const fs::path trees = options_.cache_dir / "trees";
     const fs::path final_dir = trees / sha256_text(joined).substr(0, 32);
@@ -205,7 +206,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release)
     Json inputs = {{"release", release}, {"source", source_digest_},
                    {"module_version", options_.module_version}, {"plugin", plugin_.name()}};
     record.inputs = sha256_text(inputs.dump());
-    const auto previous = index_.find(release.distro, release.arch, release.release, module_name_);
+    const auto previous = index_.find(record);
     if (!options_.force && previous && previous->inputs == record.inputs &&
         (previous->status == "built" || previous->status == "skipped") &&
         artifacts_intact(*previous, options_.out_dir)) {
@@ -220,7 +221,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release)
     const fs::path work = options_.cache_dir / "work" / random_suffix();
     const fs::path log_dir = options_.out_dir / "logs";
     const std::string log_name = safe_component(release.distro + "_" + release.arch + "_" +
-                                                release.release + "_" + module_name_ + ".log");
+                                                release_id(release) + "_" + module_name_ + ".log");
     record.log = "logs/" + log_name;
     try {
         fs::create_directories(log_dir);

@@ -3,13 +3,10 @@
 // linux-headers-<release>, its linux-headers-<abi>-common[-rt], and the linux-kbuild-* that
 // holds the scripts the headers' symlinks point at.
 #include <kbuild/deb_archive.hpp>
-#include <kbuild/digest.hpp>
 #include <kbuild/plugin.hpp>
 
-#include <filesystem>
 #include <regex>
 
-namespace fs = std::filesystem;
 using kbuild::deb::Binary;
 using kbuild::deb::Relation;
 
@@ -113,17 +110,11 @@ public:
     }
 
     kbuild::KernelDir get_kernel_dir(const kbuild::KernelDirRequest& request) {
-        const fs::path dir = fs::path(request.root) / "usr/src" / ("linux-headers-" + request.release);
-        if (!fs::is_directory(dir))
-            throw kbuild::Error(dir.string() + ": missing (no headers for " + request.release + ")");
-        return {dir.string()};
+        return kbuild::deb::headers_under_usr_src(request);
     }
 
     kbuild::ConfigHash hash_config(const kbuild::ConfigHashRequest& request) {
-        const fs::path config = fs::path(request.kernel_dir) / ".config";
-        if (!fs::is_regular_file(config))
-            throw kbuild::Error(config.string() + ": missing (the headers package has no .config)");
-        return {config.string(), kbuild::md5_file(config.string())};
+        return kbuild::deb::config_in_kernel_dir(request);
     }
 
 private:

@@ -226,20 +226,22 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
     std::map<std::string, std::vector<const Binary*>> by_name;
     for (const auto& b : binaries) by_name[b.name].push_back(&b);
 
-    // The newest version of each headers package, when several indexes list it.
-    std::map<std::string, const Binary*> headers;
+    // The newest version of each headers package and variant, when several indexes list it.
+    std::map<std::pair<std::string, std::string>, const Binary*> headers;
     for (const auto& b : binaries) {
         if (!b.arch.empty() && b.arch != arch) continue;
         const std::string release = rules.release_of(b);
         if (release.empty()) continue;
-        auto& best = headers[release];
+        auto& best = headers[{release, rules.variant_of ? rules.variant_of(b) : ""}];
         if (!best || compare_versions(b.version, best->version) > 0) best = &b;
     }
 
     ReleaseList list;
-    for (const auto& [release_name, header] : headers) {
+    for (const auto& [key, header] : headers) {
+        const std::string& release_name = key.first;
         Release release;
         release.release = release_name;
+        release.variant = key.second;
         release.distro = distro;
         release.arch = arch;
         release.packages = {header->file};
@@ -276,15 +278,43 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
 }
 
 void claim_leftovers(ReleaseList& list, const BatchRead& batch) {
+    auto where = [](const Package& p) { return p.url.empty() ? p.path : p.url; };
     std::set<std::string> used;
     for (const auto& r : list.releases)
-        for (const auto& p : r.packages) used.insert(p.url.empty() ? p.path : p.url);
+        for (const auto& p : r.packages) used.insert(where(p));
+    // name_version and name -> where a release took it from: a second copy, or an older upload
+    // of a package, is named with the one that was taken.
+    std::map<std::string, std::string> taken;
+    for (const auto& b : batch.binaries) {
+        if (!used.count(where(b.file))) continue;
+        taken.emplace(b.name + "_" + b.version, where(b.file));
+        taken.emplace(b.name, where(b.file));
+    }
     list.unclaimed = batch.unclaimed;
     list.errors.insert(list.errors.end(), batch.errors.begin(), batch.errors.end());
     for (const auto& b : batch.binaries) {
-        const std::string where = b.file.url.empty() ? b.file.path : b.file.url;
-        if (!used.count(where)) list.unclaimed.push_back({where, "no headers package in the batch needs it"});
+        if (used.count(where(b.file))) continue;
+        std::string reason = "no headers package in the batch needs it";
+        if (const auto copy = taken.find(b.name + "_" + b.version); copy != taken.end())
+            reason = "the same package as " + copy->second;
+        else if (const auto newer = taken.find(b.name); newer != taken.end())
+            reason = "an older upload than " + newer->second;
+        list.unclaimed.push_back({where(b.file), reason});
     }
+}
+
+KernelDir headers_under_usr_src(const KernelDirRequest& request) {
+    const fs::path dir = fs::path(request.root) / "usr/src" / ("linux-headers-" + request.release);
+    if (!fs::is_directory(dir))
+        throw Error(dir.string() + ": missing (no headers for " + request.release + ")");
+    return {dir.string()};
+}
+
+ConfigHash config_in_kernel_dir(const ConfigHashRequest& request) {
+    const fs::path config = fs::path(request.kernel_dir) / ".config";
+    if (!fs::is_regular_file(config))
+        throw Error(config.string() + ": missing (the headers package has no .config)");
+    return {config.string(), md5_file(config.string())};
 }
 
 std::string option(const Options& options, const std::string& key, const std::string& fallback) {

@@ -86,9 +86,12 @@ struct PairingRules {
         depends_from_name;
     // Sets what a release knows besides its packages (kernelversion, target).
     std::function<void(Release&, const Binary& headers)> describe_release;
+    // Optional: what tells apart two builds of one release (Release::variant).
+    std::function<std::string(const Binary& headers)> variant_of;
 };
 
-// Pairs every concrete headers package of `arch` (its newest version when several are listed)
+// Pairs every concrete headers package of `arch` (its newest version when several are listed,
+// for each variant)
 // with the packages its needed dependencies name: for each OR-group, the first alternative
 // that some package satisfies, preferring the headers' own version, else the newest. A group no
 // package satisfies makes the release unavailable, with the packages named.
@@ -98,6 +101,12 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
 // For a batch: the batch's unclaimed files and errors go into the list, and so do the files
 // that no release took ("no headers package in the batch needs it").
 void claim_leftovers(ReleaseList& list, const BatchRead& batch);
+
+// The deb family's layout: a release's headers at /usr/src/linux-headers-<release> (symlinks
+// into a common directory resolve inside the root), its .config there. Both throw an Error
+// naming the path that is missing.
+KernelDir headers_under_usr_src(const KernelDirRequest& request);
+ConfigHash config_in_kernel_dir(const ConfigHashRequest& request);
 
 // A plugin option's value, or the fallback when unset or empty.
 std::string option(const Options& options, const std::string& key, const std::string& fallback);

@@ -33,7 +33,8 @@ extern "C" {
 #endif
 
 /* 1.0: the core hooks. 1.1: optional hook describe(). 1.2: a release may name its target
- * ("ubuntu-aws"), a release list may carry errors (fields older hosts and plugins leave out). */
+ * ("ubuntu-aws") and variant, a release list may carry errors (fields older hosts and plugins
+ * leave out). */
 #define KBUILD_PLUGIN_ABI_MAJOR 1
 #define KBUILD_PLUGIN_ABI_MINOR 2
 

@@ -47,7 +47,16 @@ struct Release {
     std::vector<Package> packages;
     std::string unavailable;  // non-empty: a needed package is missing, and why
     std::string target;       // the driverkit-style target ("ubuntu-aws"); "" means the distro
+    // What tells apart two builds of one release, "" when there is one: Ubuntu builds
+    // 5.15.0-1036-aws for jammy (5.15.0-1036.40) and as a focal backport (variant "20.04.1" of
+    // 5.15.0-1036.40~20.04.1), with other compilers.
+    std::string variant;
 };
+
+// A release as targets are keyed: "5.15.0-1036-aws", or "5.15.0-1036-aws~20.04.1".
+inline std::string release_id(const Release& r) {
+    return r.variant.empty() ? r.release : r.release + "~" + r.variant;
+}
 
 // A file batch_packages could not place in any release.
 struct Unclaimed {
@@ -141,7 +150,8 @@ struct FetchedFile {
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Package, name, url, path, sha256, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Release, release, kernelversion, distro, arch,
-                                                packages, unavailable, target)
+                                                packages, unavailable, target,
+                                                variant)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Unclaimed, file, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseList, releases, unclaimed, errors)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CrawlRequest, distro, arch, mirrors, apt_mirrors,
