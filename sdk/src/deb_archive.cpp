@@ -195,7 +195,12 @@ Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& w
 
 BatchRead read_batch(Host& host, const BatchRequest& request, const NameFilter& wanted) {
     BatchRead batch;
+    std::set<std::string> seen;
     for (const auto& file : request.files) {
+        if (!seen.insert(file).second) {
+            batch.unclaimed.push_back({file, "listed more than once"});
+            continue;
+        }
         std::optional<Binary> b;
         if (request.names_only) {
             b = binary_from_file_name(file);
