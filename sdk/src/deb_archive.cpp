@@ -57,13 +57,14 @@ Binary binary_from_paragraph(const Paragraph& p) {
     return b;
 }
 
-// The wanted packages of one Packages index, which the host fetched and checked.
-std::vector<Binary> read_index(const std::string& path, const std::string& base, const NameFilter& wanted) {
+// The wanted packages of one Packages index, which the host fetched and checked. URLs are
+// left relative to the mirror (the index's Filename): one index may be on several mirrors.
+std::vector<Binary> read_index(const std::string& path, const NameFilter& wanted) {
     std::vector<Binary> out;
     read_paragraphs(path, [&](const Paragraph& p) {
         if (!wanted(p.get("Package"))) return;
         Binary b = binary_from_paragraph(p);
-        b.file.url = base + "/" + std::string(p.get("Filename"));
+        b.file.url = std::string(p.get("Filename"));
         b.file.sha256 = std::string(p.get("SHA256"));
         const std::string size(p.get("Size"));
         b.file.size = size.empty() ? -1 : std::stoll(size);
@@ -74,25 +75,26 @@ std::vector<Binary> read_index(const std::string& path, const std::string& base,
 
 // What was read from an index is kept in the plugin's cache under the index's sha256, so a
 // later crawl of an unchanged suite reads a few kilobytes instead of decompressing megabytes.
-// The filter is the plugin's own and fixed, so the cache is too.
+// The filter is the plugin's own and fixed, so the cache is too. (v2: URLs kept relative.)
 std::vector<Binary> read_index_cached(const Host& host, const std::string& base, const std::string& url,
                                       const IndexFile& index, const NameFilter& wanted) {
-    const fs::path cached = fs::path(host.cache_dir()) / "indexes" / (index.sha256 + ".json");
+    const fs::path cached = fs::path(host.cache_dir()) / "indexes" / (index.sha256 + ".v2.json");
     std::ifstream in(cached);
     const Json saved = Json::parse(in, nullptr, /*allow_exceptions=*/false);
     std::vector<Binary> found;
     if (saved.is_array()) {
         for (const auto& j : saved) found.push_back(binary_from_json(j));
-        return found;
+    } else {
+        const FetchedFile packages = host.fetch({"Packages.xz", url, "", index.sha256, index.size});
+        found = read_index(packages.path, wanted);
+        Json list = Json::array();
+        for (const auto& b : found) list.push_back(binary_to_json(b));
+        fs::create_directories(cached.parent_path());
+        const fs::path temporary = cached.string() + ".tmp-" + sha256_text(url).substr(0, 8);
+        std::ofstream(temporary) << list.dump();
+        fs::rename(temporary, cached);
     }
-    const FetchedFile packages = host.fetch({"Packages.xz", url, "", index.sha256, index.size});
-    found = read_index(packages.path, base, wanted);
-    Json list = Json::array();
-    for (const auto& b : found) list.push_back(binary_to_json(b));
-    fs::create_directories(cached.parent_path());
-    const fs::path temporary = cached.string() + ".tmp";
-    std::ofstream(temporary) << list.dump();
-    fs::rename(temporary, cached);
+    for (auto& b : found) b.file.url = base + "/" + b.file.url;
     return found;
 }
 
