@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include "commands.h"
+#include "config.h"
 #include "log.h"
 
 #include <kbuild/plugin_api.h>
@@ -68,6 +69,11 @@ int run_cli(int argc, char** argv) {
     app.add_option("--builders-dir", global.builder_dirs,
                    "Also read builder image definitions from DIR (repeatable)")
         ->type_name("DIR");
+    std::string config;
+    app.add_option("--config", config,
+                   "Per-distro mirrors and options (TOML; default $KBUILD_CONFIG, "
+                   "~/.config/kbuild/config.toml, /etc/kbuild/config.toml)")
+        ->type_name("FILE");
     auto* verbose = app.add_flag("-v,--verbose", global.verbose, "Log debug detail");
     app.add_flag("-q,--quiet", global.quiet, "Log only warnings and errors")->excludes(verbose);
 
@@ -149,6 +155,14 @@ int run_cli(int argc, char** argv) {
                   : global.verbose ? Verbosity::verbose
                                    : Verbosity::normal);
     if (plugins->parsed()) return plugins_command(global, output);
+    if (crawl->parsed() || batch->parsed() || build_verb->parsed()) {
+        try {
+            if (const auto file = config_file(config)) apply_config(*file, target);
+        } catch (const Error& e) {
+            std::cerr << "error: " << e.what() << '\n';
+            return kExitUsage;
+        }
+    }
     if (crawl->parsed()) return crawl_command(global, target, output);
     if (batch->parsed()) return batch_command(global, target, output);
     if (build_verb->parsed()) return build_command(global, target, build, output);

@@ -24,6 +24,30 @@ TEST(Cli, NoVerbOrAnUnknownOneIsBadUsage) {
     EXPECT_NE(r.err.find("frobnicate"), std::string::npos) << r.err;
 }
 
+TEST(Cli, AConfigFileIsCheckedAndNamedInItsErrors) {
+    test::TempDir dir;
+    test::write_file(dir / "kbuild.toml", "[debian]\nmirrors = [\"http://127.0.0.1:9\"]\n");
+    ProcessResult r = run_kbuild({"--config", (dir / "kbuild.toml").string(), "crawl", "--distro", "debian"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "error: " + (dir / "kbuild.toml").string() +
+                         ": [debian] mirrors: unknown key (mirror and option are known)\n");
+    r = run_kbuild({"--config", (dir / "missing.toml").string(), "crawl", "--distro", "debian"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "error: " + (dir / "missing.toml").string() + ": no such config file\n");
+}
+
+// The config's mirror stands in for --mirror; an unreachable one is named in the error.
+TEST(Cli, AConfigFileGivesTheDistrosMirrorAndOptions) {
+    test::TempDir dir;
+    test::write_file(dir / "kbuild.toml", "[debian]\nmirror = [\"http://127.0.0.1:9\"]\n"
+                                          "option = [\"suites=bookworm\"]\n[ubuntu]\nmirror = \"http://127.0.0.1:7\"\n");
+    const ProcessResult r = run_kbuild({"--config", (dir / "kbuild.toml").string(), "crawl", "--distro", "debian"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("suites bookworm on any mirror (http://127.0.0.1:9/dists/bookworm/Release: connection refused"),
+              std::string::npos)
+        << r.err;
+}
+
 TEST(Cli, EveryVerbHelpHasAnExample) {
     for (const std::string verb : {"plugins"}) {
         const ProcessResult r = run_kbuild({verb, "--help"});

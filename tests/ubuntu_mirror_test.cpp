@@ -86,8 +86,12 @@ protected:
 
 TEST_F(UbuntuMirror, CrawlPairsEachFlavourWithItsCommonAndNamesWhatIsWrong) {
     test::MirrorServer server(archive_->path());
-    const ProcessResult r = kbuild({"crawl", "--output", "json", "--option",
-                                    "series=jammy,focal"}, server.url());
+    // Mirror and series from a config file, as a CI job would keep them.
+    test::TempDir dir;
+    test::write_file(dir / "kbuild.toml", "[ubuntu]\nmirror = [\"" + server.url() +
+                                              "\"]\noption = [\"series=jammy,focal\", \"components=main\"]\n");
+    const ProcessResult r = test::run_kbuild({"--cache-dir", cache_dir(), "--config", (dir / "kbuild.toml").string(),
+                                              "crawl", "--distro", "ubuntu", "--output", "json"});
     // The focal index is refused: the crawl says so and fails, after listing the rest.
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find(server.url() + "/dists/focal/main/binary-amd64/Packages.xz"), std::string::npos) << r.err;

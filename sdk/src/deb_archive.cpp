@@ -153,6 +153,7 @@ Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& w
     if (query.mirrors.empty()) throw Error("no mirror to crawl (give --mirror URL)");
     Crawled crawled;
     int indexes = 0;
+    std::string first_miss;  // why the first Release could not be had: said when nothing was read
     for (const auto& suite : query.suites) {
         for (const auto& mirror : query.mirrors) {
             const std::string base = trim_slash(mirror);
@@ -163,6 +164,7 @@ Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& w
             } catch (const Error& e) {
                 // Each mirror holds only some suites (security lives apart): skip quietly.
                 host.debug(std::string(e.what()) + "; skipped");
+                if (first_miss.empty()) first_miss = e.what();
                 continue;
             }
             const ReleaseFile release = parse_release(read_text(release_file.path));
@@ -189,8 +191,9 @@ Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& w
     if (indexes == 0) {
         std::string suites;
         for (const auto& s : query.suites) suites += (suites.empty() ? "" : ",") + s;
+        const std::string why = crawled.errors.empty() ? first_miss : crawled.errors.front();
         throw Error("no Packages index could be read for suites " + suites + " on any mirror" +
-                    (crawled.errors.empty() ? "" : " (" + crawled.errors.front() + ")"));
+                    (why.empty() ? "" : " (" + why + ")"));
     }
     return crawled;
 }

@@ -1,0 +1,56 @@
+#include "config.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <set>
+
+namespace fs = std::filesystem;
+
+namespace kbuild {
+
+std::optional<fs::path> config_file(const std::string& given) {
+    if (!given.empty()) {
+        if (!fs::is_regular_file(given)) throw Error(given + ": no such config file");
+        return fs::path(given);
+    }
+    std::vector<fs::path> candidates;
+    if (const char* env = std::getenv("KBUILD_CONFIG"); env && *env) candidates.emplace_back(env);
+    if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg)
+        candidates.push_back(fs::path(xdg) / "kbuild/config.toml");
+    else if (const char* home = std::getenv("HOME"); home && *home)
+        candidates.push_back(fs::path(home) / ".config/kbuild/config.toml");
+    candidates.emplace_back("/etc/kbuild/config.toml");
+    for (const auto& c : candidates)
+        if (fs::is_regular_file(c)) return c;
+    return std::nullopt;
+}
+
+void apply_config(const fs::path& file, TargetOptions& target) {
+    std::vector<CLI::ConfigItem> items;
+    try {
+        items = CLI::ConfigTOML().from_file(file.string());
+    } catch (const CLI::Error& e) {
+        throw Error(file.string() + ": " + e.what());
+    }
+    std::set<std::string> given_keys;
+    for (const auto& pair : target.plugin_options) given_keys.insert(pair.substr(0, pair.find('=')));
+    const bool mirrors_given = !target.mirrors.empty();
+    for (const auto& item : items) {
+        // CLI11 reports each table's opening as an item named "++" (and its end as "--").
+        if (item.parents.size() != 1 || item.parents[0] != target.distro || item.name == "++" ||
+            item.name == "--")
+            continue;
+        if (item.name == "mirror") {
+            if (!mirrors_given) target.mirrors.insert(target.mirrors.end(), item.inputs.begin(), item.inputs.end());
+        } else if (item.name == "option") {
+            for (const auto& pair : item.inputs)
+                if (!given_keys.count(pair.substr(0, pair.find('=')))) target.plugin_options.push_back(pair);
+        } else {
+            throw Error(file.string() + ": [" + target.distro + "] " + item.name +
+                        ": unknown key (mirror and option are known)");
+        }
+    }
+}
+
+}  // namespace kbuild

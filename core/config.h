@@ -1,0 +1,27 @@
+// The config file: per-distro defaults for the flags that pick kernels, so a CI job or a
+// packager names its mirrors and series once. TOML, one table per distro:
+//
+//   [ubuntu]
+//   mirror = ["http://mirror.example/ubuntu", "http://security.example/ubuntu"]
+//   option = ["series=jammy,noble", "pockets=release,updates,security"]
+//
+// Read from --config FILE, else $KBUILD_CONFIG, else $XDG_CONFIG_HOME/kbuild/config.toml
+// (~/.config/kbuild/config.toml), else /etc/kbuild/config.toml, the first that exists.
+#pragma once
+
+#include "commands.h"
+
+#include <filesystem>
+#include <optional>
+
+namespace kbuild {
+
+// The config file to read: the one given, else the first default that exists.
+std::optional<std::filesystem::path> config_file(const std::string& given);
+
+// Fills what the command line left unset from the distro's table: mirrors when none were
+// given, options whose key the command line did not set. Throws Error naming the file on a
+// syntax error or a key it does not know.
+void apply_config(const std::filesystem::path& file, TargetOptions& target);
+
+}  // namespace kbuild
