@@ -73,9 +73,9 @@ const kbuild::deb::PairingRules& rules() {
     return r;
 }
 
-class Debian {
+class Debian : public kbuild::deb::FamilyPlugin {
 public:
-    Debian(kbuild::Host& host, const kbuild::Json&) : host_(host) {}
+    Debian(kbuild::Host& host, const kbuild::Json&) : FamilyPlugin(host, wanted_package, rules()) {}
 
     kbuild::Description describe() {
         return {{{"suites", "comma-separated suites to crawl; missing ones are skipped",
@@ -84,41 +84,18 @@ public:
     }
 
     kbuild::ReleaseList crawl(const kbuild::CrawlRequest& request) {
+        using kbuild::deb::option;
+        using kbuild::deb::split_list;
         // The user's mirrors, else the host's apt sources (a Debian host's are Debian mirrors).
         kbuild::deb::ArchiveQuery query;
         query.mirrors = request.mirrors.empty() ? request.apt_mirrors : request.mirrors;
         if (query.mirrors.empty())
             throw kbuild::Error("no mirror to crawl (give --mirror URL, or configure apt)");
-        query.suites = kbuild::deb::split_list(kbuild::deb::option(request.options, "suites", kDefaultSuites));
-        query.components = kbuild::deb::split_list(kbuild::deb::option(request.options, "components", "main"));
+        query.suites = split_list(option(request.options, "suites", kDefaultSuites));
+        query.components = split_list(option(request.options, "components", "main"));
         query.arch = request.arch;
-        const auto crawled = kbuild::deb::crawl_archive(host_, query, wanted_package);
-        kbuild::ReleaseList list = kbuild::deb::pair(crawled.binaries, request.distro, request.arch, rules());
-        list.errors = crawled.errors;
-        return list;
+        return crawl_and_pair(request, query);
     }
-
-    kbuild::ReleaseList batch_packages(const kbuild::BatchRequest& request) {
-        const auto batch = kbuild::deb::read_batch(host_, request, wanted_package);
-        kbuild::ReleaseList list = kbuild::deb::pair(batch.binaries, request.distro, request.arch, rules());
-        kbuild::deb::claim_leftovers(list, batch);
-        return list;
-    }
-
-    kbuild::UnpackResult unpack(const kbuild::UnpackRequest& request) {
-        return host_.extract_all(request);
-    }
-
-    kbuild::KernelDir get_kernel_dir(const kbuild::KernelDirRequest& request) {
-        return kbuild::deb::headers_under_usr_src(request);
-    }
-
-    kbuild::ConfigHash hash_config(const kbuild::ConfigHashRequest& request) {
-        return kbuild::deb::config_in_kernel_dir(request);
-    }
-
-private:
-    kbuild::Host& host_;
 };
 
 }  // namespace

@@ -113,9 +113,9 @@ const kbuild::deb::PairingRules& rules() {
     return r;
 }
 
-class Ubuntu {
+class Ubuntu : public kbuild::deb::FamilyPlugin {
 public:
-    Ubuntu(kbuild::Host& host, const kbuild::Json&) : host_(host) {}
+    Ubuntu(kbuild::Host& host, const kbuild::Json&) : FamilyPlugin(host, wanted_package, rules()) {}
 
     kbuild::Description describe() {
         return {{{"series", "comma-separated series to crawl", kDefaultSeries},
@@ -137,35 +137,8 @@ public:
                 query.suites.push_back(pocket == "release" ? series : series + "-" + pocket);
         query.components = split_list(option(request.options, "components", kDefaultComponents));
         query.arch = request.arch;
-        const auto crawled = kbuild::deb::crawl_archive(host_, query, wanted_package);
-        kbuild::ReleaseList list = kbuild::deb::pair(crawled.binaries, request.distro, request.arch, rules());
-        list.errors = crawled.errors;
-        return list;
+        return crawl_and_pair(request, query);
     }
-
-    kbuild::ReleaseList batch_packages(const kbuild::BatchRequest& request) {
-        const auto batch = kbuild::deb::read_batch(host_, request, wanted_package);
-        kbuild::ReleaseList list = kbuild::deb::pair(batch.binaries, request.distro, request.arch, rules());
-        kbuild::deb::claim_leftovers(list, batch);
-        return list;
-    }
-
-    kbuild::UnpackResult unpack(const kbuild::UnpackRequest& request) {
-        return host_.extract_all(request);
-    }
-
-    // The flavour's directory: its .config and generated headers, the rest through symlinks
-    // into the common directory.
-    kbuild::KernelDir get_kernel_dir(const kbuild::KernelDirRequest& request) {
-        return kbuild::deb::headers_under_usr_src(request);
-    }
-
-    kbuild::ConfigHash hash_config(const kbuild::ConfigHashRequest& request) {
-        return kbuild::deb::config_in_kernel_dir(request);
-    }
-
-private:
-    kbuild::Host& host_;
 };
 
 }  // namespace

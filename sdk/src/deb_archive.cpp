@@ -327,6 +327,20 @@ ConfigHash config_in_kernel_dir(const ConfigHashRequest& request) {
     return {config.string(), md5_file(config.string())};
 }
 
+ReleaseList FamilyPlugin::batch_packages(const BatchRequest& request) {
+    const BatchRead batch = read_batch(host_, request, wanted_);
+    ReleaseList list = pair(batch.binaries, request.distro, request.arch, rules_);
+    claim_leftovers(list, batch);
+    return list;
+}
+
+ReleaseList FamilyPlugin::crawl_and_pair(const CrawlRequest& request, const ArchiveQuery& query) {
+    const Crawled crawled = crawl_archive(host_, query, wanted_);
+    ReleaseList list = pair(crawled.binaries, request.distro, request.arch, rules_);
+    list.errors = crawled.errors;
+    return list;
+}
+
 std::string option(const Options& options, const std::string& key, const std::string& fallback) {
     const auto it = options.find(key);
     return it == options.end() || it->second.empty() ? fallback : it->second;

@@ -108,6 +108,29 @@ void claim_leftovers(ReleaseList& list, const BatchRead& batch);
 KernelDir headers_under_usr_src(const KernelDirRequest& request);
 ConfigHash config_in_kernel_dir(const ConfigHashRequest& request);
 
+// The hooks a deb-family plugin has in common, for its class to derive from: it adds crawl
+// (building its ArchiveQuery and calling crawl_and_pair) and describe.
+class FamilyPlugin {
+public:
+    FamilyPlugin(Host& host, NameFilter wanted, const PairingRules& rules)
+        : host_(host), wanted_(std::move(wanted)), rules_(rules) {}
+
+    ReleaseList batch_packages(const BatchRequest& request);
+    UnpackResult unpack(const UnpackRequest& request) { return host_.extract_all(request); }
+    KernelDir get_kernel_dir(const KernelDirRequest& request) { return headers_under_usr_src(request); }
+    ConfigHash hash_config(const ConfigHashRequest& request) { return config_in_kernel_dir(request); }
+
+protected:
+    // crawl_archive, then pair; what could not be read goes into the list's errors.
+    ReleaseList crawl_and_pair(const CrawlRequest& request, const ArchiveQuery& query);
+
+    Host& host_;
+
+private:
+    NameFilter wanted_;
+    const PairingRules& rules_;
+};
+
 // A plugin option's value, or the fallback when unset or empty.
 std::string option(const Options& options, const std::string& key, const std::string& fallback);
 
