@@ -313,20 +313,6 @@ void claim_leftovers(ReleaseList& list, const BatchRead& batch) {
     }
 }
 
-KernelDir headers_under_usr_src(const KernelDirRequest& request) {
-    const fs::path dir = fs::path(request.root) / "usr/src" / ("linux-headers-" + request.release);
-    if (!fs::is_directory(dir))
-        throw Error(dir.string() + ": missing (no headers for " + request.release + ")");
-    return {dir.string()};
-}
-
-ConfigHash config_in_kernel_dir(const ConfigHashRequest& request) {
-    const fs::path config = fs::path(request.kernel_dir) / ".config";
-    if (!fs::is_regular_file(config))
-        throw Error(config.string() + ": missing (the headers package has no .config)");
-    return {config.string(), md5_file(config.string())};
-}
-
 ReleaseList FamilyPlugin::batch_packages(const BatchRequest& request) {
     const BatchRead batch = read_batch(host_, request, wanted_);
     ReleaseList list = pair(batch.binaries, request.distro, request.arch, rules_);

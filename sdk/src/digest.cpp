@@ -53,6 +53,12 @@ std::string md5_file(const std::string& path) { return digest_file(path, EVP_md5
 
 std::string sha256_file(const std::string& path) { return digest_file(path, EVP_sha256()); }
 
+std::string file_digest(const std::string& path, const std::string& algorithm) {
+    const EVP_MD* md = EVP_get_digestbyname(algorithm == "sha" ? "sha1" : algorithm.c_str());
+    if (md == nullptr) throw Error(path + ": unknown digest algorithm '" + algorithm + "'");
+    return digest_file(path, md);
+}
+
 std::string sha256_text(const std::string& bytes) {
     unsigned char raw[EVP_MAX_MD_SIZE];
     unsigned int length = 0;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <kbuild/deb.hpp>
+#include <kbuild/kernel_tree.hpp>
 #include <kbuild/plugin.hpp>
 
 #include <functional>
@@ -102,12 +103,6 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
 // that no release took ("no headers package in the batch needs it").
 void claim_leftovers(ReleaseList& list, const BatchRead& batch);
 
-// The deb family's layout: a release's headers at /usr/src/linux-headers-<release> (symlinks
-// into a common directory resolve inside the root), its .config there. Both throw an Error
-// naming the path that is missing.
-KernelDir headers_under_usr_src(const KernelDirRequest& request);
-ConfigHash config_in_kernel_dir(const ConfigHashRequest& request);
-
 // The hooks a deb-family plugin has in common, for its class to derive from: it adds crawl
 // (building its ArchiveQuery and calling crawl_and_pair) and describe.
 class FamilyPlugin {
@@ -117,7 +112,10 @@ public:
 
     ReleaseList batch_packages(const BatchRequest& request);
     UnpackResult unpack(const UnpackRequest& request) { return host_.extract_all(request); }
-    KernelDir get_kernel_dir(const KernelDirRequest& request) { return headers_under_usr_src(request); }
+    // /usr/src/linux-headers-<release> (symlinks into a common directory resolve in the root).
+    KernelDir get_kernel_dir(const KernelDirRequest& request) {
+        return kernel_dir_in(request, "usr/src", "linux-headers-");
+    }
     ConfigHash hash_config(const ConfigHashRequest& request) { return config_in_kernel_dir(request); }
 
 protected:

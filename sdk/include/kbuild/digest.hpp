@@ -12,6 +12,10 @@ std::string md5_file(const std::string& path);
 // SHA-256 of a file's bytes. Throws kbuild::Error naming the file.
 std::string sha256_file(const std::string& path);
 
+// A file's digest by the name a repository gives its algorithm ("sha256", "sha1", "sha512",
+// "md5"; "sha" is sha1, as yum writes it). Throws kbuild::Error naming an unknown algorithm.
+std::string file_digest(const std::string& path, const std::string& algorithm);
+
 // SHA-256 of bytes in memory.
 std::string sha256_text(const std::string& bytes);
 
