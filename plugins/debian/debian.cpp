@@ -84,8 +84,8 @@ public:
     }
 
     kbuild::ReleaseList crawl(const kbuild::CrawlRequest& request) {
-        using kbuild::deb::option;
-        using kbuild::deb::split_list;
+        using kbuild::option;
+        using kbuild::split_list;
         // The user's mirrors, else the host's apt sources (a Debian host's are Debian mirrors).
         kbuild::deb::ArchiveQuery query;
         query.mirrors = request.mirrors.empty() ? request.apt_mirrors : request.mirrors;

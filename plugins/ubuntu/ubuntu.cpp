@@ -125,8 +125,8 @@ public:
     }
 
     kbuild::ReleaseList crawl(const kbuild::CrawlRequest& request) {
-        using kbuild::deb::option;
-        using kbuild::deb::split_list;
+        using kbuild::option;
+        using kbuild::split_list;
         // No default mirror: an Ubuntu archive (and its security archive) is the user's to name.
         if (request.mirrors.empty())
             throw kbuild::Error("no Ubuntu mirror to crawl (give --mirror URL, once per archive)");

@@ -327,17 +327,4 @@ ReleaseList FamilyPlugin::crawl_and_pair(const CrawlRequest& request, const Arch
     return list;
 }
 
-std::string option(const Options& options, const std::string& key, const std::string& fallback) {
-    const auto it = options.find(key);
-    return it == options.end() || it->second.empty() ? fallback : it->second;
-}
-
-std::vector<std::string> split_list(const std::string& text, char separator) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string item; std::getline(in, item, separator);)
-        if (!item.empty()) out.push_back(item);
-    return out;
-}
-
 }  // namespace kbuild::deb

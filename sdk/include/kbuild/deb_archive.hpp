@@ -10,6 +10,7 @@
 
 #include <kbuild/deb.hpp>
 #include <kbuild/kernel_tree.hpp>
+#include <kbuild/options.hpp>
 #include <kbuild/plugin.hpp>
 
 #include <functional>
@@ -128,11 +129,5 @@ private:
     NameFilter wanted_;
     const PairingRules& rules_;
 };
-
-// A plugin option's value, or the fallback when unset or empty.
-std::string option(const Options& options, const std::string& key, const std::string& fallback);
-
-// "a,b,,c" -> {a, b, c}
-std::vector<std::string> split_list(const std::string& text, char separator = ',');
 
 }  // namespace kbuild::deb
