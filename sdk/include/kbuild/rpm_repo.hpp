@@ -1,0 +1,98 @@
+// What rpm-family plugins share above the formats of rpm.hpp: crawling yum repositories
+// (repomd.xml, then a primary index checked against it and remembered by its checksum), reading
+// a batch of local rpms or names, and grouping kernel-devel packages by kernel release.
+//
+// An rpm kernel's build tree is one package (kernel-devel, kernel-uek-devel, ...) holding
+// /usr/src/kernels/<release>, where <release> (`uname -r`) is the package's
+// version-release.arch: kernel-devel-3.10.0-1160.80.1.el7.x86_64.rpm -> 3.10.0-1160.80.1.el7.x86_64.
+#pragma once
+
+#include <kbuild/kernel_tree.hpp>
+#include <kbuild/plugin.hpp>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kbuild::rpm {
+
+// One kernel build-tree package as an index, an rpm header or a file name describes it.
+struct Binary {
+    std::string name, epoch, version, release, arch;
+    kbuild::Package file;
+};
+
+// version-release.arch: the kernel release a kernel-devel package builds for.
+std::string kernel_release(const Binary& binary);
+
+// amd64 -> x86_64, arm64 -> aarch64; other names pass unchanged.
+std::string rpm_arch(const std::string& arch);
+
+// Which package names a plugin reads: kernel-devel and its kinds.
+using NameFilter = std::function<bool(std::string_view name)>;
+
+// kernel-devel, kernel-<kind>-devel (uek, rt, ml, lt, 64k...), kernel<x.y>-devel.
+bool kernel_devel_package(std::string_view name);
+
+struct RepoQuery {
+    std::vector<std::string> mirrors;
+    // Repository paths under a mirror ("9-stream/BaseOS/x86_64/os"); with mirror_lists, paths
+    // of mirror.list files whose first URL is the repository ("2/core/latest/x86_64/mirror.list").
+    std::vector<std::string> repos;
+    bool mirror_lists = false;
+    std::string arch;  // rpm's name: x86_64
+};
+
+struct Crawled {
+    std::vector<Binary> binaries;
+    std::vector<std::string> errors;  // repositories that could not be read, each named
+};
+
+// Reads <repo>/repodata/repomd.xml and the primary index it names (checksum and size checked)
+// for every mirror and repository. A repository a mirror lacks is skipped (a debug line); one
+// whose index fails its check is an error of the result. Throws when nothing was read.
+Crawled crawl_repos(Host& host, const RepoQuery& query, const NameFilter& wanted);
+
+// Groups packages by kernel release: one release per distinct release (the first listed when
+// several repositories or lines hold the same package). describe sets what else a release
+// knows (kernelversion, target).
+ReleaseList group(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
+                  const std::function<void(Release&, const Binary&)>& describe);
+
+// The hooks rpm-family plugins share, for their class to derive from: it adds crawl (building
+// its RepoQuery and calling crawl_and_group) and describe.
+class FamilyPlugin {
+public:
+    FamilyPlugin(Host& host, NameFilter wanted) : host_(host), wanted_(std::move(wanted)) {}
+
+    // Local rpms by their headers, or (--from-list) names and URLs by file name. What is not a
+    // wanted package, or the same package again, is unclaimed with the reason; an unreadable
+    // rpm is an error naming it, and the rest is still grouped.
+    ReleaseList batch_packages(const BatchRequest& request);
+    UnpackResult unpack(const UnpackRequest& request) { return host_.extract_all(request); }
+    KernelDir get_kernel_dir(const KernelDirRequest& request) {
+        return kernel_dir_in(request, "usr/src/kernels");
+    }
+    ConfigHash hash_config(const ConfigHashRequest& request) { return config_in_kernel_dir(request); }
+
+protected:
+    // The query for a crawl: the user's mirrors, the repositories of the "repos" option (comma
+    // separated, {arch} replaced), else the distro's entry of `defaults`.
+    static RepoQuery query_for(const CrawlRequest& request, const std::map<std::string, std::string>& defaults,
+                               bool mirror_lists);
+    ReleaseList crawl_and_group(const CrawlRequest& request, const RepoQuery& query);
+    // Sets kernelversion ("1": rpm kernels are built as #1) and target (the distro); a plugin
+    // may refine it.
+    virtual void describe_release(Release& release, const Binary& binary) const;
+    virtual ~FamilyPlugin() = default;
+
+    Host& host_;
+
+private:
+    NameFilter wanted_;
+};
+
+}  // namespace kbuild::rpm

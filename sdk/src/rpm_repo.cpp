@@ -1,0 +1,295 @@
+#include <kbuild/digest.hpp>
+#include <kbuild/options.hpp>
+#include <kbuild/rpm.hpp>
+#include <kbuild/rpm_repo.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace kbuild::rpm {
+namespace {
+
+std::string trim_slash(std::string text) {
+    while (!text.empty() && text.back() == '/') text.pop_back();
+    return text;
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// base + "/" + a relative location, with "." and ".." segments resolved (Amazon Linux's
+// primary indexes point into ../../blobstore/).
+std::string join_url(const std::string& base, const std::string& location) {
+    const size_t scheme = base.find("://");
+    const size_t path_start = base.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+    const std::string origin = path_start == std::string::npos ? base : base.substr(0, path_start);
+    std::string path = path_start == std::string::npos ? "" : base.substr(path_start);
+    std::vector<std::string> segments;
+    std::istringstream in(trim_slash(path) + "/" + location);
+    for (std::string segment; std::getline(in, segment, '/');) {
+        if (segment.empty() || segment == ".") continue;
+        if (segment == "..") {
+            if (!segments.empty()) segments.pop_back();
+            continue;
+        }
+        segments.push_back(segment);
+    }
+    std::string out = origin;
+    for (const auto& s : segments) out += "/" + s;
+    return out;
+}
+
+Binary binary_of(const rpm::Package& p) {
+    Binary b{p.name, p.epoch, p.version, p.release, p.arch};
+    b.file.name = p.name;
+    return b;
+}
+
+Json binary_to_json(const Binary& b) {
+    return {{"name", b.name}, {"epoch", b.epoch}, {"version", b.version}, {"release", b.release},
+            {"arch", b.arch}, {"file", b.file}};
+}
+
+Binary binary_from_json(const Json& j) {
+    Binary b{j.at("name"), j.at("epoch"), j.at("version"), j.at("release"), j.at("arch")};
+    b.file = j.at("file").get<kbuild::Package>();
+    return b;
+}
+
+// The repository's base URL: the mirror and path, or the first URL its mirror.list names.
+std::optional<std::string> repository_base(const Host& host, const std::string& mirror, const std::string& repo,
+                                           bool mirror_list, std::string& miss) {
+    const std::string where = trim_slash(mirror) + "/" + repo;
+    if (!mirror_list) return trim_slash(where);
+    try {
+        const FetchedFile list = host.fetch({"mirror.list", where});
+        std::istringstream in(read_text(list.path));
+        for (std::string line; std::getline(in, line);) {
+            line.erase(0, line.find_first_not_of(" \t\r"));
+            line.erase(line.find_last_not_of(" \t\r") + 1);
+            if (!line.empty() && line.front() != '#') return trim_slash(line);
+        }
+        throw Error(where + ": names no repository");
+    } catch (const Error& e) {
+        host.debug(std::string(e.what()) + "; skipped");
+        if (miss.empty()) miss = e.what();
+        return std::nullopt;
+    }
+}
+
+// The wanted packages of one repository's primary index, kept in the plugin's cache under the
+// index's checksum with locations relative to the repository.
+std::vector<Binary> read_repository(const Host& host, const std::string& base, const std::string& repomd_path,
+                                    const NameFilter& wanted) {
+    const std::vector<RepoData> repomd = parse_repomd(read_text(repomd_path));
+    const RepoData* primary = find(repomd, "primary");
+    if (primary == nullptr) throw Error(base + "/repodata/repomd.xml: lists no primary index");
+    const std::string url = base + "/" + primary->location;
+
+    const fs::path cached = fs::path(host.cache_dir()) / "rpm-indexes" / (primary->checksum + ".json");
+    std::ifstream in(cached);
+    const Json saved = Json::parse(in, nullptr, /*allow_exceptions=*/false);
+    std::vector<Binary> found;
+    if (saved.is_array()) {
+        for (const auto& j : saved) found.push_back(binary_from_json(j));
+    } else {
+        // sha256 is checked by the host as it downloads; another algorithm here.
+        const bool sha256 = primary->checksum_type == "sha256";
+        const FetchedFile index =
+            host.fetch({"primary", url, "", sha256 ? primary->checksum : "", primary->size});
+        if (!sha256) {
+            const std::string digest = file_digest(index.path, primary->checksum_type);
+            if (digest != primary->checksum)
+                throw Error(url + ": " + primary->checksum_type + " is " + digest + ", repomd.xml says " +
+                            primary->checksum);
+        }
+        read_primary(index.path, wanted, [&](const rpm::Package& p) {
+            Binary b = binary_of(p);
+            b.file.url = p.location;
+            b.file.sha256 = p.checksum_type == "sha256" ? p.checksum : "";
+            b.file.size = p.size;
+            found.push_back(std::move(b));
+        });
+        Json list = Json::array();
+        for (const auto& b : found) list.push_back(binary_to_json(b));
+        fs::create_directories(cached.parent_path());
+        const fs::path temporary = cached.string() + ".tmp-" + sha256_text(url).substr(0, 8);
+        std::ofstream(temporary) << list.dump();
+        fs::rename(temporary, cached);
+    }
+    for (auto& b : found) b.file.url = join_url(base, b.file.url);
+    return found;
+}
+
+}  // namespace
+
+std::string kernel_release(const Binary& b) { return b.version + "-" + b.release + "." + b.arch; }
+
+std::string rpm_arch(const std::string& arch) {
+    if (arch == "amd64") return "x86_64";
+    if (arch == "arm64") return "aarch64";
+    return arch;
+}
+
+bool kernel_devel_package(std::string_view name) {
+    static const std::regex shape(R"(^kernel(\d+\.\d+)?(-[a-z0-9]+)*-devel$)");
+    return std::regex_match(name.begin(), name.end(), shape);
+}
+
+Crawled crawl_repos(Host& host, const RepoQuery& query, const NameFilter& wanted) {
+    if (query.mirrors.empty()) throw Error("no mirror to crawl (give --mirror URL)");
+    Crawled crawled;
+    int read = 0;
+    std::string miss;
+    for (const auto& repo : query.repos) {
+        for (const auto& mirror : query.mirrors) {
+            const auto base = repository_base(host, mirror, repo, query.mirror_lists, miss);
+            if (!base) continue;
+            // No repomd.xml: the mirror does not hold this repository. Anything after that (a
+            // primary index failing its checksum) is an error of the crawl.
+            FetchedFile repomd;
+            try {
+                repomd = host.fetch({"repomd.xml", *base + "/repodata/repomd.xml"});
+            } catch (const Error& e) {
+                host.debug(std::string(e.what()) + "; skipped");
+                if (miss.empty()) miss = e.what();
+                continue;
+            }
+            std::vector<Binary> found;
+            try {
+                found = read_repository(host, *base, repomd.path, wanted);
+            } catch (const Error& e) {
+                crawled.errors.push_back(e.what());
+                continue;
+            }
+            ++read;
+            host.debug("read " + *base);
+            for (auto& b : found)
+                if (b.arch == query.arch || b.arch == "noarch") crawled.binaries.push_back(std::move(b));
+        }
+    }
+    if (read == 0) {
+        std::string repos;
+        for (const auto& r : query.repos) repos += (repos.empty() ? "" : ",") + r;
+        const std::string why = crawled.errors.empty() ? miss : crawled.errors.front();
+        throw Error("no repository could be read of " + repos + " on any mirror" +
+                    (why.empty() ? "" : " (" + why + ")"));
+    }
+    return crawled;
+}
+
+ReleaseList group(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
+                  const std::function<void(Release&, const Binary&)>& describe) {
+    ReleaseList list;
+    std::map<std::string, size_t> by_release;
+    for (const auto& b : binaries) {
+        const std::string name = kernel_release(b);
+        if (by_release.count(name)) continue;
+        by_release[name] = list.releases.size();
+        Release release;
+        release.release = name;
+        release.distro = distro;
+        release.arch = arch;
+        release.packages = {b.file};
+        describe(release, b);
+        list.releases.push_back(std::move(release));
+    }
+    return list;
+}
+
+RepoQuery FamilyPlugin::query_for(const CrawlRequest& request, const std::map<std::string, std::string>& defaults,
+                                  bool mirror_lists) {
+    if (request.mirrors.empty())
+        throw Error("no " + request.distro + " mirror to crawl (give --mirror URL)");
+    RepoQuery query;
+    query.mirrors = request.mirrors;
+    query.mirror_lists = mirror_lists;
+    query.arch = rpm_arch(request.arch);
+    const auto fallback = defaults.find(request.distro);
+    const std::string repos =
+        option(request.options, "repos", fallback == defaults.end() ? "" : fallback->second);
+    for (std::string repo : split_list(repos)) {
+        for (size_t at; (at = repo.find("{arch}")) != std::string::npos;) repo.replace(at, 6, query.arch);
+        query.repos.push_back(repo);
+    }
+    if (query.repos.empty()) throw Error("no repositories for " + request.distro + " (give --option repos=...)");
+    return query;
+}
+
+void FamilyPlugin::describe_release(Release& release, const Binary&) const {
+    release.kernelversion = "1";
+    release.target = release.distro;
+}
+
+ReleaseList FamilyPlugin::crawl_and_group(const CrawlRequest& request, const RepoQuery& query) {
+    const Crawled crawled = crawl_repos(host_, query, wanted_);
+    ReleaseList list = group(crawled.binaries, request.distro, request.arch,
+                             [this](Release& r, const Binary& b) { describe_release(r, b); });
+    list.errors = crawled.errors;
+    return list;
+}
+
+ReleaseList FamilyPlugin::batch_packages(const BatchRequest& request) {
+    std::vector<Binary> binaries;
+    ReleaseList unplaced;
+    std::set<std::string> seen;
+    for (const auto& file : request.files) {
+        if (!seen.insert(file).second) {
+            unplaced.unclaimed.push_back({file, "listed more than once"});
+            continue;
+        }
+        std::optional<rpm::Package> p;
+        if (request.names_only) {
+            p = parse_file_name(file);
+            if (!p) {
+                unplaced.unclaimed.push_back({file, "names no name-version-release.arch.rpm file"});
+                continue;
+            }
+        } else {
+            try {
+                p = read_header(file);
+            } catch (const Error& e) {
+                unplaced.errors.push_back(e.what());
+                continue;
+            }
+        }
+        if (!wanted_(p->name)) {
+            unplaced.unclaimed.push_back({file, p->name + " is not a kernel-devel package"});
+            continue;
+        }
+        if (const std::string arch = rpm_arch(request.arch); p->arch != arch && p->arch != "noarch") {
+            unplaced.unclaimed.push_back({file, "an " + p->arch + " package, not " + request.arch + "'s " + arch});
+            continue;
+        }
+        Binary b = binary_of(*p);
+        (request.names_only ? b.file.url : b.file.path) = file;
+        binaries.push_back(std::move(b));
+    }
+    ReleaseList list = group(binaries, request.distro, request.arch,
+                             [this](Release& r, const Binary& b) { describe_release(r, b); });
+    // A second copy of a release's package (another repository, another URL) is named with
+    // the one taken.
+    std::map<std::string, std::string> taken;
+    for (const auto& r : list.releases)
+        taken[r.release] = r.packages[0].url.empty() ? r.packages[0].path : r.packages[0].url;
+    for (const auto& b : binaries) {
+        const std::string where = b.file.url.empty() ? b.file.path : b.file.url;
+        const std::string& first = taken[kernel_release(b)];
+        if (where != first) unplaced.unclaimed.push_back({where, "the same package as " + first});
+    }
+    list.unclaimed = std::move(unplaced.unclaimed);
+    list.errors = std::move(unplaced.errors);
+    return list;
+}
+
+}  // namespace kbuild::rpm
