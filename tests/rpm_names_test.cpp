@@ -27,15 +27,6 @@ std::vector<fs::path> lists_named(const std::vector<std::string>& prefixes) {
     return lists;
 }
 
-// The lines kbuild reads from a list: not blank, not a # comment.
-std::vector<std::string> lines_of(const fs::path& list) {
-    std::ifstream in(list);
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(in, line);)
-        if (!line.empty() && line.front() != '#') lines.push_back(line);
-    return lines;
-}
-
 Json batch(const std::string& distro, const fs::path& list) {
     const ProcessResult r =
         test::run_kbuild({"batch", "--distro", distro, "--from-list", list.string(), "--output", "json"});
@@ -49,7 +40,7 @@ void expect_every_line_placed(const fs::path& list, const Json& result) {
     for (const auto& e : result["entries"])
         for (const auto& h : e["headers"]) placed.insert(h.get<std::string>());
     for (const auto& u : result["unclaimed"]) placed.insert(u["file"].get<std::string>());
-    const auto lines = lines_of(list);
+    const auto lines = test::list_lines(list);
     std::multiset<std::string> given(lines.begin(), lines.end());
     for (const auto& line : given) EXPECT_EQ(placed.count(line), given.count(line)) << list << ": " << line;
     EXPECT_EQ(placed.size(), given.size()) << list;
@@ -66,7 +57,7 @@ TEST(RpmNames, EveryListedFileIsPlacedAndNamedFilesBecomeReleases) {
         for (const auto& list : lists) {
             const Json result = batch(distro, list);
             expect_every_line_placed(list, result);
-            lines += lines_of(list).size();
+            lines += test::list_lines(list).size();
             releases += result["entries"].size();
             for (const auto& e : result["entries"]) {
                 // One package, whose file name is the release's: <name>-<release>.rpm.
@@ -140,7 +131,7 @@ TEST(RpmNames, HandCheckedReleases) {
         test::TempDir dir;
         std::string all;
         for (const auto& list : lists_named(prefixes))
-            for (const auto& line : lines_of(list)) all += line + "\n";
+            for (const auto& line : test::list_lines(list)) all += line + "\n";
         std::ofstream(dir / "all.txt") << all;
         const Json result = batch(distro, dir / "all.txt");  // kept: the loop points into it
         for (const auto& e : result["entries"])

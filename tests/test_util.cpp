@@ -60,6 +60,14 @@ void write_file(const fs::path& path, const std::string& text) {
     if (!out) throw Error(path.string() + ": cannot write");
 }
 
+std::vector<std::string> list_lines(const fs::path& list) {
+    std::ifstream in(list);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty() && line.front() != '#') lines.push_back(line);
+    return lines;
+}
+
 fs::path shared_data_dir() { return source_dir().parent_path() / "shared" / "data"; }
 
 fs::path make_deb(const fs::path& dir, const DebSpec& spec, const std::string& file_name) {

@@ -53,6 +53,9 @@ Stopped stop_kbuild_when(const std::vector<std::string>& args, const std::string
 
 void write_file(const std::filesystem::path& path, const std::string& text);
 
+// A URL list as kbuild reads one: its lines that are neither blank nor a # comment.
+std::vector<std::string> list_lines(const std::filesystem::path& list);
+
 // The shared data beside the checkout (../shared/data/...).
 std::filesystem::path shared_data_dir();
 

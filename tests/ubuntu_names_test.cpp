@@ -24,14 +24,6 @@ std::vector<fs::path> ubuntu_lists() {
     return lists;
 }
 
-std::vector<std::string> lines_of(const fs::path& list) {
-    std::ifstream in(list);
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(in, line);)
-        if (!line.empty()) lines.push_back(line);
-    return lines;
-}
-
 Json batch(const fs::path& list) {
     const ProcessResult r =
         test::run_kbuild({"batch", "--distro", "ubuntu", "--from-list", list.string(), "--output", "json"});
@@ -64,7 +56,7 @@ TEST(UbuntuNames, EveryListedFileIsPlacedAndEveryHeadersPackageFindsItsCommon) {
     const auto lists = ubuntu_lists();
     ASSERT_GE(lists.size(), 12u);
     for (const auto& list : lists) {
-        const auto lines = lines_of(list);
+        const auto lines = test::list_lines(list);
         all.insert(all.end(), lines.begin(), lines.end());
         expect_every_line_placed(lines, batch(list), list.filename().string());
     }
@@ -152,7 +144,7 @@ TEST(UbuntuNames, HandCheckedReleasesVersionsFlavoursAndCommons) {
     test::TempDir dir;
     std::string all;
     for (const auto& list : ubuntu_lists())
-        for (const auto& line : lines_of(list)) all += line + "\n";
+        for (const auto& line : test::list_lines(list)) all += line + "\n";
     std::ofstream(dir / "all.txt") << all;
     const Json result = batch(dir / "all.txt");
 
@@ -182,7 +174,7 @@ TEST(UbuntuNames, BareFileNamesPairLikeURLs) {
     test::TempDir dir;
     std::string names;
     for (const auto& list : ubuntu_lists())
-        for (const auto& line : lines_of(list)) names += fs::path(line).filename().string() + "\n";
+        for (const auto& line : test::list_lines(list)) names += fs::path(line).filename().string() + "\n";
     std::ofstream(dir / "names.txt") << names;
     const Json result = batch(dir / "names.txt");
     EXPECT_TRUE(result["unavailable"].empty()) << result["unavailable"].dump(1);

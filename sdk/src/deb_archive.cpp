@@ -1,6 +1,8 @@
 #include <kbuild/deb_archive.hpp>
 #include <kbuild/digest.hpp>
 
+#include "repo_util.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -14,18 +16,9 @@ namespace fs = std::filesystem;
 namespace kbuild::deb {
 namespace {
 
-std::string trim_slash(std::string text) {
-    while (!text.empty() && text.back() == '/') text.pop_back();
-    return text;
-}
+using detail::read_text;
+using detail::trim_slash;
 
-// A fetched Release file: small, plain text, host-owned and read-only.
-std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
 
 Json binary_to_json(const Binary& b) {
     Json depends = Json::array();
@@ -79,8 +72,7 @@ std::vector<Binary> read_index(const std::string& path, const NameFilter& wanted
 std::vector<Binary> read_index_cached(const Host& host, const std::string& base, const std::string& url,
                                       const IndexFile& index, const NameFilter& wanted) {
     const fs::path cached = fs::path(host.cache_dir()) / "indexes" / (index.sha256 + ".v2.json");
-    std::ifstream in(cached);
-    const Json saved = Json::parse(in, nullptr, /*allow_exceptions=*/false);
+    const Json saved = detail::load_cached(cached);
     std::vector<Binary> found;
     if (saved.is_array()) {
         for (const auto& j : saved) found.push_back(binary_from_json(j));
@@ -89,10 +81,7 @@ std::vector<Binary> read_index_cached(const Host& host, const std::string& base,
         found = read_index(packages.path, wanted);
         Json list = Json::array();
         for (const auto& b : found) list.push_back(binary_to_json(b));
-        fs::create_directories(cached.parent_path());
-        const fs::path temporary = cached.string() + ".tmp-" + sha256_text(url).substr(0, 8);
-        std::ofstream(temporary) << list.dump();
-        fs::rename(temporary, cached);
+        detail::save_cached(cached, list, url);
     }
     for (auto& b : found) b.file.url = base + "/" + b.file.url;
     return found;

@@ -1,4 +1,6 @@
 #include <kbuild/digest.hpp>
+
+#include "repo_util.h"
 #include <kbuild/options.hpp>
 #include <kbuild/rpm.hpp>
 #include <kbuild/rpm_repo.hpp>
@@ -15,17 +17,9 @@ namespace fs = std::filesystem;
 namespace kbuild::rpm {
 namespace {
 
-std::string trim_slash(std::string text) {
-    while (!text.empty() && text.back() == '/') text.pop_back();
-    return text;
-}
+using detail::read_text;
+using detail::trim_slash;
 
-std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
 
 // base + "/" + a relative location, with "." and ".." segments resolved (Amazon Linux's
 // primary indexes point into ../../blobstore/).
@@ -97,8 +91,7 @@ std::vector<Binary> read_repository(const Host& host, const std::string& base, c
     const std::string url = base + "/" + primary->location;
 
     const fs::path cached = fs::path(host.cache_dir()) / "rpm-indexes" / (primary->checksum + ".json");
-    std::ifstream in(cached);
-    const Json saved = Json::parse(in, nullptr, /*allow_exceptions=*/false);
+    const Json saved = detail::load_cached(cached);
     std::vector<Binary> found;
     if (saved.is_array()) {
         for (const auto& j : saved) found.push_back(binary_from_json(j));
@@ -122,10 +115,7 @@ std::vector<Binary> read_repository(const Host& host, const std::string& base, c
         });
         Json list = Json::array();
         for (const auto& b : found) list.push_back(binary_to_json(b));
-        fs::create_directories(cached.parent_path());
-        const fs::path temporary = cached.string() + ".tmp-" + sha256_text(url).substr(0, 8);
-        std::ofstream(temporary) << list.dump();
-        fs::rename(temporary, cached);
+        detail::save_cached(cached, list, url);
     }
     for (auto& b : found) b.file.url = join_url(base, b.file.url);
     return found;
@@ -207,36 +197,39 @@ ReleaseList group(const std::vector<Binary>& binaries, const std::string& distro
     return list;
 }
 
-RepoQuery FamilyPlugin::query_for(const CrawlRequest& request, const std::map<std::string, std::string>& defaults,
-                                  bool mirror_lists) {
+Description FamilyPlugin::describe() const {
+    std::string defaults;
+    for (const auto& [distro, repos] : repositories_.defaults)
+        defaults += (defaults.empty() ? "" : "; ") + distro + ": " + repos;
+    return {{{"repos", repositories_.help, defaults}}};
+}
+
+ReleaseList FamilyPlugin::crawl(const CrawlRequest& request) {
     if (request.mirrors.empty())
         throw Error("no " + request.distro + " mirror to crawl (give --mirror URL)");
     RepoQuery query;
     query.mirrors = request.mirrors;
-    query.mirror_lists = mirror_lists;
+    query.mirror_lists = repositories_.mirror_lists;
     query.arch = rpm_arch(request.arch);
-    const auto fallback = defaults.find(request.distro);
+    const auto fallback = repositories_.defaults.find(request.distro);
     const std::string repos =
-        option(request.options, "repos", fallback == defaults.end() ? "" : fallback->second);
+        option(request.options, "repos", fallback == repositories_.defaults.end() ? "" : fallback->second);
     for (std::string repo : split_list(repos)) {
         for (size_t at; (at = repo.find("{arch}")) != std::string::npos;) repo.replace(at, 6, query.arch);
         query.repos.push_back(repo);
     }
     if (query.repos.empty()) throw Error("no repositories for " + request.distro + " (give --option repos=...)");
-    return query;
-}
 
-void FamilyPlugin::describe_release(Release& release, const Binary&) const {
-    release.kernelversion = "1";
-    release.target = release.distro;
-}
-
-ReleaseList FamilyPlugin::crawl_and_group(const CrawlRequest& request, const RepoQuery& query) {
     const Crawled crawled = crawl_repos(host_, query, wanted_);
     ReleaseList list = group(crawled.binaries, request.distro, request.arch,
                              [this](Release& r, const Binary& b) { describe_release(r, b); });
     list.errors = crawled.errors;
     return list;
+}
+
+void FamilyPlugin::describe_release(Release& release, const Binary&) const {
+    release.kernelversion = "1";
+    release.target = release.distro;
 }
 
 ReleaseList FamilyPlugin::batch_packages(const BatchRequest& request) {

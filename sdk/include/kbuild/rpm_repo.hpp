@@ -62,11 +62,24 @@ Crawled crawl_repos(Host& host, const RepoQuery& query, const NameFilter& wanted
 ReleaseList group(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
                   const std::function<void(Release&, const Binary&)>& describe);
 
-// The hooks rpm-family plugins share, for their class to derive from: it adds crawl (building
-// its RepoQuery and calling crawl_and_group) and describe.
+// Where a plugin's repositories are under a mirror: per distro, comma-separated paths with
+// {arch} for x86_64 or aarch64 (or, with mirror_lists, paths of mirror.list files). The user
+// overrides them with --option repos=...; the mirror itself is always the user's.
+struct Repositories {
+    std::map<std::string, std::string> defaults;
+    bool mirror_lists = false;
+    std::string help;  // what `describe` says of the repos option
+};
+
+// The hooks of an rpm-family plugin, for its class to derive from with its repositories: a
+// plugin is its naming and its table.
 class FamilyPlugin {
 public:
-    FamilyPlugin(Host& host, NameFilter wanted) : host_(host), wanted_(std::move(wanted)) {}
+    FamilyPlugin(Host& host, NameFilter wanted, Repositories repositories)
+        : host_(host), wanted_(std::move(wanted)), repositories_(std::move(repositories)) {}
+
+    Description describe() const;
+    ReleaseList crawl(const CrawlRequest& request);
 
     // Local rpms by their headers, or (--from-list) names and URLs by file name. What is not a
     // wanted package, or the same package again, is unclaimed with the reason; an unreadable
@@ -79,11 +92,6 @@ public:
     ConfigHash hash_config(const ConfigHashRequest& request) { return config_in_kernel_dir(request); }
 
 protected:
-    // The query for a crawl: the user's mirrors, the repositories of the "repos" option (comma
-    // separated, {arch} replaced), else the distro's entry of `defaults`.
-    static RepoQuery query_for(const CrawlRequest& request, const std::map<std::string, std::string>& defaults,
-                               bool mirror_lists);
-    ReleaseList crawl_and_group(const CrawlRequest& request, const RepoQuery& query);
     // Sets kernelversion ("1": rpm kernels are built as #1) and target (the distro); a plugin
     // may refine it.
     virtual void describe_release(Release& release, const Binary& binary) const;
@@ -93,6 +101,7 @@ protected:
 
 private:
     NameFilter wanted_;
+    Repositories repositories_;
 };
 
 }  // namespace kbuild::rpm
