@@ -166,3 +166,29 @@ TEST(RpmNames, AmazonLinuxGenerationsAndEscapedNames) {
 }
 
 }  // namespace
+
+namespace {
+
+// Local rpms are known by their headers, not their names; one cut short is an error naming
+// it, and the others are still grouped.
+TEST(RpmNames, LocalRpmsAreGroupedByTheirHeaders) {
+    test::TempDir dir;
+    const fs::path data = test::source_dir() / "tests/fixtures/rpm-data";
+    fs::copy_file(data / "kernel-devel-5.14.0-284.11.1.el9_2.x86_64.rpm", dir / "renamed.rpm");
+    fs::copy_file(data / "kbuild-fixture-tools-1.0^20240101git1f2e3d-3.fc40.noarch.rpm", dir / "tools.rpm");
+    const std::string rpm = test::read_file(dir / "renamed.rpm");
+    test::write_file(dir / "cut.rpm", rpm.substr(0, 200));
+    const ProcessResult r = test::run_kbuild({"batch", "--distro", "centos", (dir / "renamed.rpm").string(),
+                                              (dir / "tools.rpm").string(), (dir / "cut.rpm").string(),
+                                              "--output", "json"});
+    EXPECT_EQ(r.exit_code, 1);  // one file could not be read
+    EXPECT_NE(r.err.find("error: " + (dir / "cut.rpm").string() + ": "), std::string::npos) << r.err;
+    const Json result = Json::parse(r.out);
+    ASSERT_EQ(result["entries"].size(), 1u);
+    EXPECT_EQ(result["entries"][0]["kernelrelease"], "5.14.0-284.11.1.el9_2.x86_64");
+    EXPECT_EQ(result["entries"][0]["headers"][0], (dir / "renamed.rpm").string());
+    ASSERT_EQ(result["unclaimed"].size(), 1u);
+    EXPECT_EQ(result["unclaimed"][0]["reason"], "kbuild-fixture-tools is not a kernel-devel package");
+}
+
+}  // namespace
