@@ -102,6 +102,8 @@ const std::vector<Case> kCases = {
     {"centos", "kernel-devel-4.18.0-513.5.1.el8_9.x86_64.rpm", "4.18.0-513.5.1.el8_9.x86_64"},
     {"centos", "kernel-devel-4.18.0-305.25.1.el8_4.x86_64.rpm", "4.18.0-305.25.1.el8_4.x86_64"},
     {"centos", "kernel-devel-4.18.0-240.el8.x86_64.rpm", "4.18.0-240.el8.x86_64"},
+    {"centos", "kernel-devel-4.18.0-526.el8.x86_64.rpm", "4.18.0-526.el8.x86_64"},
+    {"centos", "kernel-uek-devel-4.14.35-1902.306.2.el7uek.x86_64.rpm", "4.14.35-1902.306.2.el7uek.x86_64"},
     {"centos", "kernel-rt-devel-4.18.0-372.93.1.rt7.253.el8_6.x86_64.rpm", "4.18.0-372.93.1.rt7.253.el8_6.x86_64"},
     {"centos", "kernel-rt-devel-5.14.0-284.16.1.rt14.301.el9_2.x86_64.rpm", "5.14.0-284.16.1.rt14.301.el9_2.x86_64"},
     {"centos", "kernel-devel-5.14.0-284.10.1.el9_2.x86_64.rpm", "5.14.0-284.10.1.el9_2.x86_64"},
@@ -123,7 +125,7 @@ const std::vector<Case> kCases = {
 };
 
 TEST(RpmNames, HandCheckedReleases) {
-    ASSERT_GE(kCases.size(), 29u);
+    ASSERT_GE(kCases.size(), 31u);
     std::map<std::string, std::map<std::string, Json>> by_file;  // distro -> file name -> entry
     for (const std::string distro : {"centos", "amazonlinux2"}) {
         const auto prefixes = distro == "centos" ? std::vector<std::string>{"centos", "rhel", "oracle-uek", "fedora-coreos"}
