@@ -402,7 +402,7 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
         }
         for (const auto& r : list.releases) {
             std::cout << release_id(r) << (r.unavailable.empty() ? "" : "  (unavailable: " + r.unavailable + ")")
-                      << '\n';
+                      << (r.release.empty() ? "  (the kernel is named from its tree when built)" : "") << '\n';
             for (const auto& p : r.packages) std::cout << "  " << (p.url.empty() ? p.path : p.url) << '\n';
         }
         for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);

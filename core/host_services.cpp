@@ -48,6 +48,10 @@ kb_status extract(void* host, const char* request, const char** out) {
     return answer(self(host).context().extract, request, out);
 }
 
+kb_status extract_image(void* host, const char* request, const char** out) {
+    return answer(self(host).context().extract_image, request, out);
+}
+
 kb_status cache_dir(void* host, const char** out) {
     const auto& services = self(host);
     const auto dir = services.context().cache_dir / "plugins" / services.plugin_name();
@@ -73,6 +77,7 @@ HostServices::HostServices(std::string plugin_name, const HostContext& context)
     table_.fetch = context_.fetch ? &fetch : nullptr;
     table_.extract = context_.extract ? &extract : nullptr;
     table_.cache_dir = &cache_dir;
+    table_.extract_image = context_.extract_image ? &extract_image : nullptr;
 }
 
 }  // namespace kbuild

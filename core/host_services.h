@@ -1,6 +1,6 @@
 // The services the host lends plugins (the kb_host_services table): log, fetch, extract,
-// cache_dir. One table per plugin instance, so log lines and cache directories carry the
-// plugin's name.
+// cache_dir, extract_image. One table per plugin instance, so log lines and cache directories
+// carry the plugin's name.
 #pragma once
 
 #include <kbuild/plugin_api.h>
@@ -18,6 +18,7 @@ struct HostContext {
     // Services as request JSON -> answer JSON; they throw kbuild::Error. Empty: not offered.
     std::function<std::string(const std::string&)> fetch;
     std::function<std::string(const std::string&)> extract;
+    std::function<std::string(const std::string&)> extract_image;
 };
 
 class HostServices {

@@ -1,5 +1,6 @@
 #include "pipeline.h"
 
+#include "disk_image.h"
 #include "extract.h"
 #include "interrupt.h"
 #include "verify.h"
@@ -74,6 +75,18 @@ std::string digest_tree(const fs::path& dir) {
     return sha256_text(manifest);
 }
 
+std::string read_kernel_release(const fs::path& kernel_dir) {
+    std::string line;
+    if (std::ifstream file(kernel_dir / "include/config/kernel.release"); std::getline(file, line) && !line.empty())
+        return line;
+    std::ifstream uts(kernel_dir / "include/generated/utsrelease.h");
+    const std::string prefix = "#define UTS_RELEASE \"";
+    while (std::getline(uts, line))
+        if (line.rfind(prefix, 0) == 0 && line.size() > prefix.size() + 1 && line.back() == '"')
+            return line.substr(prefix.size(), line.size() - prefix.size() - 1);
+    throw Error(kernel_dir.string() + ": no include/config/kernel.release or UTS_RELEASE to name the kernel");
+}
+
 HostContext make_host_context(const fs::path& cache_dir, Fetcher& fetcher) {
     HostContext context;
     context.cache_dir = cache_dir;
@@ -89,6 +102,13 @@ HostContext make_host_context(const fs::path& cache_dir, Fetcher& fetcher) {
         const DebMember member = r.member == "control" ? DebMember::control : DebMember::data;
         const ExtractStats stats = extract_archive(r.archive, r.dest, member);
         return to_document(ExtractResult{r.dest, stats.entries});
+    };
+    context.extract_image = [cache_dir](const std::string& request) {
+        const auto r = from_document<ImageExtractRequest>(request.c_str(), "extract_image");
+        if (!inside(r.dest, cache_dir))
+            throw Error("extract_image: " + r.dest + " is outside kbuild's cache " + cache_dir.string());
+        const ImageExtractStats stats = extract_from_image(r.image, r.dest, r.paths);
+        return to_document(ImageExtractResult{r.dest, stats.entries, stats.matched, stats.where});
     };
     return context;
 }
@@ -162,7 +182,9 @@ fs::path Pipeline::unpacked_root(PluginInstance& plugin, const Release& release,
     std::vector<std::string> digests;
     for (const auto& package : packages) digests.push_back(package.sha256);
     std::sort(digests.begin(), digests.end());
-    std::string joined = plugin_.name() + "\n" + release_id(release) + "\n";
+    // Keyed by what is unpacked, not by the release's name: a release named only once unpacked
+    // (build_unnamed) finds the same tree again.
+    std::string joined = plugin_.name() + "\n";
     for (const auto& d : digests) joined += d + "\n";
     const fs::path trees = options_.cache_dir / "trees";
     const fs::path final_dir = trees / sha256_text(joined).substr(0, 32);
@@ -192,7 +214,47 @@ fs::path Pipeline::unpacked_root(PluginInstance& plugin, const Release& release,
     return final_dir;
 }
 
+std::vector<Package> Pipeline::fetched(std::vector<Package> packages) {
+    std::vector<FetchRequest> requests;
+    std::vector<size_t> remote;
+    for (size_t i = 0; i < packages.size(); ++i) {
+        if (!packages[i].path.empty()) continue;
+        requests.push_back({packages[i].url, packages[i].sha256, packages[i].size});
+        remote.push_back(i);
+    }
+    const auto outcomes = fetcher_.fetch_all(requests);
+    for (size_t k = 0; k < outcomes.size(); ++k) {
+        if (!outcomes[k].error.empty()) throw Error(outcomes[k].error);
+        packages[remote[k]].path = outcomes[k].file.path;
+        packages[remote[k]].sha256 = outcomes[k].file.sha256;
+    }
+    for (auto& package : packages)
+        if (package.sha256.empty()) package.sha256 = sha256_file(package.path);
+    return packages;
+}
+
+TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& release) {
+    Release named = release;
+    try {
+        named.packages = fetched(release.packages);
+        const fs::path root = unpacked_root(plugin, release, named.packages);
+        named.release = read_kernel_release(plugin.get_kernel_dir({"", root.string()}).kernel_dir);
+    } catch (const std::exception& e) {
+        stop_here_if_interrupted();
+        TargetRecord record = new_record(release);
+        for (const auto& p : release.packages) record.packages.push_back(p.url.empty() ? p.path : p.url);
+        record.status = "failed";
+        record.reason = e.what();
+        record.finished_at = utc_now();
+        index_.put(record);
+        return record;
+    }
+    spdlog::info("{} {}: the tree names the kernel {}", release.distro, release_id(release), named.release);
+    return build_one(plugin, named);
+}
+
 TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release) {
+    if (release.release.empty() && release.unavailable.empty()) return build_unnamed(plugin, release);
     TargetRecord record = new_record(release);
     for (const auto& p : release.packages) record.packages.push_back(p.url.empty() ? p.path : p.url);
     if (!release.unavailable.empty()) {
@@ -227,24 +289,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release)
         fs::create_directories(log_dir);
         std::ofstream(log_dir / log_name, std::ios::trunc);
 
-        // Fetch what is not local yet.
-        std::vector<Package> packages = release.packages;
-        std::vector<FetchRequest> requests;
-        std::vector<size_t> remote;
-        for (size_t i = 0; i < packages.size(); ++i) {
-            if (!packages[i].path.empty()) continue;
-            requests.push_back({packages[i].url, packages[i].sha256, packages[i].size});
-            remote.push_back(i);
-        }
-        const auto outcomes = fetcher_.fetch_all(requests);
-        for (size_t k = 0; k < outcomes.size(); ++k) {
-            if (!outcomes[k].error.empty()) throw Error(outcomes[k].error);
-            packages[remote[k]].path = outcomes[k].file.path;
-            packages[remote[k]].sha256 = outcomes[k].file.sha256;
-        }
-        for (auto& package : packages)
-            if (package.sha256.empty()) package.sha256 = sha256_file(package.path);
-
+        const std::vector<Package> packages = fetched(release.packages);
         const fs::path root = unpacked_root(plugin, release, packages);
         const std::string kernel_dir = plugin.get_kernel_dir({release.release, root.string()}).kernel_dir;
         const ConfigHash config = plugin.hash_config({release.release, root.string(), kernel_dir});

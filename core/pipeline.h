@@ -46,6 +46,11 @@ public:
 private:
     TargetRecord new_record(const Release& release) const;
     TargetRecord build_one(PluginInstance& plugin, const Release& release);
+    // A release the plugin could not name before its tree was unpacked (a Flatcar image known
+    // by URL): fetched and unpacked first, named from the tree, then built as any other.
+    TargetRecord build_unnamed(PluginInstance& plugin, const Release& release);
+    // The packages with local paths and sha256, downloaded where needed.
+    std::vector<Package> fetched(std::vector<Package> packages);
     std::filesystem::path unpacked_root(PluginInstance& plugin, const Release& release,
                                         const std::vector<Package>& packages);
 
@@ -60,11 +65,15 @@ private:
     std::string module_name_;
 };
 
+// The release (`uname -r`) a kernel build tree was made for: include/config/kernel.release,
+// else UTS_RELEASE in include/generated/utsrelease.h. Throws naming what is missing.
+std::string read_kernel_release(const std::filesystem::path& kernel_dir);
+
 // SHA-256 over a directory's relative paths and file contents, in sorted order.
 std::string digest_tree(const std::filesystem::path& dir);
 
 // The host context a plugin instance needs: the cache dir, fetch through `fetcher`, extract
-// through the archive service into directories under the cache only.
+// (archives) and extract_image (disk images) into directories under the cache only.
 HostContext make_host_context(const std::filesystem::path& cache_dir, Fetcher& fetcher);
 
 }  // namespace kbuild

@@ -57,6 +57,13 @@ public:
         return from_document<ExtractResult>(out, "extract");
     }
 
+    // Subtrees of a disk image's file system (ABI 1.3).
+    ImageExtractResult extract_image(const ImageExtractRequest& request) const {
+        const char* out = call(offered(services_->extract_image) ? services_->extract_image : nullptr,
+                               "extract_image", to_document(request));
+        return from_document<ImageExtractResult>(out, "extract_image");
+    }
+
     // The usual unpack: every package's data extracted into the one root the host gave.
     UnpackResult extract_all(const UnpackRequest& request) const {
         for (const auto& package : request.release.packages)

@@ -34,9 +34,10 @@ extern "C" {
 
 /* 1.0: the core hooks. 1.1: optional hook describe(). 1.2: a release may name its target
  * ("ubuntu-aws") and variant, a release list may carry errors (fields older hosts and plugins
- * leave out). */
+ * leave out). 1.3: host service extract_image(); a release's "release" may be left empty when
+ * only its unpacked tree can tell it (the host then reads it there). */
 #define KBUILD_PLUGIN_ABI_MAJOR 1
-#define KBUILD_PLUGIN_ABI_MINOR 2
+#define KBUILD_PLUGIN_ABI_MINOR 3
 
 /* Version of the JSON documents exchanged through hooks and services. */
 #define KBUILD_PLUGIN_SCHEMA 1
@@ -105,6 +106,24 @@ typedef struct kb_host_services {
      * Required: yes (always present).
      */
     kb_status (*cache_dir)(void* host, const char** out);
+
+    /* ---- ABI 1.3 ---- */
+
+    /*
+     * extract_image: copy subtrees out of a disk image's file system, read in process (no loop
+     * device, no mount, no decompressed copy on disk). The image is raw or bzip2-compressed and
+     * holds a GPT, an MBR or a bare file system; the first ext2/3/4 file system is read.
+     * request_json: {"schema":1, "image":"<path>", "dest":"<dir>",
+     *                "paths":["usr/lib/modules/STAR/build", ...]}
+     *   paths are relative to the file system's root; a component may be an fnmatch glob (STAR
+     *   above stands for "*"). Symlinks on the way are followed inside the image and re-created
+     *   under dest; one leading above the image's root is refused.
+     * *out on KB_OK: {"schema":1, "dest":"<dir>", "entries":<count>,
+     *                 "matched":["usr/lib/modules/6.1.76-flatcar/build"], "where":"GPT partition 1"}
+     *   A path matching nothing is left out of "matched", not an error.
+     * Required: no (NULL, or a table too small to hold it, when the host is older than 1.3).
+     */
+    kb_status (*extract_image)(void* host, const char* request_json, const char** out);
 } kb_host_services;
 
 /*

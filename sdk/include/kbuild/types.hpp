@@ -40,6 +40,8 @@ struct Package {
 
 // A kernel release (`uname -r`) and the packages a module build needs for it.
 struct Release {
+    // `uname -r`; empty (ABI 1.3) when only the unpacked tree can tell it (a Flatcar image known
+    // by URL alone): the host reads it from the tree before building.
     std::string release;
     std::string kernelversion;  // the #N of `uname -v`, where the distro has one
     std::string distro;
@@ -53,8 +55,10 @@ struct Release {
     std::string variant;
 };
 
-// A release as targets are keyed: "5.15.0-1036-aws", or "5.15.0-1036-aws~20.04.1".
+// A release as targets are keyed: "5.15.0-1036-aws", or "5.15.0-1036-aws~20.04.1"; the variant
+// alone ("3510.2.0") while only the unpacked tree can name the kernel.
 inline std::string release_id(const Release& r) {
+    if (r.release.empty()) return r.variant;
     return r.variant.empty() ? r.release : r.release + "~" + r.variant;
 }
 
@@ -141,6 +145,20 @@ struct ExtractResult {
     std::int64_t entries = 0;
 };
 
+// What a plugin asks of the host's extract_image service, and its answer.
+struct ImageExtractRequest {
+    std::string image;
+    std::string dest;
+    std::vector<std::string> paths;  // image-relative, components may be globs
+};
+
+struct ImageExtractResult {
+    std::string dest;
+    std::int64_t entries = 0;
+    std::vector<std::string> matched;  // the paths found
+    std::string where;                 // which partition was read
+};
+
 // What the host's fetch service answers (it is asked with a Package: url, sha256, size).
 struct FetchedFile {
     std::string path;
@@ -169,6 +187,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Description, options)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FetchedFile, path, sha256, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExtractRequest, archive, dest, member)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExtractResult, dest, entries)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ImageExtractRequest, image, dest, paths)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ImageExtractResult, dest, entries, matched, where)
 
 // A document as it crosses the ABI: the value's fields plus "schema".
 template <class T>
