@@ -8,6 +8,7 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -28,6 +29,10 @@ public:
         const fs::path file = (root_ / uri.substr(1)).lexically_normal();
         const bool inside = file.string().rfind(root_.string(), 0) == 0;
         std::error_code ec;
+        if (inside && uri.find("..") == std::string::npos && fs::is_directory(file, ec)) {
+            list_directory(uri, file, response);
+            return;
+        }
         if (!inside || uri.find("..") != std::string::npos || !fs::is_regular_file(file, ec)) {
             response.setStatusAndReason(HTTPResponse::HTTP_NOT_FOUND);
             response.setContentLength(0);
@@ -50,6 +55,24 @@ public:
     }
 
 private:
+    // As nginx's autoindex does: a redirect to the name with '/', then a page of links.
+    static void list_directory(const std::string& uri, const fs::path& dir, HTTPServerResponse& response) {
+        if (uri.empty() || uri.back() != '/') {
+            response.redirect(uri + "/", HTTPResponse::HTTP_MOVED_PERMANENTLY);
+            return;
+        }
+        std::vector<std::string> names;
+        for (const auto& entry : fs::directory_iterator(dir))
+            names.push_back(entry.path().filename().string() + (entry.is_directory() ? "/" : ""));
+        std::sort(names.begin(), names.end());
+        std::string page = "<html>\r\n<head><title>Index of " + uri + "</title></head>\r\n<body>\r\n<h1>Index of " +
+                           uri + "</h1><hr><pre><a href=\"../\">../</a>\r\n";
+        for (const auto& name : names) page += "<a href=\"" + name + "\">" + name + "</a>    01-Nov-2026 10:00    -\r\n";
+        page += "</pre><hr></body>\r\n</html>\r\n";
+        response.setContentType("text/html");
+        response.sendBuffer(page.data(), page.size());
+    }
+
     fs::path root_;
     std::shared_ptr<std::atomic<std::size_t>> rate_;
 };

@@ -16,7 +16,8 @@ namespace kbuild::test {
 
 class MirrorServer {
 public:
-    // Serves files under `root` at http://127.0.0.1:<port>/<path>; 404 for anything else.
+    // Serves files under `root` at http://127.0.0.1:<port>/<path>, a directory as an nginx-style
+    // index page of links (a release server's layout); 404 for anything else.
     explicit MirrorServer(std::filesystem::path root);
     ~MirrorServer();
 

@@ -1,6 +1,7 @@
 #include <kbuild/digest.hpp>
 
 #include "repo_util.h"
+#include <kbuild/listing.hpp>
 #include <kbuild/options.hpp>
 #include <kbuild/rpm.hpp>
 #include <kbuild/rpm_repo.hpp>
@@ -175,6 +176,47 @@ Crawled crawl_repos(Host& host, const RepoQuery& query, const NameFilter& wanted
         throw Error("no repository could be read of " + repos + " on any mirror" +
                     (why.empty() ? "" : " (" + why + ")"));
     }
+    return crawled;
+}
+
+Crawled crawl_build_system(Host& host, const std::vector<std::string>& mirrors, const std::string& arch,
+                           const std::vector<std::string>& dist_tags) {
+    Crawled crawled;
+    bool listed = false;
+    const std::set<std::string> wanted(dist_tags.begin(), dist_tags.end());
+    for (const auto& mirror : mirrors) {
+        const std::string top = trim_slash(mirror) + "/packages/kernel/";
+        std::vector<std::string> versions;
+        try {
+            versions = list_directory(host, top);
+            listed = true;
+        } catch (const Error& e) {
+            crawled.errors.push_back(e.what());
+            continue;
+        }
+        for (const auto& version : versions) {
+            if (version.back() != '/') continue;
+            const std::string v = version.substr(0, version.size() - 1);
+            std::vector<std::string> releases;
+            try {
+                releases = list_directory(host, top + version);
+            } catch (const Error& e) {
+                crawled.errors.push_back(e.what());
+                continue;
+            }
+            for (const auto& release : releases) {
+                if (release.back() != '/') continue;
+                const std::string r = release.substr(0, release.size() - 1);
+                const size_t dot = r.rfind('.');
+                if (dot == std::string::npos || !wanted.count(r.substr(dot + 1))) continue;
+                Binary b{"kernel-devel", "", v, r, arch};
+                b.file.name = b.name;
+                b.file.url = top + version + release + arch + "/kernel-devel-" + v + "-" + r + "." + arch + ".rpm";
+                crawled.binaries.push_back(std::move(b));
+            }
+        }
+    }
+    if (!listed) throw Error(crawled.errors.empty() ? "no mirror to crawl" : crawled.errors.front());
     return crawled;
 }
 

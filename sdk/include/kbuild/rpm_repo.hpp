@@ -56,6 +56,14 @@ struct Crawled {
 // whose index fails its check is an error of the result. Throws when nothing was read.
 Crawled crawl_repos(Host& host, const RepoQuery& query, const NameFilter& wanted);
 
+// Fedora's build system (koji) keeps no repository metadata, only directories behind index
+// pages: <mirror>/packages/kernel/<version>/<release>/<arch>/kernel-devel-<version>-<release>.
+// <arch>.rpm. Lists the kernel-devel packages of the releases whose dist tag (the release's
+// last part: "fc40" of "200.fc40") is one of `dist_tags`. A mirror that cannot be listed is an
+// error of the result; throws when none could.
+Crawled crawl_build_system(Host& host, const std::vector<std::string>& mirrors, const std::string& arch,
+                           const std::vector<std::string>& dist_tags);
+
 // Groups packages by kernel release: one release per distinct release (the first listed when
 // several repositories or lines hold the same package). describe sets what else a release
 // knows (kernelversion, target).
