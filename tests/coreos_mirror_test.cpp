@@ -4,7 +4,6 @@
 // mkfs.ext4 -d, bzip2-compressed, in the release server's layout) and into Fedora's
 // build-system layout by tests/fixtures/rpm/make-rpm-repo; crawled, read out of the image in
 // process, built in a container and verified, with the broken images beside the good one.
-#include "fetch.h"
 #include "mirror_server.h"
 #include "test_util.h"
 
@@ -23,21 +22,7 @@ namespace {
 
 std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
 
-// The newest bookworm 6.1 kernel's three packages, through kbuild's own crawl and cache.
-std::vector<std::string> debian_kernel_debs() {
-    const ProcessResult crawl = test::run_kbuild(
-        {"--cache-dir", cache_dir(), "crawl", "--distro", "debian", "--option",
-         "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-amd64$",
-         "--latest", "1", "--output", "json"});
-    if (crawl.exit_code != 0) throw Error("crawl: " + crawl.err);
-    const Json release = Json::parse(crawl.out)["releases"].at(0);
-    FetchOptions options;
-    options.cache_dir = cache_dir();
-    Fetcher fetcher(options);
-    std::vector<std::string> debs;
-    for (const auto& p : release["packages"]) debs.push_back(fetcher.fetch({p["url"], p["sha256"], p["size"]}).path);
-    return debs;
-}
+std::vector<std::string> debian_kernel_debs() { return test::newest_bookworm_kernel(cache_dir()).debs; }
 
 // Runs a fixture script with the three packages last; its stdout, trimmed.
 std::string fixture(const std::string& script, std::vector<std::string> args, const std::vector<std::string>& debs) {
@@ -129,6 +114,36 @@ TEST(CoreOSMirror, FlatcarReleasesCrawledReadOutOfTheirImagesAndBuilt) {
     auto named = targets_by_variant(names_out / "out");
     ASSERT_EQ(named.size(), 1u);
     expect_verified(names_out / "out", named["3510.2.0"], release);
+}
+
+// CoreOS Container Linux (end of life) is laid out the same with its own names: its crawl finds
+// coreos_* files and names the kernel -coreos from the config; Flatcar's crawl of that server
+// finds none of its own.
+TEST(CoreOSMirror, ContainerLinuxReleasesAreFoundByTheirOwnNames) {
+    const auto debs = debian_kernel_debs();
+    test::TempDir server_root;
+    const std::string release = fixture("coreos/make-flatcar-release",
+                                        {"--out", server_root.path().string(), "--flavour", "coreos", "--channel",
+                                         "stable", "--version", "2512.3.0"}, debs);
+    ASSERT_TRUE(std::regex_match(release, std::regex(R"(6\.1\.\d+-coreos)"))) << release;
+    test::MirrorServer server(server_root.path());
+    const ProcessResult crawl = test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "coreos", "--mirror",
+                                                  server.url() + "/{channel}", "--option", "channels=stable",
+                                                  "--output", "json"});
+    ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
+    const Json crawled = Json::parse(crawl.out);
+    ASSERT_EQ(crawled["releases"].size(), 1u) << crawl.out;
+    EXPECT_EQ(crawled["releases"][0]["kernelrelease"], release);
+    EXPECT_EQ(crawled["releases"][0]["variant"], "2512.3.0");
+    EXPECT_EQ(crawled["releases"][0]["headers"][0],
+              server.url() + "/stable/amd64-usr/2512.3.0/coreos_developer_container.bin.bz2");
+
+    const ProcessResult flatcar = test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "flatcar",
+                                                    "--mirror", server.url(), "--option", "channels=stable",
+                                                    "--output", "json"});
+    EXPECT_EQ(flatcar.exit_code, 1);
+    EXPECT_NE(flatcar.err.find("2512.3.0/flatcar_production_image_kernel_config.txt"), std::string::npos)
+        << flatcar.err;
 }
 
 // Fedora CoreOS: a kernel-devel rpm in Fedora's build-system layout, found through its index

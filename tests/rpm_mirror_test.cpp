@@ -2,7 +2,6 @@
 // network): real kernel headers from the Debian mirror, re-labelled as Red Hat style
 // kernel-devel rpms by tests/fixtures/rpm/make-rpm-repo (rpmbuild, createrepo_c), crawled and
 // built in a container (zstd and xz payloads), with the bad cases beside the good ones.
-#include "fetch.h"
 #include "mirror_server.h"
 #include "test_util.h"
 
@@ -21,29 +20,18 @@ namespace {
 
 std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
 
-// The newest bookworm 6.1 kernel's three packages, through kbuild's own crawl and cache; K of
-// its 6.1.0-K-amd64.
+// The newest bookworm kernel's packages, and K of its 6.1.0-K-amd64.
 struct DebianKernel {
     std::vector<std::string> debs;
     std::string k;
 };
 
 DebianKernel debian_kernel() {
-    const ProcessResult crawl = test::run_kbuild(
-        {"--cache-dir", cache_dir(), "crawl", "--distro", "debian", "--option",
-         "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-amd64$",
-         "--latest", "1", "--output", "json"});
-    if (crawl.exit_code != 0) throw Error("crawl: " + crawl.err);
-    const Json release = Json::parse(crawl.out)["releases"].at(0);
+    const test::DebianKernel kernel = test::newest_bookworm_kernel(cache_dir());
     std::smatch m;
-    const std::string name = release["kernelrelease"];
-    if (!std::regex_match(name, m, std::regex(R"(6\.1\.0-(\d+)-amd64)"))) throw Error("unexpected " + name);
-    FetchOptions options;
-    options.cache_dir = cache_dir();
-    Fetcher fetcher(options);
-    DebianKernel kernel{{}, m[1]};
-    for (const auto& p : release["packages"]) kernel.debs.push_back(fetcher.fetch({p["url"], p["sha256"], p["size"]}).path);
-    return kernel;
+    if (!std::regex_match(kernel.release, m, std::regex(R"(6\.1\.0-(\d+)-amd64)")))
+        throw Error("unexpected " + kernel.release);
+    return {kernel.debs, m[1]};
 }
 
 void make_repo(const fs::path& out, const DebianKernel& kernel, std::vector<std::string> args) {

@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include "fetch.h"
 #include "test_paths.h"
 
 #include <kbuild/types.hpp>
@@ -101,6 +102,21 @@ std::string read_file(const fs::path& path) {
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
+}
+
+DebianKernel newest_bookworm_kernel(const fs::path& cache_dir) {
+    const ProcessResult crawl = run_kbuild(
+        {"--cache-dir", cache_dir.string(), "crawl", "--distro", "debian", "--option",
+         "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-amd64$",
+         "--latest", "1", "--output", "json"});
+    if (crawl.exit_code != 0) throw Error("crawl: " + crawl.err);
+    const Json release = Json::parse(crawl.out)["releases"].at(0);
+    FetchOptions options;
+    options.cache_dir = cache_dir;
+    Fetcher fetcher(options);
+    DebianKernel kernel{{}, release["kernelrelease"]};
+    for (const auto& p : release["packages"]) kernel.debs.push_back(fetcher.fetch({p["url"], p["sha256"], p["size"]}).path);
+    return kernel;
 }
 
 }  // namespace kbuild::test

@@ -69,4 +69,13 @@ std::filesystem::path make_deb(const std::filesystem::path& dir, const DebSpec& 
                                const std::string& file_name = "");
 std::string read_file(const std::filesystem::path& path);
 
+// The newest bookworm 6.1 kernel's three packages (headers, common, kbuild), found by kbuild's
+// own crawl of the real Debian mirror and fetched into `cache_dir`: what the tests re-label as
+// other distributions' kernels.
+struct DebianKernel {
+    std::vector<std::string> debs;
+    std::string release;  // 6.1.0-K-amd64
+};
+DebianKernel newest_bookworm_kernel(const std::filesystem::path& cache_dir);
+
 }  // namespace kbuild::test

@@ -184,27 +184,23 @@ Crawled crawl_build_system(Host& host, const std::vector<std::string>& mirrors, 
     Crawled crawled;
     bool listed = false;
     const std::set<std::string> wanted(dist_tags.begin(), dist_tags.end());
-    for (const auto& mirror : mirrors) {
-        const std::string top = trim_slash(mirror) + "/packages/kernel/";
-        std::vector<std::string> versions;
+    // A directory that cannot be listed is an error of the result; the others are still read.
+    auto listing = [&](const std::string& url) -> std::optional<std::vector<std::string>> {
         try {
-            versions = list_directory(host, top);
-            listed = true;
+            return list_directory(host, url);
         } catch (const Error& e) {
             crawled.errors.push_back(e.what());
-            continue;
+            return std::nullopt;
         }
-        for (const auto& version : versions) {
+    };
+    for (const auto& mirror : mirrors) {
+        const std::string top = trim_slash(mirror) + "/packages/kernel/";
+        const auto versions = listing(top);
+        listed |= versions.has_value();
+        for (const auto& version : versions.value_or(std::vector<std::string>{})) {
             if (version.back() != '/') continue;
             const std::string v = version.substr(0, version.size() - 1);
-            std::vector<std::string> releases;
-            try {
-                releases = list_directory(host, top + version);
-            } catch (const Error& e) {
-                crawled.errors.push_back(e.what());
-                continue;
-            }
-            for (const auto& release : releases) {
+            for (const auto& release : listing(top + version).value_or(std::vector<std::string>{})) {
                 if (release.back() != '/') continue;
                 const std::string r = release.substr(0, release.size() - 1);
                 const size_t dot = r.rfind('.');
