@@ -24,8 +24,8 @@ struct FetchOptions {
     bool progress = false;                           // redraw a progress line on stderr (a tty)
 };
 
-// What to download. sha256 empty: not known (metadata such as Release), so the file is
-// downloaded again every time rather than served from the cache. size < 0: not known.
+// What to download. sha256 empty: not known (metadata such as Release, a Flatcar image), so the
+// cached file is revalidated (ETag, If-Modified-Since) rather than trusted. size < 0: not known.
 struct FetchRequest {
     std::string url;
     std::string sha256;

@@ -16,8 +16,8 @@ namespace kbuild {
 // parent, absolute paths and links to other hosts are left out.
 std::vector<std::string> directory_entries(std::string_view html);
 
-// The entries of the directory at `url` (which ends with '/'), fetched through the host (a
-// listing is downloaded again each time: it has no checksum). Throws the fetch's error.
+// The entries of the directory at `url` (which ends with '/'), fetched through the host (with
+// no checksum, so a cached listing is revalidated). Throws the fetch's error.
 std::vector<std::string> list_directory(const Host& host, const std::string& url);
 
 }  // namespace kbuild
