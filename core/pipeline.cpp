@@ -133,6 +133,7 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
     std::atomic<size_t> next{0};
     const size_t total = releases.size();
 
+    const int workers = std::max(1, std::min<int>(options_.jobs, static_cast<int>(total)));
     auto worker = [&] {
         std::unique_ptr<PluginInstance> instance;
         std::string create_error;
@@ -145,7 +146,7 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
             const Release& release = releases[i];
             TargetRecord record;
             if (instance) {
-                record = build_one(*instance, release);
+                record = build_one(*instance, release, workers);
             } else {
                 record = new_record(release);
                 record.status = "failed";
@@ -169,9 +170,8 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
             }
         }
     };
-    workers_ = std::max(1, std::min<int>(options_.jobs, static_cast<int>(total)));
     std::vector<std::thread> threads;
-    for (int i = 1; i < workers_; ++i) threads.emplace_back(worker);
+    for (int i = 1; i < workers; ++i) threads.emplace_back(worker);
     worker();
     for (auto& thread : threads) thread.join();
     return summary;
@@ -233,7 +233,7 @@ std::vector<Package> Pipeline::fetched(std::vector<Package> packages) {
     return packages;
 }
 
-TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& release) {
+TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& release, int workers) {
     Release named = release;
     try {
         named.packages = fetched(release.packages);
@@ -250,11 +250,12 @@ TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& rele
         return record;
     }
     spdlog::info("{} {}: the tree names the kernel {}", release.distro, release_id(release), named.release);
-    return build_one(plugin, named);
+    return build_one(plugin, named, workers);
 }
 
-TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release) {
-    if (release.release.empty() && release.unavailable.empty()) return build_unnamed(plugin, release);
+TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release, int workers) {
+    if (release.release.empty() && release.unavailable.empty())
+        return build_unnamed(plugin, release, workers);
     TargetRecord record = new_record(release);
     for (const auto& p : release.packages) record.packages.push_back(p.url.empty() ? p.path : p.url);
     if (!release.unavailable.empty()) {
@@ -306,7 +307,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release)
         job.timeout = options_.build_timeout;
         // The cores are shared by the releases built at once.
         job.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                                        std::max(1, workers_));
+                                        workers);
         record.compiler = job.compiler.text;
         record.builder = builder_.name(job);
         record.builder_reason = builder_.choice(job);

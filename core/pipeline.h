@@ -36,7 +36,8 @@ class Pipeline {
 public:
     Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, PipelineOptions options);
 
-    // Builds every release; records each in <out>/index.json.
+    // Builds every release; records each in <out>/index.json. Several threads may run at once
+    // on one pipeline (the build service does): a run's state lives in the call.
     PipelineSummary run(const std::vector<Release>& releases);
 
     // The host context plugin instances get (fetch and extract through this pipeline's
@@ -45,10 +46,11 @@ public:
 
 private:
     TargetRecord new_record(const Release& release) const;
-    TargetRecord build_one(PluginInstance& plugin, const Release& release);
+    // workers: releases this run builds at once (they share the machine's cores).
+    TargetRecord build_one(PluginInstance& plugin, const Release& release, int workers);
     // A release the plugin could not name before its tree was unpacked (a Flatcar image known
     // by URL): fetched and unpacked first, named from the tree, then built as any other.
-    TargetRecord build_unnamed(PluginInstance& plugin, const Release& release);
+    TargetRecord build_unnamed(PluginInstance& plugin, const Release& release, int workers);
     // The packages with local paths and sha256, downloaded where needed.
     std::vector<Package> fetched(std::vector<Package> packages);
     std::filesystem::path unpacked_root(PluginInstance& plugin, const Release& release,
@@ -61,7 +63,6 @@ private:
     HostContext context_;
     Index index_;
     std::string source_digest_;
-    int workers_ = 1;  // releases built at once in this run
     std::string module_name_;
 };
 

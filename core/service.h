@@ -1,0 +1,189 @@
+// The build service's queue: the modules nodes asked for, keyed by kernel and module version,
+// built once however many ask at once, and kept on disk (<out>/service.json) so that a restart
+// loses nothing and a build a restart cut short is queued again. The HTTP layer
+// (service_http) sits above it; builds are a callback below it (the pipeline in `kbuild serve`,
+// a fake in the tests).
+#pragma once
+
+#include <kbuild/types.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace kbuild {
+
+// What a node asks for. Every field has passed check_field, so none can name a path or carry
+// shell text.
+struct ModuleRequest {
+    std::string build_type;      // "debian", "ubuntu-aws": a plugin and its target
+    std::string arch;            // x86_64 | aarch64 (canonical_arch)
+    std::string kernelrelease;   // uname -r
+    std::string kernelversion;   // the N of uname -v's "#N"
+    std::string module_version;  // picks the module source (the service's config)
+    std::string config_sha256;   // of the node's kernel config
+    std::string config_md5;      // likewise, to compare with the headers' .config
+
+    // <buildType>/<arch>/<moduleVersion>/<kernelrelease>/<kernelversion>/<config-sha256>: the
+    // directories of the artifact's URL, and the target's identity.
+    std::string key() const;
+};
+
+// Why a field's value is refused ("" when it is fine). Fields: buildType, architecture,
+// kernelrelease, kernelversion, moduleVersion, configSha256, name (a module file, "hello.ko").
+std::string check_field(std::string_view field, std::string_view value);
+
+// x86_64 and amd64 are one architecture, named x86_64 in keys; likewise aarch64 and arm64.
+// Empty when unknown.
+std::string canonical_arch(std::string_view arch);
+// The name plugins use (amd64, arm64) for a canonical one.
+std::string plugin_arch(std::string_view canonical);
+
+// The request a key names; nullopt when any of its parts fails check_field.
+std::optional<ModuleRequest> parse_key(std::string_view key);
+
+// Strict RFC 4648 base64 (padding required, no whitespace); nullopt when malformed.
+std::optional<std::string> decode_base64(std::string_view text);
+
+enum class TargetStatus { queued, building, built, failed };
+std::string to_string(TargetStatus status);
+
+// One module file of a built target.
+struct ServiceArtifact {
+    std::string name;    // the file a node asks for: "hello.ko"
+    std::string path;    // relative to the service's out dir
+    std::string sha256;  // as index.json records it
+    std::string vermagic;
+};
+
+// What the service knows of one key.
+struct TargetState {
+    ModuleRequest request;
+    std::string module;  // the module source's name: the <name>.ko a Location names
+    TargetStatus status = TargetStatus::queued;
+    std::vector<ServiceArtifact> artifacts;  // when built
+    std::string reason;                      // when failed (or why it was queued again)
+    std::string log;                         // relative to the out dir, when there is one
+    std::string config_match;  // "yes", "no" (the node's config is not the headers'), "" unknown
+    std::string queued_at, finished_at;  // UTC, ISO 8601
+    double duration_s = 0;
+    std::int64_t finished_epoch = 0;     // for retrying failures after a while
+};
+
+// What a build callback answers.
+struct BuildOutcome {
+    bool built = false;
+    std::vector<ServiceArtifact> artifacts;
+    std::string reason, log;
+    std::string config_match;
+    double duration_s = 0;
+};
+using BuildRunner = std::function<BuildOutcome(const TargetState&)>;
+
+struct QueueOptions {
+    std::filesystem::path out_dir;  // holds service.json; artifact paths are relative to it
+    int jobs = 1;                   // builds at once
+    std::size_t max_queued = 64;    // targets waiting; a new one beyond is refused
+    std::chrono::seconds retry_failed_after{3600};  // a failure older than this is tried again
+};
+
+struct QueueMetrics {
+    std::size_t queued = 0, building = 0, built = 0, failed = 0;  // targets now in each state
+    std::uint64_t builds_done = 0, builds_failed = 0;             // since start
+    double mean_build_s = 0;                                      // of builds_done
+};
+
+// An artifact opened for serving: verified against its recorded sha256 (again whenever the
+// file's inode, size or ctime changed since it was last verified).
+struct OpenArtifact {
+    int fd = -1;
+    std::uint64_t size = 0;
+    OpenArtifact() = default;
+    OpenArtifact(OpenArtifact&& other) noexcept;
+    OpenArtifact& operator=(OpenArtifact&& other) noexcept;
+    OpenArtifact(const OpenArtifact&) = delete;
+    OpenArtifact& operator=(const OpenArtifact&) = delete;
+    ~OpenArtifact();
+};
+
+class BuildQueue {
+public:
+    // Loads <out>/service.json: targets queued or building when the last process ended are
+    // queued again (in their order), their half-done work never served. Call start() to build.
+    BuildQueue(QueueOptions options, BuildRunner runner);
+    // Stops taking work and waits for running builds.
+    ~BuildQueue();
+    BuildQueue(const BuildQueue&) = delete;
+    BuildQueue& operator=(const BuildQueue&) = delete;
+
+    void start();
+
+    enum class Answer {
+        built,          // state.artifacts are there and intact
+        pending,        // queued or building (now or already)
+        failed,         // state.reason, state.log
+        queue_full,     // not taken: too many targets wait
+        shutting_down,  // not taken: the service is stopping
+    };
+    struct Submitted {
+        Answer answer;
+        TargetState state;
+    };
+    // A node's request: answered from what is known, else queued. A key asked for again while
+    // queued or building shares that build. A built target whose artifact no longer matches
+    // its sha256 is queued again; a failure older than retry_failed_after is tried again.
+    Submitted submit(const ModuleRequest& request, const std::string& module);
+
+    std::optional<TargetState> find(const std::string& key) const;
+
+    // For GET: the target's state and, when built and `name` is one of its intact artifacts,
+    // the file opened. An artifact that fails its check queues the target again (pending).
+    struct Lookup {
+        std::optional<Answer> answer;  // nullopt: unknown key, or no artifact of that name
+        TargetState state;
+        OpenArtifact file;
+    };
+    Lookup open_artifact(const std::string& key, const std::string& name);
+
+    QueueMetrics metrics() const;
+
+    // Stops taking requests (submit answers shutting_down) and starting builds; waits up to
+    // `grace` for running ones. True when none is left running. Targets left queued or
+    // building stay so in service.json, to be built by the next process.
+    bool drain(std::chrono::milliseconds grace);
+
+    const std::filesystem::path& state_path() const { return state_path_; }
+
+private:
+    void work();
+    void requeue_locked(TargetState& state, const std::string& why);
+    bool intact_locked(const TargetState& state);
+    void save_locked() const;
+
+    QueueOptions options_;
+    BuildRunner runner_;
+    std::filesystem::path state_path_;
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+    std::map<std::string, TargetState> targets_;
+    std::deque<std::string> queue_;
+    std::size_t building_ = 0;
+    bool stopping_ = false, draining_ = false;
+    std::uint64_t done_ = 0, failed_ = 0;
+    double build_seconds_ = 0;
+    // Artifact files verified since start: path -> what identified the file then.
+    std::map<std::string, std::string> verified_;
+    std::vector<std::thread> workers_;
+};
+
+}  // namespace kbuild
