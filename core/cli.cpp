@@ -3,6 +3,7 @@
 #include "commands.h"
 #include "config.h"
 #include "log.h"
+#include "serve.h"
 
 #include <kbuild/plugin_api.h>
 
@@ -134,6 +135,22 @@ int run_cli(int argc, char** argv) {
     images_list->footer("Example:\n  kbuild images list --output json");
     images_verb->footer("Example:\n  kbuild images build && kbuild images list");
 
+    ServeFlags serve_flags;
+    auto* serve = app.add_subcommand("serve", "The HTTP build service: builds the module a node's kernel lacks");
+    serve->add_option("--listen", serve_flags.listen, "HOST:PORT (default 127.0.0.1:8093; port 0: any free one)");
+    serve->add_option("--out", serve_flags.out, "Artifacts, logs, index.json files and service.json")
+        ->type_name("DIR");
+    serve->add_option("--jobs,-j", serve_flags.jobs, "Builds at once (default 2)")->check(CLI::Range(1, 256));
+    serve->add_option("--queue", serve_flags.queue, "Targets that may wait; a new one beyond gets 429 (default 64)")
+        ->check(CLI::Range(1, 1000000));
+    serve->add_option("--builder", serve_flags.builder, "auto (default), docker, local")
+        ->check(CLI::IsMember({"auto", "docker", "local"}));
+    serve->add_option("--token-file", serve_flags.token_file, "POST needs 'Authorization: Bearer <the file's text>'")
+        ->type_name("FILE");
+    serve->footer(
+        "Module sources and limits come from the config file's [serve] table (packaging/serve/config.toml).\n"
+        "Example:\n  kbuild --config /etc/kbuild/config.toml serve --listen 127.0.0.1:8093 --out /var/lib/kbuild/serve");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -168,6 +185,7 @@ int run_cli(int argc, char** argv) {
     if (build_verb->parsed()) return build_command(global, target, build, output);
     if (images_build->parsed()) return images_build_command(global, images);
     if (images_list->parsed()) return images_list_command(global, output);
+    if (serve->parsed()) return serve_command(global, config, serve_flags);
     return kExitUsage;
 }
 

@@ -1,0 +1,509 @@
+#include "serve.h"
+
+#include "apt_sources.h"
+#include "builder.h"
+#include "config.h"
+#include "docker.h"
+#include "fetch.h"
+#include "images.h"
+#include "interrupt.h"
+#include "pipeline.h"
+#include "plugin_host.h"
+#include "service.h"
+#include "service_http.h"
+
+#include <CLI/CLI.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <thread>
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace kbuild {
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+// A mistake in the command line or the config rather than a failure of the work: exit 2.
+struct UsageError : Error {
+    using Error::Error;
+};
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+    return out;
+}
+
+long long number(const CLI::ConfigItem& item, const fs::path& file, long long min) {
+    const std::string where = file.string() + ": [serve] " + item.name;
+    if (item.inputs.size() != 1) throw UsageError(where + ": expected one number");
+    try {
+        size_t used = 0;
+        const long long value = std::stoll(item.inputs[0], &used);
+        if (used != item.inputs[0].size() || value < min) throw std::invalid_argument("range");
+        return value;
+    } catch (const std::exception&) {
+        throw UsageError(where + ": '" + item.inputs[0] + "' is not a whole number of at least " +
+                         std::to_string(min));
+    }
+}
+
+std::string text(const CLI::ConfigItem& item, const fs::path& file) {
+    if (item.inputs.size() != 1)
+        throw UsageError(file.string() + ": [serve] " + item.name + ": expected one string");
+    return item.inputs[0];
+}
+
+// "host:port", "[v6]:port", ":port" (every address).
+std::pair<std::string, std::uint16_t> parse_listen(const std::string& listen) {
+    const size_t colon = listen.rfind(':');
+    if (colon == std::string::npos) throw UsageError("--listen " + listen + ": expected HOST:PORT");
+    std::string host = listen.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.empty()) host = "0.0.0.0";
+    try {
+        size_t used = 0;
+        const int port = std::stoi(listen.substr(colon + 1), &used);
+        if (used != listen.size() - colon - 1 || port < 0 || port > 65535) throw std::invalid_argument("port");
+        return {host, static_cast<std::uint16_t>(port)};
+    } catch (const std::exception&) {
+        throw UsageError("--listen " + listen + ": the port is not a number from 0 to 65535");
+    }
+}
+
+std::string read_token(const std::string& file) {
+    std::ifstream in(file);
+    if (!in) throw UsageError(file + ": cannot read the token file");
+    std::string token;
+    std::getline(in, token);
+    token.erase(token.find_last_not_of(" \t\r\n") + 1);
+    token.erase(0, token.find_first_not_of(" \t"));
+    if (token.empty()) throw UsageError(file + ": the token file is empty");
+    return token;
+}
+
+void check_modules(const std::vector<ModuleSource>& modules) {
+    if (modules.empty())
+        throw UsageError("serve: no module sources: add a [serve.modules.NAME] table with path and version "
+                         "to the config file (--config)");
+    std::set<std::string> versions;
+    for (const auto& m : modules) {
+        const std::string where = "[serve.modules." + m.name + "]";
+        if (const std::string why = check_field("name", m.name + ".ko"); !why.empty())
+            throw UsageError(where + ": the name must be the module's file name without .ko: " + why);
+        if (m.path.empty() || !fs::is_directory(m.path))
+            throw UsageError(where + ": path " + m.path.string() + " is not a directory");
+        if (const std::string why = check_field("moduleVersion", m.version); !why.empty())
+            throw UsageError(where + ": version: " + why);
+        if (!versions.insert(m.version).second)
+            throw UsageError(where + ": version " + m.version + " is another module source's too");
+    }
+}
+
+// As `kbuild build --builder`: auto takes Docker when its daemon answers and has builder
+// images, else the local builder.
+std::unique_ptr<Builder> make_builder(const std::string& wanted, std::unique_ptr<Docker>& docker,
+                                      const std::string& family) {
+    if (wanted == "local") return std::make_unique<LocalBuilder>();
+    const char* host = std::getenv("DOCKER_HOST");
+    const std::string prefix = "unix://";
+    const fs::path socket = host && std::string(host).rfind(prefix, 0) == 0 ? std::string(host).substr(prefix.size())
+                                                                           : "/var/run/docker.sock";
+    if (!docker) docker = std::make_unique<Docker>(socket);
+    std::vector<BuilderImage> images;
+    if (docker->ping()) images = list_builder_images(*docker);
+    if (images.empty()) {
+        if (wanted == "docker")
+            throw Error("docker: the daemon at " + socket.string() + " does not answer or has no builder images");
+        spdlog::info("builder: local (auto: no Docker daemon with builder images at {})", socket.string());
+        return std::make_unique<LocalBuilder>();
+    }
+    spdlog::info("builder: docker ({} builder images)", images.size());
+    return std::make_unique<DockerBuilder>(*docker, std::move(images), family);
+}
+
+// The service's builds: a build type names a plugin and its target, the plugin's crawl finds
+// the kernel's packages, and the pipeline of that plugin and module source builds it. One
+// pipeline (so one index.json) per <out>/builds/<plugin>/<module source>.
+class ServiceBuilds {
+public:
+    ServiceBuilds(const PluginHost& plugins, Fetcher& fetcher, const ServeSettings& settings,
+                  std::optional<fs::path> config_file, fs::path cache_dir)
+        : plugins_(plugins),
+          fetcher_(fetcher),
+          settings_(settings),
+          config_file_(std::move(config_file)),
+          cache_dir_(std::move(cache_dir)),
+          out_dir_(fs::absolute(settings.out)),
+          context_(make_host_context(cache_dir_, fetcher)) {}
+
+    std::string check_build_type(const std::string& build_type) const {
+        if (kind_of(build_type)) return {};
+        std::vector<std::string> known = settings_.build_types;
+        if (known.empty()) {
+            for (const auto& d : plugins_.known_distros())
+                if (d != "ubuntu") known.push_back(d);
+            if (plugins_.find("ubuntu")) known.push_back("ubuntu-<flavour>");
+        }
+        return "buildType: unknown '" + build_type + "' (known: " + join(known) + ")";
+    }
+
+    BuildOutcome build(const TargetState& state) {
+        const ModuleRequest& r = state.request;
+        BuildOutcome outcome;
+        const auto kind = kind_of(r.build_type);
+        const auto source = std::find_if(settings_.modules.begin(), settings_.modules.end(),
+                                         [&](const ModuleSource& m) { return m.version == r.module_version; });
+        if (!kind || source == settings_.modules.end()) {
+            outcome.reason = "no longer served: build type " + r.build_type + ", module version " + r.module_version;
+            return outcome;
+        }
+        const Plugin& plugin = *kind->plugin;
+        Release release;
+        if (std::string why = find_release(*kind, r, release); !why.empty()) {
+            outcome.reason = why;
+            return outcome;
+        }
+
+        Pipeline& pipeline = pipeline_for(plugin, *source);
+        const std::string prefix = "builds/" + plugin.name() + "/" + source->name + "/";
+        // Two keys may name one build target (another config, same kernel): one builds, the
+        // other finds it built.
+        std::shared_ptr<std::mutex> target_lock;
+        {
+            std::lock_guard lock(mutex_);
+            auto& slot = target_locks_[prefix + release.distro + "/" + release.arch + "/" + release.release + "/" +
+                                       release.variant];
+            if (!slot) slot = std::make_shared<std::mutex>();
+            target_lock = slot;
+        }
+        TargetRecord record;
+        {
+            std::lock_guard lock(*target_lock);
+            const PipelineSummary summary = pipeline.run({release});
+            if (summary.records.empty()) {
+                outcome.reason = "the pipeline recorded nothing for " + release.release;
+                return outcome;
+            }
+            record = summary.records.front();
+        }
+        if (!record.log.empty()) outcome.log = prefix + record.log;
+        outcome.duration_s = record.duration_s;
+        if (!r.config_md5.empty() && !record.config_md5.empty())
+            outcome.config_match = r.config_md5 == record.config_md5 ? "yes" : "no";
+        if (record.status != "built" && record.status != "skipped") {
+            outcome.reason = record.status + ": " + record.reason;
+            return outcome;
+        }
+        // <stem>-<version>-<arch>-<release>-<config md5>.ko: the node asks for <stem>.ko.
+        const std::string suffix = "-" + record.module_version + "-" + record.arch + "-" + record.kernelrelease +
+                                   "-" + record.config_md5 + ".ko";
+        std::vector<std::string> names;
+        for (const auto& a : record.artifacts) {
+            if (a.path.size() <= suffix.size() || a.path.compare(a.path.size() - suffix.size(), suffix.size(), suffix))
+                continue;
+            const std::string name = a.path.substr(0, a.path.size() - suffix.size()) + ".ko";
+            names.push_back(name);
+            if (check_field("name", name).empty()) outcome.artifacts.push_back({name, prefix + a.path, a.sha256, a.vermagic});
+        }
+        if (std::none_of(outcome.artifacts.begin(), outcome.artifacts.end(),
+                         [&](const ServiceArtifact& a) { return a.name == state.module + ".ko"; })) {
+            outcome.artifacts.clear();
+            outcome.reason = "the build made " + (names.empty() ? std::string("no module") : join(names)) + ", not " +
+                             state.module + ".ko (name the module source after its .ko)";
+            return outcome;
+        }
+        outcome.built = true;
+        return outcome;
+    }
+
+private:
+    struct Kind {
+        const Plugin* plugin;
+        std::string distro, target;
+    };
+
+    // ubuntu-<flavour> is the ubuntu plugin's target of that name; any other build type is a
+    // distro a plugin serves, whose target is the distro itself.
+    std::optional<Kind> kind_of(const std::string& build_type) const {
+        if (!settings_.build_types.empty() &&
+            std::find(settings_.build_types.begin(), settings_.build_types.end(), build_type) ==
+                settings_.build_types.end())
+            return std::nullopt;
+        const std::string distro = build_type.rfind("ubuntu-", 0) == 0 ? "ubuntu" : build_type;
+        const Plugin* plugin = plugins_.find(distro);
+        if (!plugin || !plugin->api().crawl) return std::nullopt;
+        return Kind{plugin, distro, build_type};
+    }
+
+    // The release the request names, from the distro's crawl (reused for crawl_ttl; crawled
+    // again once when the kernel is not in a crawl older than a minute). Returns why not.
+    std::string find_release(const Kind& kind, const ModuleRequest& r, Release& found) {
+        const std::string arch = plugin_arch(r.arch);
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            std::shared_ptr<const ReleaseList> list;
+            Clock::time_point when;
+            try {
+                std::tie(list, when) = crawl(kind, arch, attempt > 0);
+            } catch (const std::exception& e) {
+                return std::string("crawl: ") + e.what();
+            }
+            std::vector<std::string> versions;
+            const Release* match = nullptr;
+            for (const auto& release : list->releases) {
+                const std::string target = release.target.empty() ? release.distro : release.target;
+                if (release.release != r.kernelrelease || target != kind.target) continue;
+                versions.push_back("#" + release.kernelversion);
+                if (release.kernelversion != r.kernelversion) continue;
+                if (!match || (!match->variant.empty() && release.variant.empty())) match = &release;
+            }
+            if (match) {
+                found = *match;
+                return {};
+            }
+            if (attempt == 0 && Clock::now() - when > std::chrono::minutes(1)) continue;
+            if (!versions.empty())
+                return kind.target + " has kernel " + r.kernelrelease + " as " + join(versions) + ", not #" +
+                       r.kernelversion;
+            return kind.target + ": no kernel " + r.kernelrelease + " (" + arch + ") in the crawl of " +
+                   std::to_string(list->releases.size()) + " releases" +
+                   (list->errors.empty() ? std::string() : "; the crawl's errors: " + join(list->errors));
+        }
+        return {};
+    }
+
+    std::pair<std::shared_ptr<const ReleaseList>, Clock::time_point> crawl(const Kind& kind, const std::string& arch,
+                                                                            bool fresh) {
+        std::lock_guard lock(crawl_mutex_);
+        const std::string key = kind.distro + "/" + arch;
+        const auto cached = crawls_.find(key);
+        if (!fresh && cached != crawls_.end() && Clock::now() - cached->second.second < settings_.crawl_ttl)
+            return cached->second;
+        TargetOptions target;
+        target.distro = kind.distro;
+        if (config_file_) apply_config(*config_file_, target);
+        CrawlRequest request;
+        request.distro = kind.distro;
+        request.arch = arch;
+        request.mirrors = target.mirrors;
+        request.apt_mirrors = apt_mirror_uris(read_apt_sources());
+        for (const auto& pair : target.plugin_options) {
+            const size_t eq = pair.find('=');
+            if (eq != std::string::npos && eq > 0) request.options[pair.substr(0, eq)] = pair.substr(eq + 1);
+        }
+        const auto started = Clock::now();
+        PluginInstance instance(*kind.plugin, context_);
+        auto list = std::make_shared<const ReleaseList>(instance.crawl(request));
+        for (const auto& e : list->errors) spdlog::warn("{} crawl: {}", kind.distro, e);
+        spdlog::info("{} crawl: {} releases ({:.1f} s)", kind.distro, list->releases.size(),
+                     std::chrono::duration<double>(Clock::now() - started).count());
+        return crawls_[key] = {list, Clock::now()};
+    }
+
+    Pipeline& pipeline_for(const Plugin& plugin, const ModuleSource& source) {
+        std::lock_guard lock(mutex_);
+        const std::string key = plugin.name() + "/" + source.name;
+        auto& pipeline = pipelines_[key];
+        if (pipeline) return *pipeline;
+        auto& builder = builders_[plugin.builder_family()];
+        if (!builder) builder = make_builder(settings_.builder, docker_, plugin.builder_family());
+        PipelineOptions options;
+        options.module_src = fs::absolute(source.path);
+        options.out_dir = out_dir_ / "builds" / plugin.name() / source.name;
+        options.cache_dir = cache_dir_;
+        options.module_version = source.version;
+        options.jobs = 1;
+        options.build_timeout = settings_.build_timeout;
+        pipeline = std::make_unique<Pipeline>(plugin, fetcher_, *builder, options);
+        return *pipeline;
+    }
+
+    const PluginHost& plugins_;
+    Fetcher& fetcher_;
+    const ServeSettings& settings_;
+    std::optional<fs::path> config_file_;
+    fs::path cache_dir_, out_dir_;
+    HostContext context_;
+
+    std::mutex crawl_mutex_;
+    std::map<std::string, std::pair<std::shared_ptr<const ReleaseList>, Clock::time_point>> crawls_;
+    std::mutex mutex_;
+    std::unique_ptr<Docker> docker_;
+    std::map<std::string, std::unique_ptr<Builder>> builders_;
+    std::map<std::string, std::unique_ptr<Pipeline>> pipelines_;
+    std::map<std::string, std::shared_ptr<std::mutex>> target_locks_;
+};
+
+// Artifacts a killed process left half-copied (the pipeline's <name>.tmp-*): never served,
+// since only recorded paths are, but not kept either.
+void remove_temporaries(const fs::path& builds) {
+    std::error_code ec;
+    if (!fs::is_directory(builds, ec)) return;
+    for (auto it = fs::recursive_directory_iterator(builds, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (it->is_regular_file() && name.find(".ko.tmp-") != std::string::npos) {
+            spdlog::info("{}: removed (left by an interrupted build)", it->path().string());
+            fs::remove(it->path(), ec);
+        }
+    }
+}
+
+ServeSettings settings_from(const std::optional<fs::path>& file, const ServeFlags& flags) {
+    ServeSettings s;
+    if (file) read_serve_config(*file, s);
+    if (!flags.listen.empty()) s.listen = flags.listen;
+    if (!flags.out.empty()) s.out = flags.out;
+    if (!flags.builder.empty()) s.builder = flags.builder;
+    if (!flags.token_file.empty()) s.token_file = flags.token_file;
+    if (flags.jobs > 0) s.jobs = flags.jobs;
+    if (flags.queue > 0) s.queue = flags.queue;
+    if (s.out.empty()) throw UsageError("serve: --out DIR (or out in [serve]) is needed");
+    if (s.builder != "auto" && s.builder != "docker" && s.builder != "local")
+        throw UsageError("serve: builder " + s.builder + ": expected auto, docker or local");
+    check_modules(s.modules);
+    return s;
+}
+
+}  // namespace
+
+void read_serve_config(const fs::path& file, ServeSettings& s) {
+    std::vector<CLI::ConfigItem> items;
+    try {
+        items = CLI::ConfigTOML().from_file(file.string());
+    } catch (const CLI::Error& e) {
+        throw UsageError(file.string() + ": " + e.what());
+    }
+    std::map<std::string, ModuleSource> modules;
+    for (const auto& m : s.modules) modules[m.name] = m;
+    for (const auto& item : items) {
+        if (item.parents.empty() || item.parents[0] != "serve" || item.name == "++" || item.name == "--") continue;
+        if (item.parents.size() == 3 && item.parents[1] == "modules") {
+            ModuleSource& m = modules[item.parents[2]];
+            m.name = item.parents[2];
+            if (item.name == "path") m.path = text(item, file);
+            else if (item.name == "version") m.version = text(item, file);
+            else throw UsageError(file.string() + ": [serve.modules." + m.name + "] " + item.name +
+                                  ": unknown key (path and version are known)");
+            continue;
+        }
+        if (item.parents.size() != 1)
+            throw UsageError(file.string() + ": [serve] " + item.name + ": unknown table (modules.NAME is known)");
+        const std::string& k = item.name;
+        if (k == "listen") s.listen = text(item, file);
+        else if (k == "out") s.out = text(item, file);
+        else if (k == "builder") s.builder = text(item, file);
+        else if (k == "token_file") s.token_file = text(item, file);
+        else if (k == "jobs") s.jobs = static_cast<int>(number(item, file, 1));
+        else if (k == "queue") s.queue = static_cast<int>(number(item, file, 1));
+        else if (k == "build_timeout") s.build_timeout = std::chrono::seconds(number(item, file, 1));
+        else if (k == "max_body") s.max_body = static_cast<std::size_t>(number(item, file, 1024));
+        else if (k == "posts_per_minute") s.posts_per_minute = static_cast<int>(number(item, file, 0));
+        else if (k == "request_timeout") s.request_timeout = std::chrono::seconds(number(item, file, 1));
+        else if (k == "max_threads") s.max_threads = static_cast<int>(number(item, file, 2));
+        else if (k == "shutdown_grace") s.shutdown_grace = std::chrono::seconds(number(item, file, 0));
+        else if (k == "retry_failed_after") s.retry_failed_after = std::chrono::seconds(number(item, file, 0));
+        else if (k == "crawl_ttl") s.crawl_ttl = std::chrono::seconds(number(item, file, 0));
+        else if (k == "build_types") s.build_types = item.inputs;
+        else
+            throw UsageError(file.string() + ": [serve] " + k + ": unknown key");
+    }
+    s.modules.clear();
+    for (auto& [name, m] : modules) {
+        if (!m.path.empty() && m.path.is_relative()) m.path = file.parent_path() / m.path;
+        s.modules.push_back(m);
+    }
+}
+
+int serve_command(const GlobalOptions& global, const std::string& config, const ServeFlags& flags) {
+    try {
+        const auto file = config_file(config);
+        const ServeSettings settings = settings_from(file, flags);
+        const auto [host, port] = parse_listen(settings.listen);
+        HttpOptions http;
+        http.host = host;
+        http.port = port;
+        http.max_body = settings.max_body;
+        http.max_threads = settings.max_threads;
+        http.request_timeout = settings.request_timeout;
+        http.posts_per_minute = settings.posts_per_minute;
+        if (!settings.token_file.empty()) http.token = read_token(settings.token_file);
+
+        // Shutting down is registered before anything that registers cleanups of its own (the
+        // Docker builder's, each build's process group): those run after it, so builds can
+        // finish within the grace.
+        ServiceServer* server_ptr = nullptr;
+        BuildQueue* queue_ptr = nullptr;
+        std::mutex started;
+        struct Registered {
+            int handle;
+            ~Registered() { remove_cleanup(handle); }
+        } registered{add_cleanup([&] {
+            std::lock_guard lock(started);
+            if (!server_ptr || !queue_ptr) return;
+            spdlog::warn("shutting down: new requests get 503; waiting up to {} s for running builds",
+                         settings.shutdown_grace.count());
+            server_ptr->begin_shutdown();
+            if (!queue_ptr->drain(settings.shutdown_grace))
+                spdlog::warn("builds still running are queued again at the next start");
+            server_ptr->stop();
+        })};
+
+        auto plugins = std::make_unique<PluginHost>();
+        plugins->load_directories(global.plugin_dirs.empty()
+                                      ? PluginHost::default_directories()
+                                      : std::vector<fs::path>(global.plugin_dirs.begin(), global.plugin_dirs.end()));
+        FetchOptions fetch;
+        fetch.cache_dir = fs::absolute(global.cache_dir.empty() ? default_cache_dir() : fs::path(global.cache_dir));
+        Fetcher fetcher(fetch);
+        ServiceBuilds builds(*plugins, fetcher, settings, file, fetch.cache_dir);
+
+        const fs::path out = fs::absolute(settings.out);
+        fs::create_directories(out);
+        remove_temporaries(out / "builds");
+        QueueOptions queue_options;
+        queue_options.out_dir = out;
+        queue_options.jobs = settings.jobs;
+        queue_options.max_queued = static_cast<std::size_t>(settings.queue);
+        queue_options.retry_failed_after = settings.retry_failed_after;
+        BuildQueue queue(queue_options, [&builds](const TargetState& state) { return builds.build(state); });
+
+        ServiceCatalog catalog;
+        catalog.check_build_type = [&builds](const std::string& type) { return builds.check_build_type(type); };
+        for (const auto& m : settings.modules) catalog.modules[m.version] = m.name;
+        ServiceServer server(queue, catalog, http);
+        {
+            std::lock_guard lock(started);
+            server_ptr = &server;
+            queue_ptr = &queue;
+        }
+        queue.start();
+        server.start();
+        std::string modules;
+        for (const auto& m : settings.modules) modules += (modules.empty() ? "" : ", ") + m.name + " " + m.version;
+        spdlog::info("serving on {}:{} (out: {}; modules: {}; {} build(s) at once)", host, server.port(),
+                     out.string(), modules, settings.jobs);
+        // The address, for scripts (and tests) that asked for port 0.
+        std::cout << "http://" << (host.find(':') != std::string::npos ? "[" + host + "]" : host) << ":"
+                  << server.port() << std::endl;
+        // The signal thread ends the process (see core/interrupt).
+        for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+    } catch (const UsageError& e) {
+        spdlog::error("{}", e.what());
+        return kExitUsage;
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return kExitFailed;
+    }
+}
+
+}  // namespace kbuild
