@@ -4,6 +4,7 @@
 // local images named by what lies beside them. Nothing is fetched.
 #include "test_util.h"
 
+#include <kbuild/listing.hpp>
 #include <kbuild/types.hpp>
 
 #include <gtest/gtest.h>
@@ -32,6 +33,29 @@ std::map<std::string, Json> entries_by_file(const Json& result) {
     std::map<std::string, Json> by_file;
     for (const auto& e : result["entries"]) by_file[e["headers"][0].get<std::string>()] = e;
     return by_file;
+}
+
+// Index pages as servers write them: Apache's (Fedora's build system: sort links, icons,
+// the parent), nginx's autoindex (release servers) and a lighttpd table.
+TEST(DirectoryEntries, IndexPagesOfApacheNginxAndLighttpd) {
+    const std::string apache =
+        "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\">\n<html><head><title>Index of "
+        "/packages/kernel</title></head><body><h1>Index of /packages/kernel</h1><pre><img src=\"/icons/blank.gif\" "
+        "alt=\"Icon \"> <a href=\"?C=N;O=D\">Name</a> <a href=\"?C=M;O=A\">Last modified</a><hr>"
+        "<img src=\"/icons/back.gif\" alt=\"[PARENTDIR]\"> <a href=\"/packages/\">Parent Directory</a>\n"
+        "<img src=\"/icons/folder.gif\" alt=\"[DIR]\"> <a href=\"6.9.1/\">6.9.1/</a>  2024-05-17 12:00 -\n"
+        "<img src=\"/icons/folder.gif\" alt=\"[DIR]\"> <a HREF='6.10.0%2Brc1/'>6.10.0+rc1/</a>\n"
+        "<a href=\"https://example.org/elsewhere/\">x</a> <a href=\"6.9.1/\">again</a></pre></body></html>\n";
+    EXPECT_EQ(directory_entries(apache), (std::vector<std::string>{"6.9.1/", "6.10.0+rc1/"}));
+    const std::string nginx =
+        "<html>\r\n<head><title>Index of /amd64-usr/</title></head>\r\n<body>\r\n<h1>Index of /amd64-usr/</h1>"
+        "<hr><pre><a href=\"../\">../</a>\r\n<a href=\"3510.2.0/\">3510.2.0/</a>    08-Mar-2023 13:03    -\r\n"
+        "<a href=\"current/\">current/</a>\r\n<a href=\"version.txt\">version.txt</a>  154\r\n</pre><hr></body>";
+    EXPECT_EQ(directory_entries(nginx), (std::vector<std::string>{"3510.2.0/", "current/", "version.txt"}));
+    const std::string lighttpd =
+        "<table><tr><td class=\"n\"><a href=\"./a%20b.rpm\">a b.rpm</a></td></tr>"
+        "<tr><td><a href=../sub/x>up</a><a href=sub/>sub/</a><a href=\"deep/er/\">no</a></td></tr></table>";
+    EXPECT_EQ(directory_entries(lighttpd), (std::vector<std::string>{"a b.rpm", "sub/"}));
 }
 
 TEST(CoreOSNames, EveryListedImageAndRpmIsARelease) {
