@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <sstream>
 #include <thread>
 
 namespace fs = std::filesystem;
@@ -342,4 +343,33 @@ TEST_F(ServiceHttp, AFullQueueGets429AndSigtermGets503ThenTheTargetIsQueuedAgain
                                               sha256_text(c.config) + "/hello.ko")
                   .status,
               404);
+}
+
+TEST(ServicePackaging, TheShippedConfigAndUnitAreWhatKbuildReads) {
+    test::TempDir dir;
+    const fs::path config = test::source_dir() / "packaging/serve/config.toml";
+    const ProcessResult bare = test::run_kbuild({"--config", config.string(), "serve", "--out", (dir / "out").string()});
+    EXPECT_EQ(bare.exit_code, 2);
+    EXPECT_NE(bare.err.find("no module sources: add a [serve.modules.NAME] table"), std::string::npos) << bare.err;
+
+    // With a module source added it starts and answers.
+    test::ServeProcess server(dir.path(),
+                              test::read_file(config) + "\n[serve.modules.hello]\npath = \"" +
+                                  (test::source_dir() / "examples/hello").string() + "\"\nversion = \"1.0.0\"\n",
+                              dir / "cache");
+    EXPECT_EQ(http(server.port(), "GET", "/v1/health").status, 200);
+    EXPECT_EQ(server.stop(SIGTERM), 128 + SIGTERM);
+
+    // The unit's command line parses (kbuild's own binary in place of /usr/bin/kbuild).
+    std::string exec;
+    for (const auto& line : test::list_lines(test::source_dir() / "packaging/serve/kbuild-serve.service"))
+        if (line.rfind("ExecStart=", 0) == 0) exec = line.substr(10);
+    ASSERT_EQ(exec.rfind("/usr/bin/kbuild ", 0), 0u) << exec;
+    std::vector<std::string> args;
+    std::istringstream words(exec.substr(16));
+    for (std::string word; words >> word;) args.push_back(word == "/etc/kbuild/config.toml" ? config.string() : word);
+    args.push_back("--help");
+    const ProcessResult help = test::run_kbuild(args);
+    EXPECT_EQ(help.exit_code, 0) << help.err;
+    EXPECT_NE(help.out.find("--listen"), std::string::npos);
 }
