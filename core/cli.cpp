@@ -37,6 +37,9 @@ void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files) {
     verb->add_option("--kernel", target.kernel_regex, "Only releases matching this regex")
         ->type_name("REGEX");
     verb->add_option("--latest", target.latest, "Only the N newest releases")->type_name("N");
+    verb->add_option("--shard", target.shard,
+                     "Only shard K of N (K from 0): a stable slice by distro and release, for fleets")
+        ->type_name("K/N");
     verb->add_option("--jobs,-j", target.jobs, "Downloads (and builds) at once (default 4)")
         ->check(CLI::Range(1, 256));
     if (with_files) {
@@ -151,6 +154,14 @@ int run_cli(int argc, char** argv) {
         "Module sources and limits come from the config file's [serve] table (packaging/serve/config.toml).\n"
         "Example:\n  kbuild --config /etc/kbuild/config.toml serve --listen 127.0.0.1:8093 --out /var/lib/kbuild/serve");
 
+    std::vector<std::string> index_files;
+    auto* index_verb = app.add_subcommand("index", "index.json files: merge the shards' into one");
+    index_verb->require_subcommand(1);
+    auto* index_merge = index_verb->add_subcommand(
+        "merge", "Merge index.json files (one per shard) to stdout; a target two files disagree on is an error");
+    index_merge->add_option("files", index_files, "The index.json files")->required()->type_name("FILE");
+    index_merge->footer("Example:\n  kbuild index merge shard-*/index.json > out/index.json");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -186,6 +197,7 @@ int run_cli(int argc, char** argv) {
     if (images_build->parsed()) return images_build_command(global, images);
     if (images_list->parsed()) return images_list_command(global, output);
     if (serve->parsed()) return serve_command(global, config, serve_flags);
+    if (index_merge->parsed()) return index_merge_command(index_files);
     return kExitUsage;
 }
 

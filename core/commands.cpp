@@ -7,6 +7,7 @@
 #include "fetch.h"
 #include "pipeline.h"
 #include "plugin_host.h"
+#include "shard.h"
 #include "table.h"
 
 #include <kbuild/deb.hpp>
@@ -97,6 +98,13 @@ void select_releases(std::vector<Release>& releases, const TargetOptions& target
                                           return !std::regex_search(r.release, pattern);
                                       }),
                        releases.end());
+    }
+    if (!target.shard.empty()) {
+        try {
+            releases = releases_of_shard(releases, parse_shard(target.shard));
+        } catch (const Error& e) {
+            throw UsageError(e.what());
+        }
     }
     if (target.latest > 0) {
         std::stable_sort(releases.begin(), releases.end(), [](const Release& a, const Release& b) {
@@ -452,6 +460,15 @@ int build_command(const GlobalOptions& global, const TargetOptions& target,
         if (output == "json")
             std::cout << Json{{"schema", kSchema}, {"targets", summary.records}}.dump(2) << '\n';
         return summary.all_ok() && incomplete == 0 ? 0 : kExitFailed;
+    });
+}
+
+int index_merge_command(const std::vector<std::string>& files) {
+    return run_guarded([&] {
+        const std::vector<fs::path> paths(files.begin(), files.end());
+        const std::vector<TargetRecord> merged = merge_indexes(paths);
+        std::cout << Json{{"schema", kSchema}, {"targets", merged}}.dump(2) << '\n';
+        return 0;
     });
 }
 

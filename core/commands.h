@@ -30,6 +30,7 @@ struct TargetOptions {
     std::string from_list;                    // a file of URLs or names, one per line
     std::string kernel_regex;
     int latest = 0;                            // keep the N newest releases; 0: all
+    std::string shard;                         // "K/N": only this shard's releases; "": all
     int jobs = 4;
 };
 
@@ -56,6 +57,9 @@ int crawl_command(const GlobalOptions& global, const TargetOptions& target, cons
 int batch_command(const GlobalOptions& global, const TargetOptions& target, const std::string& output);
 int build_command(const GlobalOptions& global, const TargetOptions& target,
                   const BuildCommandOptions& build, const std::string& output);
+
+// kbuild index merge A.json B.json ...: the shards' indexes as one, on stdout.
+int index_merge_command(const std::vector<std::string>& files);
 
 // The cache directory the flags and environment name.
 std::filesystem::path default_cache_dir();
