@@ -84,7 +84,7 @@ std::vector<std::string> read_list(const std::string& path) {
     return lines;
 }
 
-// Keeps the releases --kernel and --latest select; newest first when --latest is set.
+// Keeps the releases --kernel, --latest and --shard select; newest first when --latest is set.
 void select_releases(std::vector<Release>& releases, const TargetOptions& target) {
     if (!target.kernel_regex.empty()) {
         std::regex pattern;
@@ -99,18 +99,19 @@ void select_releases(std::vector<Release>& releases, const TargetOptions& target
                                       }),
                        releases.end());
     }
+    if (target.latest > 0) {
+        std::stable_sort(releases.begin(), releases.end(), [](const Release& a, const Release& b) {
+            return deb::compare_versions(a.release, b.release) > 0;
+        });
+        if (releases.size() > static_cast<size_t>(target.latest)) releases.resize(target.latest);
+    }
+    // Last: N workers split exactly the releases one run would take.
     if (!target.shard.empty()) {
         try {
             releases = releases_of_shard(releases, parse_shard(target.shard));
         } catch (const Error& e) {
             throw UsageError(e.what());
         }
-    }
-    if (target.latest > 0) {
-        std::stable_sort(releases.begin(), releases.end(), [](const Release& a, const Release& b) {
-            return deb::compare_versions(a.release, b.release) > 0;
-        });
-        if (releases.size() > static_cast<size_t>(target.latest)) releases.resize(target.latest);
     }
 }
 
