@@ -198,7 +198,9 @@ BuildResult LocalBuilder::build(const BuildJob& job) {
                  "exec \"$@\"",
                  "sh", job.root.string(), "make", "-C", kernel_in_sandbox.string(),
                  "M=" + src.string(), "-j" + std::to_string(std::max(1, job.make_jobs)),
-                 "modules"});
+                 // The work directory's name is random: debug info names /build instead, as a
+                 // container build's does, so the same inputs give the same module bytes.
+                 "KCFLAGS=-ffile-prefix-map=" + src.string() + "=/build", "modules"});
     ProcessOptions options;
     options.log = job.log;
     options.timeout = job.timeout;
