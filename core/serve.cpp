@@ -239,6 +239,8 @@ private:
             std::find(settings_.build_types.begin(), settings_.build_types.end(), build_type) ==
                 settings_.build_types.end())
             return std::nullopt;
+        // Every Ubuntu release has a flavour: "ubuntu" alone would never match one.
+        if (build_type == "ubuntu") return std::nullopt;
         const std::string distro = build_type.rfind("ubuntu-", 0) == 0 ? "ubuntu" : build_type;
         const Plugin* plugin = plugins_.find(distro);
         if (!plugin || !plugin->api().crawl) return std::nullopt;

@@ -123,6 +123,10 @@ TEST_F(ServiceHttp, EveryFieldIsCheckedAndNamedWhenBad) {
     EXPECT_EQ(r.status, 400);
     EXPECT_NE(r.json()["error"].get<std::string>().find("unknown 'plan9' (known: "), std::string::npos) << r.body;
     EXPECT_NE(r.json()["error"].get<std::string>().find("debian"), std::string::npos) << r.body;
+    other["buildType"] = "ubuntu";  // a flavour is needed
+    EXPECT_EQ(post(server->port(), other.dump()).status, 400);
+    other["buildType"] = "ubuntu-aws";  // known, its crawl is not the point here
+    EXPECT_NE(post(server->port(), other.dump()).status, 400);
     other = base;
     other["moduleVersion"] = "9.9.9";
     r = post(server->port(), other.dump());
@@ -140,7 +144,12 @@ TEST_F(ServiceHttp, EveryFieldIsCheckedAndNamedWhenBad) {
         EXPECT_EQ(r.status, 400) << body;
         EXPECT_EQ(r.json()["field"], "body") << body;
     }
-    EXPECT_EQ(http(server->port(), "GET", "/v1/metrics").json()["queue_length"], 0);
+    // Of all those requests, only the ubuntu-aws one became a target.
+    const Json m = http(server->port(), "GET", "/v1/metrics").json();
+    EXPECT_EQ(m["queue_length"].get<int>() + m["building"].get<int>() + m["targets_built"].get<int>() +
+                  m["targets_failed"].get<int>(),
+              1)
+        << m.dump();
     expect_alive(*server);
 }
 
