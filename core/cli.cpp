@@ -18,8 +18,6 @@
 namespace kbuild {
 namespace {
 
-constexpr int kExitUsage = 2;
-
 void add_output_flag(CLI::App* verb, std::string& output) {
     verb->add_option("--output", output, "table (default) or json")
         ->check(CLI::IsMember({"table", "json"}));

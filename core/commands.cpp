@@ -25,15 +25,7 @@ namespace fs = std::filesystem;
 
 namespace kbuild {
 
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-
 namespace {
-
-// A mistake in the command line rather than a failure of the work: exit 2.
-struct UsageError : Error {
-    using Error::Error;
-};
 
 std::string join(const std::vector<std::string>& items, const char* separator) {
     std::string out;
@@ -207,13 +199,26 @@ std::vector<fs::path> builder_dirs(const GlobalOptions& global) {
     return dirs;
 }
 
-// --builder: auto takes Docker when its daemon answers and has builder images, else local,
-// and says which and why.
+
+int run_guarded(const std::function<int()>& verb) {
+    try {
+        return verb();
+    } catch (const UsageError& e) {
+        spdlog::error("{}", e.what());
+        return kExitUsage;
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return kExitFailed;
+    }
+}
+
+}  // namespace
+
 std::unique_ptr<Builder> make_builder(const std::string& wanted, std::unique_ptr<Docker>& docker,
                                       const std::string& family) {
     if (wanted == "local") return std::make_unique<LocalBuilder>();
     const fs::path socket = docker_socket();
-    docker = std::make_unique<Docker>(socket);
+    if (!docker) docker = std::make_unique<Docker>(socket);
     if (!docker->ping()) {
         if (wanted == "docker")
             throw Error("docker: the daemon at " + socket.string() +
@@ -232,20 +237,6 @@ std::unique_ptr<Builder> make_builder(const std::string& wanted, std::unique_ptr
                  images.size());
     return std::make_unique<DockerBuilder>(*docker, std::move(images), family);
 }
-
-int run_guarded(const std::function<int()>& verb) {
-    try {
-        return verb();
-    } catch (const UsageError& e) {
-        spdlog::error("{}", e.what());
-        return kExitUsage;
-    } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
-        return kExitFailed;
-    }
-}
-
-}  // namespace
 
 fs::path default_cache_dir() {
     if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "kbuild";

@@ -6,10 +6,28 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace kbuild {
+
+class Builder;
+class Docker;
+
+// Exit codes: 1 the work failed (some of it), 2 the command line or config is wrong.
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+// A mistake in the command line or the config rather than a failure of the work: exit 2.
+struct UsageError : Error {
+    using Error::Error;
+};
+
+// --builder: auto takes Docker when its daemon answers and has builder images, else local,
+// and says which and why. `docker` receives the client when one is made (kept if set).
+std::unique_ptr<Builder> make_builder(const std::string& wanted, std::unique_ptr<Docker>& docker,
+                                      const std::string& family);
 
 // Flags every verb shares.
 struct GlobalOptions {

@@ -2,6 +2,7 @@
 
 #include "apt_sources.h"
 #include "builder.h"
+#include "commands.h"
 #include "config.h"
 #include "docker.h"
 #include "fetch.h"
@@ -29,13 +30,6 @@ using Clock = std::chrono::steady_clock;
 namespace kbuild {
 namespace {
 
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-
-// A mistake in the command line or the config rather than a failure of the work: exit 2.
-struct UsageError : Error {
-    using Error::Error;
-};
 
 std::string join(const std::vector<std::string>& items) {
     std::string out;
@@ -107,28 +101,6 @@ void check_modules(const std::vector<ModuleSource>& modules) {
         if (!versions.insert(m.version).second)
             throw UsageError(where + ": version " + m.version + " is another module source's too");
     }
-}
-
-// As `kbuild build --builder`: auto takes Docker when its daemon answers and has builder
-// images, else the local builder.
-std::unique_ptr<Builder> make_builder(const std::string& wanted, std::unique_ptr<Docker>& docker,
-                                      const std::string& family) {
-    if (wanted == "local") return std::make_unique<LocalBuilder>();
-    const char* host = std::getenv("DOCKER_HOST");
-    const std::string prefix = "unix://";
-    const fs::path socket = host && std::string(host).rfind(prefix, 0) == 0 ? std::string(host).substr(prefix.size())
-                                                                           : "/var/run/docker.sock";
-    if (!docker) docker = std::make_unique<Docker>(socket);
-    std::vector<BuilderImage> images;
-    if (docker->ping()) images = list_builder_images(*docker);
-    if (images.empty()) {
-        if (wanted == "docker")
-            throw Error("docker: the daemon at " + socket.string() + " does not answer or has no builder images");
-        spdlog::info("builder: local (auto: no Docker daemon with builder images at {})", socket.string());
-        return std::make_unique<LocalBuilder>();
-    }
-    spdlog::info("builder: docker ({} builder images)", images.size());
-    return std::make_unique<DockerBuilder>(*docker, std::move(images), family);
 }
 
 // The service's builds: a build type names a plugin and its target, the plugin's crawl finds
