@@ -8,9 +8,82 @@ namespace fs = std::filesystem;
 
 namespace kbuild {
 
-std::string probe_builder_name(const ArtifactNameFields& f) {
-    return f.module + "-" + f.module_version + "-" + f.arch + "-" + f.kernelrelease + "-" +
-           f.config_md5 + ".ko";
+namespace {
+
+const std::vector<std::pair<std::string, std::string>>& presets() {
+    static const std::vector<std::pair<std::string, std::string>> table = {
+        {"probe-builder", "{module}-{module_version}-{arch}-{kernelrelease}-{config_md5}.ko"},
+        {"falco", "{module_version}/{arch}/falco_{target}_{kernelrelease}_{kernelversion}.ko"},
+        {"collector", "{module_version}/collector-{kernelrelease}.ko.gz"},
+        {"service", "v1/module/{target}/{arch}/{module_version}/{kernelrelease}/{kernelversion}/"
+                    "{config_sha256}/{module}.ko"},
+    };
+    return table;
+}
+
+const std::string* field(const NamingFields& f, const std::string& name) {
+    const std::pair<const char*, const std::string*> fields[] = {
+        {"module", &f.module},         {"module_version", &f.module_version}, {"arch", &f.arch},
+        {"kernelrelease", &f.kernelrelease}, {"kernelversion", &f.kernelversion},
+        {"config_md5", &f.config_md5}, {"config_sha256", &f.config_sha256}, {"target", &f.target},
+        {"distro", &f.distro},         {"variant", &f.variant}};
+    for (const auto& [key, value] : fields)
+        if (name == key) return value;
+    return nullptr;
+}
+
+// Renders `naming`; with `check`, only validates (fields hold their own names).
+std::string render(const std::string& naming, const NamingFields& fields, bool check) {
+    std::string out;
+    for (size_t i = 0; i < naming.size(); ++i) {
+        if (naming[i] != '{') {
+            if (naming[i] == '}') throw Error("naming template " + naming + ": a '}' with no '{'");
+            out += naming[i];
+            continue;
+        }
+        const size_t close = naming.find('}', i);
+        if (close == std::string::npos) throw Error("naming template " + naming + ": a '{' with no '}'");
+        const std::string name = naming.substr(i + 1, close - i - 1);
+        const std::string* value = field(fields, name);
+        if (value == nullptr)
+            throw Error("naming template " + naming + ": no field {" + name +
+                        "} (fields: module, module_version, arch, kernelrelease, kernelversion, config_md5, "
+                        "config_sha256, target, distro, variant)");
+        std::string text = check ? name : *value;
+        for (char& c : text)
+            if (c == '/' || c == '\0') c = '_';
+        out += text;
+        i = close;
+    }
+    if (out.empty() || out.front() == '/') throw Error("naming template " + naming + ": not a relative path");
+    for (size_t start = 0; start <= out.size();) {
+        const size_t slash = std::min(out.find('/', start), out.size());
+        const std::string part = out.substr(start, slash - start);
+        if (part.empty() || part == "." || part == "..")
+            throw Error("naming template " + naming + ": the path " + out + " has an empty, '.' or '..' part");
+        start = slash + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string naming_preset(const std::string& name) {
+    for (const auto& [key, naming] : presets())
+        if (key == name) return naming;
+    return "";
+}
+
+std::vector<std::string> naming_presets() {
+    std::vector<std::string> names;
+    for (const auto& entry : presets()) names.push_back(entry.first);
+    return names;
+}
+
+void check_naming_template(const std::string& naming) { render(naming, {}, /*check=*/true); }
+
+std::string artifact_name(const std::string& naming, const NamingFields& fields) {
+    return render(naming, fields, /*check=*/false);
 }
 
 std::string utc_now() {

@@ -12,18 +12,37 @@
 
 namespace kbuild {
 
-// The fields an artifact's name is made of.
-struct ArtifactNameFields {
-    std::string module;          // probe name: the .ko's name without .ko
+// What an artifact's name may be made of: the fields of a naming template, written {field}.
+struct NamingFields {
+    std::string module;          // the .ko's name without .ko
     std::string module_version;
-    std::string arch;
-    std::string kernelrelease;
+    std::string arch;            // amd64, arm64
+    std::string kernelrelease;   // uname -r
+    std::string kernelversion;   // the N of uname -v's #N
     std::string config_md5;
+    std::string config_sha256;
+    std::string target;          // driverkit-style: debian, ubuntu-aws, flatcar
+    std::string distro;
+    std::string variant;         // "" or Release::variant (20.04.1, a Flatcar version)
 };
 
-// The sysdig probe-builder name (DESIGN.md section 4), relative to the output directory:
-// <module>-<module_version>-<arch>-<kernelrelease>-<config_md5>.ko
-std::string probe_builder_name(const ArtifactNameFields& fields);
+// The presets of one naming template (DESIGN.md section 4), by name:
+//   probe-builder  {module}-{module_version}-{arch}-{kernelrelease}-{config_md5}.ko (default)
+//   falco          {module_version}/{arch}/falco_{target}_{kernelrelease}_{kernelversion}.ko
+//   collector      {module_version}/collector-{kernelrelease}.ko.gz
+//   service        v1/module/{target}/{arch}/{module_version}/{kernelrelease}/{kernelversion}/
+//                  {config_sha256}/{module}.ko
+// Empty when there is no such preset.
+std::string naming_preset(const std::string& name);
+std::vector<std::string> naming_presets();
+
+// Refuses a template naming an unknown field, an unclosed brace, or a path that is absolute or
+// climbs with "..": one line naming the template and the cause.
+void check_naming_template(const std::string& naming);
+
+// The artifact's path relative to the output directory. A name ending in .gz is written
+// gzip-compressed. A field's value never adds a path separator ('/' becomes '_').
+std::string artifact_name(const std::string& naming, const NamingFields& fields);
 
 struct ArtifactRecord {
     std::string path;      // relative to the output directory
@@ -50,6 +69,7 @@ struct TargetRecord {
     std::string finished_at;            // UTC, ISO 8601
     std::string target;                 // driverkit-style target: "ubuntu-aws", "debian"
     std::string variant;                // Release::variant: "20.04.1" for an Ubuntu backport
+    std::string naming;                 // the naming template the artifacts were named by
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ArtifactRecord, path, sha256, vermagic)
@@ -58,7 +78,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kern
                                                 status, reason, artifacts, compiler, builder,
                                                 builder_reason, log,
                                                 duration_s, inputs, packages, finished_at, target,
-                                                variant)
+                                                variant, naming)
 
 // <out>/index.json: loaded at start, rewritten atomically (temporary file + rename) after every
 // change so an interrupted run keeps what finished. Thread-safe.

@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include "artifacts.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
@@ -111,6 +112,14 @@ int run_cli(int argc, char** argv) {
     build_verb->add_option("--builder", build.builder,
                            "auto (default: docker when the daemon answers, else local), docker, local")
         ->check(CLI::IsMember({"auto", "docker", "local"}));
+    auto* naming = build_verb->add_option("--naming", build.naming,
+                                          "Artifact names: probe-builder (default), falco, collector (.ko.gz), service")
+                       ->check(CLI::IsMember(naming_presets()));
+    build_verb
+        ->add_option("--naming-template", build.naming_template,
+                     "Artifact names from fields: {module} {module_version} {arch} {kernelrelease} {kernelversion} "
+                     "{config_md5} {config_sha256} {target} {distro} {variant}; .gz compresses")
+        ->excludes(naming);
     build_verb->add_flag("--force", build.force, "Rebuild targets already built from the same inputs");
     int timeout_s = 900;
     build_verb->add_option("--build-timeout", timeout_s, "Seconds one build may take (default 900)")

@@ -422,6 +422,17 @@ int build_command(const GlobalOptions& global, const TargetOptions& target,
         options.out_dir = fs::absolute(build.out_dir);
         options.cache_dir = cache_dir_of(global);
         options.module_version = build.module_version;
+        if (!build.naming_template.empty()) {
+            options.naming = build.naming_template;
+        } else if (!build.naming.empty()) {
+            options.naming = naming_preset(build.naming);
+            if (options.naming.empty()) throw UsageError("--naming " + build.naming + ": no such preset");
+        }
+        try {
+            check_naming_template(options.naming);
+        } catch (const Error& e) {
+            throw UsageError(e.what());
+        }
         options.force = build.force;
         options.jobs = std::max(1, target.jobs);
         options.build_timeout = build.build_timeout;

@@ -57,6 +57,8 @@ struct BuildCommandOptions {
     std::string out_dir = "out";
     std::string module_version;
     std::string builder = "auto";  // auto | docker | local
+    std::string naming;            // a preset's name; "": probe-builder
+    std::string naming_template;   // wins over naming
     bool force = false;
     std::chrono::seconds build_timeout{900};
 };

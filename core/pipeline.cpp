@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 #include <unistd.h>
+#include <zlib.h>
 
 namespace fs = std::filesystem;
 
@@ -50,7 +51,32 @@ bool artifacts_intact(const TargetRecord& record, const fs::path& out_dir) {
     return true;
 }
 
+// The module gzip-compressed (the collector's .ko.gz), level 9.
+void gzip_file(const fs::path& from, const fs::path& to) {
+    std::ifstream in(from, std::ios::binary);
+    const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    gzFile out = gzopen(to.c_str(), "wb9");
+    if (out == nullptr) throw Error(to.string() + ": cannot write");
+    const int written = gzwrite(out, bytes.data(), static_cast<unsigned>(bytes.size()));
+    if (gzclose(out) != Z_OK || written != static_cast<int>(bytes.size()))
+        throw Error(to.string() + ": gzip failed");
+}
+
 }  // namespace
+
+// Two targets of one run named alike would overwrite each other's module: the second is refused.
+void Pipeline::refuse_taken_name(const std::string& name, const TargetRecord& record) const {
+    for (const auto& other : index_.records()) {
+        if (other.distro == record.distro && other.arch == record.arch && other.kernelrelease == record.kernelrelease &&
+            other.variant == record.variant && other.module == record.module)
+            continue;
+        for (const auto& artifact : other.artifacts)
+            if (artifact.path == name)
+                throw Error(name + ": already the artifact of " + other.distro + " " + other.kernelrelease +
+                            (other.variant.empty() ? "" : "~" + other.variant) +
+                            "; the naming cannot tell the two apart (add {variant} or {config_md5})");
+    }
+}
 
 TargetRecord Pipeline::new_record(const Release& release) const {
     TargetRecord record{release.distro, release.arch, release.release, release.kernelversion,
@@ -268,7 +294,9 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
 
     Json inputs = {{"release", release}, {"source", source_digest_},
                    {"module_version", options_.module_version}, {"plugin", plugin_.name()}};
+    inputs["naming"] = options_.naming;
     record.inputs = sha256_text(inputs.dump());
+    record.naming = options_.naming;
     const auto previous = index_.find(record);
     if (!options_.force && previous && previous->inputs == record.inputs &&
         (previous->status == "built" || previous->status == "skipped") &&
@@ -324,12 +352,21 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
             std::string version = options_.module_version;
             if (version.empty() && modinfo.count("version")) version = modinfo.at("version");
             if (version.empty()) version = "src-" + source_digest_.substr(0, 12);
-            const std::string name = probe_builder_name(
-                {ko.stem().string(), version, release.arch, release.release, config.md5});
-            const fs::path temporary = options_.out_dir / (name + ".tmp-" + random_suffix());
-            fs::copy_file(ko, temporary, fs::copy_options::overwrite_existing);
+            const std::string name = artifact_name(
+                options_.naming, {ko.stem().string(), version, release.arch, release.release, release.kernelversion,
+                                  config.md5, sha256_file(config.config), record.target, release.distro,
+                                  release.variant});
+            refuse_taken_name(name, record);
+            const fs::path final_path = options_.out_dir / name;
+            fs::create_directories(final_path.parent_path());
+            const fs::path temporary = final_path.string() + ".tmp-" + random_suffix();
+            if (name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0) {
+                gzip_file(ko, temporary);
+            } else {
+                fs::copy_file(ko, temporary, fs::copy_options::overwrite_existing);
+            }
             const std::string digest = sha256_file(temporary.string());
-            fs::rename(temporary, options_.out_dir / name);
+            fs::rename(temporary, final_path);
             record.module_version = version;
             record.artifacts.push_back({name, digest, modinfo.count("vermagic") ? modinfo.at("vermagic") : ""});
         }

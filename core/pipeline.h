@@ -21,6 +21,7 @@ struct PipelineOptions {
     std::filesystem::path out_dir;
     std::filesystem::path cache_dir;
     std::string module_version;  // empty: the module's own version, else a digest of its source
+    std::string naming = naming_preset("probe-builder");  // artifact names (artifacts.h)
     bool force = false;          // rebuild targets already built from the same inputs
     int jobs = 1;                // releases worked on at once
     std::chrono::seconds build_timeout{900};
@@ -46,6 +47,7 @@ public:
 
 private:
     TargetRecord new_record(const Release& release) const;
+    void refuse_taken_name(const std::string& name, const TargetRecord& record) const;
     // workers: releases this run builds at once (they share the machine's cores).
     TargetRecord build_one(PluginInstance& plugin, const Release& release, int workers);
     // A release the plugin could not name before its tree was unpacked (a Flatcar image known
