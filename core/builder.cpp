@@ -122,18 +122,26 @@ BuildResult DockerBuilder::build(const BuildJob& job) {
 
     ContainerSpec spec;
     spec.image = image->image;
-    // The kernel's trees go where its Makefiles and symlinks expect them, read-only.
-    for (const char* dir : {"usr/src", "usr/lib"}) {
-        std::error_code ec;
-        for (const auto& entry : fs::directory_iterator(job.root / dir, ec))
-            spec.mounts.push_back({fs::canonical(entry.path()), "/" + std::string(dir) + "/" +
-                                                                    entry.path().filename().string(),
-                                   true});
+    // The kernel's trees go where its Makefiles and symlinks expect them, read-only; a bundle's
+    // tree anywhere, as it is.
+    const fs::path tree_in_container = job.self_contained ? "/kernel" : "/";
+    if (job.self_contained) {
+        spec.mounts.push_back({fs::canonical(job.root), tree_in_container, true});
+    } else {
+        for (const char* dir : {"usr/src", "usr/lib"}) {
+            std::error_code ec;
+            for (const auto& entry : fs::directory_iterator(job.root / dir, ec))
+                spec.mounts.push_back({fs::canonical(entry.path()),
+                                       "/" + std::string(dir) + "/" + entry.path().filename().string(), true});
+        }
     }
     spec.mounts.push_back({src, "/build", false});
-    const std::string kernel_dir = "/" + fs::relative(job.kernel_dir, job.root).string();
+    const std::string kernel_dir = (tree_in_container / fs::relative(job.kernel_dir, job.root)).string();
     spec.command = {"make", "-C", kernel_dir, "M=/build", "-j" + std::to_string(std::max(1, job.make_jobs)),
                     "CC=" + (image->cc.empty() ? job.compiler.program : image->cc), "modules"};
+    // Debug info names the headers where the distro installs them, wherever the tree lies: a
+    // module built from a bundle is the module built from the packages.
+    if (job.self_contained) spec.command.insert(spec.command.end() - 1, "KCFLAGS=-ffile-prefix-map=/kernel/=/");
     spec.env = {"HOME=/tmp", "LC_ALL=C"};
     spec.user = "1000:1000";
     spec.working_dir = "/build";
@@ -189,18 +197,26 @@ BuildResult LocalBuilder::build(const BuildJob& job) {
     // The headers' usr/ is laid read-only over the host's /usr in a private mount namespace
     // (a user namespace too when not root), so /usr/src/linux-headers-* and
     // /usr/lib/linux-kbuild-* resolve as on the target system and nothing is written to either.
-    const fs::path kernel_in_sandbox = "/" / fs::relative(job.kernel_dir, job.root);
-    std::vector<std::string> argv{"unshare", "--mount", "--propagation", "private"};
-    if (::geteuid() != 0) argv.insert(argv.begin() + 1, {"--user", "--map-root-user"});
-    argv.insert(argv.end(),
-                {"--", "sh", "-c",
-                 "mount -t overlay kbuild-headers -o \"lowerdir=$1/usr:/usr\" /usr && shift && "
-                 "exec \"$@\"",
-                 "sh", job.root.string(), "make", "-C", kernel_in_sandbox.string(),
-                 "M=" + src.string(), "-j" + std::to_string(std::max(1, job.make_jobs)),
-                 // The work directory's name is random: debug info names /build instead, as a
-                 // container build's does, so the same inputs give the same module bytes.
-                 "KCFLAGS=-ffile-prefix-map=" + src.string() + "=/build", "modules"});
+    // A bundle's tree (self-contained) is used where it lies.
+    const fs::path kernel_in_sandbox =
+        job.self_contained ? job.kernel_dir : "/" / fs::relative(job.kernel_dir, job.root);
+    std::vector<std::string> argv;
+    if (!job.self_contained) {
+        argv = {"unshare", "--mount", "--propagation", "private"};
+        if (::geteuid() != 0) argv.insert(argv.begin() + 1, {"--user", "--map-root-user"});
+        argv.insert(argv.end(), {"--", "sh", "-c",
+                                 "mount -t overlay kbuild-headers -o \"lowerdir=$1/usr:/usr\" /usr && shift && "
+                                 "exec \"$@\"",
+                                 "sh", job.root.string()});
+    }
+    argv.insert(argv.end(), {"make", "-C", kernel_in_sandbox.string(), "M=" + src.string(),
+                             "-j" + std::to_string(std::max(1, job.make_jobs)),
+                             // The work directory's name is random: debug info names /build
+                             // instead, as a container build's does, so the same inputs give
+                             // the same module bytes.
+                             "KCFLAGS=-ffile-prefix-map=" + src.string() + "=/build" +
+                                 (job.self_contained ? " -ffile-prefix-map=" + job.root.string() + "/=/" : ""),
+                             "modules"});
     ProcessOptions options;
     options.log = job.log;
     options.timeout = job.timeout;

@@ -18,6 +18,9 @@ struct BuildJob {
     std::string release;
     std::filesystem::path root;        // unpacked packages: holds usr/...
     std::filesystem::path kernel_dir;  // inside root
+    // A bundle's tree (bundle.h): its paths are relative, so it is used where it lies (mounted
+    // whole at /kernel in a container) instead of being laid over /usr.
+    bool self_contained = false;
     KernelCompiler compiler;
     std::filesystem::path module_src;  // copied, never built in place
     std::filesystem::path work_dir;    // private, empty; the builder may fill it

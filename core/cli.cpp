@@ -25,8 +25,9 @@ void add_output_flag(CLI::App* verb, std::string& output) {
 }
 
 // The flags that pick kernels: shared by crawl, batch and build.
-void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files) {
-    verb->add_option("--distro", target.distro, "Distribution (see kbuild plugins)")->required();
+void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files, bool distro_required = true) {
+    auto* distro = verb->add_option("--distro", target.distro, "Distribution (see kbuild plugins)");
+    if (distro_required) distro->required();
     verb->add_option("--arch", target.arch, "Architecture (default amd64)");
     verb->add_option("--mirror", target.mirrors,
                      "Repository base URL (repeatable; default: the plugin's, e.g. apt's sources)")
@@ -100,8 +101,13 @@ int run_cli(int argc, char** argv) {
 
     auto* build_verb = app.add_subcommand(
         "build", "Fetch, unpack, build and verify a module for each selected kernel");
-    add_target_flags(build_verb, target, true);
+    add_target_flags(build_verb, target, true, false);
     add_output_flag(build_verb, output);
+    build_verb->add_option("--from-bundle", build.from_bundle,
+                           "Build from kernel bundles (kbuild bundle) instead of a distro's packages: "
+                           "no plugin, no network")
+        ->type_name("FILE")
+        ->check(CLI::ExistingFile);
     build_verb->add_option("--module-src", build.module_src, "The module's source directory")
         ->required()
         ->type_name("DIR");
@@ -126,7 +132,21 @@ int run_cli(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     build_verb->footer(
         "Example:\n  kbuild build --distro debian --module-src examples/hello "
-        "--option suites=bookworm --kernel '^6\\.1\\.0-[0-9]+-amd64$' --latest 1 --out out");
+        "--option suites=bookworm --kernel '^6\\.1\\.0-[0-9]+-amd64$' --latest 1 --out out\n"
+        "  kbuild build --from-bundle bundles/bundle-6.1.0-56-amd64.tgz --module-src examples/hello --out out");
+
+    std::string bundle_out = "bundles";
+    auto* bundle_verb = app.add_subcommand(
+        "bundle", "Write each selected kernel's header tree as a kernel-packer bundle (bundle-<uname>.tgz)");
+    add_target_flags(bundle_verb, target, true);
+    add_output_flag(bundle_verb, output);
+    bundle_verb->add_option("--out", bundle_out, "Where the bundles go (default ./bundles)")->type_name("DIR");
+    bundle_verb->footer(
+        "A bundle holds the headers a module build needs (other architectures left out) and, at its root,\n"
+        "BUNDLE_BUILD_DIR, BUNDLE_CHECKSUM, BUNDLE_DISTRO, BUNDLE_UNAME, BUNDLE_VERSION, BUNDLE_MAJOR and\n"
+        "BUNDLE_MINOR; its paths are relative, so it builds wherever it is extracted.\n"
+        "Example:\n  kbuild bundle --distro debian --option suites=bookworm --kernel '^6\\.1\\.0-[0-9]+-amd64$' "
+        "--latest 1 --out bundles");
 
     ImagesCommandOptions images;
     auto* images_verb = app.add_subcommand("images", "Builder images: build or list them");
@@ -190,7 +210,7 @@ int run_cli(int argc, char** argv) {
                   : global.verbose ? Verbosity::verbose
                                    : Verbosity::normal);
     if (plugins->parsed()) return plugins_command(global, output);
-    if (crawl->parsed() || batch->parsed() || build_verb->parsed()) {
+    if (crawl->parsed() || batch->parsed() || build_verb->parsed() || bundle_verb->parsed()) {
         try {
             if (const auto file = config_file(config)) apply_config(*file, target);
         } catch (const Error& e) {
@@ -201,6 +221,7 @@ int run_cli(int argc, char** argv) {
     if (crawl->parsed()) return crawl_command(global, target, output);
     if (batch->parsed()) return batch_command(global, target, output);
     if (build_verb->parsed()) return build_command(global, target, build, output);
+    if (bundle_verb->parsed()) return bundle_command(global, target, bundle_out, output);
     if (images_build->parsed()) return images_build_command(global, images);
     if (images_list->parsed()) return images_list_command(global, output);
     if (serve->parsed()) return serve_command(global, config, serve_flags);

@@ -2,9 +2,11 @@
 
 #include "apt_sources.h"
 #include "builder.h"
+#include "bundle.h"
 #include "docker.h"
 #include "images.h"
 #include "fetch.h"
+#include "interrupt.h"
 #include "pipeline.h"
 #include "plugin_host.h"
 #include "shard.h"
@@ -15,10 +17,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <regex>
+#include <thread>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -121,9 +126,10 @@ FetchOptions fetch_options(const GlobalOptions& global, const TargetOptions& tar
 
 // Everything a verb that works on kernels needs, in the order it must be torn down.
 struct Session {
-    Session(const GlobalOptions& global, const TargetOptions& target)
-        : plugins(load_plugins(global)),
-          plugin(plugin_for(*plugins, target.distro)),
+    // fixed: the plugin to use (the built-in bundle reader); none are loaded then.
+    Session(const GlobalOptions& global, const TargetOptions& target, const Plugin* fixed = nullptr)
+        : plugins(fixed ? nullptr : load_plugins(global)),
+          plugin(fixed ? *fixed : plugin_for(*plugins, target.distro)),
           fetcher(fetch_options(global, target)),
           context(make_host_context(cache_dir_of(global), fetcher)) {}
 
@@ -410,10 +416,20 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
     });
 }
 
-int build_command(const GlobalOptions& global, const TargetOptions& target,
+int build_command(const GlobalOptions& global, const TargetOptions& flags,
                   const BuildCommandOptions& build, const std::string& output) {
     return run_guarded([&] {
-        Session session(global, target);
+        TargetOptions target = flags;
+        const bool from_bundles = !build.from_bundle.empty();
+        if (from_bundles) {
+            if (!target.distro.empty() || !target.files.empty() || !target.from_list.empty())
+                throw UsageError("--from-bundle builds from the bundles alone: no --distro, package files or --from-list");
+            target.distro = "bundle";
+            target.files = build.from_bundle;
+        } else if (target.distro.empty()) {
+            throw UsageError("--distro is required (or --from-bundle FILE...)");
+        }
+        Session session(global, target, from_bundles ? &bundle_plugin() : nullptr);
         std::unique_ptr<Docker> docker;
         const std::unique_ptr<Builder> builder =
             make_builder(build.builder, docker, session.plugin.builder_family());
@@ -454,8 +470,8 @@ int build_command(const GlobalOptions& global, const TargetOptions& target,
             spdlog::warn("no kernel releases selected");
             return incomplete;
         }
-        spdlog::info("building {} for {} {} kernel release(s)", options.module_src.filename().string(),
-                     releases.size(), target.distro);
+        spdlog::info("building {} for {} {}kernel release(s)", options.module_src.filename().string(),
+                     releases.size(), from_bundles ? "bundled " : target.distro + " ");
         const PipelineSummary summary = pipeline.run(releases);
         spdlog::info("built {}, skipped {}, failed {}, unavailable {} (index: {})", summary.built,
                      summary.skipped, summary.failed, summary.unavailable,
@@ -463,6 +479,67 @@ int build_command(const GlobalOptions& global, const TargetOptions& target,
         if (output == "json")
             std::cout << Json{{"schema", kSchema}, {"targets", summary.records}}.dump(2) << '\n';
         return summary.all_ok() && incomplete == 0 ? 0 : kExitFailed;
+    });
+}
+
+int bundle_command(const GlobalOptions& global, const TargetOptions& target, const std::string& out_dir,
+                   const std::string& output) {
+    return run_guarded([&] {
+        Session session(global, target);
+        ReleaseList list;
+        {
+            PluginInstance instance(session.plugin, session.context);
+            list = find_releases(instance, target);
+        }
+        for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);
+        const int incomplete = report_errors(list);
+        select_releases(list.releases, target);
+        if (list.releases.empty()) {
+            spdlog::warn("no kernel releases selected");
+            return incomplete;
+        }
+        const fs::path out = fs::absolute(out_dir);
+        KernelTrees trees(session.plugin, session.fetcher, cache_dir_of(global));
+        const auto& releases = list.releases;
+        std::atomic<size_t> next{0};
+        std::mutex mutex;
+        int failed = 0;
+        Json made = Json::array();
+        auto worker = [&] {
+            PluginInstance instance(session.plugin, session.context);
+            for (size_t i = next++; i < releases.size(); i = next++) {
+                const Release& release = releases[i];
+                const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(releases.size()) +
+                                          "] " + release.distro + " " + release_id(release);
+                try {
+                    if (!release.unavailable.empty()) throw Error("unavailable: " + release.unavailable);
+                    const PreparedTree tree = trees.prepare(instance, release);
+                    Release named = release;
+                    named.release = tree.release;
+                    const BundleStats stats = write_bundle(tree.root, tree.kernel_dir, named, tree.checksum, out);
+                    std::lock_guard lock(mutex);
+                    spdlog::info("{}: {} ({:.1f} MiB, {} entries; {} of other architectures left out)", where,
+                                 stats.file.filename().string(), stats.bytes / 1048576.0, stats.entries,
+                                 stats.pruned);
+                    made.push_back({{"file", stats.file.string()}, {"kernelrelease", named.release},
+                                    {"distro", named.distro}, {"bytes", stats.bytes}, {"entries", stats.entries},
+                                    {"checksum", tree.checksum}});
+                } catch (const std::exception& e) {
+                    stop_here_if_interrupted();
+                    std::lock_guard lock(mutex);
+                    spdlog::error("{}: {}", where, e.what());
+                    ++failed;
+                }
+            }
+        };
+        std::vector<std::thread> threads;
+        const int workers = std::max(1, std::min<int>(target.jobs, static_cast<int>(releases.size())));
+        for (int i = 1; i < workers; ++i) threads.emplace_back(worker);
+        worker();
+        for (auto& thread : threads) thread.join();
+        spdlog::info("{} bundle(s) in {}, {} failed", made.size(), out.string(), failed);
+        if (output == "json") std::cout << Json{{"schema", kSchema}, {"bundles", made}}.dump(2) << '\n';
+        return failed == 0 && incomplete == 0 ? 0 : kExitFailed;
     });
 }
 

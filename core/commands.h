@@ -59,6 +59,7 @@ struct BuildCommandOptions {
     std::string builder = "auto";  // auto | docker | local
     std::string naming;            // a preset's name; "": probe-builder
     std::string naming_template;   // wins over naming
+    std::vector<std::string> from_bundle;  // kernel bundles: built with no plugin, no network
     bool force = false;
     std::chrono::seconds build_timeout{900};
 };
@@ -77,6 +78,10 @@ int crawl_command(const GlobalOptions& global, const TargetOptions& target, cons
 int batch_command(const GlobalOptions& global, const TargetOptions& target, const std::string& output);
 int build_command(const GlobalOptions& global, const TargetOptions& target,
                   const BuildCommandOptions& build, const std::string& output);
+
+// kbuild bundle: each selected release's header tree as bundle-<uname>.tgz in out_dir.
+int bundle_command(const GlobalOptions& global, const TargetOptions& target, const std::string& out_dir,
+                   const std::string& output);
 
 // kbuild index merge A.json B.json ...: the shards' indexes as one, on stdout.
 int index_merge_command(const std::vector<std::string>& files);

@@ -142,10 +142,10 @@ HostContext make_host_context(const fs::path& cache_dir, Fetcher& fetcher) {
 Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder,
                    PipelineOptions options)
     : plugin_(plugin),
-      fetcher_(fetcher),
       builder_(builder),
       options_(std::move(options)),
       context_(make_host_context(options_.cache_dir, fetcher)),
+      trees_(plugin, fetcher, options_.cache_dir),
       index_(options_.out_dir) {
     if (!fs::is_directory(options_.module_src))
         throw Error(options_.module_src.string() + ": module source is not a directory");
@@ -203,17 +203,24 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
     return summary;
 }
 
-fs::path Pipeline::unpacked_root(PluginInstance& plugin, const Release& release,
-                                 const std::vector<Package>& packages) {
+// Keyed by what is unpacked, not by the release's name: a release named only once unpacked
+// (build_unnamed) finds the same tree again.
+std::string KernelTrees::key(const std::vector<Package>& packages) const {
     std::vector<std::string> digests;
     for (const auto& package : packages) digests.push_back(package.sha256);
     std::sort(digests.begin(), digests.end());
-    // Keyed by what is unpacked, not by the release's name: a release named only once unpacked
-    // (build_unnamed) finds the same tree again.
     std::string joined = plugin_.name() + "\n";
     for (const auto& d : digests) joined += d + "\n";
-    const fs::path trees = options_.cache_dir / "trees";
-    const fs::path final_dir = trees / sha256_text(joined).substr(0, 32);
+    return sha256_text(joined);
+}
+
+KernelTrees::KernelTrees(const Plugin& plugin, Fetcher& fetcher, fs::path cache_dir)
+    : plugin_(plugin), fetcher_(fetcher), cache_dir_(std::move(cache_dir)) {}
+
+fs::path KernelTrees::unpacked_root(PluginInstance& plugin, const Release& release,
+                                    const std::vector<Package>& packages) {
+    const fs::path trees = cache_dir_ / "trees";
+    const fs::path final_dir = trees / key(packages).substr(0, 32);
     if (fs::is_directory(final_dir)) return final_dir;
 
     // Unpacked under a temporary name, renamed when complete: a partial tree never looks done.
@@ -240,7 +247,7 @@ fs::path Pipeline::unpacked_root(PluginInstance& plugin, const Release& release,
     return final_dir;
 }
 
-std::vector<Package> Pipeline::fetched(std::vector<Package> packages) {
+std::vector<Package> KernelTrees::fetched(std::vector<Package> packages) {
     std::vector<FetchRequest> requests;
     std::vector<size_t> remote;
     for (size_t i = 0; i < packages.size(); ++i) {
@@ -259,12 +266,23 @@ std::vector<Package> Pipeline::fetched(std::vector<Package> packages) {
     return packages;
 }
 
+PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release) {
+    PreparedTree tree;
+    tree.packages = fetched(release.packages);
+    tree.checksum = key(tree.packages);
+    tree.root = unpacked_root(plugin, release, tree.packages);
+    tree.kernel_dir = plugin.get_kernel_dir({release.release, tree.root.string()}).kernel_dir;
+    tree.release = release.release.empty() ? read_kernel_release(tree.kernel_dir) : release.release;
+    tree.config = plugin.hash_config({tree.release, tree.root.string(), tree.kernel_dir.string()});
+    return tree;
+}
+
 TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& release, int workers) {
     Release named = release;
     try {
-        named.packages = fetched(release.packages);
-        const fs::path root = unpacked_root(plugin, release, named.packages);
-        named.release = read_kernel_release(plugin.get_kernel_dir({"", root.string()}).kernel_dir);
+        const PreparedTree tree = trees_.prepare(plugin, release);
+        named.packages = tree.packages;
+        named.release = tree.release;
     } catch (const std::exception& e) {
         stop_here_if_interrupted();
         TargetRecord record = new_record(release);
@@ -318,17 +336,16 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         fs::create_directories(log_dir);
         std::ofstream(log_dir / log_name, std::ios::trunc);
 
-        const std::vector<Package> packages = fetched(release.packages);
-        const fs::path root = unpacked_root(plugin, release, packages);
-        const std::string kernel_dir = plugin.get_kernel_dir({release.release, root.string()}).kernel_dir;
-        const ConfigHash config = plugin.hash_config({release.release, root.string(), kernel_dir});
+        const PreparedTree tree = trees_.prepare(plugin, release);
+        const ConfigHash& config = tree.config;
         record.config_md5 = config.md5;
 
         BuildJob job;
         job.release = release.release;
-        job.root = root;
-        job.kernel_dir = kernel_dir;
-        job.compiler = read_kernel_compiler(kernel_dir);
+        job.root = tree.root;
+        job.kernel_dir = tree.kernel_dir;
+        job.self_contained = fs::exists(tree.root / "BUNDLE_BUILD_DIR");
+        job.compiler = read_kernel_compiler(tree.kernel_dir);
         job.module_src = options_.module_src;
         job.work_dir = work;
         job.log = log_dir / log_name;

@@ -27,6 +27,38 @@ struct PipelineOptions {
     std::chrono::seconds build_timeout{900};
 };
 
+// A release's kernel tree, fetched and unpacked: what a build, or a bundle, starts from.
+struct PreparedTree {
+    std::string release;            // the release's, else (ABI 1.3) the one its tree names
+    std::vector<Package> packages;  // with local paths and sha256
+    std::filesystem::path root;     // the unpacked packages (cached by their sha256)
+    std::filesystem::path kernel_dir;
+    ConfigHash config;
+    std::string checksum;           // of the packages: the tree's cache key
+};
+
+// A plugin's releases fetched and unpacked once into the cache (trees/<key of the packages>).
+// Several threads may use one at once.
+class KernelTrees {
+public:
+    KernelTrees(const Plugin& plugin, Fetcher& fetcher, std::filesystem::path cache_dir);
+
+    // Fetches and unpacks a release's packages and finds its kernel tree. Throws.
+    PreparedTree prepare(PluginInstance& plugin, const Release& release);
+
+private:
+    // The packages with local paths and sha256, downloaded where needed.
+    std::vector<Package> fetched(std::vector<Package> packages);
+    // The packages unpacked by the plugin; a partial tree never looks finished.
+    std::filesystem::path unpacked_root(PluginInstance& plugin, const Release& release,
+                                        const std::vector<Package>& packages);
+    std::string key(const std::vector<Package>& packages) const;
+
+    const Plugin& plugin_;
+    Fetcher& fetcher_;
+    std::filesystem::path cache_dir_;
+};
+
 struct PipelineSummary {
     int built = 0, skipped = 0, failed = 0, unavailable = 0;
     std::vector<TargetRecord> records;  // this run's, in the order they finished
@@ -53,16 +85,12 @@ private:
     // A release the plugin could not name before its tree was unpacked (a Flatcar image known
     // by URL): fetched and unpacked first, named from the tree, then built as any other.
     TargetRecord build_unnamed(PluginInstance& plugin, const Release& release, int workers);
-    // The packages with local paths and sha256, downloaded where needed.
-    std::vector<Package> fetched(std::vector<Package> packages);
-    std::filesystem::path unpacked_root(PluginInstance& plugin, const Release& release,
-                                        const std::vector<Package>& packages);
 
     const Plugin& plugin_;
-    Fetcher& fetcher_;
     Builder& builder_;
     PipelineOptions options_;
     HostContext context_;
+    KernelTrees trees_;
     Index index_;
     std::string source_digest_;
     std::string module_name_;
