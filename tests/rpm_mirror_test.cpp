@@ -126,6 +126,25 @@ TEST(RpmMirror, AmazonLinux2ThroughMirrorListBuildsInTheContainer) {
     EXPECT_EQ(targets[release]["target"], "amazonlinux2");
     EXPECT_NE(targets[release]["packages"][0].get<std::string>().find(server.url() + "/blobstore/"), std::string::npos)
         << targets[release]["packages"][0];
+
+    // Its bundle (an rpm family tree: usr/src/kernels/<release>) builds the same module alone.
+    test::TempDir bundles, from_bundle;
+    const ProcessResult bundle = test::run_kbuild(
+        {"--cache-dir", cache_dir(), "bundle", "--distro", "amazonlinux2", "--mirror", server.url(), "--option",
+         "repos=2/core/latest/{arch}/mirror.list", "--out", bundles.path().string()});
+    ASSERT_EQ(bundle.exit_code, 0) << bundle.err;
+    const fs::path file = bundles / ("bundle-" + release + ".tgz");
+    ASSERT_TRUE(fs::is_regular_file(file)) << bundle.err;
+    const ProcessResult rebuilt = test::run_kbuild(
+        {"--cache-dir", (bundles / "cache").string(), "build", "--from-bundle", file.string(), "--builder", "docker",
+         "--module-src", (test::source_dir() / "examples/hello").string(), "--out", from_bundle.path().string()});
+    ASSERT_EQ(rebuilt.exit_code, 0) << rebuilt.err;
+    auto again = targets_of(from_bundle.path());
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(again[release]["target"], "amazonlinux2");
+    const std::string path = targets[release]["artifacts"][0]["path"];
+    EXPECT_EQ(again[release]["artifacts"][0]["path"], path);
+    EXPECT_EQ(test::read_file(from_bundle / path), test::read_file(out / path));
 }
 
 }  // namespace
