@@ -26,7 +26,7 @@ TEST(SdkInstall, OutOfTreePluginBuildsLoadsAndAnswers) {
                  "--component", "sdk"});
     ASSERT_TRUE(fs::exists(prefix / "include/kbuild/plugin_api.h"));
 
-    run_checked({cmake, "-S", (test::source_dir() / "tests/fixtures/oot-plugin").string(), "-B",
+    run_checked({cmake, "-S", (test::source_dir() / "examples/plugin").string(), "-B",
                  build.string(), "-G", "Ninja", "-DCMAKE_PREFIX_PATH=" + prefix.string()});
     run_checked({cmake, "--build", build.string()});
     const fs::path library = build / "libkbuild-example.so";
