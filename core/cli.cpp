@@ -144,7 +144,7 @@ int run_cli(int argc, char** argv) {
     bundle_verb->footer(
         "A bundle holds the headers a module build needs (other architectures left out) and, at its root,\n"
         "BUNDLE_BUILD_DIR, BUNDLE_CHECKSUM, BUNDLE_DISTRO, BUNDLE_UNAME, BUNDLE_VERSION, BUNDLE_MAJOR and\n"
-        "BUNDLE_MINOR; its paths are relative, so it builds wherever it is extracted.\n"
+        "BUNDLE_MINOR; its paths are relative, so it builds wherever it is extracted.\n\n"
         "Example:\n  kbuild bundle --distro debian --option suites=bookworm --kernel '^6\\.1\\.0-[0-9]+-amd64$' "
         "--latest 1 --out bundles");
 
@@ -178,7 +178,7 @@ int run_cli(int argc, char** argv) {
     serve->add_option("--token-file", serve_flags.token_file, "POST needs 'Authorization: Bearer <the file's text>'")
         ->type_name("FILE");
     serve->footer(
-        "Module sources and limits come from the config file's [serve] table (packaging/serve/config.toml).\n"
+        "Module sources and limits come from the config file's [serve] table (packaging/serve/config.toml).\n\n"
         "Example:\n  kbuild --config /etc/kbuild/config.toml serve --listen 127.0.0.1:8093 --out /var/lib/kbuild/serve");
 
     std::vector<std::string> index_files;
