@@ -3,7 +3,7 @@
 // builder image, `apt-get install ./*.deb` installs both with their dependencies from the mirror
 // of the image's apt sources; the example plugin the SDK ships is built out of tree against the
 // installed SDK, and the installed kbuild lists it beside its own plugins. The man page and the
-// systemd unit are checked where a user looks for them.
+// systemd unit, its user and config are checked where a user looks for them.
 #include "test_util.h"
 
 #include <kbuild/types.hpp>
@@ -201,6 +201,22 @@ TEST(DebInstall, PackagesInstallWithAptAndAnOutOfTreePluginBuildsAgainstThem) {
                     "ExecStart=/usr/bin/kbuild --config /etc/kbuild/config.toml "
                     "--cache-dir /var/cache/kbuild serve"))
         << unit.out;
+    // What it names is there: the user it runs as (made by postinst, no login), and the config,
+    // a conffile dpkg keeps once the admin edits it; with no module source in it yet, the
+    // service refuses to start and says why.
+    const ProcessResult user = container.sh("getent passwd kbuild");
+    ASSERT_EQ(user.exit_code, 0) << describe(user);
+    EXPECT_NE(user.out.find(":/var/lib/kbuild:/usr/sbin/nologin"), std::string::npos) << user.out;
+    const ProcessResult conffiles = container.sh("dpkg-query -W -f '${Conffiles}' kbuild");
+    EXPECT_NE(conffiles.out.find("/etc/kbuild/config.toml "), std::string::npos) << describe(conffiles);
+    const ProcessResult serve = container.sh(
+        "su -s /bin/sh -c 'kbuild --config /etc/kbuild/config.toml --cache-dir /tmp/c serve --out /tmp/o' kbuild "
+        "2>&1 || echo \"exit $?\"");
+    EXPECT_NE(serve.out.find("serve: no module sources"), std::string::npos) << describe(serve);
+    EXPECT_NE(serve.out.find("exit 2"), std::string::npos) << describe(serve);
+    // Installing again (an upgrade to the same version) keeps the user and asks nothing.
+    const ProcessResult again = container.sh("apt-get install -y -q --reinstall ./kbuild_*.deb");
+    EXPECT_EQ(again.exit_code, 0) << describe(again);
 }
 
 }  // namespace
