@@ -3,6 +3,8 @@
 // those blocks with libarchive, checks each, and writes it with archive_write_disk.
 #include "extract.h"  // kbuild's; <archive.h> is libarchive's
 
+#include "archive_handle.h"
+
 #include <kbuild/types.hpp>
 
 #include <archive.h>
@@ -29,6 +31,31 @@
 namespace fs = std::filesystem;
 
 namespace kbuild {
+
+ReadArchive new_reader() {
+    ReadArchive reader(archive_read_new());
+    if (!reader) throw Error("libarchive: out of memory");
+    return reader;
+}
+
+void support_compressions(struct archive* a) {
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_bzip2(a);
+    archive_read_support_filter_xz(a);
+    archive_read_support_filter_lzma(a);
+    archive_read_support_filter_zstd(a);
+    archive_read_support_filter_lz4(a);
+}
+
+std::string archive_message(struct archive* a) {
+    const char* text = archive_error_string(a);
+    std::string line = text != nullptr && *text != '\0' ? text : "unknown libarchive error";
+    for (char& c : line) {
+        if (c == '\n' || c == '\r') c = ' ';
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    return line;
+}
 namespace {
 
 // Big blocks: fewer read() calls and fewer trips through the decompression filters.
@@ -44,43 +71,8 @@ constexpr std::size_t kBlocksInFlight = 8;
 constexpr int kDiskFlags =
     ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_NODOTDOT;
 
-struct ReadArchiveFree {
-    void operator()(struct archive* a) const { archive_read_free(a); }
-};
-struct WriteArchiveFree {
-    void operator()(struct archive* a) const { archive_write_free(a); }
-};
-using ReadArchive = std::unique_ptr<struct archive, ReadArchiveFree>;
-using WriteArchive = std::unique_ptr<struct archive, WriteArchiveFree>;
-
-ReadArchive new_reader() {
-    ReadArchive reader(archive_read_new());
-    if (!reader) throw Error("libarchive: out of memory");
-    return reader;
-}
-
-// Only the filters built into libarchive: one that fell back to an external program would be a
-// subprocess, and Debian's libarchive has all of these in process.
-void support_compressions(struct archive* a) {
-    archive_read_support_filter_gzip(a);
-    archive_read_support_filter_bzip2(a);
-    archive_read_support_filter_xz(a);
-    archive_read_support_filter_lzma(a);
-    archive_read_support_filter_zstd(a);
-    archive_read_support_filter_lz4(a);
-}
-
-std::string one_line(const char* text) {
-    std::string line = text != nullptr && *text != '\0' ? text : "unknown libarchive error";
-    for (char& c : line) {
-        if (c == '\n' || c == '\r') c = ' ';
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    return line;
-}
-
 [[noreturn]] void fail(const std::string& archive_name, struct archive* a) {
-    throw Error(archive_name + ": " + one_line(archive_error_string(a)));
+    throw Error(archive_name + ": " + archive_message(a));
 }
 
 // An open file, closed at scope exit.
@@ -123,7 +115,7 @@ public:
         return pending_size_;
     }
 
-    std::string error() const { return one_line(archive_error_string(container_.get())); }
+    std::string error() const { return archive_message(container_.get()); }
 
 private:
     la_ssize_t read_block(const void** buffer) {
@@ -256,7 +248,7 @@ public:
         return archive_read_data(reader_.get(), out, capacity);
     }
 
-    std::string error() const override { return one_line(archive_error_string(reader_.get())); }
+    std::string error() const override { return archive_message(reader_.get()); }
 
 private:
     CompressedPayload payload_;  // first: reader_ reads it until freed
@@ -616,7 +608,7 @@ private:
     }
 
     [[noreturn]] void write_failed(const std::string& entry_name) const {
-        throw refusal(entry_name, one_line(archive_error_string(disk_.get())));
+        throw refusal(entry_name, archive_message(disk_.get()));
     }
 
     std::string archive_name_;

@@ -95,39 +95,43 @@ std::string utc_now() {
     return text;
 }
 
-Index::Index(fs::path out_dir) : out_dir_(std::move(out_dir)), path_(out_dir_ / "index.json") {
-    std::ifstream in(path_);
-    if (!in) return;
+std::vector<TargetRecord> read_index(const fs::path& file) {
+    std::ifstream in(file);
+    if (!in) throw Error(file.string() + ": cannot read");
     const Json doc = Json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (!doc.is_object() || !doc.contains("targets"))
-        throw Error(path_.string() + ": not a kbuild index (move it away to start a new one)");
-    records_ = doc["targets"].get<std::vector<TargetRecord>>();
+    if (!doc.is_object() || !doc.contains("targets") || !doc["targets"].is_array())
+        throw Error(file.string() + ": not a kbuild index");
+    try {
+        return doc["targets"].get<std::vector<TargetRecord>>();
+    } catch (const Json::exception& e) {
+        throw Error(file.string() + ": not a kbuild index: " + e.what());
+    }
 }
 
-namespace {
-
-// What identifies a target in the index.
-auto key_of(const TargetRecord& r) {
-    return std::tie(r.distro, r.arch, r.kernelrelease, r.variant, r.module);
+Index::Index(fs::path out_dir) : out_dir_(std::move(out_dir)), path_(out_dir_ / "index.json") {
+    if (!fs::exists(path_)) return;
+    try {
+        records_ = read_index(path_);
+    } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " (move it away to start a new one)");
+    }
 }
-
-}  // namespace
 
 std::optional<TargetRecord> Index::find(const TargetRecord& target) const {
     std::lock_guard lock(mutex_);
     for (const auto& r : records_)
-        if (key_of(r) == key_of(target)) return r;
+        if (target_key(r) == target_key(target)) return r;
     return std::nullopt;
 }
 
 void Index::put(const TargetRecord& record) {
     std::lock_guard lock(mutex_);
     auto it = std::find_if(records_.begin(), records_.end(),
-                           [&](const TargetRecord& r) { return key_of(r) == key_of(record); });
+                           [&](const TargetRecord& r) { return target_key(r) == target_key(record); });
     if (it != records_.end()) *it = record;
     else records_.push_back(record);
     std::sort(records_.begin(), records_.end(),
-              [](const TargetRecord& a, const TargetRecord& b) { return key_of(a) < key_of(b); });
+              [](const TargetRecord& a, const TargetRecord& b) { return target_key(a) < target_key(b); });
     save_locked();
 }
 

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace kbuild {
@@ -82,6 +83,14 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kern
 
 // <out>/index.json: loaded at start, rewritten atomically (temporary file + rename) after every
 // change so an interrupted run keeps what finished. Thread-safe.
+// What identifies a target: one record per key in an index, and across the shards' indexes.
+inline auto target_key(const TargetRecord& r) {
+    return std::tie(r.distro, r.arch, r.kernelrelease, r.variant, r.module);
+}
+
+// The records of an index.json file; throws "<file>: not a kbuild index[: why]" (or cannot read).
+std::vector<TargetRecord> read_index(const std::filesystem::path& file);
+
 class Index {
 public:
     explicit Index(std::filesystem::path out_dir);

@@ -1,11 +1,12 @@
 #include "bundle.h"
 
+#include "archive_handle.h"
 #include "plugin_host.h"
 
+#include <kbuild/files.hpp>
 #include <kbuild/kernel_tree.hpp>
 #include <kbuild/plugin.hpp>
 
-#include <archive.h>
 #include <archive_entry.h>
 
 #include <algorithm>
@@ -58,12 +59,6 @@ bool other_architecture(const fs::path& path, const std::string& srcarch) {
     return fs::exists(fs::symlink_status(path.parent_path() / srcarch, ec));
 }
 
-struct WriteArchiveFree {
-    void operator()(struct archive* a) const { archive_write_free(a); }
-};
-struct ReadArchiveFree {
-    void operator()(struct archive* a) const { archive_read_free(a); }
-};
 struct EntryFree {
     void operator()(archive_entry* e) const { archive_entry_free(e); }
 };
@@ -105,19 +100,13 @@ public:
 
 private:
     void check(int status) {
-        if (status < ARCHIVE_WARN) throw Error(file_.string() + ": " + archive_error_string(archive_.get()));
+        if (status < ARCHIVE_WARN) throw Error(file_.string() + ": " + archive_message(archive_.get()));
     }
 
     fs::path file_;
-    std::unique_ptr<struct archive, WriteArchiveFree> archive_;
+    WriteArchive archive_;
     std::int64_t entries_ = 0;
 };
-
-std::string read_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path.string() + ": cannot read");
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // An absolute path inside the tree, as the tree's own relative path; empty when it is not in it.
 fs::path inside_tree(const fs::path& root, const fs::path& absolute) {
@@ -170,10 +159,12 @@ std::array<std::string, 3> version_numbers(const std::string& uname) {
     return numbers;
 }
 
-// A relative path that stays inside the bundle: "./build", "usr/src/linux-headers-6.1.0-56-amd64".
-bool stays_inside(const std::string& path) {
-    const fs::path p = fs::path(path).lexically_normal();
-    return !path.empty() && !p.is_absolute() && (p.empty() || *p.begin() != "..");
+// BUNDLE_BUILD_DIR must be a relative path that stays inside the bundle ("./build",
+// "./usr/src/linux-headers-6.1.0-56-amd64"); `where` names the bundle in the error.
+void check_build_dir(const std::string& where, const std::string& build_dir) {
+    const fs::path p = fs::path(build_dir).lexically_normal();
+    if (build_dir.empty() || p.is_absolute() || (!p.empty() && *p.begin() == ".."))
+        throw Error(where + ": BUNDLE_BUILD_DIR " + build_dir + " leads out of the bundle");
 }
 
 // ---- the built-in reader ----
@@ -211,9 +202,8 @@ public:
 
     KernelDir get_kernel_dir(const KernelDirRequest& request) {
         const fs::path root = request.root;
-        const std::string build_dir = trimmed(read_file(root / "BUNDLE_BUILD_DIR"));
-        if (!stays_inside(build_dir))
-            throw Error(root.string() + ": BUNDLE_BUILD_DIR " + build_dir + " leads out of the bundle");
+        const std::string build_dir = trimmed(read_file((root / "BUNDLE_BUILD_DIR").string()));
+        check_build_dir(root.string(), build_dir);
         const fs::path dir = (root / build_dir).lexically_normal();
         if (!fs::is_directory(dir)) throw Error(dir.string() + ": the bundle's build directory is missing");
         return {dir.string()};
@@ -291,7 +281,7 @@ BundleStats write_bundle(const fs::path& root, const fs::path& kernel_dir, const
                 }
                 tgz.add(name, AE_IFLNK, 0777, st.st_mtime, "", link.string());
             } else if (S_ISREG(st.st_mode)) {
-                std::string data = read_file(path);
+                std::string data = read_file(path.string());
                 if (relative == build_dir / "Makefile") data = relocated_makefile(root, relative, data);
                 tgz.add(name, AE_IFREG, perm, st.st_mtime, data);
             }
@@ -308,15 +298,12 @@ BundleStats write_bundle(const fs::path& root, const fs::path& kernel_dir, const
 }
 
 BundleMeta read_bundle_meta(const fs::path& bundle) {
-    std::unique_ptr<struct archive, ReadArchiveFree> reader(archive_read_new());
-    if (!reader) throw Error("libarchive: out of memory");
-    archive_read_support_filter_gzip(reader.get());
-    archive_read_support_filter_xz(reader.get());
-    archive_read_support_filter_zstd(reader.get());
+    const ReadArchive reader = new_reader();
+    support_compressions(reader.get());
     archive_read_support_format_tar(reader.get());
     const std::string where = bundle.string() + ": not a kernel bundle: ";
     if (archive_read_open_filename(reader.get(), bundle.c_str(), 1 << 16) != ARCHIVE_OK)
-        throw Error(where + archive_error_string(reader.get()));
+        throw Error(where + archive_message(reader.get()));
 
     std::map<std::string, std::string> meta;
     archive_entry* entry = nullptr;
@@ -332,12 +319,12 @@ BundleMeta read_bundle_meta(const fs::path& bundle) {
         }
         std::string value(4096, '\0');
         const la_ssize_t n = archive_read_data(reader.get(), value.data(), value.size());
-        if (n < 0) throw Error(where + name + ": " + archive_error_string(reader.get()));
+        if (n < 0) throw Error(where + name + ": " + archive_message(reader.get()));
         value.resize(static_cast<size_t>(n));
         meta[name] = trimmed(value);
     }
     if (status == ARCHIVE_FATAL || status == ARCHIVE_RETRY)
-        throw Error(where + archive_error_string(reader.get()));
+        throw Error(where + archive_message(reader.get()));
 
     auto get = [&](const char* name) {
         const auto it = meta.find(name);
@@ -360,8 +347,7 @@ BundleMeta read_bundle_meta(const fs::path& bundle) {
         if (value->empty()) throw Error(where + "no " + name);
     if (m.uname.find('/') != std::string::npos || m.uname.find_first_of(" \t") != std::string::npos)
         throw Error(bundle.string() + ": BUNDLE_UNAME '" + m.uname + "' is not a kernel release");
-    if (!stays_inside(m.build_dir))
-        throw Error(bundle.string() + ": BUNDLE_BUILD_DIR " + m.build_dir + " leads out of the bundle");
+    check_build_dir(bundle.string(), m.build_dir);
     return m;
 }
 

@@ -7,6 +7,7 @@
 #include "images.h"
 #include "fetch.h"
 #include "interrupt.h"
+#include "parallel.h"
 #include "pipeline.h"
 #include "plugin_host.h"
 #include "shard.h"
@@ -17,13 +18,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <mutex>
 #include <regex>
-#include <thread>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -31,12 +30,6 @@ namespace fs = std::filesystem;
 namespace kbuild {
 
 namespace {
-
-std::string join(const std::vector<std::string>& items, const char* separator) {
-    std::string out;
-    for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
-    return out;
-}
 
 std::vector<fs::path> plugin_search_path(const GlobalOptions& global) {
     std::vector<fs::path> dirs(global.plugin_dirs.begin(), global.plugin_dirs.end());
@@ -162,13 +155,7 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target)
     if (!instance.can_crawl())
         throw UsageError("the " + instance.plugin().name() +
                          " plugin cannot crawl: give package files or --from-list");
-    CrawlRequest request;
-    request.distro = target.distro;
-    request.arch = target.arch;
-    request.mirrors = target.mirrors;
-    request.apt_mirrors = apt_mirror_uris(read_apt_sources());
-    request.options = parse_plugin_options(target.plugin_options);
-    return instance.crawl(request);
+    return instance.crawl(crawl_request(target));
 }
 
 Json release_json(const Release& r) {
@@ -205,6 +192,17 @@ std::vector<fs::path> builder_dirs(const GlobalOptions& global) {
     return dirs;
 }
 
+}  // namespace
+
+CrawlRequest crawl_request(const TargetOptions& target) {
+    CrawlRequest request;
+    request.distro = target.distro;
+    request.arch = target.arch;
+    request.mirrors = target.mirrors;
+    request.apt_mirrors = apt_mirror_uris(read_apt_sources());
+    request.options = parse_plugin_options(target.plugin_options);
+    return request;
+}
 
 int run_guarded(const std::function<int()>& verb) {
     try {
@@ -217,8 +215,6 @@ int run_guarded(const std::function<int()>& verb) {
         return kExitFailed;
     }
 }
-
-}  // namespace
 
 std::unique_ptr<Builder> make_builder(const std::string& wanted, std::unique_ptr<Docker>& docker,
                                       const std::string& family) {
@@ -501,19 +497,19 @@ int bundle_command(const GlobalOptions& global, const TargetOptions& target, con
         const fs::path out = fs::absolute(out_dir);
         KernelTrees trees(session.plugin, session.fetcher, cache_dir_of(global));
         const auto& releases = list.releases;
-        std::atomic<size_t> next{0};
         std::mutex mutex;
         int failed = 0;
         Json made = Json::array();
-        auto worker = [&] {
-            PluginInstance instance(session.plugin, session.context);
-            for (size_t i = next++; i < releases.size(); i = next++) {
+        parallel_for(releases.size(), static_cast<size_t>(target.jobs), [&] {
+            // One plugin instance per thread.
+            return [&, instance = std::unique_ptr<PluginInstance>()](size_t i) mutable {
                 const Release& release = releases[i];
                 const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(releases.size()) +
                                           "] " + release.distro + " " + release_id(release);
                 try {
+                    if (!instance) instance = std::make_unique<PluginInstance>(session.plugin, session.context);
                     if (!release.unavailable.empty()) throw Error("unavailable: " + release.unavailable);
-                    const PreparedTree tree = trees.prepare(instance, release);
+                    const PreparedTree tree = trees.prepare(*instance, release);
                     Release named = release;
                     named.release = tree.release;
                     const BundleStats stats = write_bundle(tree.root, tree.kernel_dir, named, tree.checksum, out);
@@ -530,13 +526,8 @@ int bundle_command(const GlobalOptions& global, const TargetOptions& target, con
                     spdlog::error("{}: {}", where, e.what());
                     ++failed;
                 }
-            }
-        };
-        std::vector<std::thread> threads;
-        const int workers = std::max(1, std::min<int>(target.jobs, static_cast<int>(releases.size())));
-        for (int i = 1; i < workers; ++i) threads.emplace_back(worker);
-        worker();
-        for (auto& thread : threads) thread.join();
+            };
+        });
         spdlog::info("{} bundle(s) in {}, {} failed", made.size(), out.string(), failed);
         if (output == "json") std::cout << Json{{"schema", kSchema}, {"bundles", made}}.dump(2) << '\n';
         return failed == 0 && incomplete == 0 ? 0 : kExitFailed;

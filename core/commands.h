@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,10 @@ inline constexpr int kExitUsage = 2;
 struct UsageError : Error {
     using Error::Error;
 };
+
+// Runs a verb: an error it throws is logged as one line and becomes the exit code (a
+// UsageError 2, any other 1).
+int run_guarded(const std::function<int()>& verb);
 
 // --builder: auto takes Docker when its daemon answers and has builder images, else local,
 // and says which and why. `docker` receives the client when one is made (kept if set).
@@ -51,6 +56,10 @@ struct TargetOptions {
     std::string shard;                         // "K/N": only this shard's releases; "": all
     int jobs = 4;
 };
+
+// What a plugin's crawl is asked: the target's distro, arch, mirrors and --option pairs, and
+// apt's source URIs. A malformed option is a UsageError.
+CrawlRequest crawl_request(const TargetOptions& target);
 
 struct BuildCommandOptions {
     std::string module_src;

@@ -1,5 +1,7 @@
 #include "fetch.h"
 
+#include "parallel.h"
+
 #include <kbuild/digest.hpp>
 
 #include <Poco/Exception.h>
@@ -569,22 +571,16 @@ FetchedFile Fetcher::fetch(const FetchRequest& request) {
 std::vector<FetchOutcome> Fetcher::fetch_all(const std::vector<FetchRequest>& requests) {
     std::vector<FetchOutcome> outcomes(requests.size());
     progress_->plan(requests);
-    std::atomic<std::size_t> next{0};
-    auto work = [&] {
-        for (std::size_t i = next++; i < requests.size(); i = next++) {
+    parallel_for(requests.size(), static_cast<std::size_t>(std::max(1, options_.jobs)), [&] {
+        return [&](std::size_t i) {
             outcomes[i].request = requests[i];
             try {
                 outcomes[i].file = fetch_one(requests[i]);
             } catch (const std::exception& e) {
                 outcomes[i].error = e.what();
             }
-        }
-    };
-    const auto workers = std::min<std::size_t>(std::max(1, options_.jobs), requests.size());
-    std::vector<std::thread> threads;
-    for (std::size_t i = 1; i < workers; ++i) threads.emplace_back(work);
-    work();
-    for (auto& thread : threads) thread.join();
+        };
+    });
     return outcomes;
 }
 

@@ -3,9 +3,11 @@
 #include "disk_image.h"
 #include "extract.h"
 #include "interrupt.h"
+#include "parallel.h"
 #include "verify.h"
 
 #include <kbuild/digest.hpp>
+#include <kbuild/files.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -53,8 +55,7 @@ bool artifacts_intact(const TargetRecord& record, const fs::path& out_dir) {
 
 // The module gzip-compressed (the collector's .ko.gz), level 9.
 void gzip_file(const fs::path& from, const fs::path& to) {
-    std::ifstream in(from, std::ios::binary);
-    const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    const std::string bytes = read_file(from.string());
     gzFile out = gzopen(to.c_str(), "wb9");
     if (out == nullptr) throw Error(to.string() + ": cannot write");
     const int written = gzwrite(out, bytes.data(), static_cast<unsigned>(bytes.size()));
@@ -67,9 +68,7 @@ void gzip_file(const fs::path& from, const fs::path& to) {
 // Two targets of one run named alike would overwrite each other's module: the second is refused.
 void Pipeline::refuse_taken_name(const std::string& name, const TargetRecord& record) const {
     for (const auto& other : index_.records()) {
-        if (other.distro == record.distro && other.arch == record.arch && other.kernelrelease == record.kernelrelease &&
-            other.variant == record.variant && other.module == record.module)
-            continue;
+        if (target_key(other) == target_key(record)) continue;
         for (const auto& artifact : other.artifacts)
             if (artifact.path == name)
                 throw Error(name + ": already the artifact of " + other.distro + " " + other.kernelrelease +
@@ -156,29 +155,22 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder,
 PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
     PipelineSummary summary;
     std::mutex summary_mutex;
-    std::atomic<size_t> next{0};
     const size_t total = releases.size();
-
     const int workers = std::max(1, std::min<int>(options_.jobs, static_cast<int>(total)));
-    auto worker = [&] {
-        std::unique_ptr<PluginInstance> instance;
-        std::string create_error;
-        try {
-            instance = std::make_unique<PluginInstance>(plugin_, context_);
-        } catch (const std::exception& e) {
-            create_error = e.what();
-        }
-        for (size_t i = next++; i < total; i = next++) {
+    parallel_for(total, static_cast<size_t>(workers), [&] {
+        // One plugin instance per thread; when it cannot be made, each target says why.
+        return [&, instance = std::unique_ptr<PluginInstance>()](size_t i) mutable {
             const Release& release = releases[i];
             TargetRecord record;
-            if (instance) {
-                record = build_one(*instance, release, workers);
-            } else {
+            try {
+                if (!instance) instance = std::make_unique<PluginInstance>(plugin_, context_);
+            } catch (const std::exception& e) {
                 record = new_record(release);
                 record.status = "failed";
-                record.reason = create_error;
+                record.reason = e.what();
                 index_.put(record);
             }
+            if (instance) record = build_one(*instance, release, workers);
             std::lock_guard lock(summary_mutex);
             summary.records.push_back(record);
             if (record.status == "built") ++summary.built;
@@ -194,12 +186,8 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
             } else {
                 spdlog::error("{}: {}: {}", where, record.status, record.reason);
             }
-        }
-    };
-    std::vector<std::thread> threads;
-    for (int i = 1; i < workers; ++i) threads.emplace_back(worker);
-    worker();
-    for (auto& thread : threads) thread.join();
+        };
+    });
     return summary;
 }
 
@@ -362,6 +350,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         const BuildResult built = builder_.build(job);
         if (!built.error.empty()) throw Error(built.error);
 
+        const std::string config_sha256 = sha256_file(config.config);
         for (const auto& ko : built.modules) {
             const auto modinfo = read_modinfo(ko);
             if (const std::string why = check_vermagic(modinfo, release.release); !why.empty())
@@ -371,7 +360,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
             if (version.empty()) version = "src-" + source_digest_.substr(0, 12);
             const std::string name = artifact_name(
                 options_.naming, {ko.stem().string(), version, release.arch, release.release, release.kernelversion,
-                                  config.md5, sha256_file(config.config), record.target, release.distro,
+                                  config.md5, config_sha256, record.target, release.distro,
                                   release.variant});
             refuse_taken_name(name, record);
             const fs::path final_path = options_.out_dir / name;

@@ -1,6 +1,5 @@
 #include "serve.h"
 
-#include "apt_sources.h"
 #include "builder.h"
 #include "commands.h"
 #include "config.h"
@@ -12,6 +11,7 @@
 #include "plugin_host.h"
 #include "service.h"
 #include "service_http.h"
+#include "table.h"
 
 #include <CLI/CLI.hpp>
 
@@ -29,13 +29,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace kbuild {
 namespace {
-
-
-std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
-    return out;
-}
 
 long long number(const CLI::ConfigItem& item, const fs::path& file, long long min) {
     const std::string where = file.string() + ": [serve] " + item.name;
@@ -264,19 +257,11 @@ private:
             return cached->second;
         TargetOptions target;
         target.distro = kind.distro;
+        target.arch = arch;
         if (config_file_) apply_config(*config_file_, target);
-        CrawlRequest request;
-        request.distro = kind.distro;
-        request.arch = arch;
-        request.mirrors = target.mirrors;
-        request.apt_mirrors = apt_mirror_uris(read_apt_sources());
-        for (const auto& pair : target.plugin_options) {
-            const size_t eq = pair.find('=');
-            if (eq != std::string::npos && eq > 0) request.options[pair.substr(0, eq)] = pair.substr(eq + 1);
-        }
         const auto started = Clock::now();
         PluginInstance instance(*kind.plugin, context_);
-        auto list = std::make_shared<const ReleaseList>(instance.crawl(request));
+        auto list = std::make_shared<const ReleaseList>(instance.crawl(crawl_request(target)));
         for (const auto& e : list->errors) spdlog::warn("{} crawl: {}", kind.distro, e);
         spdlog::info("{} crawl: {} releases ({:.1f} s)", kind.distro, list->releases.size(),
                      std::chrono::duration<double>(Clock::now() - started).count());
@@ -399,7 +384,7 @@ void read_serve_config(const fs::path& file, ServeSettings& s) {
 }
 
 int serve_command(const GlobalOptions& global, const std::string& config, const ServeFlags& flags) {
-    try {
+    return run_guarded([&]() -> int {
         const auto file = config_file(config);
         const ServeSettings settings = settings_from(file, flags);
         const auto [host, port] = parse_listen(settings.listen);
@@ -471,13 +456,7 @@ int serve_command(const GlobalOptions& global, const std::string& config, const 
                   << server.port() << std::endl;
         // The signal thread ends the process (see core/interrupt).
         for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-    } catch (const UsageError& e) {
-        spdlog::error("{}", e.what());
-        return kExitUsage;
-    } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
-        return kExitFailed;
-    }
+    });
 }
 
 }  // namespace kbuild

@@ -2,7 +2,6 @@
 
 #include <kbuild/digest.hpp>
 
-#include <Poco/MD5Engine.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServerConnection.h>
@@ -171,12 +170,6 @@ struct Context {
     std::atomic<bool> shutting_down{false};
     std::atomic<std::uint64_t> requests{0};
 };
-
-std::string md5_text(const std::string& bytes) {
-    Poco::MD5Engine md5;
-    md5.update(bytes);
-    return Poco::DigestEngine::digestToHex(md5.digest());
-}
 
 bool same_secret(const std::string& a, const std::string& b) {
     unsigned char diff = a.size() != b.size();

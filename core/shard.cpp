@@ -3,7 +3,6 @@
 #include <kbuild/digest.hpp>
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <tuple>
 
@@ -39,9 +38,6 @@ std::vector<Release> releases_of_shard(const std::vector<Release>& releases, con
 
 namespace {
 
-// What a target is in every index: its key.
-auto key_of(const TargetRecord& r) { return std::tie(r.distro, r.arch, r.kernelrelease, r.variant, r.module); }
-
 // What two shards must agree on for one target.
 bool same_outcome(const TargetRecord& a, const TargetRecord& b) {
     if (a.status != b.status || a.inputs != b.inputs || a.artifacts.size() != b.artifacts.size()) return false;
@@ -60,22 +56,12 @@ std::string describe(const TargetRecord& r) {
 }  // namespace
 
 std::vector<TargetRecord> merge_indexes(const std::vector<fs::path>& files) {
+    using Key = std::tuple<std::string, std::string, std::string, std::string, std::string>;
     std::vector<TargetRecord> merged;
-    std::map<std::tuple<std::string, std::string, std::string, std::string, std::string>, std::pair<size_t, fs::path>> seen;
+    std::map<Key, std::pair<size_t, fs::path>> seen;  // where each target was first met
     for (const auto& file : files) {
-        std::ifstream in(file);
-        if (!in) throw Error(file.string() + ": cannot read");
-        const Json doc = Json::parse(in, nullptr, /*allow_exceptions=*/false);
-        if (!doc.is_object() || !doc.contains("targets") || !doc["targets"].is_array())
-            throw Error(file.string() + ": not a kbuild index");
-        std::vector<TargetRecord> records;
-        try {
-            records = doc["targets"].get<std::vector<TargetRecord>>();
-        } catch (const Json::exception& e) {
-            throw Error(file.string() + ": not a kbuild index: " + e.what());
-        }
-        for (auto& record : records) {
-            const auto key = std::make_tuple(record.distro, record.arch, record.kernelrelease, record.variant, record.module);
+        for (auto& record : read_index(file)) {
+            const Key key = target_key(record);
             const auto it = seen.find(key);
             if (it == seen.end()) {
                 seen.emplace(key, std::make_pair(merged.size(), file));
@@ -89,7 +75,7 @@ std::vector<TargetRecord> merge_indexes(const std::vector<fs::path>& files) {
         }
     }
     std::sort(merged.begin(), merged.end(),
-              [](const TargetRecord& a, const TargetRecord& b) { return key_of(a) < key_of(b); });
+              [](const TargetRecord& a, const TargetRecord& b) { return target_key(a) < target_key(b); });
     return merged;
 }
 

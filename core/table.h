@@ -1,4 +1,5 @@
-// Human output: left-aligned columns under a header, as `docker ps` prints them.
+// Human output: lists joined into a line, and left-aligned columns under a header, as
+// `docker ps` prints them.
 #pragma once
 
 #include <ostream>
@@ -6,6 +7,13 @@
 #include <vector>
 
 namespace kbuild {
+
+// The items with `separator` between them: "debian, ubuntu".
+inline std::string join(const std::vector<std::string>& items, const char* separator = ", ") {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
+    return out;
+}
 
 class Table {
 public:

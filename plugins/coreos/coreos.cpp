@@ -12,6 +12,7 @@
 // Fedora CoreOS runs Fedora's kernels: kernel-devel rpms from Fedora's build-system layout,
 // otherwise the SDK's rpm layer.
 #include <kbuild/digest.hpp>
+#include <kbuild/files.hpp>
 #include <kbuild/listing.hpp>
 #include <kbuild/options.hpp>
 #include <kbuild/rpm_repo.hpp>
@@ -57,11 +58,6 @@ std::string board_of(const std::string& arch) { return arch + "-usr"; }
 bool is_version(const std::string& text) {
     static const std::regex version(R"(\d+\.\d+\.\d+)");
     return std::regex_match(text, version);
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // `uname -r` from a kernel config: "# Linux/x86 5.15.136 Kernel Configuration" then
@@ -274,7 +270,10 @@ private:
             taken[version] = file;
             Release r = new_release(request.distro, request.arch, version);
             if (!request.names_only) {
-                if (const auto release = release_from_config(read_file((dir / f.config()).string())))
+                // Without the config beside it, the tree names the kernel once unpacked.
+                const fs::path config = dir / f.config();
+                if (const auto release = fs::exists(config) ? release_from_config(read_file(config.string()))
+                                                            : std::nullopt)
                     r.release = *release;
             }
             Package p;

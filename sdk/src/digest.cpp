@@ -59,11 +59,19 @@ std::string file_digest(const std::string& path, const std::string& algorithm) {
     return digest_file(path, md);
 }
 
-std::string sha256_text(const std::string& bytes) {
+namespace {
+
+std::string digest_text(const std::string& bytes, const EVP_MD* md) {
     unsigned char raw[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
-    EVP_Digest(bytes.data(), bytes.size(), raw, &length, EVP_sha256(), nullptr);
+    EVP_Digest(bytes.data(), bytes.size(), raw, &length, md, nullptr);
     return hex_of(raw, length);
 }
+
+}  // namespace
+
+std::string sha256_text(const std::string& bytes) { return digest_text(bytes, EVP_sha256()); }
+
+std::string md5_text(const std::string& bytes) { return digest_text(bytes, EVP_md5()); }
 
 }  // namespace kbuild

@@ -16,7 +16,8 @@ std::string sha256_file(const std::string& path);
 // "md5"; "sha" is sha1, as yum writes it). Throws kbuild::Error naming an unknown algorithm.
 std::string file_digest(const std::string& path, const std::string& algorithm);
 
-// SHA-256 of bytes in memory.
+// SHA-256 and MD5 of bytes in memory (a kernel config a node sends).
 std::string sha256_text(const std::string& bytes);
+std::string md5_text(const std::string& bytes);
 
 }  // namespace kbuild
