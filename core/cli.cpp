@@ -76,7 +76,7 @@ int run_cli(int argc, char** argv) {
     std::string config;
     app.add_option("--config", config,
                    "Per-distro mirrors and options (TOML; default $KBUILD_CONFIG, "
-                   "~/.config/kbuild/config.toml, /etc/kbuild/config.toml)")
+                   "~/.config/kbuild/config.toml, /etc/kbuild/config.toml, <prefix>/etc/kbuild/config.toml)")
         ->type_name("FILE");
     auto* verbose = app.add_flag("-v,--verbose", global.verbose, "Log debug detail");
     app.add_flag("-q,--quiet", global.quiet, "Log only warnings and errors")->excludes(verbose);

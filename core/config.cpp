@@ -21,6 +21,10 @@ std::optional<fs::path> config_file(const std::string& given) {
     else if (const char* home = std::getenv("HOME"); home && *home)
         candidates.push_back(fs::path(home) / ".config/kbuild/config.toml");
     candidates.emplace_back("/etc/kbuild/config.toml");
+    // An install into a prefix puts its config in <prefix>/etc/kbuild (packaging/CMakeLists.txt).
+    std::error_code ec;
+    if (const fs::path exe = fs::read_symlink("/proc/self/exe", ec); !ec)
+        candidates.push_back(exe.parent_path().parent_path() / "etc/kbuild/config.toml");
     for (const auto& c : candidates)
         if (fs::is_regular_file(c)) return c;
     return std::nullopt;

@@ -6,7 +6,8 @@
 //   option = ["series=jammy,noble", "pockets=release,updates,security"]
 //
 // Read from --config FILE, else $KBUILD_CONFIG, else $XDG_CONFIG_HOME/kbuild/config.toml
-// (~/.config/kbuild/config.toml), else /etc/kbuild/config.toml, the first that exists.
+// (~/.config/kbuild/config.toml), else /etc/kbuild/config.toml, else <prefix>/etc/kbuild/config.toml
+// of an install into a prefix, the first that exists.
 #pragma once
 
 #include "commands.h"

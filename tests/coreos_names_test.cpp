@@ -17,7 +17,7 @@ using namespace kbuild;
 
 namespace {
 
-fs::path list_named(const std::string& name) { return test::shared_data_dir() / "kernel-packer" / name; }
+fs::path list_named(const std::string& name) { return test::kernel_packer_lists() / name; }
 
 Json batch(const std::vector<std::string>& args) {
     std::vector<std::string> argv{"batch"};

@@ -47,7 +47,7 @@ protected:
 };
 
 TEST_F(DebianPlugin, GroupsEveryLineOfKernelPackersList) {
-    const fs::path list = test::shared_data_dir() / "kernel-packer" / "debian.txt";
+    const fs::path list = test::kernel_packer_lists() / "debian.txt";
     std::ifstream in(list);
     ASSERT_TRUE(in) << list;
     BatchRequest request;

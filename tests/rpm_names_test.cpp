@@ -18,7 +18,7 @@ namespace {
 
 std::vector<fs::path> lists_named(const std::vector<std::string>& prefixes) {
     std::vector<fs::path> lists;
-    for (const auto& entry : fs::directory_iterator(test::shared_data_dir() / "kernel-packer")) {
+    for (const auto& entry : fs::directory_iterator(test::kernel_packer_lists())) {
         const std::string name = entry.path().filename().string();
         for (const auto& prefix : prefixes)
             if (name.rfind(prefix, 0) == 0 && entry.path().extension() == ".txt") lists.push_back(entry.path());

@@ -245,7 +245,7 @@ const std::vector<std::string> kKernelLists = {
 std::vector<std::string> kernel_list_urls() {
     std::vector<std::string> urls;
     for (const auto& list : kKernelLists) {
-        const auto lines = read_lines(test::shared_data_dir() / "kernel-packer" / list);
+        const auto lines = read_lines(test::kernel_packer_lists() / list);
         urls.insert(urls.end(), lines.begin(), lines.end());
     }
     return urls;

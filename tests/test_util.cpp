@@ -69,7 +69,7 @@ std::vector<std::string> list_lines(const fs::path& list) {
     return lines;
 }
 
-fs::path shared_data_dir() { return source_dir().parent_path() / "shared" / "data"; }
+fs::path kernel_packer_lists() { return source_dir() / "tests" / "data" / "kernel-packer"; }
 
 fs::path make_deb(const fs::path& dir, const DebSpec& spec, const std::string& file_name) {
     const fs::path tree = dir / (spec.package + "-tree");

@@ -56,8 +56,8 @@ void write_file(const std::filesystem::path& path, const std::string& text);
 // A URL list as kbuild reads one: its lines that are neither blank nor a # comment.
 std::vector<std::string> list_lines(const std::filesystem::path& list);
 
-// The shared data beside the checkout (../shared/data/...).
-std::filesystem::path shared_data_dir();
+// kernel-packer's URL lists, kept in the repository (tests/data/kernel-packer/SOURCE).
+std::filesystem::path kernel_packer_lists();
 
 // A .deb built with dpkg-deb -b: control fields plus files (path in the package -> content;
 // a content starting with "->" makes a symlink to the rest). Returns the .deb's path.

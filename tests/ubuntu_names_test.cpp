@@ -1,5 +1,5 @@
 // The Ubuntu plugin's naming on real file names: every URL StackRox's kernel-packer crawled for
-// Ubuntu (../shared/data/kernel-packer/ubuntu-*.txt), grouped by `kbuild batch --from-list`
+// Ubuntu (tests/data/kernel-packer/ubuntu-*.txt), grouped by `kbuild batch --from-list`
 // as a user would run it. Nothing is fetched: the lists' hosts are not reachable.
 #include "test_util.h"
 
@@ -18,7 +18,7 @@ namespace {
 
 std::vector<fs::path> ubuntu_lists() {
     std::vector<fs::path> lists;
-    for (const auto& entry : fs::directory_iterator(test::shared_data_dir() / "kernel-packer"))
+    for (const auto& entry : fs::directory_iterator(test::kernel_packer_lists()))
         if (entry.path().filename().string().rfind("ubuntu-", 0) == 0) lists.push_back(entry.path());
     std::sort(lists.begin(), lists.end());
     return lists;
