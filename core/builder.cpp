@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fstream>
+#include <regex>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -23,45 +24,123 @@ bool is_build_product(const fs::path& path) {
            name == "modules.order" || name.find(".mod.") != std::string::npos;
 }
 
-std::vector<fs::path> find_modules(const fs::path& dir) {
-    std::vector<fs::path> modules;
+std::vector<std::string> made_modules(const fs::path& dir) {
+    std::vector<std::string> made;
     for (const auto& entry : fs::recursive_directory_iterator(dir))
         if (entry.is_regular_file() && entry.path().extension() == ".ko")
-            modules.push_back(entry.path());
-    std::sort(modules.begin(), modules.end());
-    return modules;
+            made.push_back(fs::relative(entry.path(), dir).string());
+    std::sort(made.begin(), made.end());
+    return made;
 }
 
-// The compiler's first "error:" line (the cause; later ones tend to follow from it), else
-// make's last "Error" line: the one-line reason of a failed build.
-std::string first_error_line(const fs::path& log) {
+std::string listed(const std::vector<std::string>& files) {
+    if (files.empty()) return "nothing";
+    std::string text;
+    for (size_t i = 0; i < files.size() && i < 4; ++i) text += (i ? ", " : "") + files[i];
+    if (files.size() > 4) text += " and " + std::to_string(files.size() - 4) + " more";
+    return text;
+}
+
+bool inside_tree(const std::string& relative, const std::vector<std::string>& trees) {
+    for (const auto& tree : trees)
+        if (relative.size() > tree.size() && relative.compare(0, tree.size(), tree) == 0 &&
+            relative[tree.size()] == '/')
+            return true;
+    return false;
+}
+
+std::string readable(std::string line) {
+    constexpr size_t kReadable = 240;
+    const auto first = line.find_first_not_of(" \t");
+    line.erase(0, first == std::string::npos ? line.size() : first);
+    if (line.size() > kReadable) line = line.substr(0, kReadable - 3) + "...";
+    return line;
+}
+
+// How a finished make ended, for either builder: the modules, or one line saying why not.
+// `build_dir`: the module's directory as the log names it.
+BuildResult outcome(const BuildJob& job, const fs::path& src, const std::string& build_dir, bool timed_out,
+                    int exit_code) {
+    BuildResult result;
+    if (timed_out) {
+        result.error = "timed out after " + std::to_string(job.timeout.count()) + " s";
+    } else if (exit_code != 0) {
+        const std::string line = build_error_line(job.log, build_dir, job.nested_trees);
+        result.error = "make exited with " + std::to_string(exit_code) + (line.empty() ? "" : ": " + line);
+    } else {
+        try {
+            result.modules = select_modules(src, job);
+        } catch (const Error& e) {
+            result.error = e.what();
+        }
+    }
+    return result;
+}
+
+}  // namespace
+
+std::string build_error_line(const fs::path& log, const std::string& build_dir,
+                             const std::vector<std::string>& nested_trees) {
+    // "file:line:col: error: ...", "cc1: error: ...", "gcc-12: fatal error: ..." start a line;
+    // a probe's output that a Makefile echoes with $(info) starts with its own tag instead.
+    static const std::regex diagnostic(R"(^(\S+?):(?:\d+:)*\s?(?:fatal )?error: )");
+    const std::string prefix = build_dir.empty() || build_dir.back() == '/' ? build_dir : build_dir + "/";
     std::ifstream in(log);
-    std::string line, stop, make_error;
+    std::string line, stop, modpost, make_error;
     while (std::getline(in, line)) {
-        if (line.find("error:") != std::string::npos) return line;
+        std::smatch m;
+        if (std::regex_search(line, m, diagnostic)) {
+            std::string file = m[1];
+            if (!prefix.empty() && file.compare(0, prefix.size(), prefix) == 0) file.erase(0, prefix.size());
+            if (!inside_tree(file, nested_trees)) return readable(line);
+        }
         const bool make_said = line.find("*** ") != std::string::npos;
         // "Kbuild:4: *** <message>.  Stop." is a Makefile's own $(error); "*** [x] Error 2" only
         // reports that a step failed.
         if (make_said && line.find("] Error ") == std::string::npos && stop.empty()) stop = line;
         if (make_said && line.find("] Error ") != std::string::npos) make_error = line;
+        if (line.rfind("ERROR: modpost: ", 0) == 0 && modpost.empty()) modpost = line;
     }
-    return stop.empty() ? make_error : stop;
+    return readable(!stop.empty() ? stop : !modpost.empty() ? modpost : make_error);
 }
 
-// How a finished make ended, for either builder: the modules, or one line saying why not.
-BuildResult outcome(const BuildJob& job, const fs::path& src, bool timed_out, int exit_code) {
-    BuildResult result;
-    if (timed_out) {
-        result.error = "timed out after " + std::to_string(job.timeout.count()) + " s";
-    } else if (exit_code != 0) {
-        const std::string line = first_error_line(job.log);
-        result.error = "make exited with " + std::to_string(exit_code) + (line.empty() ? "" : ": " + line);
-    } else {
-        result.modules = find_modules(src);
-        if (result.modules.empty()) result.error = "the build made no .ko file";
+std::vector<fs::path> select_modules(const fs::path& src, const BuildJob& job) {
+    const std::vector<std::string> made = made_modules(src);
+    std::vector<fs::path> chosen;
+    if (job.modules.empty()) {
+        for (const auto& file : made)
+            if (file.find('/') == std::string::npos) chosen.push_back(src / file);
+        if (chosen.empty())
+            throw Error("the build made no .ko file in the module's directory (it made " + listed(made) + ")");
+        return chosen;
     }
-    return result;
+    for (const auto& name : job.modules) {
+        const std::string file = name + ".ko";
+        if (fs::is_regular_file(src / file)) {
+            chosen.push_back(src / file);
+            continue;
+        }
+        if (!job.modules_required) continue;
+        std::vector<std::string> alike;
+        if (name.find('/') == std::string::npos)
+            for (const auto& m : made)
+                if (fs::path(m).filename() == file) alike.push_back(m);
+        if (alike.empty()) throw Error("the build made no " + file + " (it made " + listed(made) + ")");
+        if (alike.size() > 1)
+            throw Error(file + ": the build made " + std::to_string(alike.size()) + " modules of that name (" +
+                        listed(alike) + "); name one with --module DIR/" + name);
+        chosen.push_back(src / alike.front());
+    }
+    if (chosen.empty()) {
+        std::vector<std::string> declared;
+        for (const auto& name : job.modules) declared.push_back(name + ".ko");
+        throw Error("the build made none of the modules the source declares (" + listed(declared) +
+                    "; it made " + listed(made) + ")");
+    }
+    return chosen;
 }
+
+namespace {
 
 // Containers carry this process's id, so an interrupted kbuild removes exactly its own.
 const std::string& owner_label() {
@@ -137,8 +216,11 @@ BuildResult DockerBuilder::build(const BuildJob& job) {
     }
     spec.mounts.push_back({src, "/build", false});
     const std::string kernel_dir = (tree_in_container / fs::relative(job.kernel_dir, job.root)).string();
+    // KERNELDIR: drivers whose Makefile builds probe modules of its own (Falco's) build them
+    // against $(KERNELDIR), by default the running kernel's tree, which is not this one.
     spec.command = {"make", "-C", kernel_dir, "M=/build", "-j" + std::to_string(std::max(1, job.make_jobs)),
-                    "CC=" + (image->cc.empty() ? job.compiler.program : image->cc), "modules"};
+                    "CC=" + (image->cc.empty() ? job.compiler.program : image->cc), "KERNELDIR=" + kernel_dir,
+                    "modules"};
     // Debug info names the headers where the distro installs them, wherever the tree lies: a
     // module built from a bundle is the module built from the packages.
     if (job.self_contained) spec.command.insert(spec.command.end() - 1, "KCFLAGS=-ffile-prefix-map=/kernel/=/");
@@ -158,7 +240,7 @@ BuildResult DockerBuilder::build(const BuildJob& job) {
     }
     const ContainerResult run = docker_.run(spec, job.timeout);
     std::ofstream(job.log, std::ios::app) << run.output;
-    return outcome(job, src, run.timed_out, run.exit_code);
+    return outcome(job, src, "/build", run.timed_out, run.exit_code);
 }
 
 void copy_module_source(const fs::path& from, const fs::path& to) {
@@ -211,6 +293,7 @@ BuildResult LocalBuilder::build(const BuildJob& job) {
     }
     argv.insert(argv.end(), {"make", "-C", kernel_in_sandbox.string(), "M=" + src.string(),
                              "-j" + std::to_string(std::max(1, job.make_jobs)),
+                             "KERNELDIR=" + kernel_in_sandbox.string(),
                              // The work directory's name is random: debug info names /build
                              // instead, as a container build's does, so the same inputs give
                              // the same module bytes.
@@ -224,7 +307,7 @@ BuildResult LocalBuilder::build(const BuildJob& job) {
     std::ofstream(job.log, std::ios::app) << "+ make -C " << kernel_in_sandbox.string()
                                           << " M=" << src.string() << " modules\n";
     const ProcessResult run = run_process(argv, options);
-    return outcome(job, src, run.timed_out, run.exit_code);
+    return outcome(job, src, src.string(), run.timed_out, run.exit_code);
 }
 
 }  // namespace kbuild

@@ -23,6 +23,14 @@ struct BuildJob {
     bool self_contained = false;
     KernelCompiler compiler;
     std::filesystem::path module_src;  // copied, never built in place
+    // The modules that are artifacts, relative to module_src without .ko ("falco", "sub/x"):
+    // those named (required: each must be made) or those the source declares (at least one
+    // must be made). Empty: the .ko files made in module_src's top directory.
+    std::vector<std::string> modules;
+    bool modules_required = false;
+    // Subdirectories of module_src that are module trees of their own (module_tree.h): their
+    // .ko files are not artifacts, their errors not the build's.
+    std::vector<std::string> nested_trees;
     std::filesystem::path work_dir;    // private, empty; the builder may fill it
     std::filesystem::path log;         // the build's output goes here
     std::chrono::seconds timeout{900};
@@ -30,9 +38,20 @@ struct BuildJob {
 };
 
 struct BuildResult {
-    std::vector<std::filesystem::path> modules;  // the .ko files made (inside work_dir)
+    std::vector<std::filesystem::path> modules;  // the artifacts' .ko files (inside work_dir)
     std::string error;                           // empty when the build succeeded
 };
+
+// The one-line reason of a failed build from its log: the first compiler "error:" of the
+// module's own compilation (never of a nested tree's, nor a probe's output a Makefile echoes),
+// else a Makefile's own "*** ... Stop.", else modpost's ERROR, else make's last Error line; cut
+// to a readable length. `build_dir` is the module's directory as the log names it.
+std::string build_error_line(const std::filesystem::path& log, const std::string& build_dir,
+                             const std::vector<std::string>& nested_trees);
+
+// The artifacts among what a build made in `src` (BuildJob::modules); throws naming what is
+// missing or ambiguous and what was made.
+std::vector<std::filesystem::path> select_modules(const std::filesystem::path& src, const BuildJob& job);
 
 class Builder {
 public:

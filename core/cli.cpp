@@ -111,6 +111,15 @@ int run_cli(int argc, char** argv) {
     build_verb->add_option("--module-src", build.module_src, "The module's source directory")
         ->required()
         ->type_name("DIR");
+    build_verb
+        ->add_option("--module", build.modules,
+                     "A module that is an artifact (repeatable; its path in the source without .ko); "
+                     "default: the modules the source's top Kbuild or Makefile declares (obj-m)")
+        ->type_name("NAME");
+    build_verb->add_option("--module-name", build.module_name,
+                           "Names the build, its logs and its default artifact (default: the declared module, "
+                           "else the source's directory)")
+        ->type_name("NAME");
     build_verb->add_option("--out", build.out_dir, "Artifacts, logs and index.json (default ./out)")
         ->type_name("DIR");
     build_verb->add_option("--module-version", build.module_version,

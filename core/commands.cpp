@@ -434,6 +434,13 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
         options.out_dir = fs::absolute(build.out_dir);
         options.cache_dir = cache_dir_of(global);
         options.module_version = build.module_version;
+        for (const auto& m : build.modules) {
+            const fs::path path(m);
+            if (m.empty() || path.is_absolute() || std::any_of(path.begin(), path.end(), [](const fs::path& c) { return c == ".."; }))
+                throw UsageError("--module " + m + ": not a module's path inside the module source (NAME or DIR/NAME)");
+        }
+        options.modules = build.modules;
+        options.module_name = build.module_name;
         if (!build.naming_template.empty()) {
             options.naming = build.naming_template;
         } else if (!build.naming.empty()) {
@@ -466,7 +473,7 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
             spdlog::warn("no kernel releases selected");
             return incomplete;
         }
-        spdlog::info("building {} for {} {}kernel release(s)", options.module_src.filename().string(),
+        spdlog::info("building {} for {} {}kernel release(s)", pipeline.module_name(),
                      releases.size(), from_bundles ? "bundled " : target.distro + " ");
         const PipelineSummary summary = pipeline.run(releases);
         spdlog::info("built {}, skipped {}, failed {}, unavailable {} (index: {})", summary.built,

@@ -63,6 +63,8 @@ CrawlRequest crawl_request(const TargetOptions& target);
 
 struct BuildCommandOptions {
     std::string module_src;
+    std::vector<std::string> modules;  // --module
+    std::string module_name;           // --module-name
     std::string out_dir = "out";
     std::string module_version;
     std::string builder = "auto";  // auto | docker | local

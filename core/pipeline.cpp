@@ -3,6 +3,7 @@
 #include "disk_image.h"
 #include "extract.h"
 #include "interrupt.h"
+#include "module_tree.h"
 #include "parallel.h"
 #include "verify.h"
 
@@ -13,8 +14,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <csignal>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <thread>
 #include <unistd.h>
 #include <zlib.h>
@@ -65,16 +69,82 @@ void gzip_file(const fs::path& from, const fs::path& to) {
 
 }  // namespace
 
-// Two targets of one run named alike would overwrite each other's module: the second is refused.
-void Pipeline::refuse_taken_name(const std::string& name, const TargetRecord& record) const {
-    for (const auto& other : index_.records()) {
-        if (target_key(other) == target_key(record)) continue;
-        for (const auto& artifact : other.artifacts)
-            if (artifact.path == name)
-                throw Error(name + ": already the artifact of " + other.distro + " " + other.kernelrelease +
-                            (other.variant.empty() ? "" : "~" + other.variant) +
-                            "; the naming cannot tell the two apart (add {variant} or {config_md5})");
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string shown(const TargetRecord& r) {
+    return r.distro + " " + r.kernelrelease + (r.variant.empty() ? "" : "~" + r.variant);
+}
+
+bool holds(const TargetRecord& record, const std::string& name) {
+    return std::any_of(record.artifacts.begin(), record.artifacts.end(),
+                       [&](const ArtifactRecord& a) { return a.path == name; });
+}
+
+std::string taken(const std::string& name, const TargetRecord& keeper) {
+    return name + ": also the artifact of " + shown(keeper) +
+           ", which keeps it (of targets named alike, the one that sorts first does); the naming cannot tell "
+           "them apart (add {kernelrelease}, {variant} or {config_md5})";
+}
+
+// Artifacts left half-written by a kbuild that was killed (<name>.tmp-<pid>-<n>, the pid gone).
+void remove_abandoned_files(const fs::path& out_dir) {
+    static const std::regex staged(R"(.*\.tmp-([0-9]+)-[0-9]+)");
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(out_dir, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+        std::smatch m;
+        const std::string name = it->path().filename().string();
+        if (!it->is_regular_file() || !std::regex_match(name, m, staged)) continue;
+        if (::kill(std::stoi(m[1]), 0) == 0 || errno != ESRCH) continue;
+        std::error_code ignored;
+        fs::remove(it->path(), ignored);
     }
+}
+
+}  // namespace
+
+// Under one lock, so that what index.json records always hashes to the file on disk: a record
+// whose artifact is about to be replaced is changed first, the files are renamed into place,
+// then the target's record is written.
+void Pipeline::commit(TargetRecord& record, std::vector<Staged>& staged) {
+    std::lock_guard lock(commit_mutex_);
+    const auto records = index_.records();
+    std::vector<TargetRecord> losers;
+    for (const auto& s : staged) {
+        for (const auto& other : records) {
+            if (target_key(other) == target_key(record) || !holds(other, s.name)) continue;
+            if (target_key(other) < target_key(record)) throw Error(taken(s.name, other));
+            TargetRecord loser = other;
+            loser.status = "failed";
+            loser.reason = taken(s.name, record);
+            loser.artifacts.clear();
+            losers.push_back(loser);
+        }
+    }
+    for (const auto& loser : losers) index_.put(loser);
+    if (auto previous = index_.find(record)) {
+        const bool replaced = std::any_of(previous->artifacts.begin(), previous->artifacts.end(), [&](const auto& a) {
+            return std::any_of(staged.begin(), staged.end(),
+                               [&](const Staged& s) { return s.name == a.path && s.artifact.sha256 != a.sha256; });
+        });
+        if (replaced) {
+            previous->status = "failed";
+            previous->reason = "interrupted while its artifacts were replaced";
+            previous->artifacts.clear();
+            index_.put(*previous);
+        }
+    }
+    for (auto& s : staged) {
+        fs::rename(s.file, options_.out_dir / s.name);
+        record.artifacts.push_back(s.artifact);
+    }
+    staged.clear();
+    record.status = "built";
+    index_.put(record);
 }
 
 TargetRecord Pipeline::new_record(const Release& release) const {
@@ -149,7 +219,24 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder,
     if (!fs::is_directory(options_.module_src))
         throw Error(options_.module_src.string() + ": module source is not a directory");
     source_digest_ = digest_tree(options_.module_src);
-    module_name_ = fs::weakly_canonical(options_.module_src).filename().string();
+    for (auto name : options_.modules) {
+        if (name.size() > 3 && name.compare(name.size() - 3, 3, ".ko") == 0) name.erase(name.size() - 3);
+        modules_.push_back(name);
+    }
+    modules_required_ = !modules_.empty();
+    if (modules_.empty()) {
+        const DeclaredModules declared = declared_modules(options_.module_src);
+        if (declared.complete) modules_ = declared.names;
+    }
+    if (modules_.empty() && !options_.module_name.empty()) {
+        modules_ = {options_.module_name};
+        modules_required_ = true;
+    }
+    nested_trees_ = nested_module_trees(options_.module_src);
+    module_name_ = !options_.module_name.empty() ? options_.module_name
+                   : modules_.size() == 1       ? fs::path(modules_.front()).filename().string()
+                                                : fs::weakly_canonical(options_.module_src).filename().string();
+    remove_abandoned_files(options_.out_dir);
 }
 
 PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
@@ -301,6 +388,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
     Json inputs = {{"release", release}, {"source", source_digest_},
                    {"module_version", options_.module_version}, {"plugin", plugin_.name()}};
     inputs["naming"] = options_.naming;
+    inputs["modules"] = modules_;
     record.inputs = sha256_text(inputs.dump());
     record.naming = options_.naming;
     const auto previous = index_.find(record);
@@ -320,6 +408,8 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
     const std::string log_name = safe_component(release.distro + "_" + release.arch + "_" +
                                                 release_id(release) + "_" + module_name_ + ".log");
     record.log = "logs/" + log_name;
+    std::vector<Staged> staged;
+    bool committed = false;
     try {
         fs::create_directories(log_dir);
         std::ofstream(log_dir / log_name, std::ios::trunc);
@@ -335,6 +425,9 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         job.self_contained = fs::exists(tree.root / "BUNDLE_BUILD_DIR");
         job.compiler = read_kernel_compiler(tree.kernel_dir);
         job.module_src = options_.module_src;
+        job.modules = modules_;
+        job.modules_required = modules_required_;
+        job.nested_trees = nested_trees_;
         job.work_dir = work;
         job.log = log_dir / log_name;
         job.timeout = options_.build_timeout;
@@ -348,9 +441,11 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
             spdlog::info("{} {}: {}", release.distro, release.release, record.builder_reason);
         fs::create_directories(work);
         const BuildResult built = builder_.build(job);
-        if (!built.error.empty()) throw Error(built.error);
+        if (!built.error.empty())
+            throw Error(built.error + " (log: " + (options_.out_dir / record.log).string() + ")");
 
         const std::string config_sha256 = sha256_file(config.config);
+        const fs::path src = work / "src";
         for (const auto& ko : built.modules) {
             const auto modinfo = read_modinfo(ko);
             if (const std::string why = check_vermagic(modinfo, release.release); !why.empty())
@@ -362,30 +457,41 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
                 options_.naming, {ko.stem().string(), version, release.arch, release.release, release.kernelversion,
                                   config.md5, config_sha256, record.target, release.distro,
                                   release.variant});
-            refuse_taken_name(name, record);
+            for (const auto& other : staged)
+                if (other.name == name)
+                    throw Error(name + ": the artifact of both " + fs::relative(other.module, src).string() + " and " +
+                                fs::relative(ko, src).string() + "; the naming cannot tell them apart (add {module})");
             const fs::path final_path = options_.out_dir / name;
             fs::create_directories(final_path.parent_path());
-            const fs::path temporary = final_path.string() + ".tmp-" + random_suffix();
+            Staged next{name, final_path.string() + ".tmp-" + random_suffix(), ko, {}};
+            staged.push_back(next);
             if (name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0) {
-                gzip_file(ko, temporary);
+                gzip_file(ko, next.file);
             } else {
-                fs::copy_file(ko, temporary, fs::copy_options::overwrite_existing);
+                fs::copy_file(ko, next.file, fs::copy_options::overwrite_existing);
             }
-            const std::string digest = sha256_file(temporary.string());
-            fs::rename(temporary, final_path);
+            staged.back().artifact = {name, sha256_file(next.file.string()),
+                                      modinfo.count("vermagic") ? modinfo.at("vermagic") : ""};
             record.module_version = version;
-            record.artifacts.push_back({name, digest, modinfo.count("vermagic") ? modinfo.at("vermagic") : ""});
         }
-        record.status = "built";
+        record.duration_s = seconds_since(started);
+        record.finished_at = utc_now();
+        commit(record, staged);
+        committed = true;
     } catch (const std::exception& e) {
         stop_here_if_interrupted();  // a failure the interruption caused is not the target's
         record.status = "failed";
         record.reason = e.what();
         std::ofstream(log_dir / log_name, std::ios::app) << "kbuild: " << record.reason << '\n';
     }
+    for (const auto& s : staged) {
+        std::error_code ec;
+        fs::remove(s.file, ec);
+    }
     std::error_code ec;
     fs::remove_all(work, ec);
-    record.duration_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (committed) return record;
+    record.duration_s = seconds_since(started);
     record.finished_at = utc_now();
     index_.put(record);
     return record;

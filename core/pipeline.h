@@ -10,6 +10,7 @@
 #include "plugin_host.h"
 
 #include <chrono>
+#include <mutex>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -21,6 +22,12 @@ struct PipelineOptions {
     std::filesystem::path out_dir;
     std::filesystem::path cache_dir;
     std::string module_version;  // empty: the module's own version, else a digest of its source
+    // The artifacts (--module, relative to module_src, without .ko); empty: the modules the
+    // source declares (module_tree.h), else module_name's, else the .ko files at its top.
+    std::vector<std::string> modules;
+    // Names the build, its logs and its default artifact; empty: the one module named or
+    // declared, else module_src's directory name.
+    std::string module_name;
     std::string naming = naming_preset("probe-builder");  // artifact names (artifacts.h)
     bool force = false;          // rebuild targets already built from the same inputs
     int jobs = 1;                // releases worked on at once
@@ -73,13 +80,25 @@ public:
     // on one pipeline (the build service does): a run's state lives in the call.
     PipelineSummary run(const std::vector<Release>& releases);
 
+    // What names the build and its logs (PipelineOptions::module_name).
+    const std::string& module_name() const { return module_name_; }
+
     // The host context plugin instances get (fetch and extract through this pipeline's
     // fetcher and the archive service).
     HostContext& host_context() { return context_; }
 
 private:
     TargetRecord new_record(const Release& release) const;
-    void refuse_taken_name(const std::string& name, const TargetRecord& record) const;
+    struct Staged {
+        std::string name;         // the artifact's path in the output directory
+        std::filesystem::path file;  // its bytes, staged beside it under a temporary name
+        std::filesystem::path module;  // the .ko it was made from
+        ArtifactRecord artifact;
+    };
+    // Moves a target's staged artifacts into place and records the target built, as one step
+    // among the run's threads. A name another target holds goes to the target that sorts first
+    // (target_key), whatever the order of work: the other is recorded failed, naming the first.
+    void commit(TargetRecord& record, std::vector<Staged>& staged);
     // workers: releases this run builds at once (they share the machine's cores).
     TargetRecord build_one(PluginInstance& plugin, const Release& release, int workers);
     // A release the plugin could not name before its tree was unpacked (a Flatcar image known
@@ -94,6 +113,10 @@ private:
     Index index_;
     std::string source_digest_;
     std::string module_name_;
+    std::vector<std::string> modules_;  // BuildJob::modules
+    bool modules_required_ = false;
+    std::vector<std::string> nested_trees_;
+    std::mutex commit_mutex_;
 };
 
 // The release (`uname -r`) a kernel build tree was made for: include/config/kernel.release,

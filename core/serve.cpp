@@ -280,6 +280,7 @@ private:
         options.out_dir = out_dir_ / "builds" / plugin.name() / source.name;
         options.cache_dir = cache_dir_;
         options.module_version = source.version;
+        options.modules = {source.name};  // the node asks for <name>.ko
         options.jobs = 1;
         options.build_timeout = settings_.build_timeout;
         pipeline = std::make_unique<Pipeline>(plugin, fetcher_, *builder, options);
