@@ -1,9 +1,14 @@
 // The command line as a user meets it: the kbuild binary, its output and exit codes.
+#include "table.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <sstream>
 
 using namespace kbuild;
 using test::fixture_plugin_dir;
@@ -48,12 +53,54 @@ TEST(Cli, AConfigFileGivesTheDistrosMirrorAndOptions) {
         << r.err;
 }
 
-TEST(Cli, EveryVerbHelpHasAnExample) {
-    for (const std::string verb : {"plugins"}) {
-        const ProcessResult r = run_kbuild({verb, "--help"});
-        EXPECT_EQ(r.exit_code, 0) << verb;
-        EXPECT_NE(r.out.find("Example:\n  kbuild " + verb), std::string::npos) << r.out;
+// The names a help text lists under "Subcommands:", as CLI11 prints them.
+std::vector<std::string> subcommands_of(const std::string& help) {
+    const std::string heading = "\nSubcommands:\n";
+    const size_t at = help.find(heading);
+    if (at == std::string::npos) return {};
+    std::istringstream lines(help.substr(at + heading.size()));
+    std::vector<std::string> names;
+    for (std::string line; std::getline(lines, line) && line.rfind("  ", 0) == 0;) {
+        std::istringstream words(line);
+        std::string name;
+        words >> name;
+        names.push_back(name);
     }
+    return names;
+}
+
+// Every verb kbuild --help lists, and their own subcommands (images build, index merge), down
+// to the last: each help ends with an example running that verb.
+TEST(Cli, EveryVerbHelpHasAnExample) {
+    std::vector<std::string> checked;
+    std::function<void(const std::vector<std::string>&)> check = [&](const std::vector<std::string>& verb) {
+        std::vector<std::string> args = verb;
+        args.push_back("--help");
+        const ProcessResult r = run_kbuild(args);
+        const std::string name = join(verb, " ");
+        if (!verb.empty()) {
+            checked.push_back(name);
+            EXPECT_EQ(r.exit_code, 0) << name;
+            const size_t example = r.out.find("Example:\n  kbuild ");
+            if (example == std::string::npos) {
+                ADD_FAILURE() << name << " has no example:\n" << r.out;
+            } else {
+                const size_t line = example + std::string("Example:\n").size();
+                const std::string command = r.out.substr(line, r.out.find('\n', line) - line) + " ";
+                EXPECT_NE(command.find(" " + name + " "), std::string::npos) << name << ": " << command;
+            }
+        }
+        for (const auto& sub : subcommands_of(r.out)) {
+            std::vector<std::string> deeper = verb;
+            deeper.push_back(sub);
+            check(deeper);
+        }
+    };
+    check({});
+    // What the walk must have found, so a change in the help's layout cannot make it check nothing.
+    for (const char* verb : {"plugins", "crawl", "batch", "build", "bundle", "images", "images build",
+                             "images list", "serve", "index", "index merge"})
+        EXPECT_NE(std::find(checked.begin(), checked.end(), verb), checked.end()) << verb << " was not checked";
 }
 
 TEST(Cli, PluginsAsJsonListsLoadedAndRefused) {
