@@ -62,7 +62,20 @@ Options parse_plugin_options(const std::vector<std::string>& pairs) {
     return options;
 }
 
+// A package file named on the command line must be one: a directory or a device is not taken
+// for a missing file.
+void check_package_file(const std::string& file) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(file, ec);
+    if (fs::is_regular_file(status)) return;
+    if (fs::is_directory(status)) throw UsageError(file + ": is a directory, not a package file");
+    if (fs::exists(status)) throw UsageError(file + ": not a regular file");
+    throw UsageError(file + ": no such file");
+}
+
 std::vector<std::string> read_list(const std::string& path) {
+    // A directory opens as a stream that reads nothing: it would pass for an empty list.
+    if (fs::is_directory(path)) throw UsageError(path + ": is a directory, not a list of packages");
     std::ifstream in(path);
     if (!in) throw UsageError(path + ": cannot read the list");
     std::vector<std::string> lines;
@@ -146,7 +159,7 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target)
             request.names_only = true;
         } else {
             for (auto& file : request.files) {
-                if (!fs::is_regular_file(file)) throw UsageError(file + ": no such file");
+                check_package_file(file);
                 file = fs::absolute(file).string();
             }
         }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <sstream>
 
+namespace fs = std::filesystem;
 using namespace kbuild;
 using test::fixture_plugin_dir;
 using test::run_kbuild;
@@ -139,6 +140,30 @@ TEST(Cli, PluginsTableHasAHeaderAndARowPerPlugin) {
     EXPECT_NE(first.find("gooddistro,gooddistro-lts"), std::string::npos);
     EXPECT_EQ(second.rfind("oldminor ", 0), 0u) << second;
     EXPECT_NE(second.find(" 1.0 "), std::string::npos) << second;
+}
+
+// Where a package file is expected, a directory is said to be one, not a missing file.
+TEST(Cli, ADirectoryGivenForAPackageFileIsNamedAsOne) {
+    test::TempDir dir;
+    fs::create_directories(dir / "some_dir");
+    ProcessOptions in_dir;
+    in_dir.cwd = dir.path();
+    const std::string hello = (test::source_dir() / "examples/hello").string();
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"batch", "--distro", "debian", "some_dir/"},
+             {"build", "--builder", "local", "--distro", "debian", "--module-src", hello, "some_dir/"},
+             {"bundle", "--distro", "debian", "some_dir/"}}) {
+        const ProcessResult r = run_kbuild(args, in_dir);
+        EXPECT_EQ(r.exit_code, 2) << args[0];
+        EXPECT_EQ(r.err, "error: some_dir/: is a directory, not a package file\n") << args[0];
+    }
+    ProcessResult r = run_kbuild({"batch", "--distro", "debian", "missing.deb"}, in_dir);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "error: missing.deb: no such file\n");
+    // A list that is a directory would read as an empty one.
+    r = run_kbuild({"batch", "--distro", "debian", "--from-list", "some_dir"}, in_dir);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "error: some_dir: is a directory, not a list of packages\n");
 }
 
 TEST(Cli, DistroConflictIsAWarningNamingBothFiles) {
