@@ -482,11 +482,17 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
         spdlog::info("building {} for {} {}kernel release(s)", options.module_src.filename().string(),
                      releases.size(), from_bundles ? "bundled " : target.distro + " ");
         const PipelineSummary summary = pipeline.run(releases);
-        spdlog::info("built {}, skipped {}, failed {}, unavailable {} (index: {})", summary.built,
-                     summary.skipped, summary.failed, summary.unavailable,
-                     (options.out_dir / "index.json").string());
-        if (output == "json")
+        const std::string counts = "built " + std::to_string(summary.built) + ", skipped " +
+                                   std::to_string(summary.skipped) + ", failed " + std::to_string(summary.failed) +
+                                   ", unavailable " + std::to_string(summary.unavailable) + " (index: " +
+                                   (options.out_dir / "index.json").string() + ")";
+        // The summary is the table output's data: on stdout, where a script reading it looks.
+        if (output == "json") {
+            spdlog::info("{}", counts);
             std::cout << Json{{"schema", kSchema}, {"targets", summary.records}}.dump(2) << '\n';
+        } else {
+            std::cout << counts << '\n';
+        }
         return summary.all_ok() && incomplete == 0 ? 0 : kExitFailed;
     });
 }

@@ -166,6 +166,20 @@ TEST(Cli, ADirectoryGivenForAPackageFileIsNamedAsOne) {
     EXPECT_EQ(r.err, "error: some_dir: is a directory, not a list of packages\n");
 }
 
+// The summary is build's data in table output: on stdout, not among the logs.
+TEST(Cli, BuildPrintsItsSummaryOnStdout) {
+    test::TempDir dir;
+    const std::string package = (dir / "testkernel-headers-6.1.0-9-amd64.pkg").string();
+    test::write_file(package, "not an archive");
+    const ProcessResult r = run_kbuild(
+        {"--cache-dir", (dir / "cache").string(), "build", "--plugin-dir", fixture_plugin_dir("good").string(),
+         "--distro", "gooddistro", "--builder", "local", "--module-src", (test::source_dir() / "examples/hello").string(),
+         "--out", (dir / "out").string(), package});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.out, "built 0, skipped 0, failed 1, unavailable 0 (index: " + (dir / "out/index.json").string() + ")\n");
+    EXPECT_EQ(r.err.find("built 0"), std::string::npos) << r.err;
+}
+
 TEST(Cli, DistroConflictIsAWarningNamingBothFiles) {
     const ProcessResult r = run_kbuild({"plugins", "--plugin-dir", fixture_plugin_dir("good").string(),
                                         "--plugin-dir", fixture_plugin_dir("rival").string()});
