@@ -142,6 +142,91 @@ TEST(Cli, PluginsTableHasAHeaderAndARowPerPlugin) {
     EXPECT_NE(second.find(" 1.0 "), std::string::npos) << second;
 }
 
+// A typo in an option would be ignored and widen the work (every suite crawled): each verb that
+// takes --option refuses a key the plugin does not declare, naming the ones it does.
+TEST(Cli, AnOptionThePluginDoesNotDeclareIsBadUsageNamingTheDeclaredOnes) {
+    const std::string said = "error: debian: unknown option 'serie' (options: suites, components)\n";
+    ProcessResult r = run_kbuild({"crawl", "--distro", "debian", "--option", "serie=jammy"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, said);
+    EXPECT_EQ(r.out, "");
+
+    test::TempDir dir;
+    const std::string deb = (dir / "linux-headers-6.1.0-9-amd64_6.1.27-1_amd64.deb").string();
+    test::write_file(deb, "");
+    const std::string hello = (test::source_dir() / "examples/hello").string();
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             // Files first: --option takes every word after it as a value.
+             {"batch", deb, "--distro", "debian", "--option", "serie=jammy"},
+             {"build", deb, "--builder", "local", "--distro", "debian", "--module-src", hello, "--out",
+              (dir / "out").string(), "--option", "serie=jammy"},
+             {"bundle", deb, "--distro", "debian", "--out", (dir / "bundles").string(), "--option", "serie=jammy"}}) {
+        r = run_kbuild(args);
+        EXPECT_EQ(r.exit_code, 2) << args[0];
+        EXPECT_EQ(r.err, said) << args[0];
+    }
+
+    // From the config file: the file is named.
+    test::write_file(dir / "kbuild.toml", "[debian]\noption = [\"suites=bookworm\", \"serie=jammy\"]\n");
+    r = run_kbuild({"--config", (dir / "kbuild.toml").string(), "crawl", "--distro", "debian"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "error: debian: unknown option 'serie' in " + (dir / "kbuild.toml").string() +
+                         " (options: suites, components)\n");
+
+    const std::string good = fixture_plugin_dir("good").string();
+    r = run_kbuild({"crawl", "--plugin-dir", good, "--distro", "gooddistro", "--option", "release=6.1"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "error: gooddistro: unknown option 'release' (options: releases)\n");
+    r = run_kbuild({"crawl", "--plugin-dir", good, "--distro", "gooddistro", "--mirror", "http://m", "--option",
+                    "releases=6.1", "--output", "json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(Json::parse(r.out)["releases"][0]["kernelrelease"], "6.1");
+}
+
+// A plugin without describe declares nothing: every option reaches it, as before.
+TEST(Cli, APluginWithoutDescribeTakesAnyOption) {
+    const ProcessResult r = run_kbuild({"crawl", "--plugin-dir", fixture_plugin_dir("oldminor").string(), "--distro",
+                                        "olddistro", "--option", "anything=1"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "info: 0 releases\n");
+}
+
+TEST(Cli, PluginsListTheirOptionsAndDefaults) {
+    const std::vector<std::string> dirs = {"--plugin-dir", fixture_plugin_dir("good").string(), "--plugin-dir",
+                                           fixture_plugin_dir("oldminor").string()};
+    std::vector<std::string> args = {"plugins", "--output", "json"};
+    args.insert(args.end(), dirs.begin(), dirs.end());
+    ProcessResult r = run_kbuild(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const Json doc = Json::parse(r.out);
+    ASSERT_EQ(doc["plugins"].size(), 2u);
+    EXPECT_EQ(doc["plugins"][0]["options"],
+              Json::parse(R"([{"name": "releases", "default": "", "help": "comma-separated releases crawl reports"}])"));
+    EXPECT_TRUE(doc["plugins"][1]["options"].is_null()) << doc["plugins"][1];
+
+    args = {"plugins"};
+    args.insert(args.end(), dirs.begin(), dirs.end());
+    r = run_kbuild(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string options = r.out.substr(r.out.find("\n\n") + 2);
+    EXPECT_EQ(options,
+              "PLUGIN    OPTION    HELP                                     DEFAULT\n"
+              "good      releases  comma-separated releases crawl reports\n"
+              "oldminor  -         not declared: every option is passed on\n");
+
+    // The shipped Debian plugin, from the default search path.
+    r = run_kbuild({"plugins", "--output", "json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const Json listed = Json::parse(r.out);
+    Json debian;
+    for (const auto& plugin : listed["plugins"])
+        if (plugin["name"] == "debian") debian = plugin["options"];
+    ASSERT_EQ(debian.size(), 2u) << debian;
+    EXPECT_EQ(debian[0]["name"], "suites");
+    EXPECT_NE(debian[0]["default"].get<std::string>().find("bookworm"), std::string::npos) << debian;
+    EXPECT_EQ(debian[1], Json::parse(R"({"name": "components", "default": "main", "help": "comma-separated components"})"));
+}
+
 // Where a package file is expected, a directory is said to be one, not a missing file.
 TEST(Cli, ADirectoryGivenForAPackageFileIsNamedAsOne) {
     test::TempDir dir;
