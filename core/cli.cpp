@@ -197,6 +197,7 @@ int run_cli(int argc, char** argv) {
         "merge", "Merge index.json files (one per shard) to stdout; a target two files disagree on is an error");
     index_merge->add_option("files", index_files, "The index.json files")->required()->type_name("FILE");
     index_merge->footer("Example:\n  kbuild index merge shard-*/index.json > out/index.json");
+    index_verb->footer("Example:\n  kbuild index merge shard-*/index.json > out/index.json");
 
     try {
         app.parse(argc, argv);

@@ -22,6 +22,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <unistd.h>
 
@@ -62,7 +63,41 @@ Options parse_plugin_options(const std::vector<std::string>& pairs) {
     return options;
 }
 
+// The --option pairs (and the config file's) a request carries. A key the plugin's describe
+// does not declare would be ignored, so a typo would silently widen the work: refused, naming
+// the keys it does declare. A plugin without describe (an optional hook; ABI 1.0 has none)
+// gets them all, as before.
+Options plugin_options(PluginInstance& instance, const TargetOptions& target) {
+    Options options = parse_plugin_options(target.plugin_options);
+    const std::optional<Description> description = instance.describe();
+    if (!description) return options;
+    std::vector<std::string> declared;
+    for (const auto& option : description->options) declared.push_back(option.name);
+    for (const auto& [key, value] : options) {
+        if (std::find(declared.begin(), declared.end(), key) != declared.end()) continue;
+        const auto file = target.option_files.find(key);
+        throw UsageError(target.distro + ": unknown option '" + key + "'" +
+                         (file == target.option_files.end() ? "" : " in " + file->second) + " (" +
+                         (declared.empty() ? std::string("it takes none") : "options: " + join(declared, ", ")) +
+                         ")");
+    }
+    return options;
+}
+
+// A package file named on the command line must be one: a directory or a device is not taken
+// for a missing file.
+void check_package_file(const std::string& file) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(file, ec);
+    if (fs::is_regular_file(status)) return;
+    if (fs::is_directory(status)) throw UsageError(file + ": is a directory, not a package file");
+    if (fs::exists(status)) throw UsageError(file + ": not a regular file");
+    throw UsageError(file + ": no such file");
+}
+
 std::vector<std::string> read_list(const std::string& path) {
+    // A directory opens as a stream that reads nothing: it would pass for an empty list.
+    if (fs::is_directory(path)) throw UsageError(path + ": is a directory, not a list of packages");
     std::ifstream in(path);
     if (!in) throw UsageError(path + ": cannot read the list");
     std::vector<std::string> lines;
@@ -138,7 +173,7 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target)
         BatchRequest request;
         request.distro = target.distro;
         request.arch = target.arch;
-        request.options = parse_plugin_options(target.plugin_options);
+        request.options = plugin_options(instance, target);
         request.files = target.files;
         if (!target.from_list.empty()) {
             if (!target.files.empty()) throw UsageError("give files or --from-list, not both");
@@ -146,7 +181,7 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target)
             request.names_only = true;
         } else {
             for (auto& file : request.files) {
-                if (!fs::is_regular_file(file)) throw UsageError(file + ": no such file");
+                check_package_file(file);
                 file = fs::absolute(file).string();
             }
         }
@@ -155,7 +190,7 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target)
     if (!instance.can_crawl())
         throw UsageError("the " + instance.plugin().name() +
                          " plugin cannot crawl: give package files or --from-list");
-    return instance.crawl(crawl_request(target));
+    return instance.crawl(crawl_request(instance, target));
 }
 
 Json release_json(const Release& r) {
@@ -178,6 +213,20 @@ int report_errors(const ReleaseList& list) {
     return list.errors.empty() ? 0 : kExitFailed;
 }
 
+// The options a plugin declares, for kbuild plugins; nullopt when it has no describe hook
+// or its describe fails (said in a warning: the plugin is still listed).
+std::optional<Description> description_of(const Plugin& plugin) {
+    if (plugin.api().describe == nullptr) return std::nullopt;
+    try {
+        const HostContext context;
+        PluginInstance instance(plugin, context);
+        return instance.describe();
+    } catch (const std::exception& e) {
+        spdlog::warn("{}", e.what());
+        return std::nullopt;
+    }
+}
+
 // DOCKER_HOST=unix:///path, else the standard socket.
 fs::path docker_socket() {
     const char* host = std::getenv("DOCKER_HOST");
@@ -194,13 +243,13 @@ std::vector<fs::path> builder_dirs(const GlobalOptions& global) {
 
 }  // namespace
 
-CrawlRequest crawl_request(const TargetOptions& target) {
+CrawlRequest crawl_request(PluginInstance& instance, const TargetOptions& target) {
     CrawlRequest request;
     request.distro = target.distro;
     request.arch = target.arch;
     request.mirrors = target.mirrors;
+    request.options = plugin_options(instance, target);
     request.apt_mirrors = apt_mirror_uris(read_apt_sources());
-    request.options = parse_plugin_options(target.plugin_options);
     return request;
 }
 
@@ -316,9 +365,20 @@ int images_list_command(const GlobalOptions& global, const std::string& output) 
 int plugins_command(const GlobalOptions& global, const std::string& output) {
     return run_guarded([&] {
         const auto host = load_plugins(global);
+        std::vector<std::optional<Description>> descriptions;
+        for (const auto& plugin : host->plugins()) descriptions.push_back(description_of(*plugin));
         if (output == "json") {
             Json doc = {{"schema", kSchema}, {"plugins", Json::array()}, {"refused", Json::array()}};
-            for (const auto& plugin : host->plugins()) {
+            for (size_t i = 0; i < host->plugins().size(); ++i) {
+                const auto& plugin = host->plugins()[i];
+                // null: the plugin has no describe hook (optional; ABI 1.0 has none), so every
+                // option reaches it.
+                Json options = nullptr;
+                if (descriptions[i]) {
+                    options = Json::array();
+                    for (const auto& o : descriptions[i]->options)
+                        options.push_back({{"name", o.name}, {"default", o.default_value}, {"help", o.help}});
+                }
                 doc["plugins"].push_back({
                     {"name", plugin->name()},
                     {"version", plugin->version()},
@@ -327,6 +387,7 @@ int plugins_command(const GlobalOptions& global, const std::string& output) {
                     {"distros", plugin->distros()},
                     {"builder_family", plugin->builder_family()},
                     {"path", plugin->path().string()},
+                    {"options", options},
                 });
             }
             for (const auto& refusal : host->refusals())
@@ -345,6 +406,21 @@ int plugins_command(const GlobalOptions& global, const std::string& output) {
                        std::to_string(plugin->abi_major()) + "." + std::to_string(plugin->abi_minor()),
                        join(plugin->distros(), ","), plugin->builder_family(), plugin->path().string()});
         table.print(std::cout);
+        if (host->plugins().empty()) return 0;
+        // Options under their own header: their defaults are too long for a column above.
+        Table options({"PLUGIN", "OPTION", "HELP", "DEFAULT"});
+        for (size_t i = 0; i < host->plugins().size(); ++i) {
+            const std::string name = host->plugins()[i]->name();
+            const auto& description = descriptions[i];
+            if (!description) {
+                options.add({name, "-", "not declared: every option is passed on"});
+                continue;
+            }
+            if (description->options.empty()) options.add({name, "-", "none"});
+            for (const auto& o : description->options) options.add({name, o.name, o.help, o.default_value});
+        }
+        std::cout << '\n';
+        options.print(std::cout);
         return 0;
     });
 }
@@ -476,11 +552,17 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
         spdlog::info("building {} for {} {}kernel release(s)", pipeline.module_name(),
                      releases.size(), from_bundles ? "bundled " : target.distro + " ");
         const PipelineSummary summary = pipeline.run(releases);
-        spdlog::info("built {}, skipped {}, failed {}, unavailable {} (index: {})", summary.built,
-                     summary.skipped, summary.failed, summary.unavailable,
-                     (options.out_dir / "index.json").string());
-        if (output == "json")
+        const std::string counts = "built " + std::to_string(summary.built) + ", skipped " +
+                                   std::to_string(summary.skipped) + ", failed " + std::to_string(summary.failed) +
+                                   ", unavailable " + std::to_string(summary.unavailable) + " (index: " +
+                                   (options.out_dir / "index.json").string() + ")";
+        // The summary is the table output's data: on stdout, where a script reading it looks.
+        if (output == "json") {
+            spdlog::info("{}", counts);
             std::cout << Json{{"schema", kSchema}, {"targets", summary.records}}.dump(2) << '\n';
+        } else {
+            std::cout << counts << '\n';
+        }
         return summary.all_ok() && incomplete == 0 ? 0 : kExitFailed;
     });
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@ namespace kbuild {
 
 class Builder;
 class Docker;
+class PluginInstance;
 
 // Exit codes: 1 the work failed (some of it), 2 the command line or config is wrong.
 inline constexpr int kExitFailed = 1;
@@ -49,6 +51,7 @@ struct TargetOptions {
     std::string arch = "amd64";
     std::vector<std::string> mirrors;
     std::vector<std::string> plugin_options;  // key=value
+    std::map<std::string, std::string> option_files;  // key -> the config file that set it
     std::vector<std::string> files;           // local packages
     std::string from_list;                    // a file of URLs or names, one per line
     std::string kernel_regex;
@@ -58,8 +61,9 @@ struct TargetOptions {
 };
 
 // What a plugin's crawl is asked: the target's distro, arch, mirrors and --option pairs, and
-// apt's source URIs. A malformed option is a UsageError.
-CrawlRequest crawl_request(const TargetOptions& target);
+// apt's source URIs. A malformed option, or one the plugin's describe does not declare, is a
+// UsageError.
+CrawlRequest crawl_request(PluginInstance& instance, const TargetOptions& target);
 
 struct BuildCommandOptions {
     std::string module_src;

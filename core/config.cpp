@@ -48,8 +48,12 @@ void apply_config(const fs::path& file, TargetOptions& target) {
         if (item.name == "mirror") {
             if (!mirrors_given) target.mirrors.insert(target.mirrors.end(), item.inputs.begin(), item.inputs.end());
         } else if (item.name == "option") {
-            for (const auto& pair : item.inputs)
-                if (!given_keys.count(pair.substr(0, pair.find('=')))) target.plugin_options.push_back(pair);
+            for (const auto& pair : item.inputs) {
+                const std::string key = pair.substr(0, pair.find('='));
+                if (given_keys.count(key)) continue;
+                target.plugin_options.push_back(pair);
+                target.option_files[key] = file.string();
+            }
         } else {
             throw Error(file.string() + ": [" + target.distro + "] " + item.name +
                         ": unknown key (mirror and option are known)");

@@ -21,7 +21,8 @@ namespace kbuild {
 std::optional<std::filesystem::path> config_file(const std::string& given);
 
 // Fills what the command line left unset from the distro's table: mirrors when none were
-// given, options whose key the command line did not set. Throws Error naming the file on a
+// given, options whose key the command line did not set (each noted in option_files, so an
+// unknown one is blamed on the file). Throws Error naming the file on a
 // syntax error or a key it does not know.
 void apply_config(const std::filesystem::path& file, TargetOptions& target);
 

@@ -66,10 +66,35 @@ std::string debootstrap_mirror(const std::string& suite) {
     return sources.front().uri;
 }
 
-// The base root file system, imported as kbuild/base-<name>:<hash>.
+// The id of the image a tag names now; "" when there is none.
+std::string image_id(const Docker& docker, const std::string& tag) {
+    const auto image = docker.image(tag);
+    return image ? image->id : "";
+}
+
+// A rebuild moves the tag to the new image and leaves the old one untagged: unusable by name,
+// yet still labelled a builder (so counted and chosen as one) and taking its space. Removed
+// unless it is the same image or something else still names it. A container still using it
+// keeps it; that is said, not fatal, and list_builder_images ignores it meanwhile.
+void remove_replaced(const Docker& docker, const std::string& old_id, const std::string& tag,
+                     const std::string& builder) {
+    if (old_id.empty() || old_id == image_id(docker, tag)) return;
+    const auto old = docker.image(old_id);
+    if (!old || !old->tags.empty()) return;
+    try {
+        docker.remove_image(old_id);
+        spdlog::info("{}: removed the previous {} ({})", builder, tag, old_id.substr(0, 19));
+    } catch (const Error& e) {
+        spdlog::warn("{}: the previous {} ({}) stays: {}", builder, tag, old_id.substr(0, 19), e.what());
+    }
+}
+
+std::string base_tag(const BuilderDefinition& d) { return "kbuild/base-" + d.name + ":" + d.hash.substr(0, 12); }
+
+// The base root file system, imported as base_tag(d).
 std::string import_base(const Docker& docker, const BuilderDefinition& d,
                         const ImageBuildOptions& options) {
-    const std::string tag = "kbuild/base-" + d.name + ":" + d.hash.substr(0, 12);
+    const std::string tag = base_tag(d);
     if (!options.force && docker.image(tag)) return tag;  // --force starts from debootstrap
     const fs::path root = options.work_dir / (d.name + "-rootfs.part-" + std::to_string(::getpid()));
     std::error_code ec;
@@ -140,10 +165,11 @@ std::vector<BuilderImage> list_builder_images(const Docker& docker) {
             const auto it = image.labels.find(key);
             return it == image.labels.end() ? std::string() : it->second;
         };
-        if (label(kLabelBuilder).empty()) continue;
+        // Untagged: a builder a rebuild replaced (see remove_replaced), never one to use.
+        if (label(kLabelBuilder).empty() || image.tags.empty()) continue;
         BuilderImage b;
         b.name = label(kLabelBuilder);
-        b.image = image.tags.empty() ? image.id : image.tags.front();
+        b.image = image.tags.front();
         b.family = label(kLabelFamily);
         b.cc = label(kLabelCc);
         b.definition_hash = label(kLabelHash);
@@ -168,12 +194,17 @@ bool build_builder_image(const Docker& docker, const BuilderDefinition& d,
         }
     }
     fs::create_directories(options.work_dir);
+    const std::string old_image = image_id(docker, d.image());
+    const std::string old_base = image_id(docker, base_tag(d));
     const std::string base = import_base(docker, d, options);
     spdlog::info("{}: building {} (gcc {})", d.name, d.image(), d.gcc);
     docker.build(d.dir, d.image(), {{"BASE", base}},
                  {{kLabelBuilder, d.name}, {kLabelGcc, std::to_string(d.gcc)}, {kLabelCc, d.cc},
                   {kLabelFamily, d.family}, {kLabelHash, d.hash}},
                  [&](const std::string& line) { spdlog::info("{}: {}", d.name, line); });
+    // The old builder first: an image built from the old base holds it.
+    remove_replaced(docker, old_image, d.image(), d.name);
+    remove_replaced(docker, old_base, base, d.name);
     return true;
 }
 

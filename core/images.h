@@ -49,6 +49,7 @@ inline const char* const kLabelCc = "kbuild.cc";
 inline const char* const kLabelFamily = "kbuild.family";
 inline const char* const kLabelHash = "kbuild.definition-hash";
 
+// The tagged images carrying kLabelBuilder; an untagged one is a replaced build, left out.
 std::vector<BuilderImage> list_builder_images(const Docker& docker);
 
 struct ImageBuildOptions {
@@ -58,7 +59,9 @@ struct ImageBuildOptions {
 };
 
 // Builds one image unless one with the same definition hash exists. Returns false when it was
-// up to date. Logs progress. Throws kbuild::Error naming the builder and the failing step.
+// up to date. The images the new one and its new base replace are removed (one a container
+// still uses stays, with a warning). Logs progress. Throws kbuild::Error naming the builder and
+// the failing step.
 bool build_builder_image(const Docker& docker, const BuilderDefinition& definition,
                          const ImageBuildOptions& options);
 

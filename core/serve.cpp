@@ -261,7 +261,7 @@ private:
         if (config_file_) apply_config(*config_file_, target);
         const auto started = Clock::now();
         PluginInstance instance(*kind.plugin, context_);
-        auto list = std::make_shared<const ReleaseList>(instance.crawl(crawl_request(target)));
+        auto list = std::make_shared<const ReleaseList>(instance.crawl(crawl_request(instance, target)));
         for (const auto& e : list->errors) spdlog::warn("{} crawl: {}", kind.distro, e);
         spdlog::info("{} crawl: {} releases ({:.1f} s)", kind.distro, list->releases.size(),
                      std::chrono::duration<double>(Clock::now() - started).count());

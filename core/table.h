@@ -32,6 +32,8 @@ public:
                 line += row[i];
                 if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
             }
+            // An empty last cell would leave the padding of the one before it.
+            line.erase(line.find_last_not_of(' ') + 1);
             out << line << '\n';
         }
     }

@@ -59,13 +59,14 @@ std::string describe(const ProcessResult& r) {
            "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
 }
 
-// `kbuild plugins`' table as name -> path (its first and last columns), the header left out.
+// `kbuild plugins`' table as name -> path (its first and last columns), the header left out;
+// it ends at the blank line before the table of options.
 std::map<std::string, std::string> plugin_table(const std::string& out) {
     std::map<std::string, std::string> rows;
     std::istringstream lines(out);
     std::string line;
     std::getline(lines, line);  // NAME VERSION ABI DISTROS BUILDER PATH
-    while (std::getline(lines, line)) {
+    while (std::getline(lines, line) && !line.empty()) {
         std::istringstream fields(line);
         std::vector<std::string> columns;
         for (std::string field; fields >> field;) columns.push_back(field);

@@ -7,6 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <sstream>
+
 namespace fs = std::filesystem;
 using namespace kbuild;
 
@@ -91,6 +94,65 @@ TEST(Images, AUserDefinitionFromARootfsTarball) {
     run_process({"docker", "rmi", "-f", "kbuild/builder-tiny:latest"});
     run_process({"sh", "-c", "docker image prune -f >/dev/null; "
                              "docker images -q 'kbuild/base-tiny' | xargs -r docker rmi -f"});
+}
+
+// The image ids Docker holds with this builder label, tagged or not.
+std::vector<std::string> labelled(const std::string& builder) {
+    const ProcessResult r = run_process({"docker", "images", "-q", "--no-trunc", "--filter", "label=kbuild.builder=" + builder});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> ids;
+    std::istringstream lines(r.out);
+    for (std::string id; lines >> id;) ids.push_back(id);
+    return ids;
+}
+
+// --force builds a new image under the same tag: the old one is removed, not left untagged and
+// counted as one more builder.
+TEST(Images, ForceReplacesTheImageItRebuilds) {
+    struct RemoveImages {
+        ~RemoveImages() {
+            run_process({"sh", "-c", "docker images -q --filter label=kbuild.builder=tinyforce | xargs -r docker rmi -f; "
+                                     "docker images -q kbuild/base-tinyforce | xargs -r docker rmi -f"});
+        }
+    } remove_images;
+    test::TempDir dir;
+    const fs::path root = dir / "root";
+    fs::create_directories(root / "bin");
+    fs::copy_file("/bin/busybox", root / "bin/busybox");
+    fs::create_symlink("busybox", root / "bin/sh");
+    const fs::path definition = dir / "defs/tinyforce";
+    fs::create_directories(definition);
+    ASSERT_EQ(run_process({"tar", "-C", root.string(), "-czf", (definition / "rootfs.tar.gz").string(), "."}).exit_code, 0);
+    test::write_file(definition / "builder.json",
+                     R"({"name": "tinyforce", "family": "test", "gcc": 98, "base": {"rootfs": "rootfs.tar.gz"}})");
+    test::write_file(definition / "Dockerfile", "ARG BASE\nFROM ${BASE}\nRUN echo tiny > /tiny\n");
+    const std::vector<std::string> defs = {"--builders-dir", (dir / "defs").string()};
+    std::vector<std::string> args = defs;
+    args.insert(args.end(), {"--cache-dir", (dir / "cache").string(), "images", "build", "tinyforce"});
+    ProcessResult r = test::run_kbuild(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto first = labelled("tinyforce");
+    ASSERT_EQ(first.size(), 1u);
+    const size_t builders = listed(defs).size();
+
+    args.push_back("--force");
+    r = test::run_kbuild(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto second = labelled("tinyforce");
+    ASSERT_EQ(second.size(), 1u) << r.err;
+    EXPECT_NE(second[0], first[0]) << "--force rebuilt nothing";
+    EXPECT_NE(r.err.find("info: tinyforce: removed the previous kbuild/builder-tinyforce:latest (" +
+                         first[0].substr(0, 19) + ")\n"),
+              std::string::npos)
+        << r.err;
+    // Counted once, wherever builders are counted.
+    const Json images = listed(defs);
+    EXPECT_EQ(images.size(), builders);
+    EXPECT_EQ(std::count_if(images.begin(), images.end(), [](const Json& i) { return i["name"] == "tinyforce"; }), 1);
+    // The base it replaced went too: one base image left.
+    r = run_process({"docker", "images", "-q", "kbuild/base-tinyforce"});
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    EXPECT_EQ(run_process({"docker", "image", "inspect", first[0]}).exit_code, 1);
 }
 
 TEST(Images, AMalformedDefinitionIsNamed) {

@@ -5,6 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <csignal>
+#include <sstream>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 using namespace kbuild;
 
 namespace {
@@ -27,12 +34,44 @@ TEST(Process, PassesInputEnvironmentAndDirectory) {
     EXPECT_EQ(r.out, "hello 42 " + dir.path().string() + "\n");
 }
 
+// The shell's sleeps are processes of their own: only killing the group ends them. As the
+// subreaper, this test inherits them when the shell dies, so it can see how they ended.
 TEST(Process, KillsTheWholeGroupAtTheTimeLimit) {
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    struct NoLongerSubreaper {
+        ~NoLongerSubreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 0); }
+    } restore;
+    test::TempDir dir;
     ProcessOptions options;
-    options.timeout = std::chrono::milliseconds(300);
-    const ProcessResult r = run_process({"sh", "-c", "sleep 30 & sleep 30"}, options);
+    options.timeout = std::chrono::milliseconds(1000);
+    const ProcessResult r =
+        run_process({"sh", "-c", "sleep 30 & echo $$ > " + (dir / "group").string() + "; sleep 30"}, options);
     EXPECT_TRUE(r.timed_out);
-    EXPECT_EQ(r.exit_code, 128 + 9);
+    EXPECT_EQ(r.exit_code, 128 + SIGKILL);
+
+    pid_t group = 0;
+    std::istringstream(test::read_file(dir / "group")) >> group;
+    ASSERT_GT(group, 0) << "the shell did not start its sleeps in time";
+    struct KillLeftovers {
+        pid_t group;
+        ~KillLeftovers() { ::kill(-group, SIGKILL); }
+    } leftovers{group};
+    // Reap what the group left (ECHILD until the dead shell's children are handed over) until
+    // nothing of it exists, not even unreaped.
+    int reaped = 0, killed = 0;
+    for (int i = 0; i < 100 && !(::kill(-group, 0) == -1 && errno == ESRCH); ++i) {
+        int status = 0;
+        if (::waitpid(-group, &status, WNOHANG) > 0) {
+            ++reaped;
+            killed += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+            continue;
+        }
+        ::usleep(20000);
+    }
+    EXPECT_EQ(::kill(-group, 0), -1) << "a process of the group outlived the time limit";
+    EXPECT_EQ(errno, ESRCH);
+    EXPECT_GE(reaped, 1) << "the shell's sleeps were not handed to this process";
+    EXPECT_EQ(killed, reaped);
 }
 
 TEST(Process, WritesToALogFile) {

@@ -382,3 +382,22 @@ TEST(ServicePackaging, TheShippedConfigAndUnitAreWhatKbuildReads) {
     EXPECT_EQ(help.exit_code, 0) << help.err;
     EXPECT_NE(help.out.find("--listen"), std::string::npos);
 }
+
+// The service's crawls check options as kbuild crawl does: a typo in the config is the reason
+// the node is given, naming the file, instead of a crawl of every suite.
+TEST_F(ServiceHttp, AnOptionTheDistrosPluginDoesNotDeclareIsTheReasonGiven) {
+    std::string toml = config("posts_per_minute = 0\n");
+    toml.replace(toml.find("suites=bookworm"), std::string("suites").size(), "serie");
+    test::ServeProcess server(dir_.path(), toml, dir_ / "cache");
+    Reply r = post(server.port(), test::ModuleAsk{"debian", "x86_64", "6.1.0-28-amd64"}.body());
+    ASSERT_EQ(r.status, 202) << r.body;
+    const std::string location = r.header("location");
+    for (const auto until = Clock::now() + std::chrono::seconds(30); r.status == 202 && Clock::now() < until;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        r = http(server.port(), "GET", location);
+    }
+    ASSERT_EQ(r.status, 422) << r.body;
+    EXPECT_EQ(r.json()["reason"], "crawl: debian: unknown option 'serie' in " + (dir_ / "config.toml").string() +
+                                      " (options: suites, components)")
+        << r.body;
+}
