@@ -361,7 +361,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
             const std::string name = artifact_name(
                 options_.naming, {ko.stem().string(), version, release.arch, release.release, release.kernelversion,
                                   config.md5, config_sha256, record.target, release.distro,
-                                  release.variant});
+                                  release.variant, machine_of(release.arch)});
             refuse_taken_name(name, record);
             const fs::path final_path = options_.out_dir / name;
             fs::create_directories(final_path.parent_path());
