@@ -13,7 +13,9 @@ namespace {
 const std::vector<std::pair<std::string, std::string>>& presets() {
     static const std::vector<std::pair<std::string, std::string>> table = {
         {"probe-builder", "{module}-{module_version}-{arch}-{kernelrelease}-{config_md5}.ko"},
-        {"falco", "{module_version}/{arch}/falco_{target}_{kernelrelease}_{kernelversion}.ko"},
+        // Falco's loader asks <repository>/<driver version>/<uname -m>/<file> (falcoctl's
+        // driver distro code), not Debian's name of the architecture.
+        {"falco", "{module_version}/{machine}/falco_{target}_{kernelrelease}_{kernelversion}.ko"},
         {"collector", "{module_version}/collector-{kernelrelease}.ko.gz"},
         {"service", "v1/module/{target}/{arch}/{module_version}/{kernelrelease}/{kernelversion}/"
                     "{config_sha256}/{module}.ko"},
@@ -26,7 +28,7 @@ const std::string* field(const NamingFields& f, const std::string& name) {
         {"module", &f.module},         {"module_version", &f.module_version}, {"arch", &f.arch},
         {"kernelrelease", &f.kernelrelease}, {"kernelversion", &f.kernelversion},
         {"config_md5", &f.config_md5}, {"config_sha256", &f.config_sha256}, {"target", &f.target},
-        {"distro", &f.distro},         {"variant", &f.variant}};
+        {"distro", &f.distro},         {"variant", &f.variant},      {"machine", &f.machine}};
     for (const auto& [key, value] : fields)
         if (name == key) return value;
     return nullptr;
@@ -48,7 +50,7 @@ std::string render(const std::string& naming, const NamingFields& fields, bool c
         if (value == nullptr)
             throw Error("naming template " + naming + ": no field {" + name +
                         "} (fields: module, module_version, arch, kernelrelease, kernelversion, config_md5, "
-                        "config_sha256, target, distro, variant)");
+                        "config_sha256, target, distro, variant, machine)");
         std::string text = check ? name : *value;
         for (char& c : text)
             if (c == '/' || c == '\0') c = '_';
@@ -67,6 +69,12 @@ std::string render(const std::string& naming, const NamingFields& fields, bool c
 }
 
 }  // namespace
+
+std::string machine_of(const std::string& arch) {
+    if (arch == "amd64") return "x86_64";
+    if (arch == "arm64") return "aarch64";
+    return arch;
+}
 
 std::string naming_preset(const std::string& name) {
     for (const auto& [key, naming] : presets())

@@ -25,11 +25,17 @@ struct NamingFields {
     std::string target;          // driverkit-style: debian, ubuntu-aws, flatcar
     std::string distro;
     std::string variant;         // "" or Release::variant (20.04.1, a Flatcar version)
+    std::string machine;         // uname -m: x86_64, aarch64 (machine_of(arch))
 };
+
+// `uname -m` of a distro's architecture: amd64 -> x86_64, arm64 -> aarch64; any other (an rpm
+// distro's x86_64 already) as it is. Falco's loader looks for its drivers under this name.
+std::string machine_of(const std::string& arch);
 
 // The presets of one naming template (DESIGN.md section 4), by name:
 //   probe-builder  {module}-{module_version}-{arch}-{kernelrelease}-{config_md5}.ko (default)
-//   falco          {module_version}/{arch}/falco_{target}_{kernelrelease}_{kernelversion}.ko
+//   falco          {module_version}/{machine}/falco_{target}_{kernelrelease}_{kernelversion}.ko
+//                  (the path Falco's driver loader asks its repositories for; docs/architecture.md)
 //   collector      {module_version}/collector-{kernelrelease}.ko.gz
 //   service        v1/module/{target}/{arch}/{module_version}/{kernelrelease}/{kernelversion}/
 //                  {config_sha256}/{module}.ko

@@ -133,7 +133,7 @@ int run_cli(int argc, char** argv) {
     build_verb
         ->add_option("--naming-template", build.naming_template,
                      "Artifact names from fields: {module} {module_version} {arch} {kernelrelease} {kernelversion} "
-                     "{config_md5} {config_sha256} {target} {distro} {variant}; .gz compresses")
+                     "{config_md5} {config_sha256} {target} {distro} {variant} {machine}; .gz compresses")
         ->excludes(naming);
     build_verb->add_flag("--force", build.force, "Rebuild targets already built from the same inputs");
     int timeout_s = 900;

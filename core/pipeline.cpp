@@ -456,7 +456,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
             const std::string name = artifact_name(
                 options_.naming, {ko.stem().string(), version, release.arch, release.release, release.kernelversion,
                                   config.md5, config_sha256, record.target, release.distro,
-                                  release.variant});
+                                  release.variant, machine_of(release.arch)});
             for (const auto& other : staged)
                 if (other.name == name)
                     throw Error(name + ": the artifact of both " + fs::relative(other.module, src).string() + " and " +

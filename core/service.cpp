@@ -61,9 +61,14 @@ std::string check_kernelrelease(std::string_view v) {
     return {};
 }
 
+// What `uname -v` carries after '#' up to its first '-' or space: "56", Ubuntu's "56~20.04.1"
+// (a backport) or "10+cvm1". No '/' and no "..", so it stays one path part.
 std::string check_kernelversion(std::string_view v) {
-    if (v.empty() || v.size() > 10 || !all_of(v, is_digit))
-        return "kernelversion: " + shown(v) + " is not a kernel version (the number N of uname -v's #N)";
+    const bool chars = all_of(v, [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '+' || c == '~'; });
+    if (v.empty() || v.size() > 32 || !is_digit(v[0]) || !chars || v.find("..") != std::string_view::npos)
+        return "kernelversion: " + shown(v) +
+               " is not a kernel version (what uname -v says after '#': a digit first, then letters, digits, "
+               "'.', '_', '+', '~'; at most 32)";
     return {};
 }
 

@@ -1,9 +1,12 @@
 // The debian plugin: release naming and pairing on real package names (kernel-packer's list),
 // and on real .deb files whose control data, not their names, decides.
 #include "fetch.h"
+#include "mirror_server.h"
 #include "pipeline.h"
 #include "plugin_host.h"
 #include "test_util.h"
+
+#include <kbuild/digest.hpp>
 
 #include <gtest/gtest.h>
 
@@ -165,6 +168,89 @@ TEST_F(DebianPlugin, UnpacksAndFindsTheKernelDirAndConfig) {
                                              "/.config: missing (the headers package has no .config)");
     }
     EXPECT_THROW(instance_->get_kernel_dir({"6.1.0-98-amd64", root.string()}), Error);
+}
+
+// One package of a synthetic Packages index, in the shape of Debian's own paragraphs.
+struct IndexEntry {
+    std::string name, version, arch, depends;
+};
+
+// <root>/dists/<suite>/Release and main/binary-amd64/Packages.xz holding `entries`, the index's
+// sha256 and size in Release as crawl checks them.
+void write_suite(const fs::path& root, const std::string& suite, const std::vector<IndexEntry>& entries) {
+    const fs::path dir = root / "dists" / suite / "main/binary-amd64";
+    fs::create_directories(dir);
+    std::string packages;
+    for (const auto& e : entries) {
+        const std::string file = e.name + "_" + e.version + "_" + e.arch + ".deb";
+        packages += "Package: " + e.name + "\nSource: linux (" + e.version + ")\nVersion: " + e.version +
+                    "\nArchitecture: " + e.arch + "\n" + (e.depends.empty() ? "" : "Depends: " + e.depends + "\n") +
+                    "Filename: pool/main/l/linux/" + file + "\nSize: 1000\nSHA256: " + sha256_text(file) + "\n\n";
+    }
+    test::write_file(dir / "Packages", packages);
+    ASSERT_EQ(run_process({"xz", "-kf", (dir / "Packages").string()}).exit_code, 0);
+    const fs::path xz = dir / "Packages.xz";
+    test::write_file(root / "dists" / suite / "Release",
+                     "Suite: " + suite + "\nCodename: " + suite + "\nSHA256:\n " + sha256_file(xz.string()) + " " +
+                         std::to_string(fs::file_size(xz)) + " main/binary-amd64/Packages.xz\n");
+}
+
+// A kernel's headers and common package of one version, with Debian's Depends.
+std::vector<IndexEntry> kernel(const std::string& abi, const std::string& version, const std::string& gcc) {
+    return {{"linux-headers-" + abi + "-amd64", version, "amd64",
+             "linux-headers-" + abi + "-common (= " + version + "), linux-kbuild-6.1 (>= " + version +
+                 "), linux-compiler-gcc-" + gcc + "-x86"},
+            {"linux-headers-" + abi + "-common", version, "all", ""}};
+}
+
+// linux-kbuild-* holds programs linked against its release's glibc. Each kernel takes the one of
+// its own version, else its own release's (bullseye's backports of 6.1 are built in the
+// bullseye image), else the newest: never bookworm's for a bullseye kernel that bullseye's
+// own suites can serve.
+TEST_F(DebianPlugin, EachKernelTakesTheKbuildPackageThatRunsWhereItIsBuilt) {
+    test::TempDir archive;
+    auto suite = [&](const std::string& name, std::vector<std::vector<IndexEntry>> parts) {
+        std::vector<IndexEntry> entries;
+        for (const auto& part : parts) entries.insert(entries.end(), part.begin(), part.end());
+        write_suite(archive.path(), name, entries);
+    };
+    suite("bullseye", {kernel("6.1.0-0.deb11.35", "6.1.160-1~deb11u1", "10"),
+                       {{"linux-kbuild-6.1", "6.1.160-1~deb11u1", "amd64", "libc6 (>= 2.14)"}}});
+    suite("bullseye-security", {kernel("6.1.0-0.deb11.40", "6.1.170-1~deb11u1", "10"),
+                                {{"linux-kbuild-6.1", "6.1.180-1~deb11u1", "amd64", "libc6 (>= 2.14)"}}});
+    suite("bookworm", {kernel("6.1.0-41", "6.1.190-1", "12"), kernel("6.1.0-42", "6.1.192-3", "12"),
+                       {{"linux-kbuild-6.1", "6.1.192-3", "amd64", "libc6 (>= 2.34)"}}});
+    test::MirrorServer server(archive.path());
+
+    CrawlRequest request;
+    request.distro = "debian";
+    request.mirrors = {server.url()};
+    request.options = {{"suites", "bullseye,bullseye-security,bookworm"}};
+    const ReleaseList result = instance_->crawl(request);
+    ASSERT_TRUE(result.errors.empty()) << result.errors[0];
+    ASSERT_EQ(result.releases.size(), 4u);
+    auto kbuild_of = [&](const std::string& name) {
+        const Release& r = release(result, name);
+        EXPECT_TRUE(r.unavailable.empty()) << r.unavailable;
+        return file_names(r).back();
+    };
+    // A bullseye backport with no kbuild of its version: bullseye-security's, not bookworm's newer one.
+    EXPECT_EQ(kbuild_of("6.1.0-0.deb11.40-amd64"), "linux-kbuild-6.1_6.1.180-1~deb11u1_amd64.deb");
+    // Its own version, though newer ones of its release and of bookworm are listed.
+    EXPECT_EQ(kbuild_of("6.1.0-0.deb11.35-amd64"), "linux-kbuild-6.1_6.1.160-1~deb11u1_amd64.deb");
+    // A bookworm kernel: bookworm's.
+    EXPECT_EQ(kbuild_of("6.1.0-41-amd64"), "linux-kbuild-6.1_6.1.192-3_amd64.deb");
+    EXPECT_EQ(kbuild_of("6.1.0-42-amd64"), "linux-kbuild-6.1_6.1.192-3_amd64.deb");
+
+    // From names alone, the version says the release: ~deb11u1 is bullseye's.
+    BatchRequest names;
+    names.distro = "debian";
+    names.names_only = true;
+    for (const auto& r : result.releases)
+        for (const auto& p : r.packages) names.files.push_back(p.url);
+    const ReleaseList from_names = instance_->batch_packages(names);
+    const Release& backport = release(from_names, "6.1.0-0.deb11.40-amd64");
+    EXPECT_EQ(file_names(backport).back(), "linux-kbuild-6.1_6.1.180-1~deb11u1_amd64.deb");
 }
 
 }  // namespace

@@ -114,7 +114,9 @@ TEST(ServiceFields, AcceptRealValues) {
     for (const char* release : {"6.1.0-28-amd64", "5.15.0-1036-aws", "4.14.336-257.562.amzn2.x86_64",
                                 "3.10.0-1160.80.1.el7.x86_64", "6.6.30-flatcar", "5.4.0+"})
         EXPECT_EQ(check_field("kernelrelease", release), "") << release;
-    EXPECT_EQ(check_field("kernelversion", "56"), "");
+    // What uname -v says after '#': Ubuntu's backports and respins carry more than a number.
+    for (const char* version : {"56", "56~20.04.1", "67+cvm1", "9.1", "1_1.26.0"})
+        EXPECT_EQ(check_field("kernelversion", version), "") << version;
     EXPECT_EQ(check_field("moduleVersion", "7.0.0+driver"), "");
     EXPECT_EQ(check_field("configSha256", kSha), "");
     EXPECT_EQ(check_field("name", "falco.ko"), "");
@@ -129,6 +131,7 @@ TEST(ServiceFields, RefuseAnythingThatCouldNameAPathOrCarryShellText) {
         {"kernelrelease", std::string("6.1.0\0x", 7)}, {"kernelrelease", "amd64-6.1"},
         {"kernelrelease", "6.1.0-%2e%2e"}, {"kernelrelease", "6." + std::string(200, '1')},
         {"kernelversion", "#1 SMP"}, {"kernelversion", "1/.."}, {"kernelversion", ""},
+        {"kernelversion", "56~20.04.1-Ubuntu"}, {"kernelversion", "1..2"}, {"kernelversion", "~20.04.1"},
         {"moduleVersion", ".."}, {"moduleVersion", "1.0/../../x"}, {"moduleVersion", "-rf"},
         {"moduleVersion", "1..0"}, {"moduleVersion", std::string("1\0", 2)},
         {"configSha256", std::string(64, 'A')}, {"configSha256", "abc"},

@@ -2,9 +2,16 @@
 // names (batch). A kernel release (`uname -r`, e.g. 6.1.0-50-amd64) needs three packages:
 // linux-headers-<release>, its linux-headers-<abi>-common[-rt], and the linux-kbuild-* that
 // holds the scripts the headers' symlinks point at.
+//
+// linux-kbuild-* holds programs (fixdep, modpost) built for one Debian release, which run only
+// where its glibc is as new: bullseye's backports of 6.1 (6.1.0-0.deb11.N, gcc 10, built in the
+// bullseye image) need bullseye-security's linux-kbuild-6.1 (6.1.x-1~deb11u1), not bookworm's
+// newer one. So a kernel takes the kbuild package of its own version, else one of its own
+// release, else the newest.
 #include <kbuild/deb_archive.hpp>
 #include <kbuild/plugin.hpp>
 
+#include <map>
 #include <regex>
 
 using kbuild::deb::Binary;
@@ -62,6 +69,21 @@ std::vector<std::vector<Relation>> depends_from_name(const Binary& headers, cons
     return depends;
 }
 
+// The Debian release a package is built for: its suite's ("bullseye-security" -> bullseye)
+// when an index listed it, else the one its version names (6.1.180-1~deb11u1, ~bpo11+1,
+// 6.1.0-0.deb11.N: bullseye). "" for a bare version in a batch: the release whose own kernel it
+// is, which no name tells.
+std::string runs_on(const Binary& b) {
+    if (!b.suite.empty()) return b.suite.substr(0, b.suite.find('-'));
+    static const std::regex tagged(R"([~+.](?:deb|bpo)(\d+))");
+    static const std::map<std::string, std::string> codenames = {
+        {"9", "stretch"}, {"10", "buster"}, {"11", "bullseye"}, {"12", "bookworm"}, {"13", "trixie"}, {"14", "forky"}};
+    std::smatch m;
+    if (!std::regex_search(b.version, m, tagged)) return {};
+    const auto known = codenames.find(m[1]);
+    return known == codenames.end() ? "debian " + std::string(m[1]) : known->second;
+}
+
 const kbuild::deb::PairingRules& rules() {
     static const kbuild::deb::PairingRules r{
         release_of_headers,
@@ -69,7 +91,9 @@ const kbuild::deb::PairingRules& rules() {
         [](const Relation& r) { return wanted_package(r.name); },
         depends_from_name,
         // Debian's `uname -v` has no upload number to speak of: #1 always.
-        [](kbuild::Release& release, const Binary&) { release.kernelversion = "1"; }};
+        [](kbuild::Release& release, const Binary&) { release.kernelversion = "1"; },
+        nullptr,
+        runs_on};
     return r;
 }
 

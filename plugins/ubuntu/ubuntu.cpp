@@ -9,12 +9,14 @@
 //                                    linux-<flavour>-headers-<abi>       derivatives (linux-aws)
 //                                    linux-<flavour>-<series>-headers-<abi>   backports
 //                                    linux-hwe[-<series>]-headers-<abi>  generic backports
-// The package version carries the upload number, the `#N` of `uname -v`:
-// 5.15.0-91.101 -> 101, 5.15.0-1051.56~20.04.1 -> 56 (the ~20.04.1 marks a backport).
+// The package version <upstream>-<abi>.<upload><suffix> carries what `uname -v` says between
+// '#' and "-Ubuntu": 5.15.0-91.101 -> #101-Ubuntu, 5.15.0-1051.56~20.04.1 -> #56~20.04.1-Ubuntu
+// (the ~20.04.1 marks a backport), 6.5.0-9.9.1 -> #9.1-Ubuntu.
 #include <kbuild/deb_archive.hpp>
 #include <kbuild/plugin.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
 #include <regex>
 
@@ -55,15 +57,43 @@ std::string release_of(const Binary& b) {
 // A dependency of a module build: a common headers package (libc and the like are not).
 bool needed(const Relation& r) { return wanted_package(r.name); }
 
-// "5.15.0-1051.56~20.04.1" -> "56"; "" when the version has no upload number.
-std::string upload_number(const std::string& version) {
-    static const std::regex shape(R"(^(?:\d+:)?\d+\.\d+\.\d+-\d+\.(\d+))");
+// The kernel version Falco's loader and a build service ask for is the whole of what `uname -v`
+// carries, not only its number: two uploads of one ABI differ in the suffix alone
+// ("56~20.04.1" for focal's build, "56" for jammy's). "5.15.0-1051.56~20.04.1" -> "56~20.04.1",
+// "6.8.0-1010.10+cvm1" -> "10+cvm1"; "" when the version has no upload number.
+std::string uname_version(const std::string& version) {
+    static const std::regex shape(R"(^(?:\d+:)?\d+\.\d+\.\d+-\d+\.(\d[0-9A-Za-z.+~]*)$)");
     std::smatch m;
-    return std::regex_search(version, m, shape) ? std::string(m[1]) : std::string();
+    return std::regex_match(version, m, shape) ? std::string(m[1]) : std::string();
 }
 
-bool generic_family(const std::string& flavour) {
-    return flavour.rfind("generic", 0) == 0 || flavour.rfind("lowlatency", 0) == 0;
+// The target Falco's driver loader asks for (falcoctl's Ubuntu distro; the last versions of the
+// falco-driver-loader script had the same rule): "ubuntu-" and the first dash-separated part of
+// `uname -r` made of letters alone, "generic" when there is none. So 4.15.0-2094-aws-fips is
+// ubuntu-aws and 5.15.0-1036-azure-fde ubuntu-azure: the kernel release in the file name keeps
+// them apart.
+std::string falco_target(const std::string& release) {
+    size_t start = release.find('-');
+    while (start != std::string::npos) {
+        const size_t end = release.find('-', start + 1);
+        const std::string part = release.substr(start + 1, end == std::string::npos ? end : end - start - 1);
+        const bool letters = !part.empty() && std::all_of(part.begin(), part.end(), [](unsigned char c) {
+            return std::isalpha(c) != 0;
+        });
+        if (letters) return "ubuntu-" + part;
+        start = end;
+    }
+    return "ubuntu-generic";
+}
+
+bool lowlatency(const std::string& flavour) { return flavour.rfind("lowlatency", 0) == 0; }
+
+bool generic_family(const std::string& flavour) { return flavour.rfind("generic", 0) == 0 || lowlatency(flavour); }
+
+// The pool directory a headers package came from names its source package; without it, the
+// common package is one of several guesses.
+std::string source_of(const Binary& headers) {
+    return kbuild::deb::pool_source(headers.file.url.empty() ? headers.file.path : headers.file.url);
 }
 
 // The common package a flavour package depends on, when only its file name is known. The pool
@@ -74,18 +104,19 @@ std::vector<std::vector<Relation>> depends_from_name(const Binary& headers, cons
     const auto kernel = flavour_package(headers.name);
     if (!kernel) return {};
     std::vector<std::string> names;
-    const std::string source = kbuild::deb::pool_source(headers.file.url.empty() ? headers.file.path
-                                                                                 : headers.file.url);
+    const std::string source = source_of(headers);
     if (source == "linux") names.push_back("linux-headers-" + kernel->abi);
     else if (!source.empty()) names.push_back(source + "-headers-" + kernel->abi);
     names.push_back("linux-" + kernel->flavour + "-" + kernel->series + "-headers-" + kernel->abi);
     names.push_back("linux-" + kernel->flavour + "-headers-" + kernel->abi);
-    if (generic_family(kernel->flavour)) {
-        for (const std::string& common :
-             std::vector<std::string>{"linux", "linux-hwe-" + kernel->series, "linux-hwe", "linux-hwe-edge", "linux-lowlatency",
-              "linux-lowlatency-hwe-" + kernel->series})
-            names.push_back(common + "-headers-" + kernel->abi);
-    }
+    // generic and lowlatency were built from linux and linux-hwe*; lowlatency later also from its
+    // own linux-lowlatency*, never generic.
+    std::vector<std::string> sources;
+    if (generic_family(kernel->flavour))
+        sources = {"linux", "linux-hwe-" + kernel->series, "linux-hwe", "linux-hwe-edge"};
+    if (lowlatency(kernel->flavour))
+        sources.insert(sources.end(), {"linux-lowlatency", "linux-lowlatency-hwe-" + kernel->series});
+    for (const auto& common : sources) names.push_back(common + "-headers-" + kernel->abi);
     std::vector<Relation> alternatives;
     for (const auto& name : names) {
         const bool seen = std::any_of(alternatives.begin(), alternatives.end(),
@@ -96,8 +127,8 @@ std::vector<std::vector<Relation>> depends_from_name(const Binary& headers, cons
 }
 
 void describe_release(kbuild::Release& release, const Binary& headers) {
-    release.kernelversion = upload_number(headers.version);
-    release.target = "ubuntu-" + flavour_package(headers.name)->flavour;
+    release.kernelversion = uname_version(headers.version);
+    release.target = falco_target(release.release);
 }
 
 // A backport's tag: "20.04.1" of 5.15.0-1036.40~20.04.1 (built for focal; 5.15.0-1036.40 is
@@ -107,9 +138,14 @@ std::string backport_of(const Binary& headers) {
     return tilde == std::string::npos ? std::string() : headers.version.substr(tilde + 1);
 }
 
+// A bare file name has no pool directory: which of the guessed common packages a flavour needs
+// is then not known (focal's lowlatency and generic backports have a common package each, of
+// one version), and two of them in one batch must not be decided by the guesses' order.
+bool guessed_depends(const Binary& headers) { return source_of(headers).empty(); }
+
 const kbuild::deb::PairingRules& rules() {
-    static const kbuild::deb::PairingRules r{release_of, needed, depends_from_name, describe_release,
-                                             backport_of};
+    static const kbuild::deb::PairingRules r{release_of,   needed,  depends_from_name, describe_release,
+                                             backport_of,  nullptr, guessed_depends};
     return r;
 }
 

@@ -167,6 +167,7 @@ Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& w
                 const std::string url = base + "/dists/" + suite + "/" + index;
                 try {
                     auto found = read_index_cached(host, base, url, entry->second, wanted);
+                    for (auto& b : found) b.suite = suite;
                     crawled.binaries.insert(crawled.binaries.end(), std::make_move_iterator(found.begin()),
                                             std::make_move_iterator(found.end()));
                     ++indexes;
@@ -220,6 +221,60 @@ BatchRead read_batch(Host& host, const BatchRequest& request, const NameFilter& 
     return batch;
 }
 
+namespace {
+
+std::string where(const Package& p) { return p.url.empty() ? p.path : p.url; }
+
+// Whether `candidate` fits the headers better than `chosen`: the headers' own version first,
+// then one that runs where the headers do, then the newer.
+bool fits_better(const Binary& candidate, const Binary& chosen, const Binary& headers, const PairingRules& rules) {
+    const auto same_version = [&](const Binary& b) { return b.version == headers.version; };
+    const auto same_home = [&](const Binary& b) { return rules.runs_on && rules.runs_on(b) == rules.runs_on(headers); };
+    if (same_version(candidate) != same_version(chosen)) return same_version(candidate);
+    if (same_home(candidate) != same_home(chosen)) return same_home(candidate);
+    return compare_versions(candidate.version, chosen.version) > 0;
+}
+
+// The best package of `arch` satisfying one relation; nullptr when none does.
+const Binary* best_for(const Relation& relation, const std::vector<const Binary*>& named, const Binary& headers,
+                       const std::string& arch, const PairingRules& rules) {
+    const Binary* chosen = nullptr;
+    for (const Binary* b : named) {
+        if (!satisfies(*b, relation) || (!b->arch.empty() && b->arch != arch)) continue;
+        if (!chosen || fits_better(*b, *chosen, headers, rules)) chosen = b;
+    }
+    return chosen;
+}
+
+// Headers whose guessed Depends two packages satisfy: not paired, named with the packages.
+struct Undecided {
+    const Binary* headers;
+    std::vector<const Binary*> candidates;
+};
+
+void report_undecided(ReleaseList& list, const std::vector<Undecided>& undecided) {
+    std::set<std::string> used;
+    for (const auto& r : list.releases)
+        for (const auto& p : r.packages) used.insert(where(p));
+    std::set<std::string> named;
+    for (const auto& u : undecided) {
+        std::string names;
+        for (size_t i = 0; i < u.candidates.size(); ++i)
+            names += (i == 0 ? "" : i + 1 == u.candidates.size() ? " and " : ", ") + u.candidates[i]->name;
+        list.unclaimed.push_back({where(u.headers->file),
+                                  "which of " + names + " (" + u.headers->version +
+                                      ") it needs, file names alone cannot tell: list URLs with their pool "
+                                      "directories, or the .deb files"});
+        for (const Binary* c : u.candidates) {
+            if (used.count(where(c->file)) || !named.insert(where(c->file)).second) continue;
+            list.unclaimed.push_back({where(c->file), "one of the packages " + u.headers->name +
+                                                           " may need (file names alone cannot tell which)"});
+        }
+    }
+}
+
+}  // namespace
+
 ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
                  const std::string& arch, const PairingRules& rules) {
     std::map<std::string, std::vector<const Binary*>> by_name;
@@ -236,6 +291,7 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
     }
 
     ReleaseList list;
+    std::vector<Undecided> undecided;
     for (const auto& [key, header] : headers) {
         const std::string& release_name = key.first;
         Release release;
@@ -245,24 +301,24 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
         release.arch = arch;
         release.packages = {header->file};
         rules.describe_release(release, *header);
-        const auto depends = header->depends.empty() ? rules.depends_from_name(*header, release_name)
-                                                     : header->depends;
+        const bool from_name = header->depends.empty();
+        const bool guessed = from_name && rules.guessed_depends && rules.guessed_depends(*header);
+        const auto depends = from_name ? rules.depends_from_name(*header, release_name) : header->depends;
+        bool decided = true;
         for (const auto& group : depends) {
             if (std::none_of(group.begin(), group.end(), rules.needed)) continue;
             const Binary* chosen = nullptr;
+            std::vector<const Binary*> fits;  // each alternative's best, for guesses
             for (const auto& relation : group) {
-                for (const Binary* b : by_name[relation.name]) {
-                    if (!satisfies(*b, relation) || (!b->arch.empty() && b->arch != arch)) continue;
-                    // The same version as the headers first, else the newest that satisfies.
-                    const bool same = b->version == header->version;
-                    const bool chosen_same = chosen && chosen->version == header->version;
-                    if (!chosen || (same && !chosen_same) ||
-                        (same == chosen_same && compare_versions(b->version, chosen->version) > 0))
-                        chosen = b;
-                }
-                if (chosen) break;
+                const Binary* best = best_for(relation, by_name[relation.name], *header, arch, rules);
+                if (best) fits.push_back(best);
+                if (!chosen) chosen = best;
+                if (chosen && !guessed) break;
             }
-            if (chosen) {
+            if (fits.size() > 1) {
+                undecided.push_back({header, fits});
+                decided = false;
+            } else if (chosen) {
                 release.packages.push_back(chosen->file);
             } else if (release.unavailable.empty()) {
                 std::string wanted;
@@ -271,16 +327,17 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
                                       ", which no index or list holds";
             }
         }
-        list.releases.push_back(std::move(release));
+        if (decided) list.releases.push_back(std::move(release));
     }
+    report_undecided(list, undecided);
     return list;
 }
 
 void claim_leftovers(ReleaseList& list, const BatchRead& batch) {
-    auto where = [](const Package& p) { return p.url.empty() ? p.path : p.url; };
-    std::set<std::string> used;
+    std::set<std::string> used, named;
     for (const auto& r : list.releases)
         for (const auto& p : r.packages) used.insert(where(p));
+    for (const auto& u : list.unclaimed) named.insert(u.file);  // pair said why already
     // name_version and name -> where a release took it from: a second copy, or an older upload
     // of a package, is named with the one that was taken.
     std::map<std::string, std::string> taken;
@@ -289,10 +346,10 @@ void claim_leftovers(ReleaseList& list, const BatchRead& batch) {
         taken.emplace(b.name + "_" + b.version, where(b.file));
         taken.emplace(b.name, where(b.file));
     }
-    list.unclaimed = batch.unclaimed;
+    list.unclaimed.insert(list.unclaimed.end(), batch.unclaimed.begin(), batch.unclaimed.end());
     list.errors.insert(list.errors.end(), batch.errors.begin(), batch.errors.end());
     for (const auto& b : batch.binaries) {
-        if (used.count(where(b.file))) continue;
+        if (used.count(where(b.file)) || named.count(where(b.file))) continue;
         std::string reason = "no headers package in the batch needs it";
         if (const auto copy = taken.find(b.name + "_" + b.version); copy != taken.end())
             reason = "the same package as " + copy->second;

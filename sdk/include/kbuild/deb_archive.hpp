@@ -27,6 +27,7 @@ struct Binary {
     std::string arch;                            // "" for Architecture: all
     std::vector<std::vector<Relation>> depends;  // empty when only the file name is known
     Package file;
+    std::string suite;  // the suite whose index listed it ("bullseye-security"); "" in a batch
 };
 
 // Whether a package satisfies one relation ("name (op version)").
@@ -90,18 +91,29 @@ struct PairingRules {
     std::function<void(Release&, const Binary& headers)> describe_release;
     // Optional: what tells apart two builds of one release (Release::variant).
     std::function<std::string(const Binary& headers)> variant_of;
+    // Optional: where a package's programs run ("bullseye"). Of the packages satisfying a
+    // relation, the headers' own version comes first, then one that runs where the headers do,
+    // then the newest: a newer package built for a newer release may not run in the older one.
+    std::function<std::string(const Binary&)> runs_on;
+    // Optional: whether the Depends that depends_from_name gives these headers are guesses from
+    // names (nothing says which alternative is theirs). A group that packages of two of its
+    // alternatives satisfy is then left undecided: the headers are unclaimed, naming both,
+    // instead of paired by the order of the guesses.
+    std::function<bool(const Binary& headers)> guessed_depends;
 };
 
 // Pairs every concrete headers package of `arch` (its newest version when several are listed,
 // for each variant)
 // with the packages its needed dependencies name: for each OR-group, the first alternative
-// that some package satisfies, preferring the headers' own version, else the newest. A group no
-// package satisfies makes the release unavailable, with the packages named.
+// that some package satisfies, preferring the headers' own version, then (with runs_on) one
+// that runs where the headers do, else the newest. A group no package satisfies makes the
+// release unavailable, with the packages named. Guessed Depends that two packages satisfy
+// (guessed_depends) leave the headers and those packages unclaimed, with the reason.
 ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
                  const std::string& arch, const PairingRules& rules);
 
 // For a batch: the batch's unclaimed files and errors go into the list, and so do the files
-// that no release took ("no headers package in the batch needs it").
+// that no release took and pair did not name ("no headers package in the batch needs it").
 void claim_leftovers(ReleaseList& list, const BatchRead& batch);
 
 // The hooks a deb-family plugin has in common, for its class to derive from: it adds crawl
