@@ -260,10 +260,6 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
             if (instance) record = build_one(*instance, release, workers);
             std::lock_guard lock(summary_mutex);
             summary.records.push_back(record);
-            if (record.status == "built") ++summary.built;
-            else if (record.status == "skipped") ++summary.skipped;
-            else if (record.status == "unavailable") ++summary.unavailable;
-            else ++summary.failed;
             const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(total) +
                                       "] " + release.distro + " " + release_id(release);
             if (record.status == "built" || record.status == "skipped") {
@@ -275,6 +271,17 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
             }
         };
     });
+    // A target built early in the run may have lost its name to one that sorts first since.
+    for (auto& record : summary.records) {
+        if (const auto now = index_.find(record); now && now->status == "failed" && record.status != "failed") {
+            record = *now;
+            spdlog::error("{} {}: failed: {}", record.distro, record.kernelrelease, record.reason);
+        }
+        if (record.status == "built") ++summary.built;
+        else if (record.status == "skipped") ++summary.skipped;
+        else if (record.status == "unavailable") ++summary.unavailable;
+        else ++summary.failed;
+    }
     return summary;
 }
 

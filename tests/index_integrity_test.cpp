@@ -35,8 +35,9 @@ std::vector<std::string> kernel_releases() {
         in_cache({"crawl", "--distro", "debian", "--option", kSuites, "--kernel", kKernels, "--latest", "4",
                   "--output", "json"}));
     EXPECT_EQ(r.exit_code, 0) << r.err;
+    const Json doc = Json::parse(r.out);
     std::vector<std::string> releases;
-    for (const auto& release : Json::parse(r.out)["releases"]) releases.push_back(release["kernelrelease"]);
+    for (const auto& release : doc["releases"]) releases.push_back(release["kernelrelease"]);
     std::sort(releases.begin(), releases.end());
     return releases;
 }
@@ -51,7 +52,8 @@ std::string literal(const std::string& release) {
 // Every artifact index.json records, checked against the file: "" when all hash right.
 std::string unfaithful_records(const fs::path& out) {
     std::string wrong;
-    for (const auto& t : Json::parse(test::read_file(out / "index.json"))["targets"])
+    const Json index = Json::parse(test::read_file(out / "index.json"));
+    for (const auto& t : index["targets"])
         for (const auto& a : t["artifacts"]) {
             const fs::path file = out / a["path"].get<std::string>();
             if (!fs::is_regular_file(file)) wrong += a["path"].get<std::string>() + ": missing\n";
@@ -69,7 +71,8 @@ std::vector<std::string> staged_files(const fs::path& out) {
 
 std::map<std::string, Json> by_release(const fs::path& out) {
     std::map<std::string, Json> targets;
-    for (const auto& t : Json::parse(test::read_file(out / "index.json"))["targets"]) targets[t["kernelrelease"]] = t;
+    const Json index = Json::parse(test::read_file(out / "index.json"));
+    for (const auto& t : index["targets"]) targets[t["kernelrelease"]] = t;
     return targets;
 }
 
