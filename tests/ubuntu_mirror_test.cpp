@@ -95,7 +95,11 @@ TEST_F(UbuntuMirror, CrawlPairsEachFlavourWithItsCommonAndNamesWhatIsWrong) {
     // The focal index is refused: the crawl says so and fails, after listing the rest.
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find(server.url() + "/dists/focal/main/binary-amd64/Packages.xz"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("sha256"), std::string::npos) << r.err;
+    // Refused by the size Release lists when the altered index compresses to another length
+    // (it depends on the headers' sizes, which change with the mirror's newest kernel), else by
+    // its sha256.
+    EXPECT_TRUE(r.err.find(": sha256 mismatch") != std::string::npos ||
+                r.err.find(": size mismatch") != std::string::npos) << r.err;
     const Json doc = Json::parse(r.out);
     ASSERT_EQ(doc["releases"].size(), 3u) << doc.dump(2);
     ASSERT_EQ(doc["errors"].size(), 1u);
