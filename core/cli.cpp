@@ -106,8 +106,7 @@ int run_cli(int argc, char** argv) {
     build_verb->add_option("--from-bundle", build.from_bundle,
                            "Build from kernel bundles (kbuild bundle) instead of a distro's packages: "
                            "no plugin, no network")
-        ->type_name("FILE")
-        ->check(CLI::ExistingFile);
+        ->type_name("FILE");
     build_verb->add_option("--module-src", build.module_src, "The module's source directory")
         ->required()
         ->type_name("DIR");

@@ -237,7 +237,8 @@ TEST(Cli, ADirectoryGivenForAPackageFileIsNamedAsOne) {
     for (const auto& args : std::vector<std::vector<std::string>>{
              {"batch", "--distro", "debian", "some_dir/"},
              {"build", "--builder", "local", "--distro", "debian", "--module-src", hello, "some_dir/"},
-             {"bundle", "--distro", "debian", "some_dir/"}}) {
+             {"bundle", "--distro", "debian", "some_dir/"},
+             {"build", "--builder", "local", "--from-bundle", "some_dir/", "--module-src", hello}}) {
         const ProcessResult r = run_kbuild(args, in_dir);
         EXPECT_EQ(r.exit_code, 2) << args[0];
         EXPECT_EQ(r.err, "error: some_dir/: is a directory, not a package file\n") << args[0];
