@@ -195,7 +195,7 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target)
 
 Json release_json(const Release& r) {
     Json headers = Json::array();
-    for (const auto& p : r.packages) headers.push_back(p.url.empty() ? p.path : p.url);
+    for (const auto& p : r.packages) headers.push_back(p.where());
     Json entry = {{"kernelrelease", r.release},
                   {"kernelversion", r.kernelversion},
                   {"target", r.target.empty() ? r.distro : r.target},
@@ -465,7 +465,7 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
             for (const auto& r : list.releases) {
                 entries.push_back(release_json(r));
                 Json files = Json::array();
-                for (const auto& p : r.packages) files.push_back(p.url.empty() ? p.path : p.url);
+                for (const auto& p : r.packages) files.push_back(p.where());
                 releases[release_id(r)] = files;
                 if (!r.unavailable.empty()) unavailable[release_id(r)] = r.unavailable;
             }
@@ -481,7 +481,7 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
         for (const auto& r : list.releases) {
             std::cout << release_id(r) << (r.unavailable.empty() ? "" : "  (unavailable: " + r.unavailable + ")")
                       << (r.release.empty() ? "  (the kernel is named from its tree when built)" : "") << '\n';
-            for (const auto& p : r.packages) std::cout << "  " << (p.url.empty() ? p.path : p.url) << '\n';
+            for (const auto& p : r.packages) std::cout << "  " << p.where() << '\n';
         }
         for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);
         return report_errors(list);

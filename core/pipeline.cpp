@@ -152,6 +152,7 @@ TargetRecord Pipeline::new_record(const Release& release) const {
                         module_name_};
     record.target = release.target.empty() ? release.distro : release.target;
     record.variant = release.variant;
+    for (const auto& p : release.packages) record.packages.push_back(p.where());
     return record;
 }
 
@@ -368,7 +369,6 @@ TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& rele
     } catch (const std::exception& e) {
         stop_here_if_interrupted();
         TargetRecord record = new_record(release);
-        for (const auto& p : release.packages) record.packages.push_back(p.url.empty() ? p.path : p.url);
         record.status = "failed";
         record.reason = e.what();
         record.finished_at = utc_now();
@@ -383,7 +383,6 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
     if (release.release.empty() && release.unavailable.empty())
         return build_unnamed(plugin, release, workers);
     TargetRecord record = new_record(release);
-    for (const auto& p : release.packages) record.packages.push_back(p.url.empty() ? p.path : p.url);
     if (!release.unavailable.empty()) {
         record.status = "unavailable";
         record.reason = release.unavailable;

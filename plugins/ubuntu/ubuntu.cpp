@@ -93,7 +93,7 @@ bool generic_family(const std::string& flavour) { return flavour.rfind("generic"
 // The pool directory a headers package came from names its source package; without it, the
 // common package is one of several guesses.
 std::string source_of(const Binary& headers) {
-    return kbuild::deb::pool_source(headers.file.url.empty() ? headers.file.path : headers.file.url);
+    return kbuild::deb::pool_source(headers.file.where());
 }
 
 // The common package a flavour package depends on, when only its file name is known. The pool

@@ -223,8 +223,6 @@ BatchRead read_batch(Host& host, const BatchRequest& request, const NameFilter& 
 
 namespace {
 
-std::string where(const Package& p) { return p.url.empty() ? p.path : p.url; }
-
 // Whether `candidate` fits the headers better than `chosen`: the headers' own version first,
 // then one that runs where the headers do, then the newer.
 bool fits_better(const Binary& candidate, const Binary& chosen, const Binary& headers, const PairingRules& rules) {
@@ -255,19 +253,19 @@ struct Undecided {
 void report_undecided(ReleaseList& list, const std::vector<Undecided>& undecided) {
     std::set<std::string> used;
     for (const auto& r : list.releases)
-        for (const auto& p : r.packages) used.insert(where(p));
+        for (const auto& p : r.packages) used.insert(p.where());
     std::set<std::string> named;
     for (const auto& u : undecided) {
         std::string names;
         for (size_t i = 0; i < u.candidates.size(); ++i)
             names += (i == 0 ? "" : i + 1 == u.candidates.size() ? " and " : ", ") + u.candidates[i]->name;
-        list.unclaimed.push_back({where(u.headers->file),
+        list.unclaimed.push_back({u.headers->file.where(),
                                   "which of " + names + " (" + u.headers->version +
                                       ") it needs, file names alone cannot tell: list URLs with their pool "
                                       "directories, or the .deb files"});
         for (const Binary* c : u.candidates) {
-            if (used.count(where(c->file)) || !named.insert(where(c->file)).second) continue;
-            list.unclaimed.push_back({where(c->file), "one of the packages " + u.headers->name +
+            if (used.count(c->file.where()) || !named.insert(c->file.where()).second) continue;
+            list.unclaimed.push_back({c->file.where(), "one of the packages " + u.headers->name +
                                                            " may need (file names alone cannot tell which)"});
         }
     }
@@ -336,26 +334,26 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
 void claim_leftovers(ReleaseList& list, const BatchRead& batch) {
     std::set<std::string> used, named;
     for (const auto& r : list.releases)
-        for (const auto& p : r.packages) used.insert(where(p));
+        for (const auto& p : r.packages) used.insert(p.where());
     for (const auto& u : list.unclaimed) named.insert(u.file);  // pair said why already
     // name_version and name -> where a release took it from: a second copy, or an older upload
     // of a package, is named with the one that was taken.
     std::map<std::string, std::string> taken;
     for (const auto& b : batch.binaries) {
-        if (!used.count(where(b.file))) continue;
-        taken.emplace(b.name + "_" + b.version, where(b.file));
-        taken.emplace(b.name, where(b.file));
+        if (!used.count(b.file.where())) continue;
+        taken.emplace(b.name + "_" + b.version, b.file.where());
+        taken.emplace(b.name, b.file.where());
     }
     list.unclaimed.insert(list.unclaimed.end(), batch.unclaimed.begin(), batch.unclaimed.end());
     list.errors.insert(list.errors.end(), batch.errors.begin(), batch.errors.end());
     for (const auto& b : batch.binaries) {
-        if (used.count(where(b.file)) || named.count(where(b.file))) continue;
+        if (used.count(b.file.where()) || named.count(b.file.where())) continue;
         std::string reason = "no headers package in the batch needs it";
         if (const auto copy = taken.find(b.name + "_" + b.version); copy != taken.end())
             reason = "the same package as " + copy->second;
         else if (const auto newer = taken.find(b.name); newer != taken.end())
             reason = "an older upload than " + newer->second;
-        list.unclaimed.push_back({where(b.file), reason});
+        list.unclaimed.push_back({b.file.where(), reason});
     }
 }
 

@@ -312,9 +312,9 @@ ReleaseList FamilyPlugin::batch_packages(const BatchRequest& request) {
     // the one taken.
     std::map<std::string, std::string> taken;
     for (const auto& r : list.releases)
-        taken[r.release] = r.packages[0].url.empty() ? r.packages[0].path : r.packages[0].url;
+        taken[r.release] = r.packages[0].where();
     for (const auto& b : binaries) {
-        const std::string where = b.file.url.empty() ? b.file.path : b.file.url;
+        const std::string where = b.file.where();
         const std::string& first = taken[kernel_release(b)];
         if (where != first) unplaced.unclaimed.push_back({where, "the same package as " + first});
     }

@@ -36,6 +36,9 @@ struct Package {
     std::string path;
     std::string sha256;
     std::int64_t size = -1;
+
+    // Where it comes from, as messages and records name it: its URL, else its local path.
+    const std::string& where() const { return url.empty() ? path : url; }
 };
 
 // A kernel release (`uname -r`) and the packages a module build needs for it.
