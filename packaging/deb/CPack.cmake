@@ -27,9 +27,11 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME kbuild)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION devel)
 # Depends: the shared libraries of the binary and plugins, found by dpkg-shlibdeps.
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SHLIBDEPS ON)
-# postinst makes the build service's system user (adduser); /etc/kbuild/config.toml is a
+# postinst makes the build service's system user (adduser); gpgv checks mirrors' signatures
+# against debian-archive-keyring (and other configured keyrings); bubblewrap sandboxes local
+# builds; /etc/kbuild/config.toml is a
 # conffile.
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "adduser, gpgv, debian-archive-keyring, bubblewrap")
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA
   ${CMAKE_CURRENT_LIST_DIR}/postinst ${CMAKE_CURRENT_LIST_DIR}/conffiles)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
