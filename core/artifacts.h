@@ -77,6 +77,9 @@ struct TargetRecord {
     std::string target;                 // driverkit-style target: "ubuntu-aws", "debian"
     std::string variant;                // Release::variant: "20.04.1" for an Ubuntu backport
     std::string naming;                 // the naming template the artifacts were named by
+    // Sources of the run used without their signature checked ("<url>: <why>"): an insecure
+    // mirror, a repository with no key configured. Empty when everything was verified.
+    std::vector<std::string> unverified;
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ArtifactRecord, path, sha256, vermagic)
@@ -85,7 +88,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kern
                                                 status, reason, artifacts, compiler, builder,
                                                 builder_reason, log,
                                                 duration_s, inputs, packages, finished_at, target,
-                                                variant, naming)
+                                                variant, naming, unverified)
 
 // <out>/index.json: loaded at start, rewritten atomically (temporary file + rename) after every
 // change so an interrupted run keeps what finished. Thread-safe.

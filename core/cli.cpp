@@ -42,6 +42,14 @@ void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files, bo
         ->type_name("K/N");
     verb->add_option("--jobs,-j", target.jobs, "Downloads (and builds) at once (default 4)")
         ->check(CLI::Range(1, 256));
+    verb->add_option("--keyring", target.keyrings,
+                     "Check the mirrors' signatures with this keyring instead of the distro's (repeatable)")
+        ->type_name("FILE")
+        ->allow_extra_args(false);
+    verb->add_option("--insecure-mirror", target.insecure_mirrors,
+                     "Use this mirror without checking its signatures (said and recorded in index.json)")
+        ->type_name("URL")
+        ->allow_extra_args(false);
     if (with_files) {
         verb->add_option("files", target.files, "Local package files")->type_name("FILE");
         verb->add_option("--from-list", target.from_list,

@@ -30,6 +30,15 @@ namespace fs = std::filesystem;
 
 namespace kbuild {
 
+void add_trust(TrustPolicy& policy, const TargetOptions& target) {
+    const auto& keyrings = !target.keyrings.empty() ? target.keyrings : target.distro_keyrings;
+    if (!keyrings.empty()) policy.distro_keyrings[target.distro] = {keyrings.begin(), keyrings.end()};
+    for (const auto& [prefix, keyring] : target.mirror_keyrings) policy.mirror_keyrings.emplace_back(prefix, keyring);
+    policy.insecure_mirrors.insert(policy.insecure_mirrors.end(), target.insecure_mirrors.begin(),
+                                   target.insecure_mirrors.end());
+    if (!target.verify) policy.insecure_distros.insert(target.distro);
+}
+
 namespace {
 
 std::vector<fs::path> plugin_search_path(const GlobalOptions& global) {
@@ -152,6 +161,13 @@ FetchOptions fetch_options(const GlobalOptions& global, const TargetOptions& tar
     return options;
 }
 
+// The trust policy of a run: the defaults, then the config file's, then the command line's.
+TrustPolicy trust_policy(const TargetOptions& target) {
+    TrustPolicy policy = default_trust_policy();
+    add_trust(policy, target);
+    return policy;
+}
+
 // Everything a verb that works on kernels needs, in the order it must be torn down.
 struct Session {
     // fixed: the plugin to use (the built-in bundle reader); none are loaded then.
@@ -159,11 +175,13 @@ struct Session {
         : plugins(fixed ? nullptr : load_plugins(global)),
           plugin(fixed ? *fixed : plugin_for(*plugins, target.distro)),
           fetcher(fetch_options(global, target)),
-          context(make_host_context(cache_dir_of(global), fetcher)) {}
+          trust(trust_policy(target), cache_dir_of(global)),
+          context(make_host_context(cache_dir_of(global), fetcher, &trust)) {}
 
     std::unique_ptr<PluginHost> plugins;
     const Plugin& plugin;
     Fetcher fetcher;
+    Trust trust;
     HostContext context;
 };
 
@@ -531,6 +549,7 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
         options.force = build.force;
         options.jobs = std::max(1, target.jobs);
         options.build_timeout = build.build_timeout;
+        options.trust = &session.trust;
         if (!fs::is_directory(options.module_src))
             throw UsageError(build.module_src + ": module source is not a directory");
         Pipeline pipeline(session.plugin, session.fetcher, *builder, options);

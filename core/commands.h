@@ -2,6 +2,8 @@
 // prints data on stdout, logs on stderr, and returns the exit code.
 #pragma once
 
+#include "trust.h"
+
 #include <kbuild/types.hpp>
 
 #include <chrono>
@@ -58,7 +60,18 @@ struct TargetOptions {
     int latest = 0;                            // keep the N newest releases; 0: all
     std::string shard;                         // "K/N": only this shard's releases; "": all
     int jobs = 4;
+    // Trust (trust.h): --keyring replaces the distro's keyrings; --insecure-mirror URL is used
+    // without checking signatures; the config file adds per-mirror keyrings and verify = false.
+    std::vector<std::string> keyrings;
+    std::vector<std::string> insecure_mirrors;
+    std::vector<std::pair<std::string, std::string>> mirror_keyrings;  // URL prefix, keyring
+    std::vector<std::string> distro_keyrings;  // the config's keyring for the distro
+    bool verify = true;                        // false: the config's verify = false for the distro
 };
+
+// Adds a target's trust settings to a policy: its distro's keyrings (the config's, replaced by
+// --keyring), mirror keyrings, insecure mirrors, verify = false.
+void add_trust(TrustPolicy& policy, const TargetOptions& target);
 
 // What a plugin's crawl is asked: the target's distro, arch, mirrors and --option pairs, and
 // apt's source URIs. A malformed option, or one the plugin's describe does not declare, is a

@@ -54,9 +54,24 @@ void apply_config(const fs::path& file, TargetOptions& target) {
                 target.plugin_options.push_back(pair);
                 target.option_files[key] = file.string();
             }
+        } else if (item.name == "keyring") {
+            target.distro_keyrings.insert(target.distro_keyrings.end(), item.inputs.begin(), item.inputs.end());
+        } else if (item.name == "mirror-keyring") {
+            for (const auto& pair : item.inputs) {
+                const std::size_t eq = pair.rfind('=');
+                if (eq == std::string::npos || eq == 0 || eq + 1 == pair.size())
+                    throw Error(file.string() + ": [" + target.distro + "] mirror-keyring: '" + pair +
+                                "' is not URL=KEYRING");
+                target.mirror_keyrings.emplace_back(pair.substr(0, eq), pair.substr(eq + 1));
+            }
+        } else if (item.name == "verify") {
+            const std::string value = item.inputs.empty() ? "" : item.inputs.front();
+            if (value != "true" && value != "false")
+                throw Error(file.string() + ": [" + target.distro + "] verify: '" + value + "' is not true or false");
+            target.verify = value == "true";
         } else {
             throw Error(file.string() + ": [" + target.distro + "] " + item.name +
-                        ": unknown key (mirror and option are known)");
+                        ": unknown key (mirror, option, keyring, mirror-keyring and verify are known)");
         }
     }
 }

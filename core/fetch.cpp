@@ -425,6 +425,8 @@ public:
     PartFile(const PartFile&) = delete;
     PartFile& operator=(const PartFile&) = delete;
 
+    const fs::path& path() const { return path_; }
+
     void write(const char* bytes, std::size_t count) {
         while (count > 0) {
             const ssize_t written = ::write(fd_, bytes, count);
@@ -559,7 +561,8 @@ Fetcher::~Fetcher() = default;
 fs::path Fetcher::cache_path(const FetchRequest& request) const {
     // Keyed by URL and expected sha256: a package whose index changes its hash is fetched
     // again rather than served stale.
-    const std::string key = sha256_of(request.url + "\n" + lowercase(request.sha256));
+    const std::string key = sha256_of(request.url + "\n" + lowercase(request.sha256) +
+                                      (request.sha512.empty() ? "" : "\n" + lowercase(request.sha512)));
     return options_.cache_dir / "downloads" / key / file_name_for(request.url);
 }
 
@@ -599,12 +602,13 @@ FetchedFile Fetcher::fetch_one(const FetchRequest& request) {
         const CacheLock lock(final_path, request.url);
         const auto cached_size = regular_file_size(final_path);
         // The name was given only after the sha256 matched, so it is trusted as is.
-        if (!request.sha256.empty() && cached_size &&
-            (request.size < 0 || *cached_size == request.size)) {
+        if (request.digest_known() && cached_size && (request.size < 0 || *cached_size == request.size)) {
             progress_->file_done(request.size);
             if (!options_.progress)
                 spdlog::debug("{}: cached as {}", request.url, final_path.string());
-            return {final_path.string(), lowercase(request.sha256), *cached_size};
+            return {final_path.string(),
+                    request.sha256.empty() ? sha256_file(final_path.string()) : lowercase(request.sha256),
+                    *cached_size};
         }
         FetchedFile file = download(request, final_path);
         progress_->file_done(0);
@@ -772,7 +776,7 @@ FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_
     // Only metadata is asked conditionally: a package with a sha256 never reaches here cached.
     Validators sent;
     const auto cached_size = regular_file_size(final_path);
-    if (request.sha256.empty() && cached_size && (request.size < 0 || *cached_size == request.size))
+    if (!request.digest_known() && cached_size && (request.size < 0 || *cached_size == request.size))
         sent = read_validators(final_path);
 
     std::unique_ptr<HTTPClientSession> session;
@@ -814,10 +818,16 @@ FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_
             throw AttemptFailed("sha256 mismatch (expected " + lowercase(request.sha256) +
                                     ", got " + sha256 + ")",
                                 false);
+        if (!request.sha512.empty()) {
+            const std::string sha512 = file_digest(part.path().string(), "sha512");
+            if (sha512 != lowercase(request.sha512))
+                throw AttemptFailed("sha512 mismatch (expected " + lowercase(request.sha512) + ", got " + sha512 + ")",
+                                    false);
+        }
         // The old validators describe the old file: drop them before it is replaced.
-        if (request.sha256.empty()) write_validators(final_path, {});
+        if (!request.digest_known()) write_validators(final_path, {});
         part.commit(final_path);
-        if (request.sha256.empty())
+        if (!request.digest_known())
             write_validators(final_path, {header(response, "ETag"),
                                           header(response, "Last-Modified")});
 

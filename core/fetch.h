@@ -24,12 +24,16 @@ struct FetchOptions {
     bool progress = false;                           // redraw a progress line on stderr (a tty)
 };
 
-// What to download. sha256 empty: not known (metadata such as Release, a Flatcar image), so the
+// What to download. sha256 and sha512 empty: not known (metadata such as Release, a Flatcar image), so the
 // cached file is revalidated (ETag, If-Modified-Since) rather than trusted. size < 0: not known.
 struct FetchRequest {
     std::string url;
     std::string sha256;
     std::int64_t size = -1;
+    std::string sha512;  // checked too when set (a Release may list only SHA512)
+
+    // Whether the bytes are known in advance (a cached file under its name is then trusted).
+    bool digest_known() const { return !sha256.empty() || !sha512.empty(); }
 };
 
 // One result of fetch_all: the file, or the one-line error that stopped it.

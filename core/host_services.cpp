@@ -52,6 +52,12 @@ kb_status extract_image(void* host, const char* request, const char** out) {
     return answer(self(host).context().extract_image, request, out);
 }
 
+kb_status verify(void* host, const char* request, const char** out) {
+    const HostServices& services = self(host);
+    return answer([&](const std::string& r) { return services.context().verify(r, services.distro()); }, request,
+                  out);
+}
+
 kb_status cache_dir(void* host, const char** out) {
     const auto& services = self(host);
     const auto dir = services.context().cache_dir / "plugins" / services.plugin_name();
@@ -78,6 +84,7 @@ HostServices::HostServices(std::string plugin_name, const HostContext& context)
     table_.extract = context_.extract ? &extract : nullptr;
     table_.cache_dir = &cache_dir;
     table_.extract_image = context_.extract_image ? &extract_image : nullptr;
+    table_.verify = context_.verify ? &verify : nullptr;
 }
 
 }  // namespace kbuild

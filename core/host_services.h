@@ -1,5 +1,5 @@
 // The services the host lends plugins (the kb_host_services table): log, fetch, extract,
-// cache_dir, extract_image. One table per plugin instance, so log lines and cache directories
+// cache_dir, extract_image, verify. One table per plugin instance, so log lines and cache directories
 // carry the plugin's name.
 #pragma once
 
@@ -19,6 +19,8 @@ struct HostContext {
     std::function<std::string(const std::string&)> fetch;
     std::function<std::string(const std::string&)> extract;
     std::function<std::string(const std::string&)> extract_image;
+    // verify also gets the distro being served (its keyrings are the default ones).
+    std::function<std::string(const std::string& request, const std::string& distro)> verify;
 };
 
 class HostServices {
@@ -31,9 +33,14 @@ public:
     const std::string& plugin_name() const { return plugin_name_; }
     const HostContext& context() const { return context_; }
 
+    // The distro of the hook being called: whose keyrings verify uses.
+    void set_distro(std::string distro) { distro_ = std::move(distro); }
+    const std::string& distro() const { return distro_; }
+
 private:
     std::string plugin_name_;
     const HostContext& context_;
+    std::string distro_;
     kb_host_services table_{};
 };
 

@@ -153,6 +153,8 @@ TargetRecord Pipeline::new_record(const Release& release) const {
     record.target = release.target.empty() ? release.distro : release.target;
     record.variant = release.variant;
     for (const auto& p : release.packages) record.packages.push_back(p.where());
+    if (options_.trust)
+        for (const auto& source : options_.trust->unverified()) record.unverified.push_back(source.url + ": " + source.reason);
     return record;
 }
 
@@ -183,14 +185,22 @@ std::string read_kernel_release(const fs::path& kernel_dir) {
     throw Error(kernel_dir.string() + ": no include/config/kernel.release or UTS_RELEASE to name the kernel");
 }
 
-HostContext make_host_context(const fs::path& cache_dir, Fetcher& fetcher) {
+HostContext make_host_context(const fs::path& cache_dir, Fetcher& fetcher, Trust* trust) {
     HostContext context;
     context.cache_dir = cache_dir;
     context.fetch = [&fetcher](const std::string& request) {
         const Package package = from_document<Package>(request.c_str(), "fetch");
-        const FetchedFile file = fetcher.fetch({package.url, package.sha256, package.size});
+        const FetchedFile file = fetcher.fetch({package.url, package.sha256, package.size, package.sha512});
         return to_document(file);
     };
+    if (trust != nullptr)
+        context.verify = [cache_dir, trust](const std::string& request, const std::string& distro) {
+            const VerifyRequest r = from_document<VerifyRequest>(request.c_str(), "verify");
+            for (const auto& file : {r.file, r.signature})
+                if (!file.empty() && !inside(file, cache_dir))
+                    throw Error("verify: " + file + " is not a download in kbuild's cache " + cache_dir.string());
+            return to_document(trust->verify(r, distro));
+        };
     context.extract = [cache_dir](const std::string& request) {
         const ExtractRequest r = from_document<ExtractRequest>(request.c_str(), "extract");
         if (!inside(r.dest, cache_dir))
@@ -214,7 +224,7 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder,
     : plugin_(plugin),
       builder_(builder),
       options_(std::move(options)),
-      context_(make_host_context(options_.cache_dir, fetcher)),
+      context_(make_host_context(options_.cache_dir, fetcher, options_.trust)),
       trees_(plugin, fetcher, options_.cache_dir),
       index_(options_.out_dir) {
     if (!fs::is_directory(options_.module_src))
@@ -335,7 +345,7 @@ std::vector<Package> KernelTrees::fetched(std::vector<Package> packages) {
     std::vector<size_t> remote;
     for (size_t i = 0; i < packages.size(); ++i) {
         if (!packages[i].path.empty()) continue;
-        requests.push_back({packages[i].url, packages[i].sha256, packages[i].size});
+        requests.push_back({packages[i].url, packages[i].sha256, packages[i].size, packages[i].sha512});
         remote.push_back(i);
     }
     const auto outcomes = fetcher_.fetch_all(requests);

@@ -8,6 +8,7 @@
 #include "fetch.h"
 #include "host_services.h"
 #include "plugin_host.h"
+#include "trust.h"
 
 #include <chrono>
 #include <mutex>
@@ -32,6 +33,8 @@ struct PipelineOptions {
     bool force = false;          // rebuild targets already built from the same inputs
     int jobs = 1;                // releases worked on at once
     std::chrono::seconds build_timeout{900};
+    // What checked the run's sources: its unverified ones are recorded in index.json.
+    Trust* trust = nullptr;
 };
 
 // A release's kernel tree, fetched and unpacked: what a build, or a bundle, starts from.
@@ -128,6 +131,7 @@ std::string digest_tree(const std::filesystem::path& dir);
 
 // The host context a plugin instance needs: the cache dir, fetch through `fetcher`, extract
 // (archives) and extract_image (disk images) into directories under the cache only.
-HostContext make_host_context(const std::filesystem::path& cache_dir, Fetcher& fetcher);
+// trust: what checks signatures for the verify service; nullptr offers no verify.
+HostContext make_host_context(const std::filesystem::path& cache_dir, Fetcher& fetcher, Trust* trust);
 
 }  // namespace kbuild

@@ -109,7 +109,21 @@ public:
           config_file_(std::move(config_file)),
           cache_dir_(std::move(cache_dir)),
           out_dir_(fs::absolute(settings.out)),
-          context_(make_host_context(cache_dir_, fetcher)) {}
+          trust_(served_trust(plugins, config_file_), cache_dir_),
+          context_(make_host_context(cache_dir_, fetcher, &trust_)) {}
+
+    // One policy for every distro served: each distro's table of the config file adds its own.
+    static TrustPolicy served_trust(const PluginHost& plugins, const std::optional<fs::path>& config_file) {
+        TrustPolicy policy = default_trust_policy();
+        if (!config_file) return policy;
+        for (const auto& distro : plugins.known_distros()) {
+            TargetOptions target;
+            target.distro = distro;
+            apply_config(*config_file, target);
+            add_trust(policy, target);
+        }
+        return policy;
+    }
 
     std::string check_build_type(const std::string& build_type) const {
         if (kind_of(build_type)) return {};
@@ -283,6 +297,7 @@ private:
         options.modules = {source.name};  // the node asks for <name>.ko
         options.jobs = 1;
         options.build_timeout = settings_.build_timeout;
+        options.trust = &trust_;
         pipeline = std::make_unique<Pipeline>(plugin, fetcher_, *builder, options);
         return *pipeline;
     }
@@ -292,6 +307,7 @@ private:
     const ServeSettings& settings_;
     std::optional<fs::path> config_file_;
     fs::path cache_dir_, out_dir_;
+    Trust trust_;
     HostContext context_;
 
     std::mutex crawl_mutex_;

@@ -36,7 +36,7 @@ TEST(Cli, AConfigFileIsCheckedAndNamedInItsErrors) {
     ProcessResult r = run_kbuild({"--config", (dir / "kbuild.toml").string(), "crawl", "--distro", "debian"});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_EQ(r.err, "error: " + (dir / "kbuild.toml").string() +
-                         ": [debian] mirrors: unknown key (mirror and option are known)\n");
+                         ": [debian] mirrors: unknown key (mirror, option, keyring, mirror-keyring and verify are known)\n");
     r = run_kbuild({"--config", (dir / "missing.toml").string(), "crawl", "--distro", "debian"});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_EQ(r.err, "error: " + (dir / "missing.toml").string() + ": no such config file\n");

@@ -488,19 +488,21 @@ void expect_bookworm_release(const deb::ReleaseFile& r) {
                                         "mips64el", "mipsel", "ppc64el", "s390x"}));
     EXPECT_EQ(r.components,
               (std::vector<std::string>{"main", "contrib", "non-free-firmware", "non-free"}));
-    ASSERT_EQ(r.sha256.size(), 4u);
-    const auto& xz = r.sha256.at("main/binary-amd64/Packages.xz");
+    ASSERT_EQ(r.files.size(), 4u);
+    const auto& xz = r.files.at("main/binary-amd64/Packages.xz");
     EXPECT_EQ(xz.sha256, "1f0ca4d2c1b6ad4e0bb3c2b1a0c2a6a8f3d1b4e9a7c0d2e5f8a1b3c4d5e6f7a8");
     EXPECT_EQ(xz.size, 8790396);
-    EXPECT_EQ(r.sha256.at("contrib/Contents-all").size, 738242);
-    EXPECT_EQ(r.sha256.at("main/binary-amd64/Release").size, 117);
-    EXPECT_EQ(r.sha256.at("main/binary-amd64/Packages").sha256,
+    EXPECT_EQ(r.files.at("contrib/Contents-all").size, 738242);
+    EXPECT_EQ(r.files.at("main/binary-amd64/Release").size, 117);
+    EXPECT_EQ(r.files.at("main/binary-amd64/Packages").sha256,
               "8d7a5c8e5d2d3f4ac9cc5bd64a3b17d8a1b7e1a4ba1b2a2c6e7d0a4e8f3e5d9c");
 }
 
 TEST(DebRelease, PlainRelease) { expect_bookworm_release(deb::parse_release(kReleaseBody)); }
 
-TEST(DebRelease, InReleaseArmourIsStripped) {
+// A clearsigned InRelease is never read as it is: only the text the host's verify gave back,
+// so no code path can skip the signature.
+TEST(DebRelease, ASignedMessageIsRefused) {
     const std::string in_release = std::string(
         "-----BEGIN PGP SIGNED MESSAGE-----\n"
         "Hash: SHA256\n"
@@ -508,11 +510,40 @@ TEST(DebRelease, InReleaseArmourIsStripped) {
         "-----BEGIN PGP SIGNATURE-----\n"
         "\n"
         "iQIzBAEBCAAdFiEEpyNohvPMyq0Uiif4DphATThvodkFAmfVWdsACgkQDphATThv\n"
-        "Origin: Forged\n"
         "=AfjX\n"
         "-----END PGP SIGNATURE-----\n";
-    const deb::ReleaseFile r = deb::parse_release(in_release);
-    expect_bookworm_release(r);
+    try {
+        deb::parse_release(in_release);
+        FAIL() << "a signed message was parsed";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("a signed message, not its verified text"), std::string::npos) << e.what();
+    }
+}
+
+// Ubuntu's development series lists SHA512 only: read like SHA256.
+TEST(DebRelease, Sha512OnlyIsRead) {
+    const deb::ReleaseFile r = deb::parse_release(
+        "Origin: Ubuntu\nSuite: resolute\nDate: Thu, 03 Dec 2026 10:00:00 UTC\n"
+        "Valid-Until: Thu, 10 Dec 2026 10:00:00 UTC\nSHA512:\n"
+        " 0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+        " 1234 main/binary-amd64/Packages.xz\n");
+    ASSERT_EQ(r.files.count("main/binary-amd64/Packages.xz"), 1u);
+    const auto& xz = r.files.at("main/binary-amd64/Packages.xz");
+    EXPECT_TRUE(xz.sha256.empty());
+    EXPECT_EQ(xz.sha512.size(), 128u);
+    EXPECT_EQ(xz.size, 1234);
+    EXPECT_EQ(r.valid_until, "Thu, 10 Dec 2026 10:00:00 UTC");
+}
+
+TEST(DebRelease, DatesAreReadAsUtcSeconds) {
+    EXPECT_EQ(deb::release_time("Sat, 15 Mar 2025 10:46:35 UTC"), 1742035595);
+    EXPECT_EQ(deb::release_time("15 Mar 2025 10:46:35 UTC"), 1742035595);
+    EXPECT_EQ(deb::release_time("Sat, 15 Mar 2025 11:46:35 +0100"), 1742035595);
+    EXPECT_EQ(deb::release_time("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
+    EXPECT_EQ(deb::release_time("Sat, 29 Feb 2028 00:00:00 UTC"), 1835395200);
+    EXPECT_FALSE(deb::release_time("yesterday"));
+    EXPECT_FALSE(deb::release_time("Sat, 15 Foo 2025 10:46:35 UTC"));
+    EXPECT_FALSE(deb::release_time("Sat, 15 Mar 2025 10:46:35 CEST"));
 }
 
 TEST(DebRelease, MissingFieldsAreEmpty) {
@@ -521,7 +552,7 @@ TEST(DebRelease, MissingFieldsAreEmpty) {
     EXPECT_EQ(r.suite, "bookworm-security");
     EXPECT_TRUE(r.codename.empty());
     EXPECT_TRUE(r.architectures.empty());
-    EXPECT_TRUE(r.sha256.empty());
+    EXPECT_TRUE(r.files.empty());
 }
 
 // ---- relations ----

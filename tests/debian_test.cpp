@@ -25,7 +25,12 @@ protected:
         plugin_ = host_.find("debian");
         ASSERT_NE(plugin_, nullptr) << "libkbuild-debian.so not built";
         fetcher_ = std::make_unique<Fetcher>(FetchOptions{cache_.path()});
-        context_ = make_host_context(cache_.path(), *fetcher_);
+        // These tests are about pairing packages: their unsigned archives are used unchecked, as
+        // `verify = false` in the config file would (the trust tests check signatures).
+        TrustPolicy policy;
+        policy.insecure_distros = {"debian"};
+        trust_ = std::make_unique<Trust>(policy, cache_.path());
+        context_ = make_host_context(cache_.path(), *fetcher_, trust_.get());
         instance_ = std::make_unique<PluginInstance>(*plugin_, context_);
     }
 
@@ -45,6 +50,7 @@ protected:
     const Plugin* plugin_ = nullptr;
     test::TempDir cache_;
     std::unique_ptr<Fetcher> fetcher_;
+    std::unique_ptr<Trust> trust_;
     HostContext context_;
     std::unique_ptr<PluginInstance> instance_;
 };

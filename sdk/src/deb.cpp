@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
+#include <sstream>
 #include <unistd.h>
 
 namespace kbuild::deb {
@@ -371,34 +372,6 @@ bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
 
-// The signed text of a clearsigned (InRelease) message; other text is returned as it is.
-std::string strip_pgp_armour(std::string_view text) {
-    const std::string_view begin_message = "-----BEGIN PGP SIGNED MESSAGE-----";
-    const std::string_view begin_signature = "-----BEGIN PGP SIGNATURE-----";
-    std::size_t pos = 0;
-    while (pos < text.size() && is_space(text[pos])) ++pos;
-    if (!starts_with(text.substr(pos), begin_message)) return std::string(text);
-
-    // The armour headers ("Hash: SHA256") end at the first blank line.
-    bool in_headers = true;
-    std::string body;
-    body.reserve(text.size());
-    while (pos < text.size()) {
-        std::size_t newline = text.find('\n', pos);
-        if (newline == std::string_view::npos) newline = text.size();
-        std::string_view line = text.substr(pos, newline - pos);
-        pos = newline + 1;
-        if (in_headers) {
-            in_headers = !is_blank_line(line.data(), line.data() + line.size());
-            continue;
-        }
-        if (starts_with(line, begin_signature)) break;
-        if (starts_with(line, "- ")) line.remove_prefix(2);  // dash-escaping (RFC 4880 7.1)
-        body.append(line.data(), line.size());
-        body.push_back('\n');
-    }
-    return body;
-}
 
 // ---- relations ----
 
@@ -522,38 +495,93 @@ void read_paragraphs_text(std::string_view text, const ParagraphFn& fn) {
     emit_paragraphs(text, /*at_end=*/true, paragraph, fn);
 }
 
+namespace {
+
+// " <hex> <size> <path>" lines of a SHA256 or SHA512 field, into `files`.
+void read_checksums(std::string_view list, std::string IndexFile::*digest, std::map<std::string, IndexFile>& files) {
+    std::size_t pos = 0;
+    while (pos < list.size()) {
+        std::size_t newline = list.find('\n', pos);
+        if (newline == std::string_view::npos) newline = list.size();
+        const std::vector<std::string> words = split_words(list.substr(pos, newline - pos));
+        pos = newline + 1;
+        if (words.size() != 3) continue;
+        std::int64_t size = 0;
+        try {
+            size = std::stoll(words[1]);
+        } catch (const std::exception&) {
+            continue;  // not a checksum line
+        }
+        IndexFile& entry = files[words[2]];
+        entry.*digest = words[0];
+        entry.size = size;
+    }
+}
+
+}  // namespace
+
 ReleaseFile parse_release(std::string_view text) {
-    const std::string body = strip_pgp_armour(text);
+    std::size_t first = 0;
+    while (first < text.size() && is_space(text[first])) ++first;
+    if (starts_with(text.substr(first), "-----BEGIN PGP"))
+        throw Error("Release: a signed message, not its verified text (have the host verify it)");
     ReleaseFile release;
-    bool first = true;
-    read_paragraphs_text(body, [&](const Paragraph& paragraph) {
-        if (!first) return;  // a Release file is one paragraph
-        first = false;
+    bool done = false;
+    read_paragraphs_text(text, [&](const Paragraph& paragraph) {
+        if (done) return;  // a Release file is one paragraph
+        done = true;
         release.origin = std::string(paragraph.get("Origin"));
         release.suite = std::string(paragraph.get("Suite"));
         release.codename = std::string(paragraph.get("Codename"));
         release.date = std::string(paragraph.get("Date"));
+        release.valid_until = std::string(paragraph.get("Valid-Until"));
         release.architectures = split_words(paragraph.get("Architectures"));
         release.components = split_words(paragraph.get("Components"));
-        const std::string_view list = paragraph.get("SHA256");
-        std::size_t pos = 0;
-        while (pos < list.size()) {
-            std::size_t newline = list.find('\n', pos);
-            if (newline == std::string_view::npos) newline = list.size();
-            const std::vector<std::string> words = split_words(list.substr(pos, newline - pos));
-            pos = newline + 1;
-            if (words.size() != 3) continue;
-            IndexFile entry;
-            entry.sha256 = words[0];
-            try {
-                entry.size = std::stoll(words[1]);
-            } catch (const std::exception&) {
-                continue;  // not a " <hex> <size> <path>" line
-            }
-            release.sha256[words[2]] = std::move(entry);
-        }
+        read_checksums(paragraph.get("SHA256"), &IndexFile::sha256, release.files);
+        read_checksums(paragraph.get("SHA512"), &IndexFile::sha512, release.files);
     });
     return release;
+}
+
+std::optional<std::int64_t> release_time(std::string_view date) {
+    // "Sat, 10 Aug 2024 09:37:29 UTC": the weekday is optional, the zone a name or +hhmm.
+    std::vector<std::string> w = split_words(date);
+    if (!w.empty() && w[0].size() == 4 && w[0].back() == ',') w.erase(w.begin());
+    if (w.size() != 5) return std::nullopt;
+    static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int month = -1;
+    for (int m = 0; m < 12; ++m)
+        if (w[1] == months[m]) month = m;
+    int day = 0, year = 0, hour = 0, minute = 0, second = 0;
+    char c1 = 0, c2 = 0;
+    try {
+        day = std::stoi(w[0]);
+        year = std::stoi(w[2]);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    std::istringstream clock(w[3]);
+    if (month < 0 || !(clock >> hour >> c1 >> minute >> c2 >> second) || c1 != ':' || c2 != ':') return std::nullopt;
+    int offset = 0;
+    const std::string& zone = w[4];
+    if (zone == "UTC" || zone == "GMT" || zone == "Z") {
+        offset = 0;
+    } else if (zone.size() == 5 && (zone[0] == '+' || zone[0] == '-') &&
+               std::all_of(zone.begin() + 1, zone.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        offset = (std::stoi(zone.substr(1, 2)) * 60 + std::stoi(zone.substr(3, 2))) * 60 * (zone[0] == '-' ? -1 : 1);
+    } else {
+        return std::nullopt;
+    }
+    // Days from the civil date (H. Hinnant's algorithm), so no time zone of the host is involved.
+    const int y = year - (month < 2);
+    const int era = (y >= 0 ? y : y - 399) / 400;
+    const int yoe = y - era * 400;
+    const int mp = (month + 10) % 12;  // March is 0
+    const int doy = (153 * mp + 2) / 5 + day - 1;
+    const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    const std::int64_t days = static_cast<std::int64_t>(era) * 146097 + doe - 719468;
+    return days * 86400 + hour * 3600 + minute * 60 + second - offset;
 }
 
 std::vector<std::vector<Relation>> parse_relations(std::string_view field) {

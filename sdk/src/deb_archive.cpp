@@ -4,6 +4,7 @@
 #include "repo_util.h"
 
 #include <algorithm>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -66,18 +67,21 @@ std::vector<Binary> read_index(const std::string& path, const NameFilter& wanted
     return out;
 }
 
-// What was read from an index is kept in the plugin's cache under the index's sha256, so a
+// What was read from an index is kept in the plugin's cache under the index's digest, so a
 // later crawl of an unchanged suite reads a few kilobytes instead of decompressing megabytes.
 // The filter is the plugin's own and fixed, so the cache is too. (v2: URLs kept relative.)
 std::vector<Binary> read_index_cached(const Host& host, const std::string& base, const std::string& url,
                                       const IndexFile& index, const NameFilter& wanted) {
-    const fs::path cached = fs::path(host.cache_dir()) / "indexes" / (index.sha256 + ".v2.json");
+    const std::string key = index.sha256.empty() ? "sha512-" + index.sha512 : index.sha256;
+    const fs::path cached = fs::path(host.cache_dir()) / "indexes" / (key + ".v2.json");
     const Json saved = detail::load_cached(cached);
     std::vector<Binary> found;
     if (saved.is_array()) {
         for (const auto& j : saved) found.push_back(binary_from_json(j));
     } else {
-        const FetchedFile packages = host.fetch({"Packages.xz", url, "", index.sha256, index.size});
+        Package index_file{"Packages.xz", url, "", index.sha256, index.size};
+        index_file.sha512 = index.sha512;
+        const FetchedFile packages = host.fetch(index_file);
         found = read_index(packages.path, wanted);
         Json list = Json::array();
         for (const auto& b : found) list.push_back(binary_to_json(b));
@@ -85,6 +89,65 @@ std::vector<Binary> read_index_cached(const Host& host, const std::string& base,
     }
     for (auto& b : found) b.file.url = base + "/" + b.file.url;
     return found;
+}
+
+// Refuses a Release that is past its Valid-Until, or older than the newest one trusted before
+// from the same place (a mirror rolled back, or one replaying an old signed Release); then
+// remembers its Date as the one trusted.
+void check_freshness(const Host& host, const std::string& url, const ReleaseFile& release) {
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    if (!release.valid_until.empty()) {
+        const auto until = release_time(release.valid_until);
+        if (!until) throw Error(url + ": Valid-Until '" + release.valid_until + "' is not a date");
+        if (*until < now) throw Error(url + ": expired (Valid-Until " + release.valid_until + ")");
+    }
+    const auto date = release_time(release.date);
+    if (!date) {
+        if (release.date.empty()) return;  // nothing to compare: the signature still holds
+        throw Error(url + ": Date '" + release.date + "' is not a date");
+    }
+    const fs::path record = fs::path(host.cache_dir()) / "trusted-dates" / (sha256_text(url) + ".json");
+    const Json trusted = detail::load_cached(record);
+    if (trusted.is_array() && trusted.size() == 2 && trusted[1].is_number_integer()) {
+        if (*date < trusted[1].get<std::int64_t>())
+            throw Error(url + ": Date " + release.date + " is older than the one trusted before (" +
+                        trusted[0].get<std::string>() + ")");
+        if (*date == trusted[1].get<std::int64_t>()) return;
+    }
+    detail::save_cached(record, Json::array({release.date, *date}), url);
+}
+
+// The suite's Release, verified: InRelease (clearsigned) first, else Release and Release.gpg.
+// nullopt when the mirror has neither (it does not carry the suite); throws when what it has
+// is not signed by a trusted key, is stale, or was rolled back.
+std::optional<ReleaseFile> verified_release(Host& host, const std::string& dir, std::string& miss) {
+    VerifyRequest request;
+    try {
+        request.url = dir + "InRelease";
+        request.file = host.fetch({"InRelease", request.url}).path;
+        request.inline_signed = true;
+    } catch (const Error& in_release) {
+        try {
+            request.url = dir + "Release";
+            request.file = host.fetch({"Release", request.url}).path;
+        } catch (const Error& e) {
+            // Each mirror holds only some suites (security lives apart): skip quietly.
+            host.debug(std::string(in_release.what()) + "; " + e.what() + "; skipped");
+            if (miss.empty()) miss = e.what();
+            return std::nullopt;
+        }
+        try {
+            request.signature = host.fetch({"Release.gpg", dir + "Release.gpg"}).path;
+        } catch (const Error& e) {
+            host.debug(std::string(e.what()) + ": Release has no detached signature");
+        }
+    }
+    const Verified verified = host.verify(request);
+    ReleaseFile release = parse_release(read_text(verified.path));
+    if (!verified.signed_by.empty()) check_freshness(host, request.url, release);
+    host.debug(request.url + (verified.signed_by.empty() ? ": not verified (" + verified.unverified + ")"
+                                                          : ": signed by " + verified.signed_by));
+    return release;
 }
 
 }  // namespace
@@ -146,22 +209,22 @@ Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& w
     for (const auto& suite : query.suites) {
         for (const auto& mirror : query.mirrors) {
             const std::string base = trim_slash(mirror);
-            const std::string release_url = base + "/dists/" + suite + "/Release";
-            FetchedFile release_file;
+            const std::string dir = base + "/dists/" + suite + "/";
+            std::optional<ReleaseFile> found;
             try {
-                release_file = host.fetch({"Release", release_url});
+                found = verified_release(host, dir, first_miss);
             } catch (const Error& e) {
-                // Each mirror holds only some suites (security lives apart): skip quietly.
-                host.debug(std::string(e.what()) + "; skipped");
-                if (first_miss.empty()) first_miss = e.what();
+                // Nothing of a suite that fails its checks is used; other suites still are.
+                crawled.errors.push_back(e.what());
                 continue;
             }
-            const ReleaseFile release = parse_release(read_text(release_file.path));
+            if (!found) continue;
+            const ReleaseFile& release = *found;
             for (const auto& component : query.components) {
                 const std::string index = component + "/binary-" + query.arch + "/Packages.xz";
-                const auto entry = release.sha256.find(index);
-                if (entry == release.sha256.end()) {
-                    host.warn(release_url + " lists no " + index + "; skipped");
+                const auto entry = release.files.find(index);
+                if (entry == release.files.end()) {
+                    host.warn(dir + "Release lists no " + index + "; skipped");
                     continue;
                 }
                 const std::string url = base + "/dists/" + suite + "/" + index;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,21 +49,28 @@ void read_paragraphs(const std::string& path, const ParagraphFn& fn);
 // The same over text in memory.
 void read_paragraphs_text(std::string_view text, const ParagraphFn& fn);
 
-// One file listed in a Release file.
+// One file listed in a Release file, by SHA256 or SHA512 or both (Ubuntu's development
+// series lists only SHA512).
 struct IndexFile {
     std::string sha256;
+    std::string sha512;
     std::int64_t size = 0;
 };
 
-// A Release or InRelease file (an InRelease's PGP armour is stripped; the signature is not
-// checked here).
+// A Release file, or the signed text of an InRelease: parse only text the host's verify
+// service gave back (a clearsigned message is refused here, so a signature is never skipped).
 struct ReleaseFile {
-    std::string origin, suite, codename, date;
+    std::string origin, suite, codename, date, valid_until;
     std::vector<std::string> architectures, components;
-    std::map<std::string, IndexFile> sha256;  // path relative to the suite dir -> entry
+    std::map<std::string, IndexFile> files;  // path relative to the suite dir -> entry
 };
 
+// Throws kbuild::Error when the text is a clearsigned message rather than its verified text.
 ReleaseFile parse_release(std::string_view text);
+
+// Seconds since the epoch of a Release's Date or Valid-Until ("Sat, 10 Aug 2024 09:37:29 UTC",
+// RFC 2822 with a zone name or offset); nullopt when it is not such a date.
+std::optional<std::int64_t> release_time(std::string_view date);
 
 // One relation of a Depends-style field: "name (op version) [arch]".
 struct Relation {

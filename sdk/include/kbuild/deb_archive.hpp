@@ -62,10 +62,13 @@ struct Crawled {
     std::vector<std::string> errors;  // indexes that could not be read, each named with its cause
 };
 
-// Reads <mirror>/dists/<suite>/Release and each component's binary-<arch>/Packages.xz (its
-// sha256 and size checked against Release) on every mirror. A suite a mirror lacks is skipped
-// (a debug line); an index that fails its check or cannot be read is an error of the result,
-// and the rest is still read. Throws when no index at all was read.
+// Reads <mirror>/dists/<suite>/InRelease (else Release with Release.gpg), has the host verify
+// its signature (Host::verify), refuses it when past its Valid-Until or older than the Date
+// trusted before for the same URL, then reads each component's binary-<arch>/Packages.xz (its
+// SHA256, else SHA512, and size checked against the Release) on every mirror. A suite a mirror
+// lacks is skipped (a debug line); a suite that fails its checks, or an index that fails its
+// check or cannot be read, is an error of the result naming the file and the cause, nothing of
+// it is used, and the rest is still read. Throws when no index at all was read.
 Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& wanted);
 
 // Local .deb files (their control data) or, with names_only, URLs and names (their file names).

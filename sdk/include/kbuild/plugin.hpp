@@ -64,6 +64,19 @@ public:
         return from_document<ImageExtractResult>(out, "extract_image");
     }
 
+    // Checks a downloaded file's signature against the keys the host trusts for this source
+    // (ABI 1.4). Throws kbuild::Error naming the URL and the cause; a host too old to verify is
+    // an error too, so nothing signed is ever used unchecked.
+    Verified verify(const VerifyRequest& request) const {
+        if (!offered(services_->verify))
+            throw Error(request.url + ": this kbuild host cannot check signatures (it is older than ABI 1.4)");
+        const char* out = call(services_->verify, "verify", to_document(request));
+        Verified verified = from_document<Verified>(out, "verify");
+        if (verified.path.empty() || (verified.signed_by.empty() && verified.unverified.empty()))
+            throw Error(request.url + ": verify answered neither a signer nor why it did not check");
+        return verified;
+    }
+
     // The usual unpack: every package's data extracted into the one root the host gave.
     UnpackResult extract_all(const UnpackRequest& request) const {
         for (const auto& package : request.release.packages)

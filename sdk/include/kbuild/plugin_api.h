@@ -35,9 +35,10 @@ extern "C" {
 /* 1.0: the core hooks. 1.1: optional hook describe(). 1.2: a release may name its target
  * ("ubuntu-aws") and variant, a release list may carry errors (fields older hosts and plugins
  * leave out). 1.3: host service extract_image(); a release's "release" may be left empty when
- * only its unpacked tree can tell it (the host then reads it there). */
+ * only its unpacked tree can tell it (the host then reads it there). 1.4: host service verify();
+ * a package may carry "sha512" (checked by fetch like "sha256"). */
 #define KBUILD_PLUGIN_ABI_MAJOR 1
-#define KBUILD_PLUGIN_ABI_MINOR 3
+#define KBUILD_PLUGIN_ABI_MINOR 4
 
 /* Version of the JSON documents exchanged through hooks and services. */
 #define KBUILD_PLUGIN_SCHEMA 1
@@ -83,7 +84,8 @@ typedef struct kb_host_services {
 
     /*
      * fetch: download a file into the host's cache (checksums, retries, proxy, progress).
-     * request_json: {"schema":1, "url":"...", "sha256":"<hex, optional>", "size":<bytes, optional>}
+     * request_json: {"schema":1, "url":"...", "sha256":"<hex, optional>", "size":<bytes, optional>,
+     *                "sha512":"<hex, optional, ABI 1.4>"}
      * *out on KB_OK: {"schema":1, "path":"<local file>", "sha256":"<hex>", "size":<bytes>}.
      * The file is host-owned and read-only to the plugin.
      * Required: no (NULL when the host offers no downloads).
@@ -124,6 +126,27 @@ typedef struct kb_host_services {
      * Required: no (NULL, or a table too small to hold it, when the host is older than 1.3).
      */
     kb_status (*extract_image)(void* host, const char* request_json, const char** out);
+
+    /* ---- ABI 1.4 ---- */
+
+    /*
+     * verify: check a downloaded file's OpenPGP signature against the keyrings the host trusts
+     * for the distro being served and the mirror the file came from (gpgv, as apt does). Nothing
+     * in a repository's signed metadata may be used before this answers KB_OK.
+     * request_json: {"schema":1, "file":"<path fetch gave>", "url":"<where it came from>",
+     *                "signature":"<path of a detached signature, or empty>",
+     *                "inline":true|false (the file is clearsigned: an InRelease),
+     *                "required":true|false (false: with no key configured for this source the
+     *                                       file is used unverified, as rpm repositories are)}
+     * *out on KB_OK: {"schema":1, "path":"<the signed content: a clearsigned file's text>",
+     *                 "signed_by":"<fingerprint of the key that signed it>",
+     *                 "unverified":"<why it was not checked: a mirror the user marked insecure,
+     *                                or no key configured; empty when signed_by is set>"}
+     * On KB_ERROR *out names the URL and the cause: "<url>: signature by unknown key 0x...".
+     * Required: no (NULL, or a table too small to hold it, when the host is older than 1.4; a
+     * plugin must then refuse signed sources rather than use them unchecked).
+     */
+    kb_status (*verify)(void* host, const char* request_json, const char** out);
 } kb_host_services;
 
 /*

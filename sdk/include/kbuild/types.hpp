@@ -36,6 +36,7 @@ struct Package {
     std::string path;
     std::string sha256;
     std::int64_t size = -1;
+    std::string sha512;  // ABI 1.4: checked like sha256 (a repository may list only SHA512)
 
     // Where it comes from, as messages and records name it: its URL, else its local path.
     const std::string& where() const { return url.empty() ? path : url; }
@@ -162,6 +163,22 @@ struct ImageExtractResult {
     std::string where;                 // which partition was read
 };
 
+// A downloaded file whose signature the host's verify service checks (ABI 1.4).
+struct VerifyRequest {
+    std::string file;       // the path fetch gave
+    std::string url;        // where it came from: names it, and picks the mirror's keyrings
+    std::string signature;  // a detached signature's path; empty when inline or when none was found
+    bool inline_signed = false;  // the file is clearsigned (an InRelease)
+    bool required = true;   // false: with no key configured for this source, used unverified
+};
+
+// What verify answers: the signed content, and who signed it or why it was not checked.
+struct Verified {
+    std::string path;        // a clearsigned file's signed text; else the file itself
+    std::string signed_by;   // the signing key's fingerprint; empty when not checked
+    std::string unverified;  // why not checked (an insecure mirror, no key configured)
+};
+
 // What the host's fetch service answers (it is asked with a Package: url, sha256, size).
 struct FetchedFile {
     std::string path;
@@ -169,7 +186,7 @@ struct FetchedFile {
     std::int64_t size = -1;
 };
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Package, name, url, path, sha256, size)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Package, name, url, path, sha256, size, sha512)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Release, release, kernelversion, distro, arch,
                                                 packages, unavailable, target,
                                                 variant)
@@ -189,6 +206,20 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OptionInfo, name, help, default_
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Description, options)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FetchedFile, path, sha256, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExtractRequest, archive, dest, member)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Verified, path, signed_by, unverified)
+
+// "inline" is a C++ keyword: VerifyRequest's document is spelled by hand.
+inline void to_json(Json& j, const VerifyRequest& r) {
+    j = {{"file", r.file}, {"url", r.url}, {"signature", r.signature}, {"inline", r.inline_signed},
+         {"required", r.required}};
+}
+inline void from_json(const Json& j, VerifyRequest& r) {
+    r.file = j.value("file", "");
+    r.url = j.value("url", "");
+    r.signature = j.value("signature", "");
+    r.inline_signed = j.value("inline", false);
+    r.required = j.value("required", true);
+}
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExtractResult, dest, entries)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ImageExtractRequest, image, dest, paths)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ImageExtractResult, dest, entries, matched, where)

@@ -1,0 +1,82 @@
+// Trust in what mirrors serve: a repository's signed metadata (a Debian InRelease, a Release
+// and its Release.gpg, an rpm repomd.xml and its .asc) is checked with gpgv, as apt does,
+// against the keyrings trusted for the distro being served or for the mirror it came from,
+// before anything in it is used. The host lends this to plugins as the verify service.
+#pragma once
+
+#include <kbuild/types.hpp>
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace kbuild {
+
+struct TrustPolicy {
+    // Keyrings per distro: the defaults (Debian's and Ubuntu's archive keyrings), replaced by
+    // a distro's `keyring` in the config file, replaced by --keyring.
+    std::map<std::string, std::vector<std::filesystem::path>> distro_keyrings;
+    // URL prefix -> keyring, from the config's mirror-keyring: wins over the two above.
+    std::vector<std::pair<std::string, std::filesystem::path>> mirror_keyrings;
+    // URL prefixes used without checking (--insecure-mirror, a distro's verify = false): said
+    // in a warning on every run that uses them and recorded in index.json.
+    std::vector<std::string> insecure_mirrors;
+    // Distros whose every source is used without checking (the config's verify = false).
+    std::set<std::string> insecure_distros;
+};
+
+// Debian's and Ubuntu's archive keyrings where their packages install them.
+TrustPolicy default_trust_policy();
+
+// One source used without its signature checked, and why.
+struct UnverifiedSource {
+    std::string url;
+    std::string reason;
+};
+
+class Trust {
+public:
+    // Dearmored copies of ASCII-armoured keyrings (an RPM-GPG-KEY file) and the signed text of
+    // clearsigned files go under <cache_dir>/trust.
+    Trust(TrustPolicy policy, std::filesystem::path cache_dir);
+
+    // Checks one downloaded file for the distro being served. Throws kbuild::Error with one line
+    // naming the URL and the cause ("<url>: signature by unknown key 0x...", "<url>: no
+    // signature", "<url>: BAD signature by key 0x..."). Thread-safe.
+    Verified verify(const VerifyRequest& request, const std::string& distro);
+
+    // The sources used unverified so far (each once), for warnings and index.json.
+    std::vector<UnverifiedSource> unverified() const;
+
+    const TrustPolicy& policy() const { return policy_; }
+
+private:
+    std::vector<std::filesystem::path> keyrings_for(const std::string& url, const std::string& distro) const;
+    std::filesystem::path usable_keyring(const std::filesystem::path& keyring);
+    Verified unchecked(const VerifyRequest& request, const std::string& reason, bool warn);
+
+    TrustPolicy policy_;
+    std::filesystem::path dir_;
+    mutable std::mutex mutex_;
+    std::vector<UnverifiedSource> unverified_;
+    std::set<std::string> warned_;
+};
+
+// What gpgv's status lines (--status-fd) say about a signature: the signer's fingerprint when
+// one good signature with a strong digest was made by a trusted key and none is bad, else the
+// cause in words ("signature by unknown key 0x...", "no signature", ...).
+struct SignatureCheck {
+    std::string signed_by;
+    std::string error;
+};
+SignatureCheck read_gpgv_status(const std::string& status);
+
+// The binary form of an ASCII-armoured OpenPGP key file (one or more PUBLIC KEY BLOCKs), which
+// gpgv's --keyring needs; a binary file is returned as it is. Throws Error naming `name` when an
+// armour block is damaged.
+std::string dearmored_keyring(const std::string& bytes, const std::string& name);
+
+}  // namespace kbuild
