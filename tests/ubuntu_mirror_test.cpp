@@ -46,10 +46,14 @@ protected:
         for (const auto& p : release["packages"])
             debs.push_back(fetcher.fetch({p["url"], p["sha256"], p["size"]}).path);
 
-        const std::string out = archive_->path().string();
+        const std::string out = (archive_->path() / "archive").string();
+        // The archive is signed as Ubuntu's is, by a throw-away key the tests trust (--keyring).
+        const ProcessResult key = run_process({(test::source_dir() / "tests/fixtures/deb/make-test-key").string(),
+                                               (archive_->path() / "key").string(), "ubuntu mirror"});
+        ASSERT_EQ(key.exit_code, 0) << key.err;
         auto make = [&](std::vector<std::string> args) {
-            std::vector<std::string> argv{
-                (test::source_dir() / "tests/fixtures/ubuntu/make-ubuntu-mirror").string(), "--out", out};
+            std::vector<std::string> argv{(test::source_dir() / "tests/fixtures/ubuntu/make-ubuntu-mirror").string(),
+                                          "--out", out, "--key", (archive_->path() / "key").string()};
             argv.insert(argv.end(), args.begin(), args.end());
             argv.insert(argv.end(), debs.begin(), debs.end());
             ProcessOptions run;
@@ -70,9 +74,13 @@ protected:
 
     static ProcessResult kbuild(std::vector<std::string> args, const std::string& mirror) {
         args.insert(args.begin(), {"--cache-dir", cache_dir()});
-        args.insert(args.end(), {"--distro", "ubuntu", "--mirror", mirror, "--option", "components=main"});
+        args.insert(args.end(), {"--distro", "ubuntu", "--mirror", mirror, "--option", "components=main", "--keyring",
+                                 keyring()});
         return test::run_kbuild(args);
     }
+
+    static std::string keyring() { return (archive_->path() / "key/public.gpg").string(); }
+    static fs::path archive() { return archive_->path() / "archive"; }
 
     static Json release_in(const Json& releases, const std::string& name) {
         for (const auto& r : releases)
@@ -85,11 +93,12 @@ protected:
 };
 
 TEST_F(UbuntuMirror, CrawlPairsEachFlavourWithItsCommonAndNamesWhatIsWrong) {
-    test::MirrorServer server(archive_->path());
+    test::MirrorServer server(archive());
     // Mirror and series from a config file, as a CI job would keep them.
     test::TempDir dir;
     test::write_file(dir / "kbuild.toml", "[ubuntu]\nmirror = [\"" + server.url() +
-                                              "\"]\noption = [\"series=jammy,focal\", \"components=main\"]\n");
+                                              "\"]\noption = [\"series=jammy,focal\", \"components=main\"]\n"
+                                              "keyring = [\"" + keyring() + "\"]\n");
     const ProcessResult r = test::run_kbuild({"--cache-dir", cache_dir(), "--config", (dir / "kbuild.toml").string(),
                                               "crawl", "--distro", "ubuntu", "--output", "json"});
     // The focal index is refused: the crawl says so and fails, after listing the rest.
@@ -124,7 +133,7 @@ TEST_F(UbuntuMirror, CrawlPairsEachFlavourWithItsCommonAndNamesWhatIsWrong) {
 }
 
 TEST_F(UbuntuMirror, BuildsInTheContainerForItsGccAndRecordsTheBadOnes) {
-    test::MirrorServer server(archive_->path());
+    test::MirrorServer server(archive());
     test::TempDir out;
     const ProcessResult r = kbuild({"build", "--builder", "docker", "--option", "series=jammy",
                                     "--module-src", (test::source_dir() / "examples/hello").string(),
