@@ -7,11 +7,13 @@
 #include "builder.h"
 #include "fetch.h"
 #include "host_services.h"
+#include "module_sign.h"
 #include "plugin_host.h"
 
 #include <chrono>
 #include <mutex>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,9 @@ struct PipelineOptions {
     bool force = false;          // rebuild targets already built from the same inputs
     int jobs = 1;                // releases worked on at once
     std::chrono::seconds build_timeout{900};
+    // Signs each module with the hash the kernel's config names (module_sign.h) before it is
+    // committed, and checks the signature as part of verify; null: modules are left unsigned.
+    std::shared_ptr<const ModuleSigner> signer;
 };
 
 // A release's kernel tree, fetched and unpacked: what a build, or a bundle, starts from.
