@@ -2,6 +2,8 @@
 // the record of every target (built, failed, skipped, unavailable).
 #pragma once
 
+#include "module_sign.h"
+
 #include <kbuild/types.hpp>
 
 #include <filesystem>
@@ -55,6 +57,7 @@ struct ArtifactRecord {
     std::string path;      // relative to the output directory
     std::string sha256;
     std::string vermagic;
+    ModuleSignature signature;  // empty: not signed (then not written to index.json)
 };
 
 // One kernel build target and how it ended.
@@ -82,7 +85,21 @@ struct TargetRecord {
     std::vector<std::string> unverified;
 };
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ArtifactRecord, path, sha256, vermagic)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModuleSignature, signer, key_id, hash)
+
+// An artifact's "signature" is there only when it was signed: unsigned runs write what they
+// always wrote.
+inline void to_json(Json& j, const ArtifactRecord& a) {
+    j = Json{{"path", a.path}, {"sha256", a.sha256}, {"vermagic", a.vermagic}};
+    if (!a.signature.empty()) j["signature"] = a.signature;
+}
+inline void from_json(const Json& j, ArtifactRecord& a) {
+    a = ArtifactRecord{};
+    a.path = j.value("path", "");
+    a.sha256 = j.value("sha256", "");
+    a.vermagic = j.value("vermagic", "");
+    if (j.contains("signature")) a.signature = j.at("signature").get<ModuleSignature>();
+}
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kernelrelease,
                                                 kernelversion, module, module_version, config_md5,
                                                 status, reason, artifacts, compiler, builder,

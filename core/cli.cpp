@@ -143,13 +143,26 @@ int run_cli(int argc, char** argv) {
                      "{config_md5} {config_sha256} {target} {distro} {variant} {machine}; .gz compresses")
         ->excludes(naming);
     build_verb->add_flag("--force", build.force, "Rebuild targets already built from the same inputs");
+    auto* sign_key = build_verb
+                         ->add_option("--sign-key", build.sign_key,
+                                      "Sign each module as the kernel's sign-file does, with this PEM private key "
+                                      "(with --sign-cert; the hash is the kernel config's CONFIG_MODULE_SIG_HASH)")
+                         ->type_name("KEY");
+    auto* sign_cert = build_verb
+                          ->add_option("--sign-cert", build.sign_cert,
+                                       "The signing key's X.509 certificate, PEM or DER (with --sign-key)")
+                          ->type_name("CERT");
+    sign_key->needs(sign_cert);
+    sign_cert->needs(sign_key);
     int timeout_s = 900;
     build_verb->add_option("--build-timeout", timeout_s, "Seconds one build may take (default 900)")
         ->check(CLI::PositiveNumber);
     build_verb->footer(
         "Example:\n  kbuild build --distro debian --module-src examples/hello "
         "--option suites=bookworm --kernel '^6\\.1\\.0-[0-9]+-amd64$' --latest 1 --out out\n"
-        "  kbuild build --from-bundle bundles/bundle-6.1.0-56-amd64.tgz --module-src examples/hello --out out");
+        "  kbuild build --from-bundle bundles/bundle-6.1.0-56-amd64.tgz --module-src examples/hello --out out\n"
+        "  kbuild build --distro debian --option suites=bookworm --latest 1 --module-src examples/hello \\\n"
+        "      --sign-key signing_key.pem --sign-cert signing_key.x509");
 
     std::string bundle_out = "bundles";
     auto* bundle_verb = app.add_subcommand(
@@ -193,6 +206,14 @@ int run_cli(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "docker", "local"}));
     serve->add_option("--token-file", serve_flags.token_file, "POST needs 'Authorization: Bearer <the file's text>'")
         ->type_name("FILE");
+    auto* serve_sign_key =
+        serve->add_option("--sign-key", serve_flags.sign_key, "Sign each module with this PEM private key (with --sign-cert)")
+            ->type_name("KEY");
+    auto* serve_sign_cert =
+        serve->add_option("--sign-cert", serve_flags.sign_cert, "The signing key's X.509 certificate (with --sign-key)")
+            ->type_name("CERT");
+    serve_sign_key->needs(serve_sign_cert);
+    serve_sign_cert->needs(serve_sign_key);
     serve->footer(
         "Module sources and limits come from the config file's [serve] table (packaging/serve/config.toml).\n\n"
         "Example:\n  kbuild --config /etc/kbuild/config.toml serve --listen 127.0.0.1:8093 --out /var/lib/kbuild/serve");
@@ -229,7 +250,15 @@ int run_cli(int argc, char** argv) {
     if (plugins->parsed()) return plugins_command(global, output);
     if (crawl->parsed() || batch->parsed() || build_verb->parsed() || bundle_verb->parsed()) {
         try {
-            if (const auto file = config_file(config)) apply_config(*file, target);
+            if (const auto file = config_file(config)) {
+                apply_config(*file, target);
+                // The command line's key and certificate, else the config's.
+                if (build_verb->parsed() && build.sign_key.empty())
+                    if (const auto sign = read_sign_config(*file)) {
+                        build.sign_key = sign->key;
+                        build.sign_cert = sign->cert;
+                    }
+            }
         } catch (const Error& e) {
             std::cerr << "error: " << e.what() << '\n';
             return kExitUsage;

@@ -7,6 +7,7 @@
 #include "images.h"
 #include "fetch.h"
 #include "interrupt.h"
+#include "module_sign.h"
 #include "parallel.h"
 #include "pipeline.h"
 #include "plugin_host.h"
@@ -506,9 +507,25 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
     });
 }
 
+std::shared_ptr<const ModuleSigner> load_signer(const std::string& key, const std::string& cert) {
+    if (key.empty() && cert.empty()) return nullptr;
+    if (key.empty() || cert.empty()) throw UsageError("--sign-key and --sign-cert go together: name both, or neither");
+    std::shared_ptr<const ModuleSigner> signer;
+    try {
+        signer = std::make_shared<const ModuleSigner>(key, cert);
+    } catch (const Error& e) {
+        throw UsageError(e.what());
+    }
+    spdlog::info("signing modules as {} (serial {}, {}) with the hash each kernel's config names",
+                 signer->identity().signer, signer->identity().key_id, cert);
+    return signer;
+}
+
 int build_command(const GlobalOptions& global, const TargetOptions& flags,
                   const BuildCommandOptions& build, const std::string& output) {
     return run_guarded([&] {
+        // A key that cannot sign is refused before anything is fetched or built.
+        const std::shared_ptr<const ModuleSigner> signer = load_signer(build.sign_key, build.sign_cert);
         TargetOptions target = flags;
         const bool from_bundles = !build.from_bundle.empty();
         if (from_bundles) {
@@ -550,6 +567,7 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
         options.jobs = std::max(1, target.jobs);
         options.build_timeout = build.build_timeout;
         options.trust = &session.trust;
+        options.signer = signer;
         if (!fs::is_directory(options.module_src))
             throw UsageError(build.module_src + ": module source is not a directory");
         Pipeline pipeline(session.plugin, session.fetcher, *builder, options);

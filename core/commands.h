@@ -18,6 +18,7 @@ namespace kbuild {
 
 class Builder;
 class Docker;
+class ModuleSigner;
 class PluginInstance;
 
 // Exit codes: 1 the work failed (some of it), 2 the command line or config is wrong.
@@ -90,6 +91,7 @@ struct BuildCommandOptions {
     std::vector<std::string> from_bundle;  // kernel bundles: built with no plugin, no network
     bool force = false;
     std::chrono::seconds build_timeout{900};
+    std::string sign_key, sign_cert;  // both or neither: sign each module (module_sign.h)
 };
 
 struct ImagesCommandOptions {
@@ -97,6 +99,10 @@ struct ImagesCommandOptions {
     std::string mirror;              // debootstrap mirror; empty: apt's
     bool force = false;
 };
+
+// The signer of --sign-key/--sign-cert (or a config's), null when both are empty. A key that is
+// unreadable, holds no key, or is not the certificate's: a UsageError naming the file.
+std::shared_ptr<const ModuleSigner> load_signer(const std::string& key, const std::string& cert);
 
 int images_build_command(const GlobalOptions& global, const ImagesCommandOptions& images);
 int images_list_command(const GlobalOptions& global, const std::string& output);

@@ -76,4 +76,29 @@ void apply_config(const fs::path& file, TargetOptions& target) {
     }
 }
 
+std::optional<SignFiles> read_sign_config(const fs::path& file) {
+    std::vector<CLI::ConfigItem> items;
+    try {
+        items = CLI::ConfigTOML().from_file(file.string());
+    } catch (const CLI::Error& e) {
+        throw Error(file.string() + ": " + e.what());
+    }
+    SignFiles sign;
+    for (const auto& item : items) {
+        if (item.parents.size() != 1 || item.parents[0] != "sign" || item.name == "++" || item.name == "--") continue;
+        if (item.inputs.size() != 1)
+            throw Error(file.string() + ": [sign] " + item.name + ": expected one path");
+        fs::path path = item.inputs[0];
+        if (path.is_relative()) path = file.parent_path() / path;
+        if (item.name == "key") sign.key = path.string();
+        else if (item.name == "cert") sign.cert = path.string();
+        else throw Error(file.string() + ": [sign] " + item.name + ": unknown key (key and cert are known)");
+    }
+    if (sign.key.empty() && sign.cert.empty()) return std::nullopt;
+    if (sign.key.empty() || sign.cert.empty())
+        throw Error(file.string() + ": [sign] names " + (sign.key.empty() ? "cert" : "key") + " without " +
+                    (sign.key.empty() ? "key" : "cert") + ": both, or neither");
+    return sign;
+}
+
 }  // namespace kbuild

@@ -3,6 +3,7 @@
 #include "disk_image.h"
 #include "extract.h"
 #include "interrupt.h"
+#include "module_sign.h"
 #include "module_tree.h"
 #include "parallel.h"
 #include "verify.h"
@@ -405,6 +406,8 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
                    {"module_version", options_.module_version}, {"plugin", plugin_.name()}};
     inputs["naming"] = options_.naming;
     inputs["modules"] = modules_;
+    // Another key makes other artifacts; unsigned builds name nothing new (their inputs stay).
+    if (options_.signer) inputs["signer"] = options_.signer->cert_sha256();
     record.inputs = sha256_text(inputs.dump());
     record.naming = options_.naming;
     const auto previous = index_.find(record);
@@ -433,6 +436,18 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         const PreparedTree tree = trees_.prepare(plugin, release);
         const ConfigHash& config = tree.config;
         record.config_md5 = config.md5;
+        // The hash is known, and checked, before the build starts.
+        std::string sig_hash;
+        if (options_.signer) {
+            sig_hash = module_sig_hash(config.config);
+            if (sig_hash.empty()) {
+                sig_hash = kDefaultModuleSigHash;
+                spdlog::info("{} {}: the kernel's config names no CONFIG_MODULE_SIG_HASH: signing with {}",
+                             release.distro, release.release, sig_hash);
+            } else if (const std::string why = check_module_sig_hash(sig_hash); !why.empty()) {
+                throw Error(config.config + ": CONFIG_MODULE_SIG_HASH " + why);
+            }
+        }
 
         BuildJob job;
         job.release = release.release;
@@ -462,10 +477,24 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
 
         const std::string config_sha256 = sha256_file(config.config);
         const fs::path src = work / "src";
-        for (const auto& ko : built.modules) {
-            const auto modinfo = read_modinfo(ko);
+        for (const auto& built_ko : built.modules) {
+            const auto modinfo = read_modinfo(built_ko);
             if (const std::string why = check_vermagic(modinfo, release.release); !why.empty())
-                throw Error(ko.filename().string() + ": " + why);
+                throw Error(built_ko.filename().string() + ": " + why);
+            // Signed beside the build tree (which is left as built), then checked as the kernel
+            // would: the signature over the bytes, by the configured certificate, in its hash.
+            fs::path ko = built_ko;
+            ModuleSignature signature;
+            if (options_.signer) {
+                ko = work / "signed" / std::to_string(staged.size()) / built_ko.filename();
+                fs::create_directories(ko.parent_path());
+                options_.signer->sign(built_ko, sig_hash, ko);
+                if (const std::string why = options_.signer->verify(ko, &signature); !why.empty())
+                    throw Error(ko.filename().string() + ": signature check failed: " + why);
+                if (signature.hash != sig_hash)
+                    throw Error(ko.filename().string() + ": signed with " + signature.hash + ", not the kernel's " +
+                                sig_hash);
+            }
             std::string version = options_.module_version;
             if (version.empty() && modinfo.count("version")) version = modinfo.at("version");
             if (version.empty()) version = "src-" + source_digest_.substr(0, 12);
@@ -476,10 +505,10 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
             for (const auto& other : staged)
                 if (other.name == name)
                     throw Error(name + ": the artifact of both " + fs::relative(other.module, src).string() + " and " +
-                                fs::relative(ko, src).string() + "; the naming cannot tell them apart (add {module})");
+                                fs::relative(built_ko, src).string() + "; the naming cannot tell them apart (add {module})");
             const fs::path final_path = options_.out_dir / name;
             fs::create_directories(final_path.parent_path());
-            Staged next{name, final_path.string() + ".tmp-" + random_suffix(), ko, {}};
+            Staged next{name, final_path.string() + ".tmp-" + random_suffix(), built_ko, {}};
             staged.push_back(next);
             if (name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0) {
                 gzip_file(ko, next.file);
@@ -487,7 +516,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
                 fs::copy_file(ko, next.file, fs::copy_options::overwrite_existing);
             }
             staged.back().artifact = {name, sha256_file(next.file.string()),
-                                      modinfo.count("vermagic") ? modinfo.at("vermagic") : ""};
+                                      modinfo.count("vermagic") ? modinfo.at("vermagic") : "", signature};
             record.module_version = version;
         }
         record.duration_s = seconds_since(started);

@@ -7,12 +7,14 @@
 #include "builder.h"
 #include "fetch.h"
 #include "host_services.h"
+#include "module_sign.h"
 #include "plugin_host.h"
 #include "trust.h"
 
 #include <chrono>
 #include <mutex>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,9 @@ struct PipelineOptions {
     std::chrono::seconds build_timeout{900};
     // What checked the run's sources: its unverified ones are recorded in index.json.
     Trust* trust = nullptr;
+    // Signs each module with the hash the kernel's config names (module_sign.h) before it is
+    // committed, and checks the signature as part of verify; null: modules are left unsigned.
+    std::shared_ptr<const ModuleSigner> signer;
 };
 
 // A release's kernel tree, fetched and unpacked: what a build, or a bundle, starts from.

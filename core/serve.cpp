@@ -7,6 +7,7 @@
 #include "fetch.h"
 #include "images.h"
 #include "interrupt.h"
+#include "module_sign.h"
 #include "pipeline.h"
 #include "plugin_host.h"
 #include "service.h"
@@ -102,10 +103,12 @@ void check_modules(const std::vector<ModuleSource>& modules) {
 class ServiceBuilds {
 public:
     ServiceBuilds(const PluginHost& plugins, Fetcher& fetcher, const ServeSettings& settings,
-                  std::optional<fs::path> config_file, fs::path cache_dir)
+                  std::optional<fs::path> config_file, fs::path cache_dir,
+                  std::shared_ptr<const ModuleSigner> signer)
         : plugins_(plugins),
           fetcher_(fetcher),
           settings_(settings),
+          signer_(std::move(signer)),
           config_file_(std::move(config_file)),
           cache_dir_(std::move(cache_dir)),
           out_dir_(fs::absolute(settings.out)),
@@ -298,6 +301,7 @@ private:
         options.jobs = 1;
         options.build_timeout = settings_.build_timeout;
         options.trust = &trust_;
+        options.signer = signer_;
         pipeline = std::make_unique<Pipeline>(plugin, fetcher_, *builder, options);
         return *pipeline;
     }
@@ -305,6 +309,7 @@ private:
     const PluginHost& plugins_;
     Fetcher& fetcher_;
     const ServeSettings& settings_;
+    std::shared_ptr<const ModuleSigner> signer_;
     std::optional<fs::path> config_file_;
     fs::path cache_dir_, out_dir_;
     Trust trust_;
@@ -341,12 +346,18 @@ ServeSettings settings_from(const std::optional<fs::path>& file, const ServeFlag
     if (!flags.out.empty()) s.out = flags.out;
     if (!flags.builder.empty()) s.builder = flags.builder;
     if (!flags.token_file.empty()) s.token_file = flags.token_file;
+    if (!flags.sign_key.empty() || !flags.sign_cert.empty()) {
+        s.sign_key = flags.sign_key;
+        s.sign_cert = flags.sign_cert;
+    }
     if (flags.jobs > 0) s.jobs = flags.jobs;
     if (flags.queue > 0) s.queue = flags.queue;
     if (s.out.empty()) throw UsageError("serve: --out DIR (or out in [serve]) is needed");
     if (s.builder != "auto" && s.builder != "docker" && s.builder != "local")
         throw UsageError("serve: builder " + s.builder + ": expected auto, docker or local");
     check_modules(s.modules);
+    if (s.sign_key.empty() != s.sign_cert.empty())
+        throw UsageError("serve: sign_key and sign_cert (--sign-key, --sign-cert) go together: name both, or neither");
     return s;
 }
 
@@ -390,6 +401,11 @@ void read_serve_config(const fs::path& file, ServeSettings& s) {
         else if (k == "retry_failed_after") s.retry_failed_after = std::chrono::seconds(number(item, file, 0));
         else if (k == "crawl_ttl") s.crawl_ttl = std::chrono::seconds(number(item, file, 0));
         else if (k == "build_types") s.build_types = item.inputs;
+        else if (k == "sign_key" || k == "sign_cert") {
+            fs::path path = text(item, file);
+            if (path.is_relative()) path = file.parent_path() / path;
+            (k == "sign_key" ? s.sign_key : s.sign_cert) = path.string();
+        }
         else
             throw UsageError(file.string() + ": [serve] " + k + ": unknown key");
     }
@@ -404,6 +420,7 @@ int serve_command(const GlobalOptions& global, const std::string& config, const 
     return run_guarded([&]() -> int {
         const auto file = config_file(config);
         const ServeSettings settings = settings_from(file, flags);
+        const std::shared_ptr<const ModuleSigner> signer = load_signer(settings.sign_key, settings.sign_cert);
         const auto [host, port] = parse_listen(settings.listen);
         HttpOptions http;
         http.host = host;
@@ -441,7 +458,7 @@ int serve_command(const GlobalOptions& global, const std::string& config, const 
         FetchOptions fetch;
         fetch.cache_dir = fs::absolute(global.cache_dir.empty() ? default_cache_dir() : fs::path(global.cache_dir));
         Fetcher fetcher(fetch);
-        ServiceBuilds builds(*plugins, fetcher, settings, file, fetch.cache_dir);
+        ServiceBuilds builds(*plugins, fetcher, settings, file, fetch.cache_dir, signer);
 
         const fs::path out = fs::absolute(settings.out);
         fs::create_directories(out);

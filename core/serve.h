@@ -17,6 +17,8 @@
 //   retry_failed_after = 3600     # a failed target is tried again when asked after this
 //   crawl_ttl = 600               # seconds a distro's crawl is reused
 //   build_types = ["debian", "ubuntu-generic"]   # default: every one the plugins serve
+//   sign_key = "/etc/kbuild/signing_key.pem"     # sign each module (both or neither; see
+//   sign_cert = "/etc/kbuild/signing_key.x509"   # module_sign.h); the artifacts' records name the signer
 //
 //   [serve.modules.hello]         # one table per module source; the name is its <name>.ko
 //   path = "/usr/src/hello"
@@ -57,6 +59,7 @@ struct ServeSettings {
     std::chrono::seconds crawl_ttl{600};
     std::vector<std::string> build_types;
     std::vector<ModuleSource> modules;
+    std::string sign_key, sign_cert;  // both or neither (relative: to the config file)
 };
 
 // Reads [serve] and [serve.modules.NAME] over `settings`. Throws Error naming the file and the
@@ -65,7 +68,7 @@ void read_serve_config(const std::filesystem::path& file, ServeSettings& setting
 
 // The flags of `kbuild serve`; empty or 0: the config's value, else the default.
 struct ServeFlags {
-    std::string listen, out, builder, token_file;
+    std::string listen, out, builder, token_file, sign_key, sign_cert;
     int jobs = 0, queue = 0;
 };
 

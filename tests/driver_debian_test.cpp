@@ -1,6 +1,7 @@
 // A driver in the shape of Falco's (tests/fixtures/drivers/probedriver: a Kbuild directory
 // written by CMake, probe modules of one name built first, one failing by design, a module of
-// two files) built for the newest real bookworm kernel in a container (labels docker, network).
+// two files) built for the newest real bookworm kernel in a container (labels docker, network),
+// and signed with a throw-away key as the kernel's sign-file would.
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>
@@ -43,6 +44,22 @@ std::vector<std::string> files_named(const fs::path& dir, const std::string& ext
     return files;
 }
 
+// A throw-away signing key and its certificate (DER, as the kernel's signing_key.x509).
+std::vector<std::string> signing_args(const fs::path& dir) {
+    const ProcessResult key = run_process({"openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes",
+                                           "-days", "2", "-batch", "-subj", "/CN=kbuild driver test key",
+                                           "-keyout", (dir / "signing_key.pem").string(), "-outform", "DER",
+                                           "-out", (dir / "signing_key.x509").string()});
+    EXPECT_EQ(key.exit_code, 0) << key.err;
+    return {"--sign-key", (dir / "signing_key.pem").string(), "--sign-cert", (dir / "signing_key.x509").string()};
+}
+
+std::string modinfo_field(const fs::path& ko, const std::string& field) {
+    const ProcessResult r = run_process({"modinfo", "-F", field, ko.string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+}
+
 Json only_target(const fs::path& out) {
     const Json index = Json::parse(test::read_file(out / "index.json"));
     EXPECT_EQ(index["targets"].size(), 1u);
@@ -51,11 +68,14 @@ Json only_target(const fs::path& out) {
 
 }  // namespace
 
-TEST(DriverDebian, ProbingDriverIsOneArtifactSkippedOnTheSecondRun) {
+TEST(DriverDebian, ProbingDriverIsOneSignedArtifactSkippedOnTheSecondRun) {
     test::TempDir dir;
     const fs::path src = configured_driver(dir.path());
     const fs::path out = dir / "out";
-    const ProcessResult r = test::run_kbuild(build_args(src, out));
+    std::vector<std::string> args = build_args(src, out);
+    const std::vector<std::string> sign = signing_args(dir.path());
+    args.insert(args.end(), sign.begin(), sign.end());
+    const ProcessResult r = test::run_kbuild(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
 
     const Json t = only_target(out);
@@ -69,6 +89,13 @@ TEST(DriverDebian, ProbingDriverIsOneArtifactSkippedOnTheSecondRun) {
     EXPECT_EQ(sha256_file((out / artifact).string()), t["artifacts"][0]["sha256"]);
     const ProcessResult modinfo = run_process({"modinfo", "-F", "vermagic", (out / artifact).string()});
     EXPECT_EQ(modinfo.out.rfind(release + " ", 0), 0u) << modinfo.out;
+    // Signed with the hash Debian's config names; index.json and modinfo name the same signer.
+    const Json signature = t["artifacts"][0]["signature"];
+    EXPECT_EQ(signature["signer"], "kbuild driver test key") << t.dump(2);
+    EXPECT_EQ(signature["hash"], "sha256") << t.dump(2);
+    EXPECT_EQ(modinfo_field(out / artifact, "signer"), "kbuild driver test key");
+    EXPECT_EQ(modinfo_field(out / artifact, "sig_key"), signature["key_id"]);
+    EXPECT_EQ(modinfo_field(out / artifact, "sig_hashalgo"), "sha256");
     EXPECT_EQ(t["log"], "logs/debian_amd64_" + release + "_probedrv.log");
     // The probes ran against this kernel's tree (main.c refuses to build otherwise), and their
     // verdicts are in the log.
@@ -78,9 +105,10 @@ TEST(DriverDebian, ProbingDriverIsOneArtifactSkippedOnTheSecondRun) {
     EXPECT_NE(r.err.find("built " + artifact), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("testmod"), std::string::npos) << r.err;
 
-    const ProcessResult again = test::run_kbuild(build_args(src, out));
+    const ProcessResult again = test::run_kbuild(args);
     ASSERT_EQ(again.exit_code, 0) << again.err;
     EXPECT_EQ(only_target(out)["status"], "skipped");
+    EXPECT_EQ(only_target(out)["artifacts"][0]["signature"], signature);
 }
 
 TEST(DriverDebian, ACompileErrorInTheDriverIsReportedByItsOwnLine) {
