@@ -10,6 +10,7 @@
 //   badsig     signed text altered after signing           refused: BAD signature
 //   expired    Valid-Until in the past                     refused: expired
 //   tampered   Packages.xz replaced after signing          refused: sha256 / size mismatch
+//   sha1       signed with a SHA-1 digest                  refused: weak digest, as apt does
 //   rollback   an older Date than the one trusted before   refused
 // The headers' common Makefile of every suite tries to write a file on the host when make reads
 // it: a refused suite must never get that far.
@@ -74,6 +75,7 @@ protected:
         make_suite("badsig", {"--tamper-signed-text"});
         make_suite("expired", {"--valid-until", "Sat, 01 Jan 2022 00:00:00 UTC"});
         make_suite("tampered", {"--tamper-packages"});
+        make_suite("sha1", {"--digest", "SHA1"});
     }
 
     static void TearDownTestSuite() {
@@ -156,6 +158,7 @@ TEST_F(Trust, UnsignedOtherKeyBadSignatureExpiredAndTamperedAreRefused) {
     expect_refused("otherkey", "InRelease", ": signature by unknown key 0x");
     expect_refused("badsig", "InRelease", ": BAD signature by key 0x");
     expect_refused("expired", "InRelease", ": expired (Valid-Until Sat, 01 Jan 2022 00:00:00 UTC)");
+    expect_refused("sha1", "InRelease", "uses a weak digest (algorithm 2)");
     const ProcessResult r = crawl("tampered");
     EXPECT_NE(r.exit_code, 0);
     EXPECT_EQ(lines_with(r.err, server_.url() + "/dists/tampered/main/binary-amd64/Packages.xz"), 1) << r.err;
