@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <sstream>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -50,6 +51,38 @@ std::string newest(const std::string& suites, const std::string& pattern) {
     const Json doc = Json::parse(r.out);
     if (doc["releases"].empty()) throw Error("no release matches " + pattern);
     return doc["releases"][0]["kernelrelease"];
+}
+
+// The real mirror's InRelease files are checked with debian-archive-keyring: each suite is
+// signed by a key that keyring holds, and another keyring refuses them all.
+TEST(DebianMirror, EverySuiteIsVerifiedWithDebiansArchiveKeyring) {
+    const ProcessResult crawl = test::run_kbuild(with_cache({"--verbose", "crawl", "--distro", "debian", "--option", kBookworm}));
+    ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
+    const ProcessResult keys = run_process({"gpg", "--no-default-keyring", "--keyring",
+                                            "/usr/share/keyrings/debian-archive-keyring.gpg", "--with-colons",
+                                            "--fingerprint", "--list-keys"});
+    ASSERT_EQ(keys.exit_code, 0) << keys.err;
+    int signed_suites = 0;
+    std::istringstream lines(crawl.err);
+    for (std::string line; std::getline(lines, line);) {
+        const std::size_t at = line.find("/InRelease: signed by ");
+        if (at == std::string::npos) continue;
+        const std::string fingerprint = line.substr(at + std::string("/InRelease: signed by ").size());
+        EXPECT_EQ(fingerprint.size(), 40u) << line;
+        EXPECT_NE(keys.out.find("fpr:::::::::" + fingerprint + ":"), std::string::npos) << fingerprint;
+        ++signed_suites;
+    }
+    EXPECT_EQ(signed_suites, 3) << crawl.err;  // bookworm, -updates, -security
+
+    test::TempDir other;
+    const ProcessResult key = run_process({(test::source_dir() / "tests/fixtures/deb/make-test-key").string(),
+                                           (other / "key").string(), "not debian"});
+    ASSERT_EQ(key.exit_code, 0) << key.err;
+    const ProcessResult refused = test::run_kbuild(with_cache(
+        {"crawl", "--distro", "debian", "--option", "suites=bookworm", "--keyring", (other / "key/public.gpg").string()}));
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_NE(refused.err.find("/dists/bookworm/InRelease: signature by unknown key 0x"), std::string::npos)
+        << refused.err;
 }
 
 TEST(DebianMirror, CrawlFindsExactlyTheHeadersThatTheIndexesHold) {
