@@ -9,7 +9,6 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,10 +73,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
         ::dup2(in.fd[0], 0);
         ::dup2(log_fd >= 0 ? log_fd : out.fd[1], 1);
         ::dup2(log_fd >= 0 ? log_fd : err.fd[1], 2);
-        if ((!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) ||
-            (options.run_as && (::setgroups(0, nullptr) != 0 ||
-                                ::setresgid(options.run_as->gid, options.run_as->gid, options.run_as->gid) != 0 ||
-                                ::setresuid(options.run_as->uid, options.run_as->uid, options.run_as->uid) != 0))) {
+        if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) {
             const int e = errno;
             (void)!::write(exec_error.fd[1], &e, sizeof e);
             ::_exit(127);

@@ -4,9 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
-#include <optional>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 namespace kbuild {
@@ -17,13 +15,6 @@ struct ProcessOptions {
     std::filesystem::path log;         // set: stdout and stderr go to this file, not captured
     std::chrono::milliseconds timeout{0};  // 0: none
     std::string input;                 // written to the program's stdin
-    // Set (kbuild must be root): the program runs as this user and group, with no supplementary
-    // groups and so no capabilities.
-    struct User {
-        uid_t uid;
-        gid_t gid;
-    };
-    std::optional<User> run_as;
 };
 
 struct ProcessResult {

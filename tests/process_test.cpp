@@ -92,23 +92,4 @@ TEST(Process, AMissingProgramIsAnErrorNamingIt) {
     }
 }
 
-// The local builder's drop from root: the program holds no uid, gid, group or capability of root.
-TEST(Process, RunsAsTheUserItIsGiven) {
-    if (::geteuid() != 0) GTEST_SKIP() << "only root can run a program as another user";
-    test::TempDir dir;
-    ProcessOptions options;
-    options.run_as = ProcessOptions::User{65534, 65534};
-    options.log = dir / "log";
-    const ProcessResult r = run_process(
-        {"sh", "-c", "id -u; id -g; id -G; grep -E '^Cap(Prm|Eff):' /proc/self/status; echo x > " +
-                         (dir / "written").string()},
-        options);
-    EXPECT_NE(r.exit_code, 0);  // this test's directory is root's alone
-    EXPECT_EQ(test::read_file(dir / "log").substr(0, 18), "65534\n65534\n65534\n");
-    EXPECT_NE(test::read_file(dir / "log").find("CapPrm:\t0000000000000000\nCapEff:\t0000000000000000"),
-              std::string::npos)
-        << test::read_file(dir / "log");
-    EXPECT_FALSE(std::filesystem::exists(dir / "written"));
-}
-
 }  // namespace
