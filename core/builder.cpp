@@ -9,13 +9,10 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <optional>
 #include <regex>
 #include <set>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -272,30 +269,10 @@ void copy_module_source(const fs::path& from, const fs::path& to) {
 
 namespace {
 
-// A root kbuild builds as nobody:nogroup: make and whatever a Makefile runs never hold uid 0 on
-// the host, not even as the root of the sandbox's user namespace.
+// A root kbuild's make runs as nobody:nogroup: neither it nor whatever a Makefile runs holds
+// uid 0 or a capability on the host.
 constexpr uid_t kBuildUid = 65534;
 constexpr gid_t kBuildGid = 65534;
-
-std::string octal_mode(mode_t mode) {
-    char text[8];
-    std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
-    return text;
-}
-
-// The first directory from / down to `path` (itself included) that uid:gid may not enter, with
-// its mode; empty when there is none. bwrap runs as that user and must reach what it binds.
-std::string closed_on_the_way(const fs::path& path, uid_t uid, gid_t gid) {
-    fs::path at;
-    for (const auto& part : fs::canonical(path)) {
-        at /= part;
-        struct stat st {};
-        if (::stat(at.c_str(), &st) != 0) return at.string() + " (" + std::strerror(errno) + ")";
-        const mode_t enter = st.st_uid == uid ? S_IXUSR : st.st_gid == gid ? S_IXGRP : S_IXOTH;
-        if (!(st.st_mode & enter)) return at.string() + " (mode " + octal_mode(st.st_mode) + ")";
-    }
-    return {};
-}
 
 void give_to(const fs::path& dir, uid_t uid, gid_t gid) {
     if (::lchown(dir.c_str(), uid, gid) != 0) throw Error(dir.string() + ": chown: " + std::strerror(errno));
@@ -304,35 +281,61 @@ void give_to(const fs::path& dir, uid_t uid, gid_t gid) {
             throw Error(entry.path().string() + ": chown: " + std::strerror(errno));
 }
 
-// The sandbox's `host_dir` (/usr/src, /usr/lib): a tmpfs holding the host's entries with the
-// tree's laid over them, all read-only, as the overlay the local builder used to mount did.
+// bwrap arguments that put `from`'s entries (but those in `leave_out`) at `to`, read-only;
+// symlinks are made anew.
+void bind_entries(std::vector<std::string>& args, const fs::path& from, const fs::path& to,
+                  const std::set<std::string>& leave_out) {
+    std::error_code ec;
+    std::set<std::string> names;  // sorted: the same arguments each time
+    for (const auto& entry : fs::directory_iterator(from, ec)) names.insert(entry.path().filename().string());
+    for (const auto& name : names) {
+        if (leave_out.count(name)) continue;
+        if (fs::is_symlink(from / name))
+            args.insert(args.end(), {"--symlink", fs::read_symlink(from / name).string(), (to / name).string()});
+        else
+            args.insert(args.end(), {"--ro-bind", (from / name).string(), (to / name).string()});
+    }
+}
+
+// The sandbox's `host_dir` (/usr/src, /usr/lib): a read-only tmpfs holding the host's entries
+// with the tree's laid over them, as the overlay the local builder used to mount did.
 void lay_over(std::vector<std::string>& args, const fs::path& tree_dir, const fs::path& host_dir) {
     if (!fs::is_directory(tree_dir)) return;
-    std::error_code ec;
-    std::set<std::string> tree, host;
+    std::set<std::string> tree;
     for (const auto& entry : fs::directory_iterator(tree_dir)) tree.insert(entry.path().filename().string());
-    for (const auto& entry : fs::directory_iterator(host_dir, ec)) host.insert(entry.path().filename().string());
-    const auto add = [&args](const fs::path& from, const fs::path& to) {
-        if (fs::is_symlink(from)) args.insert(args.end(), {"--symlink", fs::read_symlink(from).string(), to.string()});
-        else args.insert(args.end(), {"--ro-bind", from.string(), to.string()});
-    };
     args.insert(args.end(), {"--tmpfs", host_dir.string()});
-    for (const auto& name : host)
-        if (!tree.count(name)) add(host_dir / name, host_dir / name);
-    for (const auto& name : tree) add(tree_dir / name, host_dir / name);
+    bind_entries(args, host_dir, host_dir, tree);
+    bind_entries(args, tree_dir, host_dir, {});
     args.insert(args.end(), {"--remount-ro", host_dir.string()});
 }
 
-// Empty when bwrap can make the sandbox's namespaces here as this user; else why not, in bwrap's
-// words.
-std::string sandbox_refused(const std::optional<ProcessOptions::User>& user) {
+// How bwrap starts: as root, bwrap makes the namespaces and mounts with root's rights (it reaches
+// a cache or bundle under a closed directory) but no user namespace, and keeps for its child
+// only what setpriv needs to become nobody; anyone else gets a user namespace too.
+std::vector<std::string> bwrap_namespaces(bool as_root) {
+    if (as_root)
+        return {"bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                "--die-with-parent", "--new-session"};
+    return {"bwrap", "--unshare-all", "--die-with-parent", "--new-session"};
+}
+
+void run_as_nobody(std::vector<std::string>& args) {
+    args.insert(args.end(), {"--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", "setpriv",
+                             "--reuid=" + std::to_string(kBuildUid), "--regid=" + std::to_string(kBuildGid),
+                             "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--"});
+}
+
+// Empty when bwrap can make the build's namespaces here; else why not, in its own words.
+std::string sandbox_refused(bool as_root) {
+    std::vector<std::string> argv = bwrap_namespaces(as_root);
+    argv.insert(argv.end(), {"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"});
+    if (as_root) run_as_nobody(argv);
+    else argv.push_back("--");
+    argv.push_back("true");
     ProcessOptions options;
-    options.run_as = user;
     options.cwd = "/";
     options.timeout = std::chrono::seconds(60);
-    const ProcessResult probe = run_process({"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
-                                             "--dev", "/dev", "--proc", "/proc", "--", "true"},
-                                            options);
+    const ProcessResult probe = run_process(argv, options);
     if (probe.exit_code == 0) return {};
     const std::string said = probe.err.substr(0, probe.err.find('\n'));
     return said.empty() ? "bwrap exited with " + std::to_string(probe.exit_code) : said;
@@ -351,80 +354,70 @@ BuildResult LocalBuilder::build(const BuildJob& job) {
         return fail("kernel " + job.release + " was built by " + job.compiler.program + " (" + job.compiler.text +
                     "), which is not installed on this host; use a builder that has it (--builder docker)");
     // The build runs sandboxed or not at all.
+    const bool as_root = ::geteuid() == 0;
     if (!on_path("bwrap")) return fail("local builder: bwrap not found (install bubblewrap)");
+    if (as_root && !on_path("setpriv")) return fail("local builder: setpriv not found (install util-linux)");
+    if (const std::string refused = sandbox_refused(as_root); !refused.empty())
+        return fail("local builder: bwrap cannot make the build's sandbox: " + refused);
     const fs::path src = job.work_dir / "src";
     copy_module_source(job.module_src, src);
+    if (as_root) give_to(src, kBuildUid, kBuildGid);
 
-    // Root builds as nobody: the module's copy becomes its, and bwrap, running as it, must reach
-    // that copy and the tree.
-    std::optional<ProcessOptions::User> user;
-    if (::geteuid() == 0) {
-        user = ProcessOptions::User{kBuildUid, kBuildGid};
-        fs::permissions(job.work_dir, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
-        give_to(src, kBuildUid, kBuildGid);
-        for (const fs::path& path : {src, job.root})
-            if (const std::string closed = closed_on_the_way(path, kBuildUid, kBuildGid); !closed.empty())
-                return fail("local builder: the build's user (uid " + std::to_string(kBuildUid) + ") cannot enter " +
-                            closed + " on the way to " + path.string() +
-                            "; keep the cache and bundles where others may enter, or use --builder docker");
-    }
-    if (const std::string refused = sandbox_refused(user); !refused.empty())
-        return fail("local builder: bwrap cannot make the build's sandbox: " + refused);
-
-    // make runs under bwrap in new user, mount, pid, network, ipc and uts namespaces: the host
-    // read-only, no network, fresh /dev, /proc, and a throw-away /tmp (HOME too) and /run (the
-    // host's sockets live there); the module's copy is the one writable host path. The
-    // headers' usr/src and usr/lib entries are laid over the host's, read-only, so
-    // /usr/src/linux-headers-* and /usr/lib/linux-kbuild-* resolve as on the target system. A
-    // bundle's tree (self-contained) is used where it lies.
+    // The sandbox's root is bwrap's tmpfs, read-only once laid out: the host's top entries bound
+    // read-only, fresh /dev and /proc, throw-away /tmp (HOME too) and /run (the host's sockets
+    // live there), the module's copy at /build (the one writable host path, as in a container),
+    // a bundle's tree at /kernel; the headers' usr/src and usr/lib entries laid over the host's,
+    // so /usr/src/linux-headers-* and /usr/lib/linux-kbuild-* resolve as on the target system.
     const fs::path kernel_in_sandbox =
-        job.self_contained ? job.kernel_dir : "/" / fs::relative(job.kernel_dir, job.root);
-    std::vector<std::string> argv = {"bwrap",  "--unshare-all", "--die-with-parent", "--new-session",
-                                     "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                                     "--tmpfs", "/tmp", "--tmpfs", "/run"};
+        (job.self_contained ? fs::path("/kernel") : fs::path("/")) / fs::relative(job.kernel_dir, job.root);
+    std::vector<std::string> argv = bwrap_namespaces(as_root);
+    bind_entries(argv, "/", "/", {"dev", "proc", "tmp", "run", "build", "kernel"});
+    argv.insert(argv.end(), {"--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run"});
     if (job.self_contained) {
-        argv.insert(argv.end(), {"--ro-bind", job.root.string(), job.root.string()});
+        argv.insert(argv.end(), {"--ro-bind", job.root.string(), "/kernel"});
     } else {
         lay_over(argv, job.root / "usr/src", "/usr/src");
         lay_over(argv, job.root / "usr/lib", "/usr/lib");
     }
     const char* path = std::getenv("PATH");
-    argv.insert(argv.end(), {"--bind", src.string(), src.string(), "--chdir", src.string(), "--clearenv",
-                             "--setenv", "PATH", path && *path ? path : "/usr/local/bin:/usr/bin:/bin",
-                             "--setenv", "HOME", "/tmp", "--setenv", "LC_ALL", "C", "--"});
-    argv.insert(argv.end(), {"make", "-C", kernel_in_sandbox.string(), "M=" + src.string(),
+    argv.insert(argv.end(), {"--bind", src.string(), "/build", "--remount-ro", "/", "--chdir", "/build",
+                             "--clearenv", "--setenv", "PATH", path && *path ? path : "/usr/local/bin:/usr/bin:/bin",
+                             "--setenv", "HOME", "/tmp", "--setenv", "LC_ALL", "C"});
+    if (as_root) run_as_nobody(argv);
+    else argv.push_back("--");
+    argv.insert(argv.end(), {"make", "-C", kernel_in_sandbox.string(), "M=/build",
                              "-j" + std::to_string(std::max(1, job.make_jobs)),
-                             "KERNELDIR=" + kernel_in_sandbox.string(),
-                             // The work directory's name is random: debug info names /build
-                             // instead, as a container build's does, so the same inputs give
-                             // the same module bytes.
-                             "KCFLAGS=-ffile-prefix-map=" + src.string() + "=/build" +
-                                 (job.self_contained ? " -ffile-prefix-map=" + job.root.string() + "/=/" : ""),
-                             "modules"});
+                             "KERNELDIR=" + kernel_in_sandbox.string()});
+    // Debug info names the headers where the distro installs them, wherever the tree lies: a
+    // module built from a bundle is the module built from the packages.
+    if (job.self_contained) argv.push_back("KCFLAGS=-ffile-prefix-map=/kernel/=/");
+    argv.push_back("modules");
+
     ProcessOptions options;
     options.log = job.log;
     options.timeout = job.timeout;
-    options.run_as = user;
     options.cwd = "/";
     std::uintmax_t log_before = 0;
     {
         std::ofstream log(job.log, std::ios::app);
-        log << "kbuild: sandbox: bwrap as uid " << (user ? user->uid : ::geteuid())
-            << ", the host read-only, no network, only " << src.string() << " writable\n"
-            << "+ make -C " << kernel_in_sandbox.string() << " M=" << src.string() << " modules\n";
+        log << "kbuild: sandbox: bwrap, make as uid " << (as_root ? kBuildUid : ::geteuid())
+            << ", the host read-only, no network, only the module's copy writable (" << src.string()
+            << " at /build)\n"
+            << "+ make -C " << kernel_in_sandbox.string() << " M=/build modules\n";
         log.flush();
         log_before = static_cast<std::uintmax_t>(log.tellp());
     }
     const ProcessResult run = run_process(argv, options);
     if (run.exit_code != 0 && !run.timed_out) {
-        // bwrap speaks before make does: what it says first is why there was no sandbox.
+        // bwrap and setpriv speak before make does: what they say first is why there was no
+        // sandbox.
         std::ifstream log(job.log);
         log.seekg(static_cast<std::streamoff>(log_before));
         std::string line;
         std::getline(log, line);
-        if (line.rfind("bwrap: ", 0) == 0) return fail("local builder: " + line);
+        if (line.rfind("bwrap: ", 0) == 0 || line.rfind("setpriv: ", 0) == 0) return fail("local builder: " + line);
     }
-    return outcome(job, src, src.string(), run.timed_out, run.exit_code);
+    return outcome(job, src, "/build", run.timed_out, run.exit_code);
 }
 
 }  // namespace kbuild

@@ -63,11 +63,12 @@ public:
     virtual BuildResult build(const BuildJob& job) = 0;
 };
 
-// Runs make under bwrap: new user, mount, pid, network, ipc and uts namespaces; the host's root
-// read-only; fresh /dev and /proc; throw-away /tmp (HOME) and /run; the module's private copy
-// the one writable host path; a clean environment. A root kbuild drops to nobody (uid 65534)
-// first, and the copy becomes nobody's. Without bwrap, or where it cannot make its namespaces,
-// the build fails saying so: it never runs unsandboxed.
+// Runs make under bwrap: new mount, pid, network, ipc and uts namespaces (and user, when not
+// root); the host's root read-only; fresh /dev and /proc; throw-away /tmp (HOME) and /run; the
+// module's private copy at /build, the one writable host path; a clean environment. As root,
+// bwrap mounts with root's rights and make runs as nobody (uid 65534) without capabilities, the
+// copy made nobody's. Without bwrap, or where it cannot make its namespaces, the build fails
+// saying so: it never runs unsandboxed.
 class LocalBuilder : public Builder {
 public:
     std::string name(const BuildJob&) const override { return "local"; }

@@ -145,7 +145,8 @@ void plant_module(const fs::path& dir, const Targets& targets, int port, const s
                      "$(info sandbox-probe: tmp=" + write(targets.tmp) + " etc=" + write(targets.etc) +
                          " home=" + write(targets.home) + " listener=" + connect("127.0.0.1", port) +
                          " mirror=" + connect(mirror, 80) + " build=" + write("$(M)/" + targets.name) +
-                         " uid=$(shell id -u))\nobj-m := planted.o\n");
+                         " uid=$(shell id -u) caps=$(shell awk '/^CapEff/ {print $$2}' /proc/self/status))\n"
+                         "obj-m := planted.o\n");
     test::write_file(dir / "planted.c", "#include <linux/module.h>\nMODULE_LICENSE(\"GPL\");\n");
 }
 
@@ -173,9 +174,11 @@ void nothing_escapes(const std::string& builder, const std::string& expected_uid
     const std::string log = test::read_file(out / target["log"].get<std::string>());
     const auto probe = probe_of(log);
     // The Kbuild ran its attempts, and what it may write, it wrote: the build directory.
-    ASSERT_EQ(probe.size(), 7u) << log;
+    ASSERT_EQ(probe.size(), 8u) << log;
     EXPECT_EQ(probe.at("build"), "written") << log;
+    // Unprivileged: not root, no capability.
     EXPECT_EQ(probe.at("uid"), expected_uid) << log;
+    EXPECT_EQ(probe.at("caps"), "0000000000000000") << log;
     // Nothing reached the host or the network.
     EXPECT_FALSE(fs::exists(targets.tmp)) << targets.tmp;
     EXPECT_FALSE(fs::exists(targets.etc)) << targets.etc;
@@ -211,7 +214,7 @@ TEST(Sandbox, ALocalBuildThatNeverEndsIsKilledWholeAtTheTimeLimit) {
     EXPECT_EQ(run_process({"pgrep", "-f", pattern}).out, "") << "the sandbox outlived its time limit";
 }
 
-// A directory on PATH that others may read: a root kbuild's bwrap runs as nobody.
+// A directory put on PATH, that others may read.
 struct BinDir {
     test::TempDir dir;
     BinDir() { fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec); }
@@ -241,28 +244,45 @@ TEST(Sandbox, WithoutBwrapALocalBuildFailsSayingSo) {
     EXPECT_TRUE(target["artifacts"].empty());
 }
 
-TEST(Sandbox, ABwrapThatCannotMakeItsNamespacesFailsTheBuildSayingSo) {
-    newest_bookworm();
+// A bwrap on PATH before the real one that says `said` and fails: in the probe kbuild runs
+// before each build, or (`probe_passes`) only in the build itself.
+ProcessResult build_with_a_failing_bwrap(const fs::path& out, const std::string& said, bool probe_passes) {
     BinDir bin;
+    test::write_file(bin.dir / "bwrap", "#!/bin/sh\n" +
+                                            std::string(probe_passes ? "case \"$*\" in *' -- true') exit 0;; esac\n" : "") +
+                                            "echo '" + said + "' >&2\nexit 1\n");
+    fs::permissions(bin.dir / "bwrap", fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
+    ProcessOptions options;
+    options.env = {"PATH=" + bin.dir.path().string() + ":" + std::getenv("PATH")};
+    return test::run_kbuild(build_args(test::source_dir() / "examples/hello", out, "local"), options);
+}
+
+TEST(Sandbox, ABwrapThatCannotMakeItsSandboxFailsTheBuildSayingSo) {
+    newest_bookworm();
     const std::string said =
         "bwrap: No permissions to creating new namespace, likely because the kernel does not allow "
         "non-privileged user namespaces.";
-    test::write_file(bin.dir / "bwrap", "#!/bin/sh\necho '" + said + "' >&2\nexit 1\n");
-    fs::permissions(bin.dir / "bwrap", fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
-    test::TempDir out;
-    ProcessOptions options;
-    options.env = {"PATH=" + bin.dir.path().string() + ":" + std::getenv("PATH")};
-    const ProcessResult r =
-        test::run_kbuild(build_args(test::source_dir() / "examples/hello", out.path(), "local"), options);
-    EXPECT_EQ(r.exit_code, 1) << r.err;
-    const Json target = target_in(out.path());
-    EXPECT_EQ(target["status"], "failed");
-    EXPECT_EQ(target["reason"].get<std::string>().rfind("local builder: bwrap cannot make the build's sandbox: " + said +
-                                                            " (log: ",
-                                                        0),
-              0u)
-        << target["reason"];
-    EXPECT_TRUE(target["artifacts"].empty());
+    {
+        test::TempDir out;
+        EXPECT_EQ(build_with_a_failing_bwrap(out.path(), said, false).exit_code, 1);
+        const Json target = target_in(out.path());
+        EXPECT_EQ(target["status"], "failed");
+        EXPECT_EQ(target["reason"].get<std::string>().rfind(
+                      "local builder: bwrap cannot make the build's sandbox: " + said + " (log: ", 0),
+                  0u)
+            << target["reason"];
+        EXPECT_TRUE(target["artifacts"].empty());
+    }
+    {
+        // Past the probe, bwrap's own first words are still the reason, not make's.
+        const std::string later = "bwrap: execvp make: No such file or directory";
+        test::TempDir out;
+        EXPECT_EQ(build_with_a_failing_bwrap(out.path(), later, true).exit_code, 1);
+        const Json target = target_in(out.path());
+        EXPECT_EQ(target["status"], "failed");
+        EXPECT_EQ(target["reason"].get<std::string>().rfind("local builder: " + later + " (log: ", 0), 0u)
+            << target["reason"];
+    }
 }
 
 }  // namespace
