@@ -8,8 +8,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -264,50 +267,157 @@ void copy_module_source(const fs::path& from, const fs::path& to) {
     }
 }
 
+namespace {
+
+// A root kbuild's make runs as nobody:nogroup: neither it nor whatever a Makefile runs holds
+// uid 0 or a capability on the host.
+constexpr uid_t kBuildUid = 65534;
+constexpr gid_t kBuildGid = 65534;
+
+void give_to(const fs::path& dir, uid_t uid, gid_t gid) {
+    if (::lchown(dir.c_str(), uid, gid) != 0) throw Error(dir.string() + ": chown: " + std::strerror(errno));
+    for (const auto& entry : fs::recursive_directory_iterator(dir))
+        if (::lchown(entry.path().c_str(), uid, gid) != 0)
+            throw Error(entry.path().string() + ": chown: " + std::strerror(errno));
+}
+
+// bwrap arguments that put `from`'s entries (but those in `leave_out`) at `to`, read-only;
+// symlinks are made anew.
+void bind_entries(std::vector<std::string>& args, const fs::path& from, const fs::path& to,
+                  const std::set<std::string>& leave_out) {
+    std::error_code ec;
+    std::set<std::string> names;  // sorted: the same arguments each time
+    for (const auto& entry : fs::directory_iterator(from, ec)) names.insert(entry.path().filename().string());
+    for (const auto& name : names) {
+        if (leave_out.count(name)) continue;
+        if (fs::is_symlink(from / name))
+            args.insert(args.end(), {"--symlink", fs::read_symlink(from / name).string(), (to / name).string()});
+        else
+            args.insert(args.end(), {"--ro-bind", (from / name).string(), (to / name).string()});
+    }
+}
+
+// The sandbox's `host_dir` (/usr/src, /usr/lib): a read-only tmpfs holding the host's entries
+// with the tree's laid over them, as the overlay the local builder used to mount did.
+void lay_over(std::vector<std::string>& args, const fs::path& tree_dir, const fs::path& host_dir) {
+    if (!fs::is_directory(tree_dir)) return;
+    std::set<std::string> tree;
+    for (const auto& entry : fs::directory_iterator(tree_dir)) tree.insert(entry.path().filename().string());
+    args.insert(args.end(), {"--tmpfs", host_dir.string()});
+    bind_entries(args, host_dir, host_dir, tree);
+    bind_entries(args, tree_dir, host_dir, {});
+    args.insert(args.end(), {"--remount-ro", host_dir.string()});
+}
+
+// How bwrap starts: as root, bwrap makes the namespaces and mounts with root's rights (it reaches
+// a cache or bundle under a closed directory) but no user namespace, and keeps for its child
+// only what setpriv needs to become nobody; anyone else gets a user namespace too.
+std::vector<std::string> bwrap_namespaces(bool as_root) {
+    if (as_root)
+        return {"bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                "--die-with-parent", "--new-session"};
+    return {"bwrap", "--unshare-all", "--die-with-parent", "--new-session"};
+}
+
+void run_as_nobody(std::vector<std::string>& args) {
+    args.insert(args.end(), {"--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", "setpriv",
+                             "--reuid=" + std::to_string(kBuildUid), "--regid=" + std::to_string(kBuildGid),
+                             "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--"});
+}
+
+// Empty when bwrap can make the build's namespaces here; else why not, in its own words.
+std::string sandbox_refused(bool as_root) {
+    std::vector<std::string> argv = bwrap_namespaces(as_root);
+    argv.insert(argv.end(), {"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"});
+    if (as_root) run_as_nobody(argv);
+    else argv.push_back("--");
+    argv.push_back("true");
+    ProcessOptions options;
+    options.cwd = "/";
+    options.timeout = std::chrono::seconds(60);
+    const ProcessResult probe = run_process(argv, options);
+    if (probe.exit_code == 0) return {};
+    const std::string said = probe.err.substr(0, probe.err.find('\n'));
+    return said.empty() ? "bwrap exited with " + std::to_string(probe.exit_code) : said;
+}
+
+}  // namespace
+
 BuildResult LocalBuilder::build(const BuildJob& job) {
     BuildResult result;
-    if (!job.compiler.program.empty() && !on_path(job.compiler.program)) {
-        result.error = "kernel " + job.release + " was built by " + job.compiler.program + " (" +
-                       job.compiler.text + "), which is not installed on this host; use a "
-                       "builder that has it (--builder docker)";
-        std::ofstream(job.log, std::ios::app) << result.error << '\n';
+    const auto fail = [&](const std::string& why) {
+        result.error = why;
+        std::ofstream(job.log, std::ios::app) << why << '\n';
         return result;
-    }
+    };
+    if (!job.compiler.program.empty() && !on_path(job.compiler.program))
+        return fail("kernel " + job.release + " was built by " + job.compiler.program + " (" + job.compiler.text +
+                    "), which is not installed on this host; use a builder that has it (--builder docker)");
+    // The build runs sandboxed or not at all.
+    const bool as_root = ::geteuid() == 0;
+    if (!on_path("bwrap")) return fail("local builder: bwrap not found (install bubblewrap)");
+    if (as_root && !on_path("setpriv")) return fail("local builder: setpriv not found (install util-linux)");
+    if (const std::string refused = sandbox_refused(as_root); !refused.empty())
+        return fail("local builder: bwrap cannot make the build's sandbox: " + refused);
     const fs::path src = job.work_dir / "src";
     copy_module_source(job.module_src, src);
+    if (as_root) give_to(src, kBuildUid, kBuildGid);
 
-    // The headers' usr/ is laid read-only over the host's /usr in a private mount namespace
-    // (a user namespace too when not root), so /usr/src/linux-headers-* and
-    // /usr/lib/linux-kbuild-* resolve as on the target system and nothing is written to either.
-    // A bundle's tree (self-contained) is used where it lies.
+    // The sandbox's root is bwrap's tmpfs, read-only once laid out: the host's top entries bound
+    // read-only, fresh /dev and /proc, throw-away /tmp (HOME too) and /run (the host's sockets
+    // live there), the module's copy at /build (the one writable host path, as in a container),
+    // a bundle's tree at /kernel; the headers' usr/src and usr/lib entries laid over the host's,
+    // so /usr/src/linux-headers-* and /usr/lib/linux-kbuild-* resolve as on the target system.
     const fs::path kernel_in_sandbox =
-        job.self_contained ? job.kernel_dir : "/" / fs::relative(job.kernel_dir, job.root);
-    std::vector<std::string> argv;
-    if (!job.self_contained) {
-        argv = {"unshare", "--mount", "--propagation", "private"};
-        if (::geteuid() != 0) argv.insert(argv.begin() + 1, {"--user", "--map-root-user"});
-        argv.insert(argv.end(), {"--", "sh", "-c",
-                                 "mount -t overlay kbuild-headers -o \"lowerdir=$1/usr:/usr\" /usr && shift && "
-                                 "exec \"$@\"",
-                                 "sh", job.root.string()});
+        (job.self_contained ? fs::path("/kernel") : fs::path("/")) / fs::relative(job.kernel_dir, job.root);
+    std::vector<std::string> argv = bwrap_namespaces(as_root);
+    bind_entries(argv, "/", "/", {"dev", "proc", "tmp", "run", "build", "kernel"});
+    argv.insert(argv.end(), {"--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run"});
+    if (job.self_contained) {
+        argv.insert(argv.end(), {"--ro-bind", job.root.string(), "/kernel"});
+    } else {
+        lay_over(argv, job.root / "usr/src", "/usr/src");
+        lay_over(argv, job.root / "usr/lib", "/usr/lib");
     }
-    argv.insert(argv.end(), {"make", "-C", kernel_in_sandbox.string(), "M=" + src.string(),
+    const char* path = std::getenv("PATH");
+    argv.insert(argv.end(), {"--bind", src.string(), "/build", "--remount-ro", "/", "--chdir", "/build",
+                             "--clearenv", "--setenv", "PATH", path && *path ? path : "/usr/local/bin:/usr/bin:/bin",
+                             "--setenv", "HOME", "/tmp", "--setenv", "LC_ALL", "C"});
+    if (as_root) run_as_nobody(argv);
+    else argv.push_back("--");
+    argv.insert(argv.end(), {"make", "-C", kernel_in_sandbox.string(), "M=/build",
                              "-j" + std::to_string(std::max(1, job.make_jobs)),
-                             "KERNELDIR=" + kernel_in_sandbox.string(),
-                             // The work directory's name is random: debug info names /build
-                             // instead, as a container build's does, so the same inputs give
-                             // the same module bytes.
-                             "KCFLAGS=-ffile-prefix-map=" + src.string() + "=/build" +
-                                 (job.self_contained ? " -ffile-prefix-map=" + job.root.string() + "/=/" : ""),
-                             "modules"});
+                             "KERNELDIR=" + kernel_in_sandbox.string()});
+    // Debug info names the headers where the distro installs them, wherever the tree lies: a
+    // module built from a bundle is the module built from the packages.
+    if (job.self_contained) argv.push_back("KCFLAGS=-ffile-prefix-map=/kernel/=/");
+    argv.push_back("modules");
+
     ProcessOptions options;
     options.log = job.log;
     options.timeout = job.timeout;
-    options.env = {"LC_ALL=C", "MAKEFLAGS=", "MFLAGS="};
-    std::ofstream(job.log, std::ios::app) << "+ make -C " << kernel_in_sandbox.string()
-                                          << " M=" << src.string() << " modules\n";
+    options.cwd = "/";
+    std::uintmax_t log_before = 0;
+    {
+        std::ofstream log(job.log, std::ios::app);
+        log << "kbuild: sandbox: bwrap, make as uid " << (as_root ? kBuildUid : ::geteuid())
+            << ", the host read-only, no network, only the module's copy writable (" << src.string()
+            << " at /build)\n"
+            << "+ make -C " << kernel_in_sandbox.string() << " M=/build modules\n";
+        log.flush();
+        log_before = static_cast<std::uintmax_t>(log.tellp());
+    }
     const ProcessResult run = run_process(argv, options);
-    return outcome(job, src, src.string(), run.timed_out, run.exit_code);
+    if (run.exit_code != 0 && !run.timed_out) {
+        // bwrap and setpriv speak before make does: what they say first is why there was no
+        // sandbox.
+        std::ifstream log(job.log);
+        log.seekg(static_cast<std::streamoff>(log_before));
+        std::string line;
+        std::getline(log, line);
+        if (line.rfind("bwrap: ", 0) == 0 || line.rfind("setpriv: ", 0) == 0) return fail("local builder: " + line);
+    }
+    return outcome(job, src, "/build", run.timed_out, run.exit_code);
 }
 
 }  // namespace kbuild

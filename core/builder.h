@@ -1,7 +1,7 @@
 // Builders turn a kernel header tree plus a module source into .ko files. The local builder
-// runs the kernel's own Makefiles on this host, with the unpacked headers laid over /usr in a
-// private mount namespace, so their absolute /usr/src and /usr/lib paths resolve without
-// touching the host's /usr.
+// runs the kernel's own Makefiles on this host in a bubblewrap sandbox (an unprivileged user,
+// the host read-only, no network), with the unpacked headers' /usr/src and /usr/lib entries laid
+// over the host's, so their absolute paths resolve without touching the host's /usr.
 #pragma once
 
 #include "compiler.h"
@@ -63,6 +63,12 @@ public:
     virtual BuildResult build(const BuildJob& job) = 0;
 };
 
+// Runs make under bwrap: new mount, pid, network, ipc and uts namespaces (and user, when not
+// root); the host's root read-only; fresh /dev and /proc; throw-away /tmp (HOME) and /run; the
+// module's private copy at /build, the one writable host path; a clean environment. As root,
+// bwrap mounts with root's rights and make runs as nobody (uid 65534) without capabilities, the
+// copy made nobody's. Without bwrap, or where it cannot make its namespaces, the build fails
+// saying so: it never runs unsandboxed.
 class LocalBuilder : public Builder {
 public:
     std::string name(const BuildJob&) const override { return "local"; }
