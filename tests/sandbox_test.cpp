@@ -228,8 +228,9 @@ std::string without_newline(std::string text) {
 TEST(Sandbox, WithoutBwrapALocalBuildFailsSayingSo) {
     newest_bookworm();
     BinDir bin;
-    // The kernel's compiler is there, bwrap is not.
-    fs::create_symlink(without_newline(run_process({"sh", "-c", "command -v gcc-12"}).out), bin.dir / "gcc-12");
+    // The kernel's compiler is there (and gpgv, which checks the mirror), bwrap is not.
+    for (const std::string program : {"gcc-12", "gpgv"})
+        fs::create_symlink(without_newline(run_process({"sh", "-c", "command -v " + program}).out), bin.dir / program);
     test::TempDir out;
     ProcessOptions options;
     options.env = {"PATH=" + bin.dir.path().string()};
