@@ -113,7 +113,8 @@ int run_cli(int argc, char** argv) {
     add_output_flag(build_verb, output);
     build_verb->add_option("--from-bundle", build.from_bundle,
                            "Build from kernel bundles (kbuild bundle) instead of a distro's packages: "
-                           "no plugin, no network")
+                           "no plugin, no network. A bundle carries no signature: it is as trustworthy as "
+                           "whoever made it (its sha256 is recorded in index.json)")
         ->type_name("FILE");
     build_verb->add_option("--module-src", build.module_src, "The module's source directory")
         ->required()

@@ -359,9 +359,13 @@ std::vector<Package> KernelTrees::fetched(std::vector<Package> packages) {
     return packages;
 }
 
-PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release) {
+PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release, std::vector<std::string>* sha256s) {
     PreparedTree tree;
     tree.packages = fetched(release.packages);
+    if (sha256s) {
+        sha256s->clear();
+        for (const auto& p : tree.packages) sha256s->push_back(p.sha256);
+    }
     tree.checksum = key(tree.packages);
     tree.root = unpacked_root(plugin, release, tree.packages);
     tree.kernel_dir = plugin.get_kernel_dir({release.release, tree.root.string()}).kernel_dir;
@@ -372,13 +376,15 @@ PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release
 
 TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& release, int workers) {
     Release named = release;
+    std::vector<std::string> sha256s;
     try {
-        const PreparedTree tree = trees_.prepare(plugin, release);
+        const PreparedTree tree = trees_.prepare(plugin, release, &sha256s);
         named.packages = tree.packages;
         named.release = tree.release;
     } catch (const std::exception& e) {
         stop_here_if_interrupted();
         TargetRecord record = new_record(release);
+        record.package_sha256 = sha256s;
         record.status = "failed";
         record.reason = e.what();
         record.finished_at = utc_now();
@@ -430,7 +436,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         fs::create_directories(log_dir);
         std::ofstream(log_dir / log_name, std::ios::trunc);
 
-        const PreparedTree tree = trees_.prepare(plugin, release);
+        const PreparedTree tree = trees_.prepare(plugin, release, &record.package_sha256);
         const ConfigHash& config = tree.config;
         record.config_md5 = config.md5;
 

@@ -53,8 +53,10 @@ class KernelTrees {
 public:
     KernelTrees(const Plugin& plugin, Fetcher& fetcher, std::filesystem::path cache_dir);
 
-    // Fetches and unpacks a release's packages and finds its kernel tree. Throws.
-    PreparedTree prepare(PluginInstance& plugin, const Release& release);
+    // Fetches and unpacks a release's packages and finds its kernel tree. Throws. sha256s, when
+    // given, gets the packages' sha256 as soon as they are fetched (before anything can fail).
+    PreparedTree prepare(PluginInstance& plugin, const Release& release,
+                         std::vector<std::string>* sha256s = nullptr);
 
 private:
     // The packages with local paths and sha256, downloaded where needed.
