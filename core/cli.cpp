@@ -43,7 +43,8 @@ void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files, bo
     verb->add_option("--jobs,-j", target.jobs, "Downloads (and builds) at once (default 4)")
         ->check(CLI::Range(1, 256));
     verb->add_option("--keyring", target.keyrings,
-                     "Check the mirrors' signatures with this keyring instead of the distro's (repeatable)")
+                     "Check signatures (the mirrors' metadata, rpm packages, Flatcar DIGESTS) with this "
+                     "keyring instead of the distro's (repeatable)")
         ->type_name("FILE")
         ->allow_extra_args(false);
     verb->add_option("--insecure-mirror", target.insecure_mirrors,
