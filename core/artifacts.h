@@ -76,6 +76,9 @@ struct TargetRecord {
     double duration_s = 0;
     std::string inputs;    // digest of everything the artifacts depend on
     std::vector<std::string> packages;  // URLs or paths the kernel came from
+    // The sha256 of each of packages, in the same order, once they were fetched: what a build
+    // from a bundle (which carries no signature) was made from.
+    std::vector<std::string> package_sha256;
     std::string finished_at;            // UTC, ISO 8601
     std::string target;                 // driverkit-style target: "ubuntu-aws", "debian"
     std::string variant;                // Release::variant: "20.04.1" for an Ubuntu backport
@@ -104,8 +107,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kern
                                                 kernelversion, module, module_version, config_md5,
                                                 status, reason, artifacts, compiler, builder,
                                                 builder_reason, log,
-                                                duration_s, inputs, packages, finished_at, target,
-                                                variant, naming, unverified)
+                                                duration_s, inputs, packages, package_sha256,
+                                                finished_at, target, variant, naming, unverified)
 
 // <out>/index.json: loaded at start, rewritten atomically (temporary file + rename) after every
 // change so an interrupted run keeps what finished. Thread-safe.

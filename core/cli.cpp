@@ -43,7 +43,8 @@ void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files, bo
     verb->add_option("--jobs,-j", target.jobs, "Downloads (and builds) at once (default 4)")
         ->check(CLI::Range(1, 256));
     verb->add_option("--keyring", target.keyrings,
-                     "Check the mirrors' signatures with this keyring instead of the distro's (repeatable)")
+                     "Check signatures (the mirrors' metadata, rpm packages, Flatcar DIGESTS) with this "
+                     "keyring instead of the distro's (repeatable)")
         ->type_name("FILE")
         ->allow_extra_args(false);
     verb->add_option("--insecure-mirror", target.insecure_mirrors,
@@ -113,7 +114,8 @@ int run_cli(int argc, char** argv) {
     add_output_flag(build_verb, output);
     build_verb->add_option("--from-bundle", build.from_bundle,
                            "Build from kernel bundles (kbuild bundle) instead of a distro's packages: "
-                           "no plugin, no network")
+                           "no plugin, no network. A bundle carries no signature: it is as trustworthy as "
+                           "whoever made it (its sha256 is recorded in index.json)")
         ->type_name("FILE");
     build_verb->add_option("--module-src", build.module_src, "The module's source directory")
         ->required()

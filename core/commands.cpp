@@ -621,7 +621,7 @@ int bundle_command(const GlobalOptions& global, const TargetOptions& target, con
             return incomplete;
         }
         const fs::path out = fs::absolute(out_dir);
-        KernelTrees trees(session.plugin, session.fetcher, cache_dir_of(global));
+        KernelTrees trees(session.plugin, session.fetcher, cache_dir_of(global), &session.trust);
         const auto& releases = list.releases;
         std::mutex mutex;
         int failed = 0;

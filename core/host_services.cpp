@@ -54,8 +54,8 @@ kb_status extract_image(void* host, const char* request, const char** out) {
 
 kb_status verify(void* host, const char* request, const char** out) {
     const HostServices& services = self(host);
-    return answer([&](const std::string& r) { return services.context().verify(r, services.distro()); }, request,
-                  out);
+    return answer([&](const std::string& r) { return services.context().verify(r, services.distro(), services.handed()); },
+                  request, out);
 }
 
 kb_status cache_dir(void* host, const char** out) {

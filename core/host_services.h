@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace kbuild {
 
@@ -19,8 +20,12 @@ struct HostContext {
     std::function<std::string(const std::string&)> fetch;
     std::function<std::string(const std::string&)> extract;
     std::function<std::string(const std::string&)> extract_image;
-    // verify also gets the distro being served (its keyrings are the default ones).
-    std::function<std::string(const std::string& request, const std::string& distro)> verify;
+    // verify also gets the distro being served (its keyrings are the default ones) and the
+    // package files the host handed to the hook being called (unpack's), which may be checked
+    // besides downloads.
+    std::function<std::string(const std::string& request, const std::string& distro,
+                              const std::vector<std::string>& handed)>
+        verify;
 };
 
 class HostServices {
@@ -33,14 +38,20 @@ public:
     const std::string& plugin_name() const { return plugin_name_; }
     const HostContext& context() const { return context_; }
 
-    // The distro of the hook being called: whose keyrings verify uses.
-    void set_distro(std::string distro) { distro_ = std::move(distro); }
+    // The distro of the hook being called (whose keyrings verify uses), and the package files
+    // handed to it.
+    void set_call(std::string distro, std::vector<std::string> handed = {}) {
+        distro_ = std::move(distro);
+        handed_ = std::move(handed);
+    }
     const std::string& distro() const { return distro_; }
+    const std::vector<std::string>& handed() const { return handed_; }
 
 private:
     std::string plugin_name_;
     const HostContext& context_;
     std::string distro_;
+    std::vector<std::string> handed_;
     kb_host_services table_{};
 };
 

@@ -20,6 +20,7 @@
 #include <fstream>
 #include <random>
 #include <regex>
+#include <set>
 #include <thread>
 #include <unistd.h>
 #include <zlib.h>
@@ -154,9 +155,19 @@ TargetRecord Pipeline::new_record(const Release& release) const {
     record.target = release.target.empty() ? release.distro : release.target;
     record.variant = release.variant;
     for (const auto& p : release.packages) record.packages.push_back(p.where());
-    if (options_.trust)
-        for (const auto& source : options_.trust->unverified()) record.unverified.push_back(source.url + ": " + source.reason);
+    record.unverified = unverified_of(release);
     return record;
+}
+
+std::vector<std::string> Pipeline::unverified_of(const Release& release) const {
+    std::vector<std::string> unverified;
+    if (!options_.trust) return unverified;
+    std::set<std::string> packages;
+    for (const auto& p : release.packages) packages.insert(p.where());
+    for (const auto& source : options_.trust->unverified())
+        if (source.package.empty() || packages.count(source.package))
+            unverified.push_back(source.url + ": " + source.reason);
+    return unverified;
 }
 
 std::string digest_tree(const fs::path& dir) {
@@ -195,11 +206,14 @@ HostContext make_host_context(const fs::path& cache_dir, Fetcher& fetcher, Trust
         return to_document(file);
     };
     if (trust != nullptr)
-        context.verify = [cache_dir, trust](const std::string& request, const std::string& distro) {
+        context.verify = [cache_dir, trust](const std::string& request, const std::string& distro,
+                                            const std::vector<std::string>& handed) {
             const VerifyRequest r = from_document<VerifyRequest>(request.c_str(), "verify");
             for (const auto& file : {r.file, r.signature})
-                if (!file.empty() && !inside(file, cache_dir))
-                    throw Error("verify: " + file + " is not a download in kbuild's cache " + cache_dir.string());
+                if (!file.empty() && !inside(file, cache_dir) &&
+                    std::find(handed.begin(), handed.end(), file) == handed.end())
+                    throw Error("verify: " + file + " is neither a download in kbuild's cache " + cache_dir.string() +
+                                " nor a package handed to the plugin");
             return to_document(trust->verify(r, distro));
         };
     context.extract = [cache_dir](const std::string& request) {
@@ -226,7 +240,7 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder,
       builder_(builder),
       options_(std::move(options)),
       context_(make_host_context(options_.cache_dir, fetcher, options_.trust)),
-      trees_(plugin, fetcher, options_.cache_dir),
+      trees_(plugin, fetcher, options_.cache_dir, options_.trust),
       index_(options_.out_dir) {
     if (!fs::is_directory(options_.module_src))
         throw Error(options_.module_src.string() + ": module source is not a directory");
@@ -308,14 +322,46 @@ std::string KernelTrees::key(const std::vector<Package>& packages) const {
     return sha256_text(joined);
 }
 
-KernelTrees::KernelTrees(const Plugin& plugin, Fetcher& fetcher, fs::path cache_dir)
-    : plugin_(plugin), fetcher_(fetcher), cache_dir_(std::move(cache_dir)) {}
+KernelTrees::KernelTrees(const Plugin& plugin, Fetcher& fetcher, fs::path cache_dir, Trust* trust)
+    : plugin_(plugin), fetcher_(fetcher), cache_dir_(std::move(cache_dir)), trust_(trust) {}
+
+namespace {
+
+// What was used unverified to make a tree (its packages unpacked with no key configured),
+// kept beside it so a later run that reuses the tree records it too.
+void save_unverified(const fs::path& file, const std::vector<UnverifiedSource>& sources) {
+    Json list = Json::array();
+    for (const auto& s : sources) list.push_back({{"url", s.url}, {"reason", s.reason}, {"package", s.package}});
+    const fs::path tmp = file.string() + ".tmp-" + random_suffix();
+    std::ofstream(tmp) << list.dump();
+    fs::rename(tmp, file);
+}
+
+std::vector<UnverifiedSource> load_unverified(const fs::path& file) {
+    std::vector<UnverifiedSource> sources;
+    std::ifstream in(file);
+    if (!in) return sources;
+    const Json list = Json::parse(in, nullptr, false);
+    if (!list.is_array()) return sources;
+    for (const auto& s : list)
+        if (s.is_object())
+            sources.push_back({s.value("url", ""), s.value("reason", ""), s.value("package", "")});
+    return sources;
+}
+
+}  // namespace
 
 fs::path KernelTrees::unpacked_root(PluginInstance& plugin, const Release& release,
                                     const std::vector<Package>& packages) {
     const fs::path trees = cache_dir_ / "trees";
-    const fs::path final_dir = trees / key(packages).substr(0, 32);
-    if (fs::is_directory(final_dir)) return final_dir;
+    const std::string fingerprint = trust_ ? trust_->fingerprint(release.distro) : "";
+    const std::string name = key(packages).substr(0, 32) + (fingerprint.empty() ? "" : "-" + fingerprint.substr(0, 16));
+    const fs::path final_dir = trees / name;
+    const fs::path notes = trees / (name + ".unverified.json");
+    if (fs::is_directory(final_dir)) {
+        if (trust_) trust_->note_unverified(load_unverified(notes));
+        return final_dir;
+    }
 
     // Unpacked under a temporary name, renamed when complete: a partial tree never looks done.
     const fs::path temporary = trees / (final_dir.filename().string() + ".part-" + random_suffix());
@@ -331,6 +377,14 @@ fs::path KernelTrees::unpacked_root(PluginInstance& plugin, const Release& relea
         std::error_code ec;
         fs::remove_all(temporary, ec);
         throw;
+    }
+    if (trust_) {
+        std::set<std::string> wheres;
+        for (const auto& p : packages) wheres.insert(p.where());
+        std::vector<UnverifiedSource> mine;
+        for (const auto& source : trust_->unverified())
+            if (!source.package.empty() && wheres.count(source.package)) mine.push_back(source);
+        if (!mine.empty()) save_unverified(notes, mine);
     }
     std::error_code ec;
     fs::rename(temporary, final_dir, ec);
@@ -360,9 +414,13 @@ std::vector<Package> KernelTrees::fetched(std::vector<Package> packages) {
     return packages;
 }
 
-PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release) {
+PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release, std::vector<std::string>* sha256s) {
     PreparedTree tree;
     tree.packages = fetched(release.packages);
+    if (sha256s) {
+        sha256s->clear();
+        for (const auto& p : tree.packages) sha256s->push_back(p.sha256);
+    }
     tree.checksum = key(tree.packages);
     tree.root = unpacked_root(plugin, release, tree.packages);
     tree.kernel_dir = plugin.get_kernel_dir({release.release, tree.root.string()}).kernel_dir;
@@ -373,13 +431,15 @@ PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release
 
 TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& release, int workers) {
     Release named = release;
+    std::vector<std::string> sha256s;
     try {
-        const PreparedTree tree = trees_.prepare(plugin, release);
+        const PreparedTree tree = trees_.prepare(plugin, release, &sha256s);
         named.packages = tree.packages;
         named.release = tree.release;
     } catch (const std::exception& e) {
         stop_here_if_interrupted();
         TargetRecord record = new_record(release);
+        record.package_sha256 = sha256s;
         record.status = "failed";
         record.reason = e.what();
         record.finished_at = utc_now();
@@ -433,9 +493,10 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         fs::create_directories(log_dir);
         std::ofstream(log_dir / log_name, std::ios::trunc);
 
-        const PreparedTree tree = trees_.prepare(plugin, release);
+        const PreparedTree tree = trees_.prepare(plugin, release, &record.package_sha256);
         const ConfigHash& config = tree.config;
         record.config_md5 = config.md5;
+        record.unverified = unverified_of(release);  // with what unpacking its packages found
         // The hash is known, and checked, before the build starts.
         std::string sig_hash;
         if (options_.signer) {
@@ -527,6 +588,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         stop_here_if_interrupted();  // a failure the interruption caused is not the target's
         record.status = "failed";
         record.reason = e.what();
+        record.unverified = unverified_of(release);
         std::ofstream(log_dir / log_name, std::ios::app) << "kbuild: " << record.reason << '\n';
     }
     for (const auto& s : staged) {

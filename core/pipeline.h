@@ -52,14 +52,18 @@ struct PreparedTree {
     std::string checksum;           // of the packages: the tree's cache key
 };
 
-// A plugin's releases fetched and unpacked once into the cache (trees/<key of the packages>).
-// Several threads may use one at once.
+// A plugin's releases fetched and unpacked once into the cache (trees/<key of the packages>,
+// followed by the trust fingerprint of the release's distro when it has one: packages checked
+// as they are unpacked are checked again under other keys). Several threads may use one at once.
 class KernelTrees {
 public:
-    KernelTrees(const Plugin& plugin, Fetcher& fetcher, std::filesystem::path cache_dir);
+    // trust: what the plugin's checks at unpack used (nullptr: none).
+    KernelTrees(const Plugin& plugin, Fetcher& fetcher, std::filesystem::path cache_dir, Trust* trust = nullptr);
 
-    // Fetches and unpacks a release's packages and finds its kernel tree. Throws.
-    PreparedTree prepare(PluginInstance& plugin, const Release& release);
+    // Fetches and unpacks a release's packages and finds its kernel tree. Throws. sha256s, when
+    // given, gets the packages' sha256 as soon as they are fetched (before anything can fail).
+    PreparedTree prepare(PluginInstance& plugin, const Release& release,
+                         std::vector<std::string>* sha256s = nullptr);
 
 private:
     // The packages with local paths and sha256, downloaded where needed.
@@ -72,6 +76,7 @@ private:
     const Plugin& plugin_;
     Fetcher& fetcher_;
     std::filesystem::path cache_dir_;
+    Trust* trust_;
 };
 
 struct PipelineSummary {
@@ -97,6 +102,9 @@ public:
 
 private:
     TargetRecord new_record(const Release& release) const;
+    // The run's unverified sources that concern this release: repository metadata, and what
+    // vouches for its own packages ("<url>: <why>").
+    std::vector<std::string> unverified_of(const Release& release) const;
     struct Staged {
         std::string name;         // the artifact's path in the output directory
         std::filesystem::path file;  // its bytes, staged beside it under a temporary name

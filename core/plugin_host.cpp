@@ -214,17 +214,20 @@ Result PluginInstance::call(Hook hook, const char* what, const std::string& requ
 }
 
 ReleaseList PluginInstance::crawl(const CrawlRequest& request) {
-    services_->set_distro(request.distro);
+    services_->set_call(request.distro);
     return call<ReleaseList>(plugin_.api().crawl, "crawl", to_document(request));
 }
 
 ReleaseList PluginInstance::batch_packages(const BatchRequest& request) {
-    services_->set_distro(request.distro);
+    services_->set_call(request.distro);
     return call<ReleaseList>(plugin_.api().batch_packages, "batch_packages", to_document(request));
 }
 
 UnpackResult PluginInstance::unpack(const UnpackRequest& request) {
-    services_->set_distro(request.release.distro);
+    std::vector<std::string> handed;
+    for (const auto& package : request.release.packages)
+        if (!package.path.empty()) handed.push_back(package.path);
+    services_->set_call(request.release.distro, std::move(handed));
     return call<UnpackResult>(plugin_.api().unpack, "unpack", to_document(request));
 }
 

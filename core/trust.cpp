@@ -6,9 +6,12 @@
 #include <kbuild/files.hpp>
 
 #include <Poco/Base64Decoder.h>
+#include <Poco/Base64Encoder.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <unistd.h>
@@ -27,6 +30,39 @@ std::vector<std::string> words_of(const std::string& line) {
 
 bool has_prefix(const std::string& text, const std::string& prefix) {
     return text.compare(0, prefix.size(), prefix) == 0;
+}
+
+std::string trimmed(std::string text) {
+    text.erase(0, text.find_first_not_of(" \t\r\n"));
+    text.erase(text.find_last_not_of(" \t\r\n") + 1);
+    return text;
+}
+
+std::string first_line(const std::string& text) {
+    const std::string t = trimmed(text);
+    return t.substr(0, t.find('\n'));
+}
+
+// OpenPGP armour's checksum (RFC 4880, 6.1).
+std::uint32_t crc24(const std::string& bytes) {
+    std::uint32_t crc = 0xB704CE;
+    for (const unsigned char byte : bytes) {
+        crc ^= static_cast<std::uint32_t>(byte) << 16;
+        for (int i = 0; i < 8; ++i) {
+            crc <<= 1;
+            if (crc & 0x1000000) crc ^= 0x1864CFB;
+        }
+    }
+    return crc & 0xFFFFFF;
+}
+
+std::string base64(const std::string& bytes) {
+    std::ostringstream out;
+    Poco::Base64Encoder encoder(out);
+    encoder.rdbuf()->setLineLength(64);
+    encoder << bytes;
+    encoder.close();
+    return out.str();
 }
 
 // Whether `url` lies under the mirror `prefix` ("http://m/debian" covers "http://m/debian/dists/...").
@@ -154,6 +190,57 @@ std::string dearmored_keyring(const std::string& bytes, const std::string& name)
     return binary;
 }
 
+SignatureCheck read_rpmkeys_output(const std::string& output) {
+    // After the file's name, one indented line per check:
+    //   "    Header V4 RSA/SHA256 Signature, key ID fd431d51: OK"
+    //   "    Payload SHA256 digest: BAD (Expected ... != ...)"
+    std::istringstream in(output);
+    std::vector<std::string> signers;
+    std::string bad_signature, bad_digest, problem;
+    bool signed_at_all = false;
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty() || (line[0] != ' ' && line[0] != '\t')) continue;
+        const size_t colon = line.rfind(": ");
+        if (colon == std::string::npos) continue;
+        const std::string what = trimmed(line.substr(0, colon));
+        const std::vector<std::string> status = words_of(line.substr(colon + 2));
+        const std::string state = status.empty() ? "" : status[0];
+        const size_t id_at = what.find("key ID ");
+        if (what.find("Signature") == std::string::npos && id_at == std::string::npos) {
+            if (state != "OK" && bad_digest.empty()) bad_digest = "BAD " + what;
+            continue;
+        }
+        signed_at_all = true;
+        const std::string key = id_at == std::string::npos ? "?" : trimmed(what.substr(id_at + 7));
+        if (state == "OK") {
+            if (std::find(signers.begin(), signers.end(), key) == signers.end()) signers.push_back(key);
+        } else if (state == "BAD") {
+            bad_signature = "BAD rpm signature by key ID " + key;
+        } else if (problem.empty()) {
+            problem = state == "NOKEY"        ? "rpm signature by unknown key ID " + key
+                      : state == "NOTTRUSTED" ? "rpm signature by untrusted key ID " + key + " (expired or revoked)"
+                                              : "rpm signature by key ID " + key + " cannot be checked (" + state + ")";
+        }
+    }
+    if (!bad_signature.empty()) return {"", bad_signature};
+    if (!bad_digest.empty()) return {"", bad_digest};
+    if (!problem.empty()) return {"", problem};
+    if (!signed_at_all || signers.empty()) return {"", "not signed"};
+    std::string by;
+    for (const auto& s : signers) by += (by.empty() ? "" : ",") + s;
+    return {by, ""};
+}
+
+std::string armoured_keyring(const std::string& bytes) {
+    if (bytes.find("-----BEGIN PGP PUBLIC KEY BLOCK-----") != std::string::npos) return bytes;
+    const std::uint32_t crc = crc24(bytes);
+    const std::string sum{static_cast<char>(crc >> 16), static_cast<char>((crc >> 8) & 0xFF),
+                          static_cast<char>(crc & 0xFF)};
+    std::string text = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n" + base64(bytes);
+    if (text.back() != '\n') text += '\n';
+    return text + "=" + base64(sum) + "\n-----END PGP PUBLIC KEY BLOCK-----\n";
+}
+
 Trust::Trust(TrustPolicy policy, fs::path cache_dir) : policy_(std::move(policy)), dir_(cache_dir / "trust") {}
 
 std::vector<fs::path> Trust::keyrings_for(const std::string& url, const std::string& distro) const {
@@ -189,7 +276,7 @@ Verified Trust::unchecked(const VerifyRequest& request, const std::string& reaso
     {
         std::lock_guard lock(mutex_);
         if (warned_.insert(request.url).second) {
-            unverified_.push_back({request.url, reason});
+            unverified_.push_back({request.url, reason, request.package});
             if (warn) spdlog::warn("{}: used without checking its signature ({})", request.url, reason);
             else spdlog::debug("{}: used without checking its signature ({})", request.url, reason);
         }
@@ -205,6 +292,8 @@ Verified Trust::unchecked(const VerifyRequest& request, const std::string& reaso
 }
 
 Verified Trust::verify(const VerifyRequest& request, const std::string& distro) {
+    if (request.kind != "openpgp" && request.kind != "rpm")
+        throw Error(request.url + ": verify: unknown kind '" + request.kind + "' (openpgp or rpm)");
     for (const auto& prefix : policy_.insecure_mirrors)
         if (under(request.url, prefix)) return unchecked(request, "insecure mirror " + prefix, true);
     if (policy_.insecure_distros.count(distro)) return unchecked(request, "verify = false for " + distro, true);
@@ -214,7 +303,13 @@ Verified Trust::verify(const VerifyRequest& request, const std::string& distro) 
         throw Error(request.url + ": no keyring for " + (distro.empty() ? "this source" : distro) +
                     " to check it with (give --keyring FILE, or keyring in the config file)");
     }
-    if (!request.inline_signed && request.signature.empty()) throw Error(request.url + ": no signature");
+    if (request.kind == "rpm") return verify_rpm(request, keyrings);
+    if (!request.inline_signed && request.signature.empty()) {
+        // An rpm repository's metadata is signed by few distributions; its packages are checked
+        // one by one instead.
+        if (request.signature_optional) return unchecked(request, "no signature published", false);
+        throw Error(request.url + ": no signature");
+    }
 
     fs::create_directories(dir_ / "signed");
     // gpgv reads no keyring of its own: an empty home keeps a user's trustedkeys.kbx out.
@@ -252,6 +347,109 @@ Verified Trust::verify(const VerifyRequest& request, const std::string& distro) 
 std::vector<UnverifiedSource> Trust::unverified() const {
     std::lock_guard lock(mutex_);
     return unverified_;
+}
+
+void Trust::note_unverified(const std::vector<UnverifiedSource>& sources) {
+    std::lock_guard lock(mutex_);
+    for (const auto& source : sources)
+        if (warned_.insert(source.url).second) unverified_.push_back(source);
+}
+
+std::string Trust::fingerprint(const std::string& distro) const {
+    auto content = [](const fs::path& keyring) {
+        try {
+            return sha256_text(read_file(keyring.string()));
+        } catch (const Error&) {
+            return std::string("unreadable");
+        }
+    };
+    std::string text;
+    if (const auto it = policy_.distro_keyrings.find(distro); it != policy_.distro_keyrings.end())
+        for (const auto& keyring : it->second) text += "keyring " + content(keyring) + "\n";
+    for (const auto& [prefix, keyring] : policy_.mirror_keyrings)
+        text += "mirror-keyring " + prefix + " " + content(keyring) + "\n";
+    for (const auto& prefix : policy_.insecure_mirrors) text += "insecure-mirror " + prefix + "\n";
+    if (policy_.insecure_distros.count(distro)) text += "verify = false\n";
+    return text.empty() ? "" : sha256_text(text);
+}
+
+// rpmkeys reads the user's ~/.rpmmacros and speaks the user's language: neither, here.
+static std::vector<std::string> rpm_environment(const fs::path& home) {
+    return {"HOME=" + home.string(), "LC_ALL=C", "LANGUAGE="};
+}
+
+fs::path Trust::rpm_database(const std::vector<fs::path>& keyrings) {
+    std::vector<std::string> keys;
+    std::string id;
+    for (const auto& keyring : keyrings) {
+        std::string bytes;
+        try {
+            bytes = read_file(keyring.string());
+        } catch (const Error&) {
+            throw Error(keyring.string() + ": keyring cannot be read (give --keyring FILE, or keyring in the "
+                                           "config file: the distro's RPM-GPG-KEY file)");
+        }
+        keys.push_back(armoured_keyring(bytes));
+        id += sha256_text(bytes) + "\n";
+    }
+    const fs::path db = dir_ / "rpmdb" / sha256_text(id);
+    std::lock_guard lock(rpm_mutex_);
+    if (fs::is_directory(db)) return db;
+    // Made under a temporary name, renamed when every key is in: a half-made database is never
+    // used, by this process or another sharing the cache.
+    static std::atomic<unsigned> counter{0};
+    const fs::path tmp = db.string() + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    const fs::path home = dir_ / "rpm-home";
+    fs::create_directories(tmp);
+    fs::create_directories(home);
+    ProcessOptions options;
+    options.env = rpm_environment(home);
+    try {
+        for (size_t i = 0; i < keys.size(); ++i) {
+            const fs::path key = tmp / ("key-" + std::to_string(i) + ".asc");
+            write_atomically(key, keys[i]);
+            ProcessResult run;
+            try {
+                run = run_process({"rpmkeys", "--dbpath", tmp.string(), "--import", key.string()}, options);
+            } catch (const Error& e) {
+                throw Error(std::string(e.what()) + " (rpmkeys checks rpm packages' signatures: apt-get install rpm)");
+            }
+            if (run.exit_code != 0)
+                throw Error(keyrings[i].string() + ": rpmkeys cannot import its keys: " + first_line(run.err + run.out));
+            fs::remove(key);
+        }
+        std::error_code ec;
+        fs::rename(tmp, db, ec);
+        if (ec) {  // another process made it first
+            fs::remove_all(tmp, ec);
+            if (!fs::is_directory(db)) throw Error(db.string() + ": cannot create the rpm key database");
+        }
+    } catch (...) {
+        std::error_code ec;
+        fs::remove_all(tmp, ec);
+        throw;
+    }
+    return db;
+}
+
+Verified Trust::verify_rpm(const VerifyRequest& request, const std::vector<fs::path>& keyrings) {
+    const fs::path db = rpm_database(keyrings);
+    ProcessOptions options;
+    options.env = rpm_environment(dir_ / "rpm-home");
+    ProcessResult run;
+    try {
+        run = run_process({"rpmkeys", "--dbpath", db.string(), "--checksig", "-v", request.file}, options);
+    } catch (const Error& e) {
+        throw Error(request.url + ": its signature cannot be checked: " + e.what() +
+                    " (rpmkeys checks rpm packages' signatures: apt-get install rpm)");
+    }
+    // Each check is an indented line; with none, rpmkeys could not read the package.
+    const bool read = run.out.find("\n ") != std::string::npos || run.out.find("\n\t") != std::string::npos;
+    if (!read) throw Error(request.url + ": rpmkeys cannot read it: " + first_line(run.err + run.out));
+    const SignatureCheck check = read_rpmkeys_output(run.out);
+    if (!check.error.empty()) throw Error(request.url + ": " + check.error);
+    if (run.exit_code != 0) throw Error(request.url + ": rpmkeys --checksig failed: " + first_line(run.err + run.out));
+    return {request.file, check.signed_by, ""};
 }
 
 }  // namespace kbuild

@@ -218,6 +218,9 @@ TEST(Bundle, BuildFromBadBundlesNamesEach) {
     EXPECT_EQ(index["targets"][0]["status"], "failed");
     EXPECT_EQ(index["targets"][0]["distro"], "debian");
     EXPECT_EQ(index["targets"][0]["kernelrelease"], "6.1.0-99-amd64");
+    // A bundle carries no signature: its record keeps what it was, by its sha256.
+    EXPECT_EQ(index["targets"][0]["packages"], Json::array({evil.string()}));
+    EXPECT_EQ(index["targets"][0]["package_sha256"], Json::array({sha256_file(evil.string())}));
 
     const ProcessResult mixed = test::run_kbuild({"build", "--distro", "debian", "--from-bundle", evil.string(),
                                                   "--module-src", (test::source_dir() / "examples/hello").string()});

@@ -55,15 +55,24 @@ void expect_verified(const fs::path& out, const Json& target, const std::string&
     EXPECT_EQ(modinfo.out.rfind(release + " ", 0), 0u) << modinfo.out;
 }
 
-// One channel of a release server: a good release, and three whose image is cut short, holds
-// no ext4 file system, or holds a symlink leading out of it. The crawl names every kernel from
-// its config without fetching an image; the build reads the good image in process and builds
-// in the container of the kernel's gcc; each broken image is one failed target saying why.
+// One channel of a release server: a good release, whose DIGESTS is signed as Flatcar signs it,
+// and three whose image is cut short, holds no ext4 file system, or holds a symlink leading out
+// of it, their DIGESTS unsigned. The crawl names every kernel from its config without fetching an
+// image; the build reads the good image in process and builds in the container of the kernel's
+// gcc; each broken image is one failed target saying why. With the signing key configured, only
+// the signed release is taken.
 TEST(CoreOSMirror, FlatcarReleasesCrawledReadOutOfTheirImagesAndBuilt) {
     const auto debs = debian_kernel_debs();
-    test::TempDir server_root, out, names_out;
-    const std::string release = fixture("coreos/make-flatcar-release",
-                                        {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.2.0"}, debs);
+    test::TempDir server_root, out, names_out, key;
+    const ProcessResult made_key = run_process(
+        {(test::source_dir() / "tests/fixtures/deb/make-test-key").string(), (key / "home").string(), "flatcar"});
+    ASSERT_EQ(made_key.exit_code, 0) << made_key.err;
+    const std::string keyring = (key / "home/public.asc").string();
+    const std::string release =
+        fixture("coreos/make-flatcar-release",
+                {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.2.0", "--sign-digests",
+                 (key / "home").string()},
+                debs);
     ASSERT_TRUE(std::regex_match(release, std::regex(R"(6\.1\.\d+-flatcar)"))) << release;
     fixture("coreos/make-flatcar-release", {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.3.0", "--truncate"}, debs);
     fixture("coreos/make-flatcar-release", {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.4.0", "--no-ext4"}, debs);
@@ -102,18 +111,36 @@ TEST(CoreOSMirror, FlatcarReleasesCrawledReadOutOfTheirImagesAndBuilt) {
         << reason("3510.4.0");
     EXPECT_NE(reason("3510.5.0").find("leads out of the image"), std::string::npos) << reason("3510.5.0");
     EXPECT_NE(reason("3510.5.0").find(image), std::string::npos) << reason("3510.5.0");
+    // No key configured: each target records its own release's DIGESTS as unchecked.
+    const std::string dir = server.url() + "/stable/amd64-usr/";
+    EXPECT_EQ(targets["3510.2.0"]["unverified"],
+              Json::array({dir + "3510.2.0/" + image + ".DIGESTS.asc: no key configured for flatcar"}));
+    EXPECT_EQ(targets["3510.4.0"]["unverified"],
+              Json::array({dir + "3510.4.0/" + image + ".DIGESTS: no key configured for flatcar"}));
 
-    // The same good image by URL alone (kernel-packer's lists): the kernel is named from the
-    // tree read out of it, then built as any other.
+    // With the key, the unsigned releases are refused, each named; the signed one is listed.
+    const ProcessResult keyed = test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "flatcar",
+                                                  "--mirror", server.url(), "--option", "channels=stable",
+                                                  "--keyring", keyring, "--output", "json"});
+    EXPECT_EQ(keyed.exit_code, 1) << keyed.err;
+    for (const char* v : {"3510.3.0", "3510.4.0", "3510.5.0"})
+        EXPECT_NE(keyed.err.find(dir + v + "/" + image + ".DIGESTS: no signature"), std::string::npos) << keyed.err;
+    const Json keyed_releases = Json::parse(keyed.out)["releases"];
+    ASSERT_EQ(keyed_releases.size(), 1u) << keyed.out;
+    EXPECT_EQ(keyed_releases[0]["variant"], "3510.2.0");
+
+    // The same good image by URL alone (kernel-packer's lists): checked against the signed
+    // DIGESTS beside it, the kernel named from the tree read out of it, then built as any other.
     test::write_file(names_out / "list", server.url() + "/stable/amd64-usr/3510.2.0/" + image + "\n");
     const ProcessResult by_name = test::run_kbuild(
         {"--cache-dir", cache_dir(), "build", "--distro", "flatcar", "--from-list", (names_out / "list").string(),
-         "--builder", "docker", "--module-src", (test::source_dir() / "examples/hello").string(), "--out",
-         (names_out / "out").string()});
+         "--keyring", keyring, "--builder", "docker", "--module-src", (test::source_dir() / "examples/hello").string(),
+         "--out", (names_out / "out").string()});
     EXPECT_EQ(by_name.exit_code, 0) << by_name.err;
     auto named = targets_by_variant(names_out / "out");
     ASSERT_EQ(named.size(), 1u);
     expect_verified(names_out / "out", named["3510.2.0"], release);
+    EXPECT_EQ(named["3510.2.0"]["unverified"], Json::array());
 }
 
 // CoreOS Container Linux (end of life) is laid out the same with its own names: its crawl finds

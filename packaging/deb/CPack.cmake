@@ -35,9 +35,10 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "adduser, gpgv, debian-archive-keyring,
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA
   ${CMAKE_CURRENT_LIST_DIR}/postinst ${CMAKE_CURRENT_LIST_DIR}/conffiles)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
-# Container builds need the Docker daemon; `kbuild images build` needs debootstrap; the local
+# Container builds need the Docker daemon; `kbuild images build` needs debootstrap; rpmkeys
+# (rpm) checks rpm packages' signatures once a key is configured for an rpm distro; the local
 # builder runs make and the kernel's gcc.
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_RECOMMENDS "docker.io, debootstrap")
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_RECOMMENDS "docker.io, debootstrap, rpm")
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SUGGESTS "make, gcc")
 set(CPACK_DEBIAN_RUNTIME_DESCRIPTION
 "build kernel modules for every kernel of every distribution

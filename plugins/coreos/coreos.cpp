@@ -7,7 +7,10 @@
 // <channel>/<board>/<version>/, holding the image, version.txt and the kernel's config, whose
 // header and CONFIG_LOCALVERSION name the kernel (`uname -r`) without the image being fetched.
 // A release is that kernel with the Flatcar version as its variant: two Flatcar versions may
-// ship one kernel built apart.
+// ship one kernel built apart. An image is trusted by its SHA512 in the release's DIGESTS
+// (<image>.DIGESTS.asc, clearsigned by Flatcar's image signing key), checked through the host's
+// verify (with no key configured for the distro it is used unverified, and recorded) and handed
+// to the host's fetch, which checks the image as it downloads.
 //
 // Fedora CoreOS runs Fedora's kernels: kernel-devel rpms from Fedora's build-system layout,
 // otherwise the SDK's rpm layer.
@@ -77,6 +80,30 @@ std::optional<std::string> release_from_config(const std::string& text) {
     return *version + suffix;
 }
 
+// The SHA512 a DIGESTS file (the release tools' make_digests: "# SHA512 HASH" then sha512sum's
+// "<hex>  <file>" lines) lists for the file `name`.
+std::optional<std::string> sha512_in_digests(const std::string& text, const std::string& name) {
+    static const std::regex hex(R"([0-9a-fA-F]{128})");
+    std::istringstream in(text);
+    bool sha512 = false;
+    for (std::string line; std::getline(in, line);) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.rfind("# ", 0) == 0) {
+            sha512 = line == "# SHA512 HASH";
+            continue;
+        }
+        std::istringstream words(line);
+        std::string digest, file;
+        words >> digest >> file;
+        if (!file.empty() && file.front() == '*') file.erase(0, 1);  // sha512sum's binary mode
+        if (sha512 && file == name && std::regex_match(digest, hex)) {
+            std::transform(digest.begin(), digest.end(), digest.begin(), [](unsigned char c) { return std::tolower(c); });
+            return digest;
+        }
+    }
+    return std::nullopt;
+}
+
 // What version.txt says: FLATCAR_VERSION=3510.2.0.
 std::string version_from_file(const fs::path& file, const Flavour& f) {
     std::ifstream in(file);
@@ -119,6 +146,7 @@ public:
         if (!flavour_named(request.release.distro)) return FamilyPlugin::unpack(request);
         const std::string release = request.release.release.empty() ? "*" : request.release.release;
         for (const auto& package : request.release.packages) {
+            check_image(package);
             const ImageExtractResult r = host_.extract_image(
                 {package.path, request.dest,
                  {"usr/lib/modules/" + release + "/build", "usr/lib/modules/" + release + "/source",
@@ -189,7 +217,11 @@ private:
                     const std::string version = entry.substr(0, entry.size() - 1);
                     if (entry.back() != '/' || !is_version(version)) continue;
                     const std::string dir = base + entry;
-                    if (!known.contains(dir)) {
+                    // {"release": the kernel, "digests": the DIGESTS files found}; a bare string
+                    // (an older cache) is the kernel alone.
+                    Json seen = known.contains(dir) ? known[dir] : Json();
+                    if (seen.is_string()) seen = Json{{"release", seen}};
+                    if (!seen.is_object() || !seen.contains("release")) {
                         try {
                             const std::string config = read_file(host_.fetch({f.config(), dir + f.config()}).path);
                             const auto release = release_from_config(config);
@@ -197,15 +229,28 @@ private:
                                 throw Error(dir + f.config() +
                                             ": names no kernel (no \"# Linux/<arch> <version> Kernel "
                                             "Configuration\" line)");
-                            known[dir] = *release;
+                            seen = Json{{"release", *release}};
                         } catch (const Error& e) {
                             list.errors.push_back(e.what());
                             continue;
                         }
                     }
+                    Package image{f.image(), dir + f.image()};
+                    Json digests = seen.value("digests", Json());
+                    try {
+                        image.sha512 = image_sha512(image.url, f.image(), digests);
+                        seen["digests"] = digests;
+                    } catch (const Error& e) {
+                        // Nothing of the release is used; its DIGESTS is read afresh next time.
+                        seen.erase("digests");
+                        known[dir] = seen;
+                        list.errors.push_back(e.what());
+                        continue;
+                    }
+                    known[dir] = seen;
                     Release r = new_release(request.distro, request.arch, version);
-                    r.release = known[dir].get<std::string>();
-                    r.packages = {{f.image(), dir + f.image()}};
+                    r.release = seen["release"].get<std::string>();
+                    r.packages = {image};
                     list.releases.push_back(std::move(r));
                 }
             }
@@ -216,6 +261,77 @@ private:
         std::ofstream(temporary) << known.dump();
         fs::rename(temporary, cache);
         return list;
+    }
+
+    // An image known by URL alone (a --from-list line) was fetched with nothing to check it
+    // against: it is checked now, before anything is read out of it, against the DIGESTS beside
+    // it. A crawled one was checked by fetch (its sha512); a local file is the user's.
+    void check_image(const Package& image) {
+        if (!image.sha512.empty() || image.url.empty()) return;
+        const std::string name = fs::path(image.url).filename().string();
+        Json none;
+        const std::string expected = image_sha512(image.url, name, none);
+        const std::string got = file_digest(image.path, "sha512");
+        if (got != expected)
+            throw Error(image.url + ": sha512 mismatch with its DIGESTS (expected " + expected + ", got " + got + ")");
+    }
+
+    // The image's SHA512 as its release's DIGESTS lists it, the DIGESTS checked first through the
+    // host's verify: the clearsigned <image>.DIGESTS.asc Flatcar publishes, else <image>.DIGESTS
+    // and its detached <image>.DIGESTS.sig where there is one. With no key configured for the
+    // distro the DIGESTS is used unverified (the host records it against this image); with one,
+    // an unsigned or badly signed DIGESTS refuses the release. No DIGESTS at all refuses it too:
+    // nothing could check the image. `known` holds the files found before (by their sha256,
+    // read again from the host's cache) and is set to the ones used.
+    std::string image_sha512(const std::string& image_url, const std::string& image_name, Json& known) {
+        VerifyRequest request;
+        request.required = false;
+        request.package = image_url;
+        auto fetched = [&](const std::string& url, const std::string& sha256) {
+            Package file{fs::path(url).filename().string(), url};
+            file.sha256 = sha256;
+            return host_.fetch(file);
+        };
+        FetchedFile digests, signature;
+        if (known.is_object() && known.contains("url") && known.contains("sha256")) {
+            request.url = known["url"].get<std::string>();
+            request.inline_signed = known.value("inline", false);
+            digests = fetched(request.url, known["sha256"].get<std::string>());
+            if (known.contains("signature_url"))
+                signature = fetched(known["signature_url"].get<std::string>(), known.value("signature_sha256", ""));
+        } else {
+            try {
+                request.url = image_url + ".DIGESTS.asc";
+                digests = fetched(request.url, "");
+                request.inline_signed = true;
+            } catch (const Error& clearsigned) {
+                request.url = image_url + ".DIGESTS";
+                try {
+                    digests = fetched(request.url, "");
+                } catch (const Error& e) {
+                    host_.debug(clearsigned.what());
+                    throw Error(std::string(e.what()) + " (no DIGESTS: the image cannot be checked)");
+                }
+                try {
+                    signature = fetched(request.url + ".sig", "");
+                } catch (const Error& e) {
+                    host_.debug(std::string(e.what()) + ": the DIGESTS has no detached signature");
+                }
+            }
+        }
+        request.file = digests.path;
+        request.signature = signature.path;
+        const Verified verified = host_.verify(request);
+        host_.debug(request.url + (verified.signed_by.empty() ? ": not verified (" + verified.unverified + ")"
+                                                               : ": signed by " + verified.signed_by));
+        const auto sha512 = sha512_in_digests(read_file(verified.path), image_name);
+        if (!sha512) throw Error(request.url + ": lists no SHA512 of " + image_name);
+        known = Json{{"url", request.url}, {"sha256", digests.sha256}, {"inline", request.inline_signed}};
+        if (!signature.path.empty()) {
+            known["signature_url"] = request.url + ".sig";
+            known["signature_sha256"] = signature.sha256;
+        }
+        return *sha512;
     }
 
     static Release new_release(const std::string& distro, const std::string& arch, const std::string& version) {

@@ -122,6 +122,28 @@ std::vector<Binary> read_repository(const Host& host, const std::string& base, c
     return found;
 }
 
+// repomd.xml, checked against its detached repomd.xml.asc where the repository publishes one.
+// With no key configured for the distro it is used unverified (the host records it); with one,
+// a signature that fails is the repository's error. Few distributions sign their metadata
+// (Fedora's and CentOS's repositories do not): one that publishes none is used unverified, and
+// its packages' own signatures are checked as they are unpacked.
+std::string verified_repomd(const Host& host, const std::string& base, const std::string& repomd_path) {
+    VerifyRequest request;
+    request.file = repomd_path;
+    request.url = base + "/repodata/repomd.xml";
+    request.required = false;
+    request.signature_optional = true;
+    try {
+        request.signature = host.fetch({"repomd.xml.asc", request.url + ".asc"}).path;
+    } catch (const Error& e) {
+        host.debug(std::string(e.what()) + ": repomd.xml has no detached signature");
+    }
+    const Verified verified = host.verify(request);
+    host.debug(request.url + (verified.signed_by.empty() ? ": not verified (" + verified.unverified + ")"
+                                                          : ": signed by " + verified.signed_by));
+    return verified.path;
+}
+
 }  // namespace
 
 std::string kernel_release(const Binary& b) { return b.version + "-" + b.release + "." + b.arch; }
@@ -158,7 +180,7 @@ Crawled crawl_repos(Host& host, const RepoQuery& query, const NameFilter& wanted
             }
             std::vector<Binary> found;
             try {
-                found = read_repository(host, *base, repomd.path, wanted);
+                found = read_repository(host, *base, verified_repomd(host, *base, repomd.path), wanted);
             } catch (const Error& e) {
                 crawled.errors.push_back(e.what());
                 continue;
@@ -263,6 +285,24 @@ ReleaseList FamilyPlugin::crawl(const CrawlRequest& request) {
                              [this](Release& r, const Binary& b) { describe_release(r, b); });
     list.errors = crawled.errors;
     return list;
+}
+
+UnpackResult FamilyPlugin::unpack(const UnpackRequest& request) {
+    for (const auto& package : request.release.packages) {
+        // The package's own signature, before anything of it is unpacked: required when a key
+        // is configured for the distro, else the package is used unverified (and recorded).
+        VerifyRequest check;
+        check.kind = "rpm";
+        check.file = package.path;
+        check.url = package.where();
+        check.package = package.where();
+        check.required = false;
+        const Verified verified = host_.verify(check);
+        host_.debug(check.url + (verified.signed_by.empty() ? ": not verified (" + verified.unverified + ")"
+                                                             : ": signed by key ID " + verified.signed_by));
+        host_.extract({package.path, request.dest, "data"});
+    }
+    return {request.dest};
 }
 
 void FamilyPlugin::describe_release(Release& release, const Binary&) const {

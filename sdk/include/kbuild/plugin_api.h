@@ -35,8 +35,9 @@ extern "C" {
 /* 1.0: the core hooks. 1.1: optional hook describe(). 1.2: a release may name its target
  * ("ubuntu-aws") and variant, a release list may carry errors (fields older hosts and plugins
  * leave out). 1.3: host service extract_image(); a release's "release" may be left empty when
- * only its unpacked tree can tell it (the host then reads it there). 1.4: host service verify();
- * a package may carry "sha512" (checked by fetch like "sha256"). */
+ * only its unpacked tree can tell it (the host then reads it there). 1.4: host service verify()
+ * (OpenPGP signatures and rpm package signatures); a package may carry "sha512" (checked by
+ * fetch like "sha256"). */
 #define KBUILD_PLUGIN_ABI_MAJOR 1
 #define KBUILD_PLUGIN_ABI_MINOR 4
 
@@ -130,19 +131,36 @@ typedef struct kb_host_services {
     /* ---- ABI 1.4 ---- */
 
     /*
-     * verify: check a downloaded file's OpenPGP signature against the keyrings the host trusts
-     * for the distro being served and the mirror the file came from (gpgv, as apt does). Nothing
-     * in a repository's signed metadata may be used before this answers KB_OK.
+     * verify: check a downloaded file's signature against the keyrings the host trusts for the
+     * distro being served and the mirror the file came from. Nothing in a repository's signed
+     * metadata, and no package, may be used before this answers KB_OK.
      * request_json: {"schema":1, "file":"<path fetch gave>", "url":"<where it came from>",
+     *                "kind":"openpgp"|"rpm" (default "openpgp"),
      *                "signature":"<path of a detached signature, or empty>",
      *                "inline":true|false (the file is clearsigned: an InRelease),
      *                "required":true|false (false: with no key configured for this source the
-     *                                       file is used unverified, as rpm repositories are)}
-     * *out on KB_OK: {"schema":1, "path":"<the signed content: a clearsigned file's text>",
-     *                 "signed_by":"<fingerprint of the key that signed it>",
+     *                                       file is used unverified, as rpm repositories are),
+     *                "signature_optional":true|false (default false; true: with a key
+     *                                       configured, a detached signature the source does
+     *                                       not publish leaves the file unverified instead of
+     *                                       refused: an rpm repository's repomd.xml, whose
+     *                                       packages carry their own signatures),
+     *                "package":"<URL or path of the one package the file vouches for, or
+     *                           empty>" (an unverified file is recorded against that package's
+     *                           target alone; empty: against every target of the run)}
+     *   kind "openpgp": the file's OpenPGP signature, inline or detached, checked by gpgv.
+     *   kind "rpm": the file is an rpm package (a download, or a package file the host handed
+     *   to this hook) whose own header signature rpmkeys --checksig checks against the same
+     *   keyrings; "signature", "inline" and "signature_optional" are not read. An unsigned
+     *   package is refused when a key is configured.
+     * *out on KB_OK: {"schema":1, "path":"<the signed content: a clearsigned file's text, else
+     *                                     the file itself>",
+     *                 "signed_by":"<fingerprint (openpgp) or key ID (rpm) of the signing key>",
      *                 "unverified":"<why it was not checked: a mirror the user marked insecure,
-     *                                or no key configured; empty when signed_by is set>"}
-     * On KB_ERROR *out names the URL and the cause: "<url>: signature by unknown key 0x...".
+     *                                no key configured, no signature published; empty when
+     *                                signed_by is set>"}
+     * On KB_ERROR *out names the URL and the cause: "<url>: signature by unknown key 0x...",
+     * "<url>: rpm signature by unknown key ...", "<url>: not signed".
      * Required: no (NULL, or a table too small to hold it, when the host is older than 1.4; a
      * plugin must then refuse signed sources rather than use them unchecked).
      */

@@ -51,9 +51,11 @@ struct Crawled {
     std::vector<std::string> errors;  // repositories that could not be read, each named
 };
 
-// Reads <repo>/repodata/repomd.xml and the primary index it names (checksum and size checked)
-// for every mirror and repository. A repository a mirror lacks is skipped (a debug line); one
-// whose index fails its check is an error of the result. Throws when nothing was read.
+// Reads <repo>/repodata/repomd.xml (checked against its repomd.xml.asc, where published, by the
+// host's verify) and the primary index it names (checksum and size checked) for every mirror
+// and repository. A repository a mirror lacks is skipped (a debug line); one whose repomd.xml
+// fails its signature check, or whose index fails its check, is an error of the result, nothing
+// of it used. Throws when nothing was read.
 Crawled crawl_repos(Host& host, const RepoQuery& query, const NameFilter& wanted);
 
 // Fedora's build system (koji) keeps no repository metadata, only directories behind index
@@ -93,7 +95,9 @@ public:
     // wanted package, or the same package again, is unclaimed with the reason; an unreadable
     // rpm is an error naming it, and the rest is still grouped.
     ReleaseList batch_packages(const BatchRequest& request);
-    UnpackResult unpack(const UnpackRequest& request) { return host_.extract_all(request); }
+    // Each package's own signature checked (rpmkeys, through the host's verify), then its data
+    // extracted into the one root the host gave.
+    UnpackResult unpack(const UnpackRequest& request);
     KernelDir get_kernel_dir(const KernelDirRequest& request) {
         return kernel_dir_in(request, "usr/src/kernels");
     }

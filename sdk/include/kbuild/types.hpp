@@ -165,11 +165,22 @@ struct ImageExtractResult {
 
 // A downloaded file whose signature the host's verify service checks (ABI 1.4).
 struct VerifyRequest {
-    std::string file;       // the path fetch gave
+    std::string file;       // the path fetch gave (kind rpm: a package the host handed over)
     std::string url;        // where it came from: names it, and picks the mirror's keyrings
     std::string signature;  // a detached signature's path; empty when inline or when none was found
     bool inline_signed = false;  // the file is clearsigned (an InRelease)
     bool required = true;   // false: with no key configured for this source, used unverified
+    // "openpgp": the file's OpenPGP signature (inline or detached), checked with gpgv. "rpm": an
+    // rpm package's own signature, checked with rpmkeys --checksig.
+    std::string kind = "openpgp";
+    // The URL (or path) of the one package this file vouches for: the package itself (kind
+    // rpm), the image a Flatcar DIGESTS lists. Empty for a repository's metadata. An unverified
+    // file is recorded against that package's target only.
+    std::string package;
+    // true: a detached signature that the source did not publish leaves the file unverified
+    // rather than refused, even with a key configured (an rpm repository's repomd.xml, whose
+    // packages carry their own signatures).
+    bool signature_optional = false;
 };
 
 // What verify answers: the signed content, and who signed it or why it was not checked.
@@ -210,8 +221,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Verified, path, signed_by, unver
 
 // "inline" is a C++ keyword: VerifyRequest's document is spelled by hand.
 inline void to_json(Json& j, const VerifyRequest& r) {
-    j = {{"file", r.file}, {"url", r.url}, {"signature", r.signature}, {"inline", r.inline_signed},
-         {"required", r.required}};
+    j = {{"file", r.file},         {"url", r.url},         {"signature", r.signature},
+         {"inline", r.inline_signed}, {"required", r.required}, {"kind", r.kind},
+         {"package", r.package},   {"signature_optional", r.signature_optional}};
 }
 inline void from_json(const Json& j, VerifyRequest& r) {
     r.file = j.value("file", "");
@@ -219,6 +231,9 @@ inline void from_json(const Json& j, VerifyRequest& r) {
     r.signature = j.value("signature", "");
     r.inline_signed = j.value("inline", false);
     r.required = j.value("required", true);
+    r.kind = j.value("kind", "openpgp");
+    r.package = j.value("package", "");
+    r.signature_optional = j.value("signature_optional", false);
 }
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExtractResult, dest, entries)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ImageExtractRequest, image, dest, paths)
