@@ -106,6 +106,15 @@ std::string clearsigned_text(const std::string& text) {
     return begun ? body : text;
 }
 
+// A keyring's bytes; one that cannot be read says what to give instead (`hint`).
+std::string keyring_bytes(const fs::path& keyring, const std::string& hint) {
+    try {
+        return read_file(keyring.string());
+    } catch (const Error&) {
+        throw Error(keyring.string() + ": keyring cannot be read (give --keyring FILE, or " + hint + ")");
+    }
+}
+
 }  // namespace
 
 TrustPolicy default_trust_policy() {
@@ -255,13 +264,7 @@ std::vector<fs::path> Trust::keyrings_for(const std::string& url, const std::str
 // gpgv reads binary keyrings only: an armoured one is dearmored once into the cache, named by
 // its sha256.
 fs::path Trust::usable_keyring(const fs::path& keyring) {
-    std::string bytes;
-    try {
-        bytes = read_file(keyring.string());
-    } catch (const Error&) {
-        throw Error(keyring.string() + ": keyring cannot be read (give --keyring FILE, or install the distro's "
-                                       "archive keyring package)");
-    }
+    const std::string bytes = keyring_bytes(keyring, "install the distro's archive keyring package");
     const std::string binary = dearmored_keyring(bytes, keyring.string());
     if (binary.size() == bytes.size()) return keyring;
     const fs::path copy = dir_ / "keyrings" / (sha256_text(bytes) + ".gpg");
@@ -340,7 +343,7 @@ Verified Trust::verify(const VerifyRequest& request, const std::string& distro) 
     const ProcessResult run = run_process(argv);
     const SignatureCheck check = read_gpgv_status(run.out);
     if (!check.error.empty())
-        throw Error(request.url + ": " + (check.error.empty() ? "gpgv failed: " + run.err : check.error));
+        throw Error(request.url + ": " + check.error);
     return {request.file, check.signed_by, ""};
 }
 
@@ -382,13 +385,7 @@ fs::path Trust::rpm_database(const std::vector<fs::path>& keyrings) {
     std::vector<std::string> keys;
     std::string id;
     for (const auto& keyring : keyrings) {
-        std::string bytes;
-        try {
-            bytes = read_file(keyring.string());
-        } catch (const Error&) {
-            throw Error(keyring.string() + ": keyring cannot be read (give --keyring FILE, or keyring in the "
-                                           "config file: the distro's RPM-GPG-KEY file)");
-        }
+        const std::string bytes = keyring_bytes(keyring, "keyring in the config file: the distro's RPM-GPG-KEY file");
         keys.push_back(armoured_keyring(bytes));
         id += sha256_text(bytes) + "\n";
     }

@@ -64,9 +64,7 @@ void expect_verified(const fs::path& out, const Json& target, const std::string&
 TEST(CoreOSMirror, FlatcarReleasesCrawledReadOutOfTheirImagesAndBuilt) {
     const auto debs = debian_kernel_debs();
     test::TempDir server_root, out, names_out, key;
-    const ProcessResult made_key = run_process(
-        {(test::source_dir() / "tests/fixtures/deb/make-test-key").string(), (key / "home").string(), "flatcar"});
-    ASSERT_EQ(made_key.exit_code, 0) << made_key.err;
+    test::make_test_key(key / "home", "flatcar");
     const std::string keyring = (key / "home/public.asc").string();
     const std::string release =
         fixture("coreos/make-flatcar-release",

@@ -30,12 +30,6 @@ namespace {
 const std::string kImage = "flatcar_developer_container.bin.bz2";
 const std::string kKernel = "6.1.99-flatcar";
 
-int lines_with(const std::string& text, const std::string& part) {
-    std::istringstream in(text);
-    int count = 0;
-    for (std::string line; std::getline(in, line);) count += line.find(part) != std::string::npos;
-    return count;
-}
 
 class CoreOSTrust : public ::testing::Test {
 protected:
@@ -69,11 +63,7 @@ protected:
 
     static std::string home(const std::string& key) { return (dir_->path() / ("key-" + key)).string(); }
 
-    static void make_key(const std::string& name) {
-        const ProcessResult r =
-            run_process({(test::source_dir() / "tests/fixtures/deb/make-test-key").string(), home(name), "key " + name});
-        ASSERT_EQ(r.exit_code, 0) << r.err;
-    }
+    static void make_key(const std::string& name) { test::make_test_key(home(name), "key " + name); }
 
     static fs::path release_dir(const std::string& channel, const std::string& version) {
         return server_root_ / channel / "amd64-usr" / version;
@@ -133,7 +123,7 @@ protected:
                         const std::string& cause, std::vector<std::string> extra) {
         const ProcessResult r = crawl(channel, extra);
         EXPECT_NE(r.exit_code, 0) << r.out;
-        EXPECT_EQ(lines_with(r.err, image_url(channel, version) + file + cause), 1) << r.err;
+        EXPECT_EQ(test::lines_with(r.err, image_url(channel, version) + file + cause), 1) << r.err;
         EXPECT_TRUE(Json::parse(r.out)["releases"].empty()) << r.out;
     }
 
@@ -199,7 +189,7 @@ TEST_F(CoreOSTrust, WithNoKeyEachTargetRecordsItsOwnUncheckedDigests) {
     // The DIGESTS found are remembered, and checked again on the next crawl: now under a key.
     const ProcessResult r = crawl("good,plain", {"--keyring", keyring("a")});
     EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_EQ(lines_with(r.err, image_url("plain", "4100.4.0") + ".DIGESTS: no signature"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, image_url("plain", "4100.4.0") + ".DIGESTS: no signature"), 1) << r.err;
     const Json doc = Json::parse(r.out);
     ASSERT_EQ(doc["releases"].size(), 1u) << r.out;
     EXPECT_EQ(doc["releases"][0]["variant"], "4100.1.0");

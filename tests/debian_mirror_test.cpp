@@ -75,9 +75,7 @@ TEST(DebianMirror, EverySuiteIsVerifiedWithDebiansArchiveKeyring) {
     EXPECT_EQ(signed_suites, 3) << crawl.err;  // bookworm, -updates, -security
 
     test::TempDir other;
-    const ProcessResult key = run_process({(test::source_dir() / "tests/fixtures/deb/make-test-key").string(),
-                                           (other / "key").string(), "not debian"});
-    ASSERT_EQ(key.exit_code, 0) << key.err;
+    test::make_test_key(other / "key", "not debian");
     const ProcessResult refused = test::run_kbuild(with_cache(
         {"crawl", "--distro", "debian", "--option", "suites=bookworm", "--keyring", (other / "key/public.gpg").string()}));
     EXPECT_NE(refused.exit_code, 0);

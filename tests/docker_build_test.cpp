@@ -17,15 +17,6 @@ const std::string kSuites =
     "suites=bullseye,bullseye-updates,bullseye-security,bookworm,bookworm-updates,"
     "bookworm-security,trixie,trixie-updates,trixie-security";
 
-// A release as a regular expression that matches it alone ('+' and '.' are taken literally).
-std::string literal(const std::string& text) {
-    std::string out;
-    for (char c : text) {
-        if (std::string("\\^$.|?*+()[]{}").find(c) != std::string::npos) out += '\\';
-        out += c;
-    }
-    return out;
-}
 
 std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
 
@@ -52,7 +43,7 @@ Json target_in(const fs::path& out, const std::string& release) {
 
 std::vector<std::string> build_args(const std::string& release, const std::string& module,
                                     const fs::path& out) {
-    return {"build", "--distro", "debian", "--option", kSuites, "--kernel", "^" + literal(release) + "$",
+    return {"build", "--distro", "debian", "--option", kSuites, "--kernel", "^" + test::regex_literal(release) + "$",
             "--module-src", (test::source_dir() / module).string(), "--out", out.string()};
 }
 
@@ -67,7 +58,7 @@ TEST(DockerBuild, EachReleasesNewestKernelInTheImageForItsGcc) {
         {newest("^6\\.1\\.0-[0-9]+-amd64$"), "debian-bookworm", 12},
         {newest("^6\\.12\\.[0-9]+\\+deb13-amd64$"), "debian-trixie", 14}};
     std::string pattern;
-    for (const auto& k : kernels) pattern += (pattern.empty() ? "" : "|") + literal(std::get<0>(k));
+    for (const auto& k : kernels) pattern += (pattern.empty() ? "" : "|") + test::regex_literal(std::get<0>(k));
     test::TempDir out;
     const ProcessResult r = kbuild({"build", "--distro", "debian", "--option", kSuites, "--builder",
                                     "docker", "--jobs", "2", "--kernel", "^(" + pattern + ")$",

@@ -42,12 +42,6 @@ std::vector<std::string> kernel_releases() {
     return releases;
 }
 
-// A release as a pattern that matches it alone.
-std::string literal(const std::string& release) {
-    std::string pattern;
-    for (char c : release) pattern += std::string(c == '.' || c == '+' ? "\\" : "") + c;
-    return pattern;
-}
 
 // Every artifact index.json records, checked against the file: "" when all hash right.
 std::string unfaithful_records(const fs::path& out) {
@@ -121,8 +115,8 @@ TEST(IndexIntegrity, TargetsNamedAlikeEndTheSameWhateverTheOrder) {
         args.insert(args.end(), {"--naming-template", "{module}-{arch}.ko"});
         return args;
     };
-    const std::string both = "^(" + literal(first) + "|" + literal(second) + ")$";
-    const std::string only_first = "^" + literal(first) + "$", only_second = "^" + literal(second) + "$";
+    const std::string both = "^(" + test::regex_literal(first) + "|" + test::regex_literal(second) + ")$";
+    const std::string only_first = "^" + test::regex_literal(first) + "$", only_second = "^" + test::regex_literal(second) + "$";
     const std::vector<std::vector<std::string>> orders = {
         {both, "--jobs", "1"}, {both, "--jobs", "2"}, {only_first, only_second}, {only_second, only_first}};
     const std::string expected_reason =

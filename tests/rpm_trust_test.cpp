@@ -30,12 +30,6 @@ namespace {
 const std::string kRelease = "5.14.0-284.11.1.el9_2.x86_64";
 const std::string kRpm = "kernel-devel-" + kRelease + ".rpm";
 
-int lines_with(const std::string& text, const std::string& part) {
-    std::istringstream in(text);
-    int count = 0;
-    for (std::string line; std::getline(in, line);) count += line.find(part) != std::string::npos;
-    return count;
-}
 
 class RpmTrust : public ::testing::Test {
 protected:
@@ -58,11 +52,7 @@ protected:
 
     static std::string home(const std::string& key) { return (dir_->path() / ("key-" + key)).string(); }
 
-    static void make_key(const std::string& name) {
-        const ProcessResult r =
-            run_process({(test::source_dir() / "tests/fixtures/deb/make-test-key").string(), home(name), "key " + name});
-        ASSERT_EQ(r.exit_code, 0) << r.err;
-    }
+    static void make_key(const std::string& name) { test::make_test_key(home(name), "key " + name); }
 
     static void make_repo(const std::string& repo, std::vector<std::string> args) {
         std::vector<std::string> argv = {(test::source_dir() / "tests/fixtures/rpm/make-signed-repo").string(),
@@ -147,18 +137,18 @@ TEST_F(RpmTrust, ASignedRepositoryIsReadWithTheRightKey) {
 TEST_F(RpmTrust, AnotherKeyOrAnAlteredRepomdIsRefusedInOneLine) {
     ProcessResult r = crawl("otherkey", {"--keyring", keyring("a")});
     EXPECT_NE(r.exit_code, 0);
-    EXPECT_EQ(lines_with(r.err, repomd("otherkey") + ": signature by unknown key 0x"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, repomd("otherkey") + ": signature by unknown key 0x"), 1) << r.err;
     EXPECT_EQ(r.out.find(kRelease), std::string::npos) << r.out;
 
     r = crawl("altered", {"--keyring", keyring("a")});
     EXPECT_NE(r.exit_code, 0);
-    EXPECT_EQ(lines_with(r.err, repomd("altered") + ": BAD signature by key 0x"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, repomd("altered") + ": BAD signature by key 0x"), 1) << r.err;
     EXPECT_EQ(r.out.find(kRelease), std::string::npos) << r.out;
 
     // The refused repository is named; the good one beside it is still read.
     r = crawl("otherkey,signed", {"--keyring", keyring("a")});
     EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_EQ(lines_with(r.err, repomd("otherkey") + ": signature by unknown key 0x"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, repomd("otherkey") + ": signature by unknown key 0x"), 1) << r.err;
     const Json doc = Json::parse(r.out);
     ASSERT_EQ(doc["releases"].size(), 1u) << r.out;
     EXPECT_EQ(doc["releases"][0]["headers"][0], rpm_url("signed"));

@@ -47,18 +47,10 @@ const std::string& newest_bookworm() {
     return release;
 }
 
-std::string literal(const std::string& text) {
-    std::string out;
-    for (char c : text) {
-        if (std::string("\\^$.|?*+()[]{}").find(c) != std::string::npos) out += '\\';
-        out += c;
-    }
-    return out;
-}
 
 std::vector<std::string> build_args(const fs::path& module, const fs::path& out, const std::string& builder) {
     return with_cache({"build", "--builder", builder, "--distro", "debian", "--option", kBookworm, "--kernel",
-                       "^" + literal(newest_bookworm()) + "$", "--module-src", module.string(), "--out",
+                       "^" + test::regex_literal(newest_bookworm()) + "$", "--module-src", module.string(), "--out",
                        out.string()});
 }
 

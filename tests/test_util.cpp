@@ -119,4 +119,26 @@ DebianKernel newest_bookworm_kernel(const fs::path& cache_dir) {
     return kernel;
 }
 
+int lines_with(const std::string& text, const std::string& part) {
+    std::istringstream in(text);
+    int count = 0;
+    for (std::string line; std::getline(in, line);) count += line.find(part) != std::string::npos;
+    return count;
+}
+
+std::string regex_literal(const std::string& text) {
+    std::string out;
+    for (char c : text) {
+        if (std::string("\\^$.|?*+()[]{}").find(c) != std::string::npos) out += '\\';
+        out += c;
+    }
+    return out;
+}
+
+void make_test_key(const fs::path& home, const std::string& name) {
+    const ProcessResult r =
+        run_process({(source_dir() / "tests/fixtures/deb/make-test-key").string(), home.string(), name});
+    if (r.exit_code != 0) throw Error("make-test-key " + home.string() + ": " + r.err);
+}
+
 }  // namespace kbuild::test

@@ -69,6 +69,16 @@ std::filesystem::path make_deb(const std::filesystem::path& dir, const DebSpec& 
                                const std::string& file_name = "");
 std::string read_file(const std::filesystem::path& path);
 
+// How many lines of `text` hold `part`: what "said in one line" is counted with.
+int lines_with(const std::string& text, const std::string& part);
+
+// `text` as a regular expression that matches it alone ("6.1.0-1+b1" -> "6\\.1\\.0-1\\+b1").
+std::string regex_literal(const std::string& text);
+
+// A throw-away OpenPGP signing key in `home` (tests/fixtures/deb/make-test-key): its public
+// keyring in home/public.gpg and home/public.asc. Throws Error when gpg fails.
+void make_test_key(const std::filesystem::path& home, const std::string& name);
+
 // The newest bookworm 6.1 kernel's three packages (headers, common, kbuild), found by kbuild's
 // own crawl of the real Debian mirror and fetched into `cache_dir`: what the tests re-label as
 // other distributions' kernels.

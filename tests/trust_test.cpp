@@ -31,13 +31,6 @@ namespace {
 
 const std::string kRelease = "6.1.0-99-amd64";
 
-// The lines of `text` that contain `part`.
-int lines_with(const std::string& text, const std::string& part) {
-    std::istringstream in(text);
-    int count = 0;
-    for (std::string line; std::getline(in, line);) count += line.find(part) != std::string::npos;
-    return count;
-}
 
 class Trust : public ::testing::Test {
 protected:
@@ -83,11 +76,7 @@ protected:
         dir_ = nullptr;
     }
 
-    static void make_key(const std::string& name) {
-        const ProcessResult r = run_process({(test::source_dir() / "tests/fixtures/deb/make-test-key").string(),
-                                             (dir_->path() / ("key-" + name)).string(), "key " + name});
-        ASSERT_EQ(r.exit_code, 0) << r.err;
-    }
+    static void make_key(const std::string& name) { test::make_test_key(dir_->path() / ("key-" + name), "key " + name); }
 
     static void make_suite(const std::string& suite, std::vector<std::string> args, const std::string& key = "a") {
         std::vector<std::string> argv = {(test::source_dir() / "tests/fixtures/deb/make-signed-archive").string(),
@@ -117,8 +106,8 @@ protected:
         const ProcessResult r = crawl(suite);
         EXPECT_NE(r.exit_code, 0) << r.out;
         const std::string named = server_.url() + "/dists/" + suite + "/" + file;
-        EXPECT_EQ(lines_with(r.err, named), 1) << r.err;
-        EXPECT_EQ(lines_with(r.err, cause), 1) << r.err;
+        EXPECT_EQ(test::lines_with(r.err, named), 1) << r.err;
+        EXPECT_EQ(test::lines_with(r.err, cause), 1) << r.err;
         EXPECT_EQ(r.out.find(kRelease), std::string::npos) << r.out;
     }
 
@@ -161,7 +150,7 @@ TEST_F(Trust, UnsignedOtherKeyBadSignatureExpiredAndTamperedAreRefused) {
     expect_refused("sha1", "InRelease", "uses a weak digest (algorithm 2)");
     const ProcessResult r = crawl("tampered");
     EXPECT_NE(r.exit_code, 0);
-    EXPECT_EQ(lines_with(r.err, server_.url() + "/dists/tampered/main/binary-amd64/Packages.xz"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/tampered/main/binary-amd64/Packages.xz"), 1) << r.err;
     EXPECT_TRUE(r.err.find(": sha256 mismatch") != std::string::npos ||
                 r.err.find(": size mismatch") != std::string::npos)
         << r.err;
@@ -171,7 +160,7 @@ TEST_F(Trust, UnsignedOtherKeyBadSignatureExpiredAndTamperedAreRefused) {
 TEST_F(Trust, DebianArchiveKeyringIsTheDefault) {
     const ProcessResult r = crawl("good", {});
     EXPECT_NE(r.exit_code, 0);
-    EXPECT_EQ(lines_with(r.err, server_.url() + "/dists/good/InRelease: signature by unknown key 0x"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/good/InRelease: signature by unknown key 0x"), 1) << r.err;
 }
 
 TEST_F(Trust, ARolledBackReleaseIsRefused) {
@@ -197,7 +186,7 @@ TEST_F(Trust, ABuildFromAnArchiveSignedByAnotherKeyBuildsNothing) {
          "--module-src", (test::source_dir() / "tests/fixtures/modules/netprobe").string(), "--out",
          out.path().string()});
     EXPECT_NE(r.exit_code, 0);
-    EXPECT_EQ(lines_with(r.err, server_.url() + "/dists/otherkey/InRelease: signature by unknown key 0x"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/otherkey/InRelease: signature by unknown key 0x"), 1) << r.err;
     EXPECT_FALSE(fs::exists(planted_));
     if (fs::exists(out / "index.json"))
         EXPECT_TRUE(Json::parse(test::read_file(out / "index.json"))["targets"].empty());
@@ -208,7 +197,7 @@ TEST_F(Trust, AnInsecureMirrorIsUsedSaidAndRecorded) {
     const ProcessResult crawled = crawl("unsigned", {"--insecure-mirror", server_.url()});
     EXPECT_EQ(crawled.exit_code, 0) << crawled.err;
     EXPECT_NE(crawled.out.find(kRelease), std::string::npos);
-    EXPECT_EQ(lines_with(crawled.err, server_.url() + "/dists/unsigned/Release: used without checking its signature "
+    EXPECT_EQ(test::lines_with(crawled.err, server_.url() + "/dists/unsigned/Release: used without checking its signature "
                                                       "(insecure mirror " + server_.url() + ")"),
               1)
         << crawled.err;
@@ -241,7 +230,7 @@ TEST_F(Trust, KeyringsComeFromTheConfigFile) {
                           "--option", "components=main", "--output", "json"});
     // Key B is the mirror's: otherkey is read, good (key A) is refused, and the run says so.
     EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_EQ(lines_with(r.err, server_.url() + "/dists/good/InRelease: signature by unknown key 0x"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/good/InRelease: signature by unknown key 0x"), 1) << r.err;
     EXPECT_EQ(Json::parse(r.out)["releases"].size(), 1u) << r.out;
 }
 

@@ -48,9 +48,7 @@ protected:
 
         const std::string out = (archive_->path() / "archive").string();
         // The archive is signed as Ubuntu's is, by a throw-away key the tests trust (--keyring).
-        const ProcessResult key = run_process({(test::source_dir() / "tests/fixtures/deb/make-test-key").string(),
-                                               (archive_->path() / "key").string(), "ubuntu mirror"});
-        ASSERT_EQ(key.exit_code, 0) << key.err;
+        test::make_test_key(archive_->path() / "key", "ubuntu mirror");
         auto make = [&](std::vector<std::string> args) {
             std::vector<std::string> argv{(test::source_dir() / "tests/fixtures/ubuntu/make-ubuntu-mirror").string(),
                                           "--out", out, "--key", (archive_->path() / "key").string()};
