@@ -30,7 +30,6 @@ namespace {
 const std::string kImage = "flatcar_developer_container.bin.bz2";
 const std::string kKernel = "6.1.99-flatcar";
 
-
 class CoreOSTrust : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {

@@ -17,7 +17,6 @@ const std::string kSuites =
     "suites=bullseye,bullseye-updates,bullseye-security,bookworm,bookworm-updates,"
     "bookworm-security,trixie,trixie-updates,trixie-security";
 
-
 std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
 
 ProcessResult kbuild(std::vector<std::string> args, const ProcessOptions& options = {}) {

@@ -42,7 +42,6 @@ std::vector<std::string> kernel_releases() {
     return releases;
 }
 
-
 // Every artifact index.json records, checked against the file: "" when all hash right.
 std::string unfaithful_records(const fs::path& out) {
     std::string wrong;

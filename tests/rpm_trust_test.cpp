@@ -30,7 +30,6 @@ namespace {
 const std::string kRelease = "5.14.0-284.11.1.el9_2.x86_64";
 const std::string kRpm = "kernel-devel-" + kRelease + ".rpm";
 
-
 class RpmTrust : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {

@@ -47,7 +47,6 @@ const std::string& newest_bookworm() {
     return release;
 }
 
-
 std::vector<std::string> build_args(const fs::path& module, const fs::path& out, const std::string& builder) {
     return with_cache({"build", "--builder", builder, "--distro", "debian", "--option", kBookworm, "--kernel",
                        "^" + test::regex_literal(newest_bookworm()) + "$", "--module-src", module.string(), "--out",

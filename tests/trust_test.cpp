@@ -31,7 +31,6 @@ namespace {
 
 const std::string kRelease = "6.1.0-99-amd64";
 
-
 class Trust : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {

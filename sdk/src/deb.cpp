@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <memory>
 #include <sstream>
@@ -573,15 +574,15 @@ std::optional<std::int64_t> release_time(std::string_view date) {
     } else {
         return std::nullopt;
     }
-    // Days from the civil date (H. Hinnant's algorithm), so no time zone of the host is involved.
-    const int y = year - (month < 2);
-    const int era = (y >= 0 ? y : y - 399) / 400;
-    const int yoe = y - era * 400;
-    const int mp = (month + 10) % 12;  // March is 0
-    const int doy = (153 * mp + 2) / 5 + day - 1;
-    const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    const std::int64_t days = static_cast<std::int64_t>(era) * 146097 + doe - 719468;
-    return days * 86400 + hour * 3600 + minute * 60 + second - offset;
+    // timegm reads the fields as UTC, so the host's time zone never enters.
+    std::tm fields{};
+    fields.tm_year = year - 1900;
+    fields.tm_mon = month;
+    fields.tm_mday = day;
+    fields.tm_hour = hour;
+    fields.tm_min = minute;
+    fields.tm_sec = second;
+    return static_cast<std::int64_t>(::timegm(&fields)) - offset;
 }
 
 std::vector<std::vector<Relation>> parse_relations(std::string_view field) {
