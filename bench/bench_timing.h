@@ -1,7 +1,7 @@
 // What every benchmark here does: time a command (it must succeed), and keep the best of N.
 #pragma once
 
-#include "process.h"
+#include "util/process.h"
 
 #include <chrono>
 #include <cstdio>

@@ -3,8 +3,8 @@
 // the manual way, by `tar -czf` of the whole unpacked tree; best of 3 each. Prints both times,
 // both sizes, and the time ratio (kbuild / tar; lower is better).
 #include "bench_timing.h"
-#include "bundle.h"
-#include "extract.h"
+#include "output/bundle_writer.h"
+#include "unpack/extract.h"
 
 #include <kbuild/types.hpp>
 

@@ -2,8 +2,8 @@
 // scan for block magics, alone and as the reader does it at open) and decodes all of it by
 // sequential reads, on one thread and on all cores, against `bunzip2 -c FILE > /dev/null` on the
 // same file. Best of three runs each (the whole decode once each for files over 200 MB).
-#include "bzip2_reader.h"
-#include "process.h"
+#include "unpack/bzip2_reader.h"
+#include "util/process.h"
 
 #include <kbuild/types.hpp>
 

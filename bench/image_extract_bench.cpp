@@ -4,7 +4,7 @@
 // the least any tool that mounts the image must spend before it reads a file. Best of 2 each;
 // prints the ratio (target: at most 1.1).
 #include "bench_timing.h"
-#include "disk_image.h"
+#include "unpack/disk_image.h"
 
 #include <kbuild/types.hpp>
 

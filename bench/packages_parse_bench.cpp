@@ -1,7 +1,7 @@
 // packages_parse_bench <Packages.xz>: how long kbuild takes to read every paragraph of a Debian
 // Packages index, against `xz -dc FILE > /dev/null` (decompression alone) on the same file.
 // Best of three runs each; the target is a ratio <= 1.3.
-#include "process.h"
+#include "util/process.h"
 
 #include <kbuild/deb.hpp>
 #include <kbuild/types.hpp>

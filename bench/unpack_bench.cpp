@@ -1,8 +1,8 @@
 // unpack_bench <a.deb> <b.deb> <c.deb>: unpacks one kernel's header packages with kbuild's
 // extract_archive and with `dpkg-deb -x`, each into a fresh directory under $TMPDIR (default
 // /tmp), best of 3, and prints the speed-up (target: 1.5x).
-#include "extract.h"
-#include "process.h"
+#include "unpack/extract.h"
+#include "util/process.h"
 
 #include <kbuild/types.hpp>
 

@@ -1,7 +1,7 @@
 // Every archive here is made for real: .debs by dpkg-deb -b, rpms by rpmbuild, tarballs by tar,
 // and the hostile tarballs (entries no tool would write) by libarchive's writer.
-#include "extract.h"  // kbuild's; <archive.h> is libarchive's
-#include "process.h"
+#include "unpack/extract.h"  // kbuild's; <archive.h> is libarchive's
+#include "util/process.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

@@ -1,7 +1,7 @@
 // A bundle of a real Debian kernel (the Debian mirror, labels docker, network, slow): written by
 // kbuild bundle, then built from alone, in a container without network, with an empty cache and
 // no plugins: the same artifact, byte for byte, as the build from the packages.
-#include "bundle.h"
+#include "plugin/bundle.h"
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>

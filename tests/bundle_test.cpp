@@ -1,8 +1,8 @@
 // Kernel bundles without the network: a small tree laid out as Debian lays its headers
 // (absolute symlinks, a Makefile including the common tree by absolute path, every
 // architecture's arch/) written as a bundle; what a reader of the bundle finds in it.
-#include "bundle.h"
-#include "extract.h"
+#include "output/bundle_writer.h"
+#include "unpack/extract.h"
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>

@@ -1,8 +1,8 @@
 // Bzip2Reader against files the real bzip2 made: random reads equal the original bytes, at
 // block sizes 100k and 900k, through runs that decode to ~45 MB blocks, across concatenated
 // streams; cut and damaged copies are named; other files read raw through open_byte_source.
-#include "bzip2_reader.h"
-#include "process.h"
+#include "unpack/bzip2_reader.h"
+#include "util/process.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

@@ -1,5 +1,5 @@
 // The command line as a user meets it: the kbuild binary, its output and exit codes.
-#include "table.h"
+#include "util/table.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

@@ -1,6 +1,6 @@
 // The kernel's compiler read from its headers, and the builder image chosen for it.
-#include "compiler.h"
-#include "images.h"
+#include "kernel/compiler.h"
+#include "build/images.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

@@ -1,7 +1,7 @@
 // The Debian plugin and the build pipeline against the real Debian mirror apt uses (label
 // network): crawl checked against an independent reading of the same indexes, real module
 // builds, failures recorded, and an interrupted download recovered.
-#include "apt_sources.h"
+#include "fetch/apt_sources.h"
 #include "mirror_server.h"
 #include "test_util.h"
 

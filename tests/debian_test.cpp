@@ -1,9 +1,9 @@
 // The debian plugin: release naming and pairing on real package names (kernel-packer's list),
 // and on real .deb files whose control data, not their names, decides.
-#include "fetch.h"
+#include "fetch/fetch.h"
 #include "mirror_server.h"
-#include "pipeline.h"
-#include "plugin_host.h"
+#include "pipeline/pipeline.h"
+#include "plugin/plugin_host.h"
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>

@@ -1,8 +1,8 @@
 // Reading subtrees out of disk images in process: real ext4 file systems made by mkfs.ext4 -d
 // (no mount), inside real GPTs made by sfdisk, bzip2-compressed by bzip2; and the broken ones a
 // user may be handed.
-#include "byte_source.h"
-#include "disk_image.h"
+#include "unpack/byte_source.h"
+#include "unpack/disk_image.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

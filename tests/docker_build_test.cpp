@@ -1,7 +1,7 @@
 // Container builds on the real mirror (labels docker, network): each Debian release's newest
 // kernel built in the image kbuild picks for its gcc, a time limit, no network, headers left
 // untouched, and what happens when the daemon does not answer.
-#include "pipeline.h"
+#include "pipeline/pipeline.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

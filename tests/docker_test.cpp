@@ -2,7 +2,7 @@
 // directory, an image built on it, and containers run with mounts, limits and time limits.
 // No registry is reachable, so every image is made here. Tags and labels carry this process's
 // id: CTest runs each case in its own process, possibly several at once.
-#include "docker.h"
+#include "build/docker.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

@@ -1,5 +1,5 @@
 // Every fault is produced for real by an HTTP server on 127.0.0.1 inside this process.
-#include "fetch.h"
+#include "fetch/fetch.h"
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>

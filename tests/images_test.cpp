@@ -1,6 +1,6 @@
 // kbuild images: the shipped definitions built for real (debootstrap, docker import, docker
 // build), kept when unchanged, and a user's own definition from a rootfs tarball.
-#include "process.h"
+#include "util/process.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

@@ -1,10 +1,10 @@
-// Module signing (core/module_sign) on a real ELF object with a .modinfo, signed with a
+// Module signing (core/output/module_sign) on a real ELF object with a .modinfo, signed with a
 // throw-away key the test makes with the openssl CLI; the signature is read back by kmod's
 // modinfo and by openssl's own CMS verify over a trailer the test takes apart by hand.
-#include "artifacts.h"
-#include "config.h"
-#include "module_sign.h"
-#include "process.h"
+#include "output/artifacts.h"
+#include "app/config.h"
+#include "output/module_sign.h"
+#include "util/process.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

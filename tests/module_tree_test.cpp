@@ -1,7 +1,7 @@
 // What a module source declares, which of the .ko files a build made are its artifacts, and
 // which line of a failed build's log is its reason.
-#include "builder.h"
-#include "module_tree.h"
+#include "build/builder.h"
+#include "kernel/module_tree.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

@@ -1,6 +1,6 @@
 // A real Debian kernel built once per naming preset (labels network, slow): each artifact where
 // its preset says, the collector's gzip-compressed, index.json naming the template.
-#include "artifacts.h"
+#include "output/artifacts.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

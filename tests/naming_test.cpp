@@ -1,5 +1,5 @@
 // Artifact naming: the presets of one template (DESIGN.md section 4) and templates of one's own.
-#include "artifacts.h"
+#include "output/artifacts.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>

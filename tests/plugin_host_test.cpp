@@ -1,7 +1,7 @@
 // The plugin host against real plugins built for each way a plugin can meet or break the ABI.
-#include "host_services.h"
-#include "plugin_host.h"
-#include "process.h"
+#include "plugin/host_services.h"
+#include "plugin/plugin_host.h"
+#include "util/process.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // The repository stands alone: a fresh clone anywhere passes its tests, so nothing in its
 // tests, scripts or build files names a path outside it, and an install into a prefix writes
 // only below that prefix.
-#include "process.h"
+#include "util/process.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "process.h"
+#include "util/process.h"
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>

@@ -3,7 +3,7 @@
 // to the Debian mirror is built by each builder, and nothing of it reaches the host or the
 // network; the local builder runs make as nobody when kbuild is root, kills the whole sandbox at
 // the time limit, and without a working bwrap fails saying so rather than build unsandboxed.
-#include "apt_sources.h"
+#include "fetch/apt_sources.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

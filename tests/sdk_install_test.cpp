@@ -1,7 +1,7 @@
 // A plugin author's path: install the SDK into a prefix, build a plugin out of tree against it
 // with find_package(kbuild_sdk) + kbuild_add_plugin, and have kbuild load it and call its hooks.
-#include "host_services.h"
-#include "plugin_host.h"
+#include "plugin/host_services.h"
+#include "plugin/plugin_host.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // The build service's queue without HTTP: request fields and keys, one build however many ask,
 // the states a target goes through, service.json across restarts, artifacts checked before
 // they are served. Builds are a fake that writes a file.
-#include "service.h"
+#include "serve/service.h"
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>

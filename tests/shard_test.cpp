@@ -1,6 +1,7 @@
 // Sharding over synthetic targets, as a fleet of N workers would split them, and merging the
 // shards' indexes; and `kbuild index merge` as a user runs it.
-#include "shard.h"
+#include "output/artifacts.h"
+#include "targets/shard.h"
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>

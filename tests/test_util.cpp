@@ -1,6 +1,6 @@
 #include "test_util.h"
 
-#include "fetch.h"
+#include "fetch/fetch.h"
 #include "test_paths.h"
 
 #include <kbuild/types.hpp>

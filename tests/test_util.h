@@ -1,7 +1,7 @@
 // What the tests share: where the build put things, temporary directories, running kbuild.
 #pragma once
 
-#include "process.h"
+#include "util/process.h"
 
 #include <kbuild/plugin_api.h>
 

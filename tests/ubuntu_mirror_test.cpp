@@ -6,7 +6,7 @@
 //   jammy-updates   6.1.0-K1-generic     its common package is missing: unavailable
 //   jammy-security  6.1.0-K-lowlatency   no .config: fails naming the path
 //   focal           6.1.0-K3-generic     the Packages.xz does not match Release: refused
-#include "fetch.h"
+#include "fetch/fetch.h"
 #include "mirror_server.h"
 #include "test_util.h"
 

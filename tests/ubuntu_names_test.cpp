@@ -1,7 +1,7 @@
 // The Ubuntu plugin's naming on real file names: every URL StackRox's kernel-packer crawled for
 // Ubuntu (tests/data/kernel-packer/ubuntu-*.txt), grouped by `kbuild batch --from-list`
 // as a user would run it. Nothing is fetched: the lists' hosts are not reachable.
-#include "artifacts.h"
+#include "output/artifacts.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>

@@ -1,7 +1,7 @@
 // .modinfo reading on real ELF objects made by the compiler, and the vermagic rule.
-#include "process.h"
+#include "util/process.h"
 #include "test_util.h"
-#include "verify.h"
+#include "build/verify.h"
 
 #include <kbuild/types.hpp>
 

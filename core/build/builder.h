@@ -1,0 +1,109 @@
+// Builders turn a kernel header tree plus a module source into .ko files. The local builder
+// runs the kernel's own Makefiles on this host in a bubblewrap sandbox (an unprivileged user,
+// the host read-only, no network), with the unpacked headers' /usr/src and /usr/lib entries laid
+// over the host's, so their absolute paths resolve without touching the host's /usr.
+#pragma once
+
+#include "kernel/compiler.h"
+#include "build/images.h"
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace kbuild {
+
+struct BuildJob {
+    std::string release;
+    std::filesystem::path root;        // unpacked packages: holds usr/...
+    std::filesystem::path kernel_dir;  // inside root
+    // A bundle's tree (bundle.h): its paths are relative, so it is used where it lies (mounted
+    // whole at /kernel in a container) instead of being laid over /usr.
+    bool self_contained = false;
+    KernelCompiler compiler;
+    std::filesystem::path module_src;  // copied, never built in place
+    // The modules that are artifacts, relative to module_src without .ko ("falco", "sub/x"):
+    // those named (required: each must be made) or those the source declares (at least one
+    // must be made). Empty: the .ko files made in module_src's top directory.
+    std::vector<std::string> modules;
+    bool modules_required = false;
+    // Subdirectories of module_src that are module trees of their own (module_tree.h): their
+    // .ko files are not artifacts, their errors not the build's.
+    std::vector<std::string> nested_trees;
+    std::filesystem::path work_dir;    // private, empty; the builder may fill it
+    std::filesystem::path log;         // the build's output goes here
+    std::chrono::seconds timeout{900};
+    int make_jobs = 1;
+};
+
+struct BuildResult {
+    std::vector<std::filesystem::path> modules;  // the artifacts' .ko files (inside work_dir)
+    std::string error;                           // empty when the build succeeded
+};
+
+// The one-line reason of a failed build from its log: the first compiler "error:" of the
+// module's own compilation (never of a nested tree's, nor a probe's output a Makefile echoes),
+// else a Makefile's own "*** ... Stop.", else modpost's ERROR, else make's last Error line; cut
+// to a readable length. `build_dir` is the module's directory as the log names it.
+std::string build_error_line(const std::filesystem::path& log, const std::string& build_dir,
+                             const std::vector<std::string>& nested_trees);
+
+// The artifacts among what a build made in `src` (BuildJob::modules); throws naming what is
+// missing or ambiguous and what was made.
+std::vector<std::filesystem::path> select_modules(const std::filesystem::path& src, const BuildJob& job);
+
+class Builder {
+public:
+    virtual ~Builder() = default;
+    // "local", or the image a container builder uses for this job.
+    virtual std::string name(const BuildJob& job) const = 0;
+    // Why this builder (image) for this job, in one line; empty when there is no choice.
+    virtual std::string choice(const BuildJob&) const { return {}; }
+    virtual BuildResult build(const BuildJob& job) = 0;
+};
+
+// Runs make under bwrap: new mount, pid, network, ipc and uts namespaces (and user, when not
+// root); the host's root read-only; fresh /dev and /proc; throw-away /tmp (HOME) and /run; the
+// module's private copy at /build, the one writable host path; a clean environment. As root,
+// bwrap mounts with root's rights and make runs as nobody (uid 65534) without capabilities, the
+// copy made nobody's. Without bwrap, or where it cannot make its namespaces, the build fails
+// saying so: it never runs unsandboxed.
+class LocalBuilder : public Builder {
+public:
+    std::string name(const BuildJob&) const override { return "local"; }
+    BuildResult build(const BuildJob& job) override;
+};
+
+class Docker;
+
+// Builds in a Docker container from a builder image chosen by the kernel's gcc: no network,
+// the headers mounted read-only where the Makefiles expect them, only the module's private
+// copy writable, an unprivileged user, CPU and memory limits, a time limit; the container is
+// removed whatever happens, and on SIGINT/SIGTERM every container of this process is removed
+// before kbuild exits.
+class DockerBuilder : public Builder {
+public:
+    DockerBuilder(const Docker& docker, std::vector<BuilderImage> images, std::string family);
+    ~DockerBuilder() override;
+    DockerBuilder(const DockerBuilder&) = delete;
+    DockerBuilder& operator=(const DockerBuilder&) = delete;
+    std::string name(const BuildJob& job) const override;
+    std::string choice(const BuildJob& job) const override;
+    BuildResult build(const BuildJob& job) override;
+
+    double cpus = 2;
+    std::int64_t memory_bytes = std::int64_t{4} << 30;
+
+private:
+    const Docker& docker_;
+    std::vector<BuilderImage> images_;
+    std::string family_;
+    int cleanup_;  // removes this process's containers when kbuild is interrupted
+};
+
+// Copies a module source tree (regular files, directories, symlinks), leaving out build
+// products (*.o, *.ko, *.mod*, .*.cmd, Module.symvers, modules.order).
+void copy_module_source(const std::filesystem::path& from, const std::filesystem::path& to);
+
+}  // namespace kbuild

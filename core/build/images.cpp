@@ -1,0 +1,238 @@
+#include "build/images.h"
+
+#include "fetch/apt_sources.h"
+#include "build/docker.h"
+#include "unpack/extract.h"
+#include "util/process.h"
+
+#include <kbuild/digest.hpp>
+#include <kbuild/types.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace kbuild {
+namespace {
+
+std::string digest_directory(const fs::path& dir) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::recursive_directory_iterator(dir))
+        if (entry.is_regular_file()) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    std::string manifest;
+    for (const auto& file : files)
+        manifest += fs::relative(file, dir).string() + " " + sha256_file(file.string()) + "\n";
+    return sha256_text(manifest);
+}
+
+BuilderDefinition read_definition(const fs::path& dir) {
+    const fs::path file = dir / "builder.json";
+    std::ifstream in(file);
+    const Json j = Json::parse(in, nullptr, /*allow_exceptions=*/false);
+    auto fail = [&](const std::string& why) { return Error(file.string() + ": " + why); };
+    if (!j.is_object()) throw fail("not a JSON object");
+    BuilderDefinition d;
+    d.dir = dir;
+    d.name = j.value("name", dir.filename().string());
+    d.family = j.value("family", "");
+    d.gcc = j.value("gcc", 0);
+    d.cc = j.value("cc", d.gcc ? "gcc-" + std::to_string(d.gcc) : "gcc");
+    if (d.gcc <= 0) throw fail("\"gcc\" must be the image's gcc major version");
+    if (d.name.empty() || d.name.find_first_of("/: ") != std::string::npos)
+        throw fail("\"name\" must be a plain word");
+    const Json base = j.value("base", Json::object());
+    d.debootstrap_suite = base.value("debootstrap", "");
+    const std::string rootfs = base.value("rootfs", "");
+    if (!rootfs.empty()) d.rootfs = fs::path(rootfs).is_absolute() ? fs::path(rootfs) : dir / rootfs;
+    if (d.debootstrap_suite.empty() == d.rootfs.empty())
+        throw fail("\"base\" needs exactly one of \"debootstrap\" or \"rootfs\"");
+    if (!fs::is_regular_file(dir / "Dockerfile")) throw fail("no Dockerfile beside it");
+    d.hash = digest_directory(dir);
+    return d;
+}
+
+std::string debootstrap_mirror(const std::string& suite) {
+    const auto sources = read_apt_sources();
+    for (const auto& source : sources)
+        if (std::find(source.suites.begin(), source.suites.end(), suite) != source.suites.end())
+            return source.uri;
+    if (sources.empty()) throw Error("no apt sources to take a debootstrap mirror from; use --mirror");
+    return sources.front().uri;
+}
+
+// The id of the image a tag names now; "" when there is none.
+std::string image_id(const Docker& docker, const std::string& tag) {
+    const auto image = docker.image(tag);
+    return image ? image->id : "";
+}
+
+// A rebuild moves the tag to the new image and leaves the old one untagged: unusable by name,
+// yet still labelled a builder (so counted and chosen as one) and taking its space. Removed
+// unless it is the same image or something else still names it. A container still using it
+// keeps it; that is said, not fatal, and list_builder_images ignores it meanwhile.
+void remove_replaced(const Docker& docker, const std::string& old_id, const std::string& tag,
+                     const std::string& builder) {
+    if (old_id.empty() || old_id == image_id(docker, tag)) return;
+    const auto old = docker.image(old_id);
+    if (!old || !old->tags.empty()) return;
+    try {
+        docker.remove_image(old_id);
+        spdlog::info("{}: removed the previous {} ({})", builder, tag, old_id.substr(0, 19));
+    } catch (const Error& e) {
+        spdlog::warn("{}: the previous {} ({}) stays: {}", builder, tag, old_id.substr(0, 19), e.what());
+    }
+}
+
+std::string base_tag(const BuilderDefinition& d) { return "kbuild/base-" + d.name + ":" + d.hash.substr(0, 12); }
+
+// The base root file system, imported as base_tag(d).
+std::string import_base(const Docker& docker, const BuilderDefinition& d,
+                        const ImageBuildOptions& options) {
+    const std::string tag = base_tag(d);
+    if (!options.force && docker.image(tag)) return tag;  // --force starts from debootstrap
+    const fs::path root = options.work_dir / (d.name + "-rootfs.part-" + std::to_string(::getpid()));
+    std::error_code ec;
+    fs::remove_all(root, ec);
+    fs::create_directories(root);
+    struct Cleanup {
+        fs::path dir;
+        ~Cleanup() {
+            std::error_code e;
+            fs::remove_all(dir, e);
+        }
+    } cleanup{root};
+    if (!d.debootstrap_suite.empty()) {
+        const std::string mirror =
+            options.mirror.empty() ? debootstrap_mirror(d.debootstrap_suite) : options.mirror;
+        spdlog::info("{}: debootstrap --variant=minbase {} from {}", d.name, d.debootstrap_suite, mirror);
+        const fs::path log = options.work_dir / (d.name + "-debootstrap.log");
+        ProcessOptions run;
+        run.log = log;
+        std::ofstream(log, std::ios::trunc);
+        const ProcessResult r = run_process({"debootstrap", "--variant=minbase", d.debootstrap_suite,
+                                             root.string(), mirror}, run);
+        if (r.exit_code != 0)
+            throw Error(d.name + ": debootstrap " + d.debootstrap_suite + " failed (exit " +
+                        std::to_string(r.exit_code) + "; see " + log.string() + ")");
+    } else {
+        spdlog::info("{}: unpacking {}", d.name, d.rootfs.string());
+        extract_archive(d.rootfs, root);
+    }
+    spdlog::info("{}: importing the base as {}", d.name, tag);
+    docker.import_directory(root, tag);
+    return tag;
+}
+
+}  // namespace
+
+std::vector<BuilderDefinition> load_definitions(const std::vector<fs::path>& dirs) {
+    std::map<std::string, BuilderDefinition> by_name;
+    for (const auto& dir : dirs) {
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec)) continue;
+        std::vector<fs::path> subdirs;
+        for (const auto& entry : fs::directory_iterator(dir))
+            if (entry.is_directory() && fs::exists(entry.path() / "builder.json"))
+                subdirs.push_back(entry.path());
+        std::sort(subdirs.begin(), subdirs.end());
+        for (const auto& sub : subdirs) {
+            BuilderDefinition d = read_definition(sub);
+            by_name[d.name] = d;
+        }
+    }
+    std::vector<BuilderDefinition> out;
+    for (auto& [name, d] : by_name) out.push_back(std::move(d));
+    return out;
+}
+
+std::vector<fs::path> default_builder_dirs() {
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return {};
+    return {(exe.parent_path().parent_path() / "share" / "kbuild" / "builders").lexically_normal()};
+}
+
+std::vector<BuilderImage> list_builder_images(const Docker& docker) {
+    std::vector<BuilderImage> out;
+    for (const auto& image : docker.images({})) {
+        const auto label = [&](const char* key) {
+            const auto it = image.labels.find(key);
+            return it == image.labels.end() ? std::string() : it->second;
+        };
+        // Untagged: a builder a rebuild replaced (see remove_replaced), never one to use.
+        if (label(kLabelBuilder).empty() || image.tags.empty()) continue;
+        BuilderImage b;
+        b.name = label(kLabelBuilder);
+        b.image = image.tags.front();
+        b.family = label(kLabelFamily);
+        b.cc = label(kLabelCc);
+        b.definition_hash = label(kLabelHash);
+        b.created = image.created;
+        b.size = image.size;
+        b.gcc = std::atoi(label(kLabelGcc).c_str());
+        out.push_back(b);
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return out;
+}
+
+bool build_builder_image(const Docker& docker, const BuilderDefinition& d,
+                         const ImageBuildOptions& options) {
+    if (!options.force) {
+        if (auto existing = docker.image(d.image())) {
+            const auto it = existing->labels.find(kLabelHash);
+            if (it != existing->labels.end() && it->second == d.hash) {
+                spdlog::info("{}: up to date ({} , definition {})", d.name, d.image(), d.hash.substr(0, 12));
+                return false;
+            }
+        }
+    }
+    fs::create_directories(options.work_dir);
+    const std::string old_image = image_id(docker, d.image());
+    const std::string old_base = image_id(docker, base_tag(d));
+    const std::string base = import_base(docker, d, options);
+    spdlog::info("{}: building {} (gcc {})", d.name, d.image(), d.gcc);
+    docker.build(d.dir, d.image(), {{"BASE", base}},
+                 {{kLabelBuilder, d.name}, {kLabelGcc, std::to_string(d.gcc)}, {kLabelCc, d.cc},
+                  {kLabelFamily, d.family}, {kLabelHash, d.hash}},
+                 [&](const std::string& line) { spdlog::info("{}: {}", d.name, line); });
+    // The old builder first: an image built from the old base holds it.
+    remove_replaced(docker, old_image, d.image(), d.name);
+    remove_replaced(docker, old_base, base, d.name);
+    return true;
+}
+
+std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>& images,
+                                                 const KernelCompiler& compiler,
+                                                 const std::string& family, std::string& why) {
+    const BuilderImage* best = nullptr;
+    auto rank = [&](const BuilderImage& image) {
+        // Lower is better: same gcc (preferred family first), then newer by distance, then older.
+        const int distance = image.gcc - compiler.major;
+        const int tier = distance == 0 ? 0 : distance > 0 ? 1 : 2;
+        return std::make_tuple(tier, std::abs(distance), image.family == family ? 0 : 1, image.name);
+    };
+    for (const auto& image : images)
+        if (!best || rank(image) < rank(*best)) best = &image;
+    const std::string kernel = "kernel built by gcc " + std::to_string(compiler.major) + " (" + compiler.text + ")";
+    if (!best) {
+        why = kernel + "; no builder image (run kbuild images build)";
+        return std::nullopt;
+    }
+    if (best->gcc == compiler.major) why = kernel + ": " + best->image + " has the same gcc";
+    else if (best->gcc > compiler.major)
+        why = kernel + ": no image with gcc " + std::to_string(compiler.major) + "; " + best->image +
+              " has the nearest newer, gcc " + std::to_string(best->gcc);
+    else
+        why = kernel + ": no image with gcc " + std::to_string(compiler.major) + " or newer; " +
+              best->image + " has the nearest older, gcc " + std::to_string(best->gcc);
+    return *best;
+}
+
+}  // namespace kbuild

@@ -1,0 +1,74 @@
+// kbuild's builder images: definitions (packaging/builders/<name>/builder.json + Dockerfile),
+// built from a debootstrap root (or a rootfs tarball) imported into Docker, labelled with the
+// hash of their definition; and the choice of image for a kernel's compiler.
+#pragma once
+
+#include "kernel/compiler.h"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kbuild {
+
+class Docker;
+
+struct BuilderDefinition {
+    std::string name;      // image: kbuild/builder-<name>
+    std::string family;    // debian, ubuntu, centos...
+    int gcc = 0;           // gcc major version inside
+    std::string cc;        // the compiler command, passed as CC=
+    std::string debootstrap_suite;     // base from debootstrap, or
+    std::filesystem::path rootfs;      // base from a root file system tarball
+    std::filesystem::path dir;         // the definition's directory (the build context)
+    std::string hash;                  // sha256 of the directory's files
+
+    std::string image() const { return "kbuild/builder-" + name + ":latest"; }
+};
+
+// A builder image present in Docker (read back from its labels).
+struct BuilderImage {
+    std::string name, image, family, cc, definition_hash, created;
+    int gcc = 0;
+    std::int64_t size = 0;
+};
+
+// Definitions in each directory (one subdirectory each); a later directory's definition of the
+// same name replaces an earlier one. Throws kbuild::Error naming a malformed builder.json.
+std::vector<BuilderDefinition> load_definitions(const std::vector<std::filesystem::path>& dirs);
+
+// <dir of kbuild>/../share/kbuild/builders: installed, and in a build tree (a link to the
+// source tree's packaging/builders).
+std::vector<std::filesystem::path> default_builder_dirs();
+
+// Labels kbuild puts on its images.
+inline const char* const kLabelBuilder = "kbuild.builder";
+inline const char* const kLabelGcc = "kbuild.gcc";
+inline const char* const kLabelCc = "kbuild.cc";
+inline const char* const kLabelFamily = "kbuild.family";
+inline const char* const kLabelHash = "kbuild.definition-hash";
+
+// The tagged images carrying kLabelBuilder; an untagged one is a replaced build, left out.
+std::vector<BuilderImage> list_builder_images(const Docker& docker);
+
+struct ImageBuildOptions {
+    std::filesystem::path work_dir;  // debootstrap roots go here (removed after import)
+    std::string mirror;              // debootstrap mirror; empty: from apt's sources
+    bool force = false;              // rebuild even when the definition is unchanged
+};
+
+// Builds one image unless one with the same definition hash exists. Returns false when it was
+// up to date. The images the new one and its new base replace are removed (one a container
+// still uses stays, with a warning). Logs progress. Throws kbuild::Error naming the builder and
+// the failing step.
+bool build_builder_image(const Docker& docker, const BuilderDefinition& definition,
+                         const ImageBuildOptions& options);
+
+// The image for a kernel: the same gcc major (preferring `family`), else the nearest newer
+// gcc, else the nearest older. `why` says which and why, in one line.
+std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>& images,
+                                                 const KernelCompiler& compiler,
+                                                 const std::string& family, std::string& why);
+
+}  // namespace kbuild

@@ -1,9 +1,0 @@
-#include "cli.h"
-#include "interrupt.h"
-
-int main(int argc, char** argv) {
-    kbuild::install_interrupt_handling();
-    const int status = kbuild::run_cli(argc, argv);
-    kbuild::stop_here_if_interrupted();  // the signal thread sets the exit status
-    return status;
-}

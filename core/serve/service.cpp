@@ -1,0 +1,538 @@
+#include "serve/service.h"
+
+#include "output/artifacts.h"
+
+#include <kbuild/digest.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace kbuild {
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_lower_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z'); }
+bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
+
+bool all_of(std::string_view text, bool (*allowed)(char)) {
+    return std::all_of(text.begin(), text.end(), allowed);
+}
+
+// A value as an error message may show it: short, and with anything unprintable escaped.
+std::string shown(std::string_view value) {
+    std::string out = "'";
+    for (size_t i = 0; i < value.size() && i < 48; ++i) {
+        const auto c = static_cast<unsigned char>(value[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
+            out += static_cast<char>(c);
+        } else {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        }
+    }
+    return out + (value.size() > 48 ? "...'" : "'");
+}
+
+std::string check_build_type(std::string_view v) {
+    if (v.empty() || v.size() > 64 || !is_lower_alnum(v[0]) ||
+        !all_of(v, [](char c) { return is_lower_alnum(c) || c == '-'; }))
+        return "buildType: " + shown(v) + " is not a build type (a-z, 0-9 and '-', at most 64)";
+    return {};
+}
+
+std::string check_kernelrelease(std::string_view v) {
+    const bool chars = all_of(v, [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '+' || c == '-'; });
+    if (v.size() < 3 || v.size() > 128 || !is_digit(v[0]) || v.find('.') == std::string_view::npos ||
+        !chars || v.find("..") != std::string_view::npos)
+        return "kernelrelease: " + shown(v) +
+               " is not a kernel release (uname -r: a digit first, then letters, digits, '.', '_', "
+               "'+', '-'; at most 128)";
+    return {};
+}
+
+// What `uname -v` carries after '#' up to its first '-' or space: "56", Ubuntu's "56~20.04.1"
+// (a backport) or "10+cvm1". No '/' and no "..", so it stays one path part.
+std::string check_kernelversion(std::string_view v) {
+    const bool chars = all_of(v, [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '+' || c == '~'; });
+    if (v.empty() || v.size() > 32 || !is_digit(v[0]) || !chars || v.find("..") != std::string_view::npos)
+        return "kernelversion: " + shown(v) +
+               " is not a kernel version (what uname -v says after '#': a digit first, then letters, digits, "
+               "'.', '_', '+', '~'; at most 32)";
+    return {};
+}
+
+std::string check_module_version(std::string_view v) {
+    const bool chars = all_of(v, [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '+' || c == '-'; });
+    if (v.empty() || v.size() > 64 || !is_alnum(v[0]) || !chars || v.find("..") != std::string_view::npos)
+        return "moduleVersion: " + shown(v) +
+               " is not a module version (letters, digits, '.', '_', '+', '-'; at most 64)";
+    return {};
+}
+
+std::string check_sha256(std::string_view v) {
+    if (v.size() != 64 || !all_of(v, [](char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }))
+        return "configSha256: " + shown(v) + " is not a sha256 (64 lowercase hex digits)";
+    return {};
+}
+
+std::string check_module_name(std::string_view v) {
+    const std::string_view suffix = ".ko";
+    const bool ko = v.size() > suffix.size() && v.size() <= 64 + suffix.size() &&
+                    v.substr(v.size() - suffix.size()) == suffix;
+    if (!ko || !all_of(v.substr(0, v.size() - suffix.size()),
+                       [](char c) { return is_alnum(c) || c == '_' || c == '-'; }))
+        return "name: " + shown(v) + " is not a module file name (<name>.ko)";
+    return {};
+}
+
+std::string fingerprint(const struct stat& st) {
+    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+           std::to_string(st.st_size) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
+           std::to_string(st.st_ctim.tv_nsec);
+}
+
+std::optional<TargetStatus> status_from(const std::string& text) {
+    for (auto s : {TargetStatus::queued, TargetStatus::building, TargetStatus::built, TargetStatus::failed})
+        if (to_string(s) == text) return s;
+    return std::nullopt;
+}
+
+Json to_json(const TargetState& s) {
+    Json artifacts = Json::array();
+    for (const auto& a : s.artifacts)
+        artifacts.push_back({{"name", a.name}, {"path", a.path}, {"sha256", a.sha256}, {"vermagic", a.vermagic}});
+    const ModuleRequest& r = s.request;
+    return {{"key", r.key()},
+            {"build_type", r.build_type},
+            {"arch", r.arch},
+            {"kernelrelease", r.kernelrelease},
+            {"kernelversion", r.kernelversion},
+            {"module_version", r.module_version},
+            {"config_sha256", r.config_sha256},
+            {"config_md5", r.config_md5},
+            {"module", s.module},
+            {"status", to_string(s.status)},
+            {"artifacts", artifacts},
+            {"reason", s.reason},
+            {"log", s.log},
+            {"config_match", s.config_match},
+            {"queued_at", s.queued_at},
+            {"finished_at", s.finished_at},
+            {"duration_s", s.duration_s},
+            {"finished_epoch", s.finished_epoch}};
+}
+
+// A target as service.json holds it; nullopt (and a warning) when it does not hold up: the
+// file is ours, but a key from it becomes a path, so it passes the same checks as a request.
+std::optional<TargetState> target_from(const Json& j, const fs::path& file) {
+    try {
+        TargetState s;
+        const auto request = parse_key(j.at("key").get<std::string>());
+        const auto status = status_from(j.at("status").get<std::string>());
+        if (!request || !status) throw Error("bad key or status");
+        s.request = *request;
+        s.request.config_md5 = j.value("config_md5", "");
+        s.module = j.at("module").get<std::string>();
+        s.status = *status;
+        for (const auto& a : j.value("artifacts", Json::array())) {
+            ServiceArtifact artifact{a.at("name").get<std::string>(), a.at("path").get<std::string>(),
+                                     a.at("sha256").get<std::string>(), a.value("vermagic", "")};
+            const fs::path path(artifact.path);
+            if (!check_field("name", artifact.name).empty() || path.is_absolute() ||
+                std::any_of(path.begin(), path.end(), [](const fs::path& p) { return p == ".."; }))
+                throw Error("bad artifact " + artifact.path);
+            s.artifacts.push_back(artifact);
+        }
+        s.reason = j.value("reason", "");
+        s.log = j.value("log", "");
+        s.config_match = j.value("config_match", "");
+        s.queued_at = j.value("queued_at", "");
+        s.finished_at = j.value("finished_at", "");
+        s.duration_s = j.value("duration_s", 0.0);
+        s.finished_epoch = j.value("finished_epoch", std::int64_t{0});
+        return s;
+    } catch (const std::exception& e) {
+        spdlog::warn("{}: a target is dropped: {}", file.string(), e.what());
+        return std::nullopt;
+    }
+}
+
+}  // namespace
+
+std::string ModuleRequest::key() const {
+    return build_type + "/" + arch + "/" + module_version + "/" + kernelrelease + "/" + kernelversion +
+           "/" + config_sha256;
+}
+
+std::string check_field(std::string_view field, std::string_view value) {
+    if (field == "buildType") return check_build_type(value);
+    if (field == "architecture")
+        return canonical_arch(value).empty()
+                   ? "architecture: " + shown(value) + " is not x86_64 (amd64) or aarch64 (arm64)"
+                   : std::string();
+    if (field == "kernelrelease") return check_kernelrelease(value);
+    if (field == "kernelversion") return check_kernelversion(value);
+    if (field == "moduleVersion") return check_module_version(value);
+    if (field == "configSha256") return check_sha256(value);
+    if (field == "name") return check_module_name(value);
+    return std::string(field) + ": not a field";
+}
+
+std::string canonical_arch(std::string_view arch) {
+    if (arch == "x86_64" || arch == "amd64") return "x86_64";
+    if (arch == "aarch64" || arch == "arm64") return "aarch64";
+    return {};
+}
+
+std::string plugin_arch(std::string_view canonical) {
+    return canonical == "aarch64" ? "arm64" : "amd64";
+}
+
+std::optional<ModuleRequest> parse_key(std::string_view key) {
+    std::vector<std::string_view> parts;
+    for (size_t start = 0;;) {
+        const size_t slash = key.find('/', start);
+        parts.push_back(key.substr(start, slash == std::string_view::npos ? slash : slash - start));
+        if (slash == std::string_view::npos) break;
+        start = slash + 1;
+    }
+    static const char* const fields[] = {"buildType",     "architecture",  "moduleVersion",
+                                         "kernelrelease", "kernelversion", "configSha256"};
+    if (parts.size() != std::size(fields)) return std::nullopt;
+    for (size_t i = 0; i < parts.size(); ++i)
+        if (!check_field(fields[i], parts[i]).empty()) return std::nullopt;
+    ModuleRequest r;
+    r.build_type = parts[0];
+    r.arch = canonical_arch(parts[1]);
+    r.module_version = parts[2];
+    r.kernelrelease = parts[3];
+    r.kernelversion = parts[4];
+    r.config_sha256 = parts[5];
+    return r;
+}
+
+std::optional<std::string> decode_base64(std::string_view text) {
+    if (text.size() % 4 != 0) return std::nullopt;
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+') return 62;
+        if (c == '/') return 63;
+        return -1;
+    };
+    std::string out;
+    out.reserve(text.size() / 4 * 3);
+    for (size_t i = 0; i < text.size(); i += 4) {
+        const bool last = i + 4 == text.size();
+        const int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=') : 0;
+        if (pad == 1 && text[i + 2] == '=') return std::nullopt;  // "x=y=" and the like
+        int v[4];
+        for (int k = 0; k < 4 - pad; ++k)
+            if ((v[k] = value(text[i + k])) < 0) return std::nullopt;
+        for (int k = 4 - pad; k < 4; ++k) v[k] = 0;
+        const std::uint32_t bits = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
+        // Bits the padding leaves over must be zero, so each text decodes one way only.
+        if ((pad == 1 && (bits & 0xff)) || (pad == 2 && (bits & 0xffff))) return std::nullopt;
+        out += static_cast<char>(bits >> 16);
+        if (pad < 2) out += static_cast<char>((bits >> 8) & 0xff);
+        if (pad < 1) out += static_cast<char>(bits & 0xff);
+    }
+    return out;
+}
+
+std::string to_string(TargetStatus status) {
+    switch (status) {
+        case TargetStatus::queued: return "queued";
+        case TargetStatus::building: return "building";
+        case TargetStatus::built: return "built";
+        case TargetStatus::failed: return "failed";
+    }
+    return "?";
+}
+
+OpenArtifact::OpenArtifact(OpenArtifact&& other) noexcept : fd(other.fd), size(other.size) {
+    other.fd = -1;
+}
+
+OpenArtifact& OpenArtifact::operator=(OpenArtifact&& other) noexcept {
+    if (this != &other) {
+        if (fd >= 0) ::close(fd);
+        fd = other.fd;
+        size = other.size;
+        other.fd = -1;
+    }
+    return *this;
+}
+
+OpenArtifact::~OpenArtifact() {
+    if (fd >= 0) ::close(fd);
+}
+
+BuildQueue::BuildQueue(QueueOptions options, BuildRunner runner)
+    : options_(std::move(options)), runner_(std::move(runner)), state_path_(options_.out_dir / "service.json") {
+    std::ifstream in(state_path_);
+    if (!in) return;
+    const Json doc = Json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (!doc.is_object() || !doc.contains("targets") || !doc["targets"].is_array())
+        throw Error(state_path_.string() + ": not a kbuild service state (move it away to start anew)");
+    std::vector<TargetState> again;
+    for (const auto& j : doc["targets"]) {
+        auto state = target_from(j, state_path_);
+        if (!state) continue;
+        if (state->status == TargetStatus::queued || state->status == TargetStatus::building) {
+            if (state->status == TargetStatus::building)
+                state->reason = "queued again: the service stopped during its build";
+            state->status = TargetStatus::queued;
+            again.push_back(*state);
+        }
+        const std::string key = state->request.key();
+        targets_[key] = std::move(*state);
+    }
+    // In the order they were asked for (the timestamps sort as text).
+    std::stable_sort(again.begin(), again.end(),
+                     [](const TargetState& a, const TargetState& b) { return a.queued_at < b.queued_at; });
+    for (const auto& state : again) queue_.push_back(state.request.key());
+    if (!again.empty())
+        spdlog::info("{}: {} target(s) queued again from the last run", state_path_.string(), again.size());
+}
+
+BuildQueue::~BuildQueue() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    changed_.notify_all();
+    for (auto& worker : workers_) worker.join();
+}
+
+void BuildQueue::start() {
+    std::lock_guard lock(mutex_);
+    if (!workers_.empty()) return;
+    for (int i = 0; i < std::max(1, options_.jobs); ++i) workers_.emplace_back([this] { work(); });
+}
+
+void BuildQueue::work() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        changed_.wait(lock, [&] { return stopping_ || (!draining_ && !queue_.empty()); });
+        if (stopping_) return;
+        const std::string key = queue_.front();
+        queue_.pop_front();
+        TargetState& state = targets_.at(key);
+        state.status = TargetStatus::building;
+        ++building_;
+        save_locked();
+        const TargetState asked = state;
+        lock.unlock();
+
+        BuildOutcome outcome;
+        try {
+            outcome = runner_(asked);
+        } catch (const std::exception& e) {
+            outcome.built = false;
+            outcome.reason = e.what();
+        }
+
+        lock.lock();
+        --building_;
+        TargetState& done = targets_.at(key);
+        done.status = outcome.built ? TargetStatus::built : TargetStatus::failed;
+        done.artifacts = outcome.built ? outcome.artifacts : std::vector<ServiceArtifact>{};
+        done.reason = outcome.built ? std::string() : outcome.reason;
+        done.log = outcome.log;
+        done.config_match = outcome.config_match;
+        done.duration_s = outcome.duration_s;
+        done.finished_at = utc_now();
+        done.finished_epoch = std::time(nullptr);
+        for (const auto& a : done.artifacts) verified_.erase(a.path);
+        if (outcome.built) {
+            ++done_;
+            build_seconds_ += outcome.duration_s;
+        } else {
+            ++failed_;
+        }
+        save_locked();
+        changed_.notify_all();
+    }
+}
+
+BuildQueue::Submitted BuildQueue::submit(const ModuleRequest& request, const std::string& module) {
+    std::lock_guard lock(mutex_);
+    if (draining_ || stopping_) return {Answer::shutting_down, {}};
+    const std::string key = request.key();
+    auto it = targets_.find(key);
+    if (it == targets_.end()) {
+        if (queue_.size() >= options_.max_queued) return {Answer::queue_full, {}};
+        TargetState state;
+        state.request = request;
+        state.module = module;
+        state.queued_at = utc_now();
+        it = targets_.emplace(key, std::move(state)).first;
+        queue_.push_back(key);
+        save_locked();
+        changed_.notify_all();
+        return {Answer::pending, it->second};
+    }
+    TargetState& state = it->second;
+    switch (state.status) {
+        case TargetStatus::queued:
+        case TargetStatus::building:
+            return {Answer::pending, state};
+        case TargetStatus::built:
+            if (intact_locked(state)) return {Answer::built, state};
+            return {Answer::pending, state};  // intact_locked queued it again
+        case TargetStatus::failed:
+            if (std::time(nullptr) - state.finished_epoch < options_.retry_failed_after.count())
+                return {Answer::failed, state};
+            if (queue_.size() >= options_.max_queued) return {Answer::queue_full, state};
+            requeue_locked(state, "tried again: the last failure is older than " +
+                                      std::to_string(options_.retry_failed_after.count()) + " s");
+            return {Answer::pending, state};
+    }
+    return {Answer::failed, state};
+}
+
+std::optional<TargetState> BuildQueue::find(const std::string& key) const {
+    std::lock_guard lock(mutex_);
+    const auto it = targets_.find(key);
+    if (it == targets_.end()) return std::nullopt;
+    return it->second;
+}
+
+void BuildQueue::requeue_locked(TargetState& state, const std::string& why) {
+    spdlog::warn("{}: {}", state.request.key(), why);
+    state.status = TargetStatus::queued;
+    state.reason = why;
+    state.queued_at = utc_now();
+    queue_.push_back(state.request.key());
+    save_locked();
+    changed_.notify_all();
+}
+
+namespace {
+
+// Opens an artifact and checks it: by its recorded sha256 when the file is new to `verified`
+// (or changed since: another inode, size or ctime), else by that identity alone. Returns why
+// it fails, "" when it holds.
+std::string check_artifact(const fs::path& out_dir, const ServiceArtifact& artifact,
+                           std::map<std::string, std::string>& verified, OpenArtifact& file) {
+    const fs::path path = out_dir / artifact.path;
+    file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (file.fd < 0) return artifact.path + ": " + std::strerror(errno);
+    struct stat st {};
+    if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) return artifact.path + ": not a regular file";
+    file.size = static_cast<std::uint64_t>(st.st_size);
+    const std::string identity = fingerprint(st);
+    if (const auto it = verified.find(artifact.path); it != verified.end() && it->second == identity) return {};
+    // Read through the descriptor, so what is checked is what will be served.
+    const std::string digest = sha256_file("/proc/self/fd/" + std::to_string(file.fd));
+    if (digest != artifact.sha256)
+        return artifact.path + " no longer matches its sha256 in index.json (" + artifact.sha256.substr(0, 12) +
+               "..., now " + digest.substr(0, 12) + "...)";
+    verified[artifact.path] = identity;
+    return {};
+}
+
+}  // namespace
+
+bool BuildQueue::intact_locked(const TargetState& state) {
+    for (const auto& artifact : state.artifacts) {
+        OpenArtifact file;
+        if (const std::string why = check_artifact(options_.out_dir, artifact, verified_, file); !why.empty()) {
+            requeue_locked(targets_.at(state.request.key()), "rebuilding: " + why);
+            return false;
+        }
+    }
+    return !state.artifacts.empty();
+}
+
+BuildQueue::Lookup BuildQueue::open_artifact(const std::string& key, const std::string& name) {
+    std::lock_guard lock(mutex_);
+    Lookup lookup;
+    const auto it = targets_.find(key);
+    if (it == targets_.end()) return lookup;
+    TargetState& state = it->second;
+    lookup.state = state;
+    switch (state.status) {
+        case TargetStatus::queued:
+        case TargetStatus::building:
+            lookup.answer = Answer::pending;
+            return lookup;
+        case TargetStatus::failed:
+            lookup.answer = Answer::failed;
+            return lookup;
+        case TargetStatus::built:
+            break;
+    }
+    const auto artifact = std::find_if(state.artifacts.begin(), state.artifacts.end(),
+                                       [&](const ServiceArtifact& a) { return a.name == name; });
+    if (artifact == state.artifacts.end()) return lookup;  // no such module: unknown
+    if (const std::string why = check_artifact(options_.out_dir, *artifact, verified_, lookup.file);
+        !why.empty()) {
+        lookup.file = OpenArtifact();
+        requeue_locked(state, "rebuilding: " + why);
+        lookup.state = state;
+        lookup.answer = Answer::pending;
+        return lookup;
+    }
+    lookup.answer = Answer::built;
+    return lookup;
+}
+
+QueueMetrics BuildQueue::metrics() const {
+    std::lock_guard lock(mutex_);
+    QueueMetrics m;
+    for (const auto& [key, state] : targets_) {
+        switch (state.status) {
+            case TargetStatus::queued: ++m.queued; break;
+            case TargetStatus::building: ++m.building; break;
+            case TargetStatus::built: ++m.built; break;
+            case TargetStatus::failed: ++m.failed; break;
+        }
+    }
+    m.builds_done = done_;
+    m.builds_failed = failed_;
+    m.mean_build_s = done_ ? build_seconds_ / static_cast<double>(done_) : 0;
+    return m;
+}
+
+bool BuildQueue::drain(std::chrono::milliseconds grace) {
+    std::unique_lock lock(mutex_);
+    draining_ = true;
+    changed_.notify_all();
+    return changed_.wait_for(lock, grace, [&] { return building_ == 0; });
+}
+
+// Written whole to a temporary file and renamed: a crash leaves the old state or the new.
+// A failure is logged, not thrown: the service goes on from what it holds in memory.
+void BuildQueue::save_locked() const {
+    Json targets = Json::array();
+    for (const auto& [key, state] : targets_) targets.push_back(to_json(state));
+    const fs::path temporary = state_path_.string() + ".tmp";
+    std::error_code ec;
+    fs::create_directories(options_.out_dir, ec);
+    {
+        std::ofstream out(temporary, std::ios::trunc);
+        out << Json{{"schema", kSchema}, {"targets", targets}}.dump(2) << '\n';
+        if (!out) {
+            spdlog::error("{}: cannot write the service's state", temporary.string());
+            return;
+        }
+    }
+    fs::rename(temporary, state_path_, ec);
+    if (ec) spdlog::error("{}: {}", state_path_.string(), ec.message());
+}
+
+}  // namespace kbuild

@@ -1,0 +1,171 @@
+#include "targets/targets.h"
+
+#include "fetch/apt_sources.h"
+#include "plugin/plugin_host.h"
+#include "targets/shard.h"
+#include "util/table.h"
+
+#include <kbuild/deb.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <optional>
+#include <regex>
+
+namespace fs = std::filesystem;
+
+namespace kbuild {
+namespace {
+
+Options parse_plugin_options(const std::vector<std::string>& pairs) {
+    Options options;
+    for (const auto& pair : pairs) {
+        const size_t eq = pair.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw UsageError("--option " + pair + ": expected KEY=VALUE");
+        options[pair.substr(0, eq)] = pair.substr(eq + 1);
+    }
+    return options;
+}
+
+// The --option pairs (and the config file's) a request carries. A key the plugin's describe
+// does not declare would be ignored, so a typo would silently widen the work: refused, naming
+// the keys it does declare. A plugin without describe (an optional hook; ABI 1.0 has none)
+// gets them all, as before.
+Options plugin_options(PluginInstance& instance, const TargetOptions& target) {
+    Options options = parse_plugin_options(target.plugin_options);
+    const std::optional<Description> description = instance.describe();
+    if (!description) return options;
+    std::vector<std::string> declared;
+    for (const auto& option : description->options) declared.push_back(option.name);
+    for (const auto& [key, value] : options) {
+        if (std::find(declared.begin(), declared.end(), key) != declared.end()) continue;
+        const auto file = target.option_files.find(key);
+        throw UsageError(target.distro + ": unknown option '" + key + "'" +
+                         (file == target.option_files.end() ? "" : " in " + file->second) + " (" +
+                         (declared.empty() ? std::string("it takes none") : "options: " + join(declared, ", ")) +
+                         ")");
+    }
+    return options;
+}
+
+// A package file named on the command line must be one: a directory or a device is not taken
+// for a missing file.
+void check_package_file(const std::string& file) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(file, ec);
+    if (fs::is_regular_file(status)) return;
+    if (fs::is_directory(status)) throw UsageError(file + ": is a directory, not a package file");
+    if (fs::exists(status)) throw UsageError(file + ": not a regular file");
+    throw UsageError(file + ": no such file");
+}
+
+std::vector<std::string> read_list(const std::string& path) {
+    // A directory opens as a stream that reads nothing: it would pass for an empty list.
+    if (fs::is_directory(path)) throw UsageError(path + ": is a directory, not a list of packages");
+    std::ifstream in(path);
+    if (!in) throw UsageError(path + ": cannot read the list");
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) {
+        line.erase(0, line.find_first_not_of(" \t\r"));
+        line.erase(line.find_last_not_of(" \t\r") + 1);
+        if (!line.empty() && line.front() != '#') lines.push_back(line);
+    }
+    return lines;
+}
+
+}  // namespace
+
+void add_trust(TrustPolicy& policy, const TargetOptions& target) {
+    const auto& keyrings = !target.keyrings.empty() ? target.keyrings : target.distro_keyrings;
+    if (!keyrings.empty()) policy.distro_keyrings[target.distro] = {keyrings.begin(), keyrings.end()};
+    for (const auto& [prefix, keyring] : target.mirror_keyrings) policy.mirror_keyrings.emplace_back(prefix, keyring);
+    policy.insecure_mirrors.insert(policy.insecure_mirrors.end(), target.insecure_mirrors.begin(),
+                                   target.insecure_mirrors.end());
+    if (!target.verify) policy.insecure_distros.insert(target.distro);
+}
+
+// The trust policy of a run: the defaults, then the config file's, then the command line's.
+TrustPolicy trust_policy(const TargetOptions& target) {
+    TrustPolicy policy = default_trust_policy();
+    add_trust(policy, target);
+    return policy;
+}
+
+const Plugin& plugin_for(const PluginHost& host, const std::string& distro) {
+    if (const Plugin* plugin = host.find(distro)) return *plugin;
+    const auto known = host.known_distros();
+    throw UsageError("unknown distro '" + distro + "' (" +
+                     (known.empty() ? std::string("no plugins loaded; see kbuild plugins")
+                                    : "known: " + join(known, ", ")) +
+                     ")");
+}
+
+// Keeps the releases --kernel, --latest and --shard select; newest first when --latest is set.
+void select_releases(std::vector<Release>& releases, const TargetOptions& target) {
+    if (!target.kernel_regex.empty()) {
+        std::regex pattern;
+        try {
+            pattern = std::regex(target.kernel_regex, std::regex::extended);
+        } catch (const std::regex_error& e) {
+            throw UsageError("--kernel " + target.kernel_regex + ": " + e.what());
+        }
+        releases.erase(std::remove_if(releases.begin(), releases.end(),
+                                      [&](const Release& r) {
+                                          return !std::regex_search(r.release, pattern);
+                                      }),
+                       releases.end());
+    }
+    if (target.latest > 0) {
+        std::stable_sort(releases.begin(), releases.end(), [](const Release& a, const Release& b) {
+            return deb::compare_versions(a.release, b.release) > 0;
+        });
+        if (releases.size() > static_cast<size_t>(target.latest)) releases.resize(target.latest);
+    }
+    // Last: N workers split exactly the releases one run would take.
+    if (!target.shard.empty()) {
+        try {
+            releases = releases_of_shard(releases, parse_shard(target.shard));
+        } catch (const Error& e) {
+            throw UsageError(e.what());
+        }
+    }
+}
+
+CrawlRequest crawl_request(PluginInstance& instance, const TargetOptions& target) {
+    CrawlRequest request;
+    request.distro = target.distro;
+    request.arch = target.arch;
+    request.mirrors = target.mirrors;
+    request.options = plugin_options(instance, target);
+    request.apt_mirrors = apt_mirror_uris(read_apt_sources());
+    return request;
+}
+
+// crawl, or batch when files or a list are given: the one shape everything after uses.
+ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target) {
+    if (!target.files.empty() || !target.from_list.empty()) {
+        BatchRequest request;
+        request.distro = target.distro;
+        request.arch = target.arch;
+        request.options = plugin_options(instance, target);
+        request.files = target.files;
+        if (!target.from_list.empty()) {
+            if (!target.files.empty()) throw UsageError("give files or --from-list, not both");
+            request.files = read_list(target.from_list);
+            request.names_only = true;
+        } else {
+            for (auto& file : request.files) {
+                check_package_file(file);
+                file = fs::absolute(file).string();
+            }
+        }
+        return instance.batch_packages(request);
+    }
+    if (!instance.can_crawl())
+        throw UsageError("the " + instance.plugin().name() +
+                         " plugin cannot crawl: give package files or --from-list");
+    return instance.crawl(crawl_request(instance, target));
+}
+
+}  // namespace kbuild

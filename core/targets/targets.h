@@ -1,0 +1,64 @@
+// What picks the kernels of a run: a distro, and either its mirrors (crawl) or package files
+// (batch); then --kernel, --latest and --shard choose among the releases found. The verbs and
+// the build service both start here.
+#pragma once
+
+#include "fetch/trust.h"
+#include "util/error.h"
+
+#include <kbuild/types.hpp>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kbuild {
+
+class Plugin;
+class PluginHost;
+class PluginInstance;
+
+struct TargetOptions {
+    std::string distro;
+    std::string arch = "amd64";
+    std::vector<std::string> mirrors;
+    std::vector<std::string> plugin_options;          // key=value
+    std::map<std::string, std::string> option_files;  // key -> the config file that set it
+    std::vector<std::string> files;                   // local packages
+    std::string from_list;                            // a file of URLs or names, one per line
+    std::string kernel_regex;
+    int latest = 0;     // keep the N newest releases; 0: all
+    std::string shard;  // "K/N": only this shard's releases; "": all
+    int jobs = 4;
+    // Trust (fetch/trust.h): --keyring replaces the distro's keyrings; --insecure-mirror URL is
+    // used without checking signatures; the config file adds per-mirror keyrings and verify = false.
+    std::vector<std::string> keyrings;
+    std::vector<std::string> insecure_mirrors;
+    std::vector<std::pair<std::string, std::string>> mirror_keyrings;  // URL prefix, keyring
+    std::vector<std::string> distro_keyrings;  // the config's keyring for the distro
+    bool verify = true;                        // false: the config's verify = false for the distro
+};
+
+// Adds a target's trust settings to a policy: its distro's keyrings (the config's, replaced by
+// --keyring), mirror keyrings, insecure mirrors, verify = false.
+void add_trust(TrustPolicy& policy, const TargetOptions& target);
+
+// The trust policy of a run: the defaults, then the config file's, then the command line's.
+TrustPolicy trust_policy(const TargetOptions& target);
+
+// The plugin serving a distro; an unknown distro is a UsageError naming the known ones.
+const Plugin& plugin_for(const PluginHost& host, const std::string& distro);
+
+// What a plugin's crawl is asked: the target's distro, arch, mirrors and --option pairs, and
+// apt's source URIs. A malformed option, or one the plugin's describe does not declare, is a
+// UsageError.
+CrawlRequest crawl_request(PluginInstance& instance, const TargetOptions& target);
+
+// crawl, or batch when files or a list are given: the one shape everything after uses.
+ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target);
+
+// Keeps the releases --kernel, --latest and --shard select; newest first when --latest is set.
+void select_releases(std::vector<Release>& releases, const TargetOptions& target);
+
+}  // namespace kbuild
