@@ -90,7 +90,7 @@ TEST(Shard, EveryTargetInExactlyOneShardAndNewKernelsMoveNone) {
 TargetRecord record_for(const Release& r, const std::string& status) {
     TargetRecord t{r.distro, r.arch, r.release, "1", "hello"};
     t.variant = r.variant;
-    t.status = status;
+    t.status = *target_status(status);
     t.inputs = sha256_text(release_id(r));
     if (status == "built") t.artifacts = {{"hello-" + release_id(r) + ".ko", sha256_text("ko " + release_id(r)), r.release + " SMP"}};
     return t;

@@ -53,6 +53,17 @@ Stopped stop_kbuild_when(const std::vector<std::string>& args, const std::string
 
 void write_file(const std::filesystem::path& path, const std::string& text);
 
+// The message `check` throws, "" when it passes: what a user would read.
+template <class Check>
+std::string error_of(Check&& check) {
+    try {
+        check();
+        return "";
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+}
+
 // A URL list as kbuild reads one: its lines that are neither blank nor a # comment.
 std::vector<std::string> list_lines(const std::filesystem::path& list);
 

@@ -187,8 +187,9 @@ TEST_F(Trust, ABuildFromAnArchiveSignedByAnotherKeyBuildsNothing) {
     EXPECT_NE(r.exit_code, 0);
     EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/otherkey/InRelease: signature by unknown key 0x"), 1) << r.err;
     EXPECT_FALSE(fs::exists(planted_));
-    if (fs::exists(out / "index.json"))
+    if (fs::exists(out / "index.json")) {
         EXPECT_TRUE(Json::parse(test::read_file(out / "index.json"))["targets"].empty());
+    }
 }
 
 // --insecure-mirror: used, said in a warning on the run, and recorded in index.json.

@@ -20,12 +20,18 @@ void check_modules(const std::vector<ModuleSource>& modules) {
     std::set<std::string> versions;
     for (const auto& m : modules) {
         const std::string where = "[serve.modules." + m.name + "]";
-        if (const std::string why = check_field("name", m.name + ".ko"); !why.empty())
-            throw UsageError(where + ": the name must be the module's file name without .ko: " + why);
+        try {
+            check_field("name", m.name + ".ko");
+        } catch (const Error& e) {
+            throw UsageError(where + ": the name must be the module's file name without .ko: " + e.what());
+        }
         if (m.path.empty() || !fs::is_directory(m.path))
             throw UsageError(where + ": path " + m.path.string() + " is not a directory");
-        if (const std::string why = check_field("moduleVersion", m.version); !why.empty())
-            throw UsageError(where + ": version: " + why);
+        try {
+            check_field("moduleVersion", m.version);
+        } catch (const Error& e) {
+            throw UsageError(where + ": version: " + e.what());
+        }
         if (!versions.insert(m.version).second)
             throw UsageError(where + ": version " + m.version + " is another module source's too");
     }

@@ -1,6 +1,6 @@
 #include "build/verify.h"
 
-#include <kbuild/types.hpp>
+#include <kbuild/error.hpp>
 
 #include <elf.h>
 
@@ -62,15 +62,13 @@ std::map<std::string, std::string> read_modinfo(const std::filesystem::path& ko)
     return info;
 }
 
-std::string check_vermagic(const std::map<std::string, std::string>& modinfo,
-                           const std::string& release) {
+void check_vermagic(const std::map<std::string, std::string>& modinfo, const std::string& release) {
     const auto it = modinfo.find("vermagic");
-    if (it == modinfo.end()) return "module has no vermagic";
+    if (it == modinfo.end()) throw Error("module has no vermagic");
     const std::string& vermagic = it->second;
     const bool matches = vermagic.compare(0, release.size(), release) == 0 &&
                          (vermagic.size() == release.size() || vermagic[release.size()] == ' ');
-    if (matches) return {};
-    return "vermagic '" + vermagic + "' does not match kernel " + release;
+    if (!matches) throw Error("vermagic '" + vermagic + "' does not match kernel " + release);
 }
 
 }  // namespace kbuild

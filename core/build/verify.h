@@ -13,10 +13,9 @@ namespace kbuild {
 // when it is not an ELF object or has no .modinfo section.
 std::map<std::string, std::string> read_modinfo(const std::filesystem::path& ko);
 
-// Empty when the module's vermagic begins with `release` followed by a space (or ends there);
-// otherwise the reason it is rejected, e.g.
+// Passes when the module's vermagic begins with `release` followed by a space (or ends there);
+// otherwise throws kbuild::Error saying why, e.g.
 //   "vermagic '6.1.0-49-amd64 SMP ...' does not match kernel 6.1.0-50-amd64".
-std::string check_vermagic(const std::map<std::string, std::string>& modinfo,
-                           const std::string& release);
+void check_vermagic(const std::map<std::string, std::string>& modinfo, const std::string& release);
 
 }  // namespace kbuild

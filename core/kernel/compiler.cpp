@@ -1,6 +1,6 @@
 #include "kernel/compiler.h"
 
-#include <kbuild/types.hpp>
+#include <kbuild/error.hpp>
 
 #include <cstdlib>
 #include <fstream>

@@ -94,6 +94,35 @@ std::string artifact_name(const std::string& naming, const NamingFields& fields)
     return render(naming, fields, /*check=*/false);
 }
 
+namespace {
+constexpr std::pair<TargetStatus, const char*> kStatusWords[] = {
+    {TargetStatus::queued, "queued"}, {TargetStatus::building, "building"},
+    {TargetStatus::built, "built"},   {TargetStatus::skipped, "skipped"},
+    {TargetStatus::failed, "failed"}, {TargetStatus::unavailable, "unavailable"},
+};
+}  // namespace
+
+const char* to_string(TargetStatus status) {
+    for (const auto& [s, word] : kStatusWords)
+        if (s == status) return word;
+    return "?";
+}
+
+std::optional<TargetStatus> target_status(std::string_view text) {
+    for (const auto& [s, word] : kStatusWords)
+        if (text == word) return s;
+    return std::nullopt;
+}
+
+void to_json(Json& j, TargetStatus status) { j = to_string(status); }
+
+void from_json(const Json& j, TargetStatus& status) {
+    const std::string text = j.get<std::string>();
+    const auto known = target_status(text);
+    if (!known) throw Error("unknown status '" + text + "'");
+    status = *known;
+}
+
 std::string utc_now() {
     const std::time_t now = std::time(nullptr);
     std::tm tm{};

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -60,13 +61,31 @@ struct ArtifactRecord {
     ModuleSignature signature;  // empty: not signed (then not written to index.json)
 };
 
+// What became of a target, one enum for the pipeline and the build service. A run records
+// built, skipped (built before with the same inputs), failed or unavailable (a needed package is
+// missing); the service's targets are also queued or building until a run ends them.
+enum class TargetStatus { queued, building, built, skipped, failed, unavailable };
+
+// The word index.json and service.json write: "built", "unavailable", ...
+const char* to_string(TargetStatus status);
+// The status a word names; nullopt for any other text.
+std::optional<TargetStatus> target_status(std::string_view text);
+// built or skipped: the target's artifacts are there.
+inline bool has_artifacts(TargetStatus status) {
+    return status == TargetStatus::built || status == TargetStatus::skipped;
+}
+
+// JSON as the word; a word that names no status is an error naming it.
+void to_json(Json& j, TargetStatus status);
+void from_json(const Json& j, TargetStatus& status);
+
 // One kernel build target and how it ended.
 struct TargetRecord {
     std::string distro, arch, kernelrelease, kernelversion;
     std::string module;  // the module source's name (its directory)
     std::string module_version;
     std::string config_md5;
-    std::string status;  // built | failed | skipped | unavailable
+    TargetStatus status = TargetStatus::failed;  // built | failed | skipped | unavailable
     std::string reason;  // why, when not built
     std::vector<ArtifactRecord> artifacts;
     std::string compiler;  // the kernel's CONFIG_CC_VERSION_TEXT

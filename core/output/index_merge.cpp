@@ -21,7 +21,7 @@ bool same_outcome(const TargetRecord& a, const TargetRecord& b) {
 std::string describe(const TargetRecord& r) {
     std::string text = r.distro + " " + r.arch + " " + r.kernelrelease;
     if (!r.variant.empty()) text += "~" + r.variant;
-    return text + " " + r.module + " (" + r.status +
+    return text + " " + r.module + " (" + to_string(r.status) +
            (r.artifacts.empty() ? "" : ", " + r.artifacts.front().sha256.substr(0, 12)) + ")";
 }
 

@@ -1,7 +1,7 @@
 #include "output/module_sign.h"
 
 #include <kbuild/digest.hpp>
-#include <kbuild/types.hpp>
+#include <kbuild/error.hpp>
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>

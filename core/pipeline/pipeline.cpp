@@ -121,7 +121,7 @@ void Pipeline::commit(TargetRecord& record, std::vector<Staged>& staged) {
             if (target_key(other) == target_key(record) || !holds(other, s.name)) continue;
             if (target_key(other) < target_key(record)) throw Error(taken(s.name, other));
             TargetRecord loser = other;
-            loser.status = "failed";
+            loser.status = TargetStatus::failed;
             loser.reason = taken(s.name, record);
             loser.artifacts.clear();
             losers.push_back(loser);
@@ -134,7 +134,7 @@ void Pipeline::commit(TargetRecord& record, std::vector<Staged>& staged) {
                                [&](const Staged& s) { return s.name == a.path && s.artifact.sha256 != a.sha256; });
         });
         if (replaced) {
-            previous->status = "failed";
+            previous->status = TargetStatus::failed;
             previous->reason = "interrupted while its artifacts were replaced";
             previous->artifacts.clear();
             index_.put(*previous);
@@ -145,7 +145,7 @@ void Pipeline::commit(TargetRecord& record, std::vector<Staged>& staged) {
         record.artifacts.push_back(s.artifact);
     }
     staged.clear();
-    record.status = "built";
+    record.status = TargetStatus::built;
     index_.put(record);
 }
 
@@ -279,7 +279,7 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
                 if (!instance) instance = std::make_unique<PluginInstance>(plugin_, context_);
             } catch (const std::exception& e) {
                 record = new_record(release);
-                record.status = "failed";
+                record.status = TargetStatus::failed;
                 record.reason = e.what();
                 index_.put(record);
             }
@@ -288,24 +288,24 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
             summary.records.push_back(record);
             const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(total) +
                                       "] " + release.distro + " " + release_id(release);
-            if (record.status == "built" || record.status == "skipped") {
-                spdlog::info("{}: {} {} ({:.1f} s)", where, record.status,
+            if (has_artifacts(record.status)) {
+                spdlog::info("{}: {} {} ({:.1f} s)", where, to_string(record.status),
                              record.artifacts.empty() ? "" : record.artifacts.front().path,
                              record.duration_s);
             } else {
-                spdlog::error("{}: {}: {}", where, record.status, record.reason);
+                spdlog::error("{}: {}: {}", where, to_string(record.status), record.reason);
             }
         };
     });
     // A target built early in the run may have lost its name to one that sorts first since.
     for (auto& record : summary.records) {
-        if (const auto now = index_.find(record); now && now->status == "failed" && record.status != "failed") {
+        if (const auto now = index_.find(record); now && now->status == TargetStatus::failed && record.status != TargetStatus::failed) {
             record = *now;
             spdlog::error("{} {}: failed: {}", record.distro, record.kernelrelease, record.reason);
         }
-        if (record.status == "built") ++summary.built;
-        else if (record.status == "skipped") ++summary.skipped;
-        else if (record.status == "unavailable") ++summary.unavailable;
+        if (record.status == TargetStatus::built) ++summary.built;
+        else if (record.status == TargetStatus::skipped) ++summary.skipped;
+        else if (record.status == TargetStatus::unavailable) ++summary.unavailable;
         else ++summary.failed;
     }
     return summary;
@@ -440,7 +440,7 @@ TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& rele
         stop_here_if_interrupted();
         TargetRecord record = new_record(release);
         record.package_sha256 = sha256s;
-        record.status = "failed";
+        record.status = TargetStatus::failed;
         record.reason = e.what();
         record.finished_at = utc_now();
         index_.put(record);
@@ -455,7 +455,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         return build_unnamed(plugin, release, workers);
     TargetRecord record = new_record(release);
     if (!release.unavailable.empty()) {
-        record.status = "unavailable";
+        record.status = TargetStatus::unavailable;
         record.reason = release.unavailable;
         record.finished_at = utc_now();
         index_.put(record);
@@ -472,10 +472,10 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
     record.naming = options_.naming;
     const auto previous = index_.find(record);
     if (!options_.force && previous && previous->inputs == record.inputs &&
-        (previous->status == "built" || previous->status == "skipped") &&
+        has_artifacts(previous->status) &&
         artifacts_intact(*previous, options_.out_dir)) {
         record = *previous;
-        record.status = "skipped";
+        record.status = TargetStatus::skipped;
         record.reason = "already built from the same inputs (--force rebuilds)";
         index_.put(record);
         return record;
@@ -540,8 +540,11 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         const fs::path src = work / "src";
         for (const auto& built_ko : built.modules) {
             const auto modinfo = read_modinfo(built_ko);
-            if (const std::string why = check_vermagic(modinfo, release.release); !why.empty())
-                throw Error(built_ko.filename().string() + ": " + why);
+            try {
+                check_vermagic(modinfo, release.release);
+            } catch (const Error& e) {
+                throw Error(built_ko.filename().string() + ": " + e.what());
+            }
             // Signed beside the build tree (which is left as built), then checked as the kernel
             // would: the signature over the bytes, by the configured certificate, in its hash.
             fs::path ko = built_ko;
@@ -586,7 +589,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         committed = true;
     } catch (const std::exception& e) {
         stop_here_if_interrupted();  // a failure the interruption caused is not the target's
-        record.status = "failed";
+        record.status = TargetStatus::failed;
         record.reason = e.what();
         record.unverified = unverified_of(release);
         std::ofstream(log_dir / log_name, std::ios::app) << "kbuild: " << record.reason << '\n';

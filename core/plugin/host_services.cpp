@@ -1,6 +1,6 @@
 #include "plugin/host_services.h"
 
-#include <kbuild/types.hpp>
+#include <kbuild/error.hpp>
 
 #include <spdlog/spdlog.h>
 

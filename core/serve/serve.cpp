@@ -135,8 +135,8 @@ public:
         outcome.duration_s = record.duration_s;
         if (!r.config_md5.empty() && !record.config_md5.empty())
             outcome.config_match = r.config_md5 == record.config_md5 ? "yes" : "no";
-        if (record.status != "built" && record.status != "skipped") {
-            outcome.reason = record.status + ": " + record.reason;
+        if (!has_artifacts(record.status)) {
+            outcome.reason = std::string(to_string(record.status)) + ": " + record.reason;
             return outcome;
         }
         // <stem>-<version>-<arch>-<release>-<config md5>.ko: the node asks for <stem>.ko.
@@ -148,7 +148,7 @@ public:
                 continue;
             const std::string name = a.path.substr(0, a.path.size() - suffix.size()) + ".ko";
             names.push_back(name);
-            if (check_field("name", name).empty()) outcome.artifacts.push_back({name, prefix + a.path, a.sha256, a.vermagic});
+            if (valid_field("name", name)) outcome.artifacts.push_back({name, prefix + a.path, a.sha256, a.vermagic});
         }
         if (std::none_of(outcome.artifacts.begin(), outcome.artifacts.end(),
                          [&](const ServiceArtifact& a) { return a.name == state.module + ".ko"; })) {

@@ -44,68 +44,56 @@ std::string shown(std::string_view value) {
     return out + (value.size() > 48 ? "...'" : "'");
 }
 
-std::string check_build_type(std::string_view v) {
+void check_build_type(std::string_view v) {
     if (v.empty() || v.size() > 64 || !is_lower_alnum(v[0]) ||
         !all_of(v, [](char c) { return is_lower_alnum(c) || c == '-'; }))
-        return "buildType: " + shown(v) + " is not a build type (a-z, 0-9 and '-', at most 64)";
-    return {};
+        throw Error("buildType: " + shown(v) + " is not a build type (a-z, 0-9 and '-', at most 64)");
 }
 
-std::string check_kernelrelease(std::string_view v) {
+void check_kernelrelease(std::string_view v) {
     const bool chars = all_of(v, [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '+' || c == '-'; });
     if (v.size() < 3 || v.size() > 128 || !is_digit(v[0]) || v.find('.') == std::string_view::npos ||
         !chars || v.find("..") != std::string_view::npos)
-        return "kernelrelease: " + shown(v) +
-               " is not a kernel release (uname -r: a digit first, then letters, digits, '.', '_', "
-               "'+', '-'; at most 128)";
-    return {};
+        throw Error("kernelrelease: " + shown(v) +
+                    " is not a kernel release (uname -r: a digit first, then letters, digits, '.', '_', "
+                    "'+', '-'; at most 128)");
 }
 
 // What `uname -v` carries after '#' up to its first '-' or space: "56", Ubuntu's "56~20.04.1"
 // (a backport) or "10+cvm1". No '/' and no "..", so it stays one path part.
-std::string check_kernelversion(std::string_view v) {
+void check_kernelversion(std::string_view v) {
     const bool chars = all_of(v, [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '+' || c == '~'; });
     if (v.empty() || v.size() > 32 || !is_digit(v[0]) || !chars || v.find("..") != std::string_view::npos)
-        return "kernelversion: " + shown(v) +
-               " is not a kernel version (what uname -v says after '#': a digit first, then letters, digits, "
-               "'.', '_', '+', '~'; at most 32)";
-    return {};
+        throw Error("kernelversion: " + shown(v) +
+                    " is not a kernel version (what uname -v says after '#': a digit first, then letters, "
+                    "digits, '.', '_', '+', '~'; at most 32)");
 }
 
-std::string check_module_version(std::string_view v) {
+void check_module_version(std::string_view v) {
     const bool chars = all_of(v, [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '+' || c == '-'; });
     if (v.empty() || v.size() > 64 || !is_alnum(v[0]) || !chars || v.find("..") != std::string_view::npos)
-        return "moduleVersion: " + shown(v) +
-               " is not a module version (letters, digits, '.', '_', '+', '-'; at most 64)";
-    return {};
+        throw Error("moduleVersion: " + shown(v) +
+                    " is not a module version (letters, digits, '.', '_', '+', '-'; at most 64)");
 }
 
-std::string check_sha256(std::string_view v) {
+void check_sha256(std::string_view v) {
     if (v.size() != 64 || !all_of(v, [](char c) { return is_digit(c) || (c >= 'a' && c <= 'f'); }))
-        return "configSha256: " + shown(v) + " is not a sha256 (64 lowercase hex digits)";
-    return {};
+        throw Error("configSha256: " + shown(v) + " is not a sha256 (64 lowercase hex digits)");
 }
 
-std::string check_module_name(std::string_view v) {
+void check_module_name(std::string_view v) {
     const std::string_view suffix = ".ko";
     const bool ko = v.size() > suffix.size() && v.size() <= 64 + suffix.size() &&
                     v.substr(v.size() - suffix.size()) == suffix;
     if (!ko || !all_of(v.substr(0, v.size() - suffix.size()),
                        [](char c) { return is_alnum(c) || c == '_' || c == '-'; }))
-        return "name: " + shown(v) + " is not a module file name (<name>.ko)";
-    return {};
+        throw Error("name: " + shown(v) + " is not a module file name (<name>.ko)");
 }
 
 std::string fingerprint(const struct stat& st) {
     return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
            std::to_string(st.st_size) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
            std::to_string(st.st_ctim.tv_nsec);
-}
-
-std::optional<TargetStatus> status_from(const std::string& text) {
-    for (auto s : {TargetStatus::queued, TargetStatus::building, TargetStatus::built, TargetStatus::failed})
-        if (to_string(s) == text) return s;
-    return std::nullopt;
 }
 
 Json to_json(const TargetState& s) {
@@ -139,7 +127,7 @@ std::optional<TargetState> target_from(const Json& j, const fs::path& file) {
     try {
         TargetState s;
         const auto request = parse_key(j.at("key").get<std::string>());
-        const auto status = status_from(j.at("status").get<std::string>());
+        const auto status = target_status(j.at("status").get<std::string>());
         if (!request || !status) throw Error("bad key or status");
         s.request = *request;
         s.request.config_md5 = j.value("config_md5", "");
@@ -149,7 +137,7 @@ std::optional<TargetState> target_from(const Json& j, const fs::path& file) {
             ServiceArtifact artifact{a.at("name").get<std::string>(), a.at("path").get<std::string>(),
                                      a.at("sha256").get<std::string>(), a.value("vermagic", "")};
             const fs::path path(artifact.path);
-            if (!check_field("name", artifact.name).empty() || path.is_absolute() ||
+            if (!valid_field("name", artifact.name) || path.is_absolute() ||
                 std::any_of(path.begin(), path.end(), [](const fs::path& p) { return p == ".."; }))
                 throw Error("bad artifact " + artifact.path);
             s.artifacts.push_back(artifact);
@@ -175,18 +163,28 @@ std::string ModuleRequest::key() const {
            "/" + config_sha256;
 }
 
-std::string check_field(std::string_view field, std::string_view value) {
+void check_field(std::string_view field, std::string_view value) {
     if (field == "buildType") return check_build_type(value);
-    if (field == "architecture")
-        return canonical_arch(value).empty()
-                   ? "architecture: " + shown(value) + " is not x86_64 (amd64) or aarch64 (arm64)"
-                   : std::string();
+    if (field == "architecture") {
+        if (canonical_arch(value).empty())
+            throw Error("architecture: " + shown(value) + " is not x86_64 (amd64) or aarch64 (arm64)");
+        return;
+    }
     if (field == "kernelrelease") return check_kernelrelease(value);
     if (field == "kernelversion") return check_kernelversion(value);
     if (field == "moduleVersion") return check_module_version(value);
     if (field == "configSha256") return check_sha256(value);
     if (field == "name") return check_module_name(value);
-    return std::string(field) + ": not a field";
+    throw Error(std::string(field) + ": not a field");
+}
+
+bool valid_field(std::string_view field, std::string_view value) {
+    try {
+        check_field(field, value);
+        return true;
+    } catch (const Error&) {
+        return false;
+    }
 }
 
 std::string canonical_arch(std::string_view arch) {
@@ -211,7 +209,7 @@ std::optional<ModuleRequest> parse_key(std::string_view key) {
                                          "kernelrelease", "kernelversion", "configSha256"};
     if (parts.size() != std::size(fields)) return std::nullopt;
     for (size_t i = 0; i < parts.size(); ++i)
-        if (!check_field(fields[i], parts[i]).empty()) return std::nullopt;
+        if (!valid_field(fields[i], parts[i])) return std::nullopt;
     ModuleRequest r;
     r.build_type = parts[0];
     r.arch = canonical_arch(parts[1]);
@@ -250,16 +248,6 @@ std::optional<std::string> decode_base64(std::string_view text) {
         if (pad < 1) out += static_cast<char>(bits & 0xff);
     }
     return out;
-}
-
-std::string to_string(TargetStatus status) {
-    switch (status) {
-        case TargetStatus::queued: return "queued";
-        case TargetStatus::building: return "building";
-        case TargetStatus::built: return "built";
-        case TargetStatus::failed: return "failed";
-    }
-    return "?";
 }
 
 OpenArtifact::OpenArtifact(OpenArtifact&& other) noexcept : fd(other.fd), size(other.size) {
@@ -391,9 +379,11 @@ BuildQueue::Submitted BuildQueue::submit(const ModuleRequest& request, const std
         case TargetStatus::building:
             return {Answer::pending, state};
         case TargetStatus::built:
+        case TargetStatus::skipped:
             if (intact_locked(state)) return {Answer::built, state};
             return {Answer::pending, state};  // intact_locked queued it again
         case TargetStatus::failed:
+        case TargetStatus::unavailable:
             if (std::time(nullptr) - state.finished_epoch < options_.retry_failed_after.count())
                 return {Answer::failed, state};
             if (queue_.size() >= options_.max_queued) return {Answer::queue_full, state};
@@ -424,25 +414,24 @@ void BuildQueue::requeue_locked(TargetState& state, const std::string& why) {
 namespace {
 
 // Opens an artifact and checks it: by its recorded sha256 when the file is new to `verified`
-// (or changed since: another inode, size or ctime), else by that identity alone. Returns why
-// it fails, "" when it holds.
-std::string check_artifact(const fs::path& out_dir, const ServiceArtifact& artifact,
+// (or changed since: another inode, size or ctime), else by that identity alone. Throws
+// kbuild::Error saying why it fails.
+void check_artifact(const fs::path& out_dir, const ServiceArtifact& artifact,
                            std::map<std::string, std::string>& verified, OpenArtifact& file) {
     const fs::path path = out_dir / artifact.path;
     file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (file.fd < 0) return artifact.path + ": " + std::strerror(errno);
+    if (file.fd < 0) throw Error(artifact.path + ": " + std::strerror(errno));
     struct stat st {};
-    if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) return artifact.path + ": not a regular file";
+    if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) throw Error(artifact.path + ": not a regular file");
     file.size = static_cast<std::uint64_t>(st.st_size);
     const std::string identity = fingerprint(st);
-    if (const auto it = verified.find(artifact.path); it != verified.end() && it->second == identity) return {};
+    if (const auto it = verified.find(artifact.path); it != verified.end() && it->second == identity) return;
     // Read through the descriptor, so what is checked is what will be served.
     const std::string digest = sha256_file("/proc/self/fd/" + std::to_string(file.fd));
     if (digest != artifact.sha256)
-        return artifact.path + " no longer matches its sha256 in index.json (" + artifact.sha256.substr(0, 12) +
-               "..., now " + digest.substr(0, 12) + "...)";
+        throw Error(artifact.path + " no longer matches its sha256 in index.json (" + artifact.sha256.substr(0, 12) +
+                    "..., now " + digest.substr(0, 12) + "...)");
     verified[artifact.path] = identity;
-    return {};
 }
 
 }  // namespace
@@ -450,8 +439,10 @@ std::string check_artifact(const fs::path& out_dir, const ServiceArtifact& artif
 bool BuildQueue::intact_locked(const TargetState& state) {
     for (const auto& artifact : state.artifacts) {
         OpenArtifact file;
-        if (const std::string why = check_artifact(options_.out_dir, artifact, verified_, file); !why.empty()) {
-            requeue_locked(targets_.at(state.request.key()), "rebuilding: " + why);
+        try {
+            check_artifact(options_.out_dir, artifact, verified_, file);
+        } catch (const Error& e) {
+            requeue_locked(targets_.at(state.request.key()), std::string("rebuilding: ") + e.what());
             return false;
         }
     }
@@ -471,18 +462,21 @@ BuildQueue::Lookup BuildQueue::open_artifact(const std::string& key, const std::
             lookup.answer = Answer::pending;
             return lookup;
         case TargetStatus::failed:
+        case TargetStatus::unavailable:
             lookup.answer = Answer::failed;
             return lookup;
         case TargetStatus::built:
+        case TargetStatus::skipped:
             break;
     }
     const auto artifact = std::find_if(state.artifacts.begin(), state.artifacts.end(),
                                        [&](const ServiceArtifact& a) { return a.name == name; });
     if (artifact == state.artifacts.end()) return lookup;  // no such module: unknown
-    if (const std::string why = check_artifact(options_.out_dir, *artifact, verified_, lookup.file);
-        !why.empty()) {
+    try {
+        check_artifact(options_.out_dir, *artifact, verified_, lookup.file);
+    } catch (const Error& e) {
         lookup.file = OpenArtifact();
-        requeue_locked(state, "rebuilding: " + why);
+        requeue_locked(state, std::string("rebuilding: ") + e.what());
         lookup.state = state;
         lookup.answer = Answer::pending;
         return lookup;
@@ -498,8 +492,10 @@ QueueMetrics BuildQueue::metrics() const {
         switch (state.status) {
             case TargetStatus::queued: ++m.queued; break;
             case TargetStatus::building: ++m.building; break;
-            case TargetStatus::built: ++m.built; break;
-            case TargetStatus::failed: ++m.failed; break;
+            case TargetStatus::built:
+            case TargetStatus::skipped: ++m.built; break;
+            case TargetStatus::failed:
+            case TargetStatus::unavailable: ++m.failed; break;
         }
     }
     m.builds_done = done_;

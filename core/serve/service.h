@@ -5,6 +5,8 @@
 // a fake in the tests).
 #pragma once
 
+#include "output/artifacts.h"
+
 #include <kbuild/types.hpp>
 
 #include <chrono>
@@ -39,9 +41,12 @@ struct ModuleRequest {
     std::string key() const;
 };
 
-// Why a field's value is refused ("" when it is fine). Fields: buildType, architecture,
-// kernelrelease, kernelversion, moduleVersion, configSha256, name (a module file, "hello.ko").
-std::string check_field(std::string_view field, std::string_view value);
+// Throws kbuild::Error saying why a field's value is refused ("kernelrelease: '..' is not a
+// kernel release (...)"). Fields: buildType, architecture, kernelrelease, kernelversion,
+// moduleVersion, configSha256, name (a module file, "hello.ko").
+void check_field(std::string_view field, std::string_view value);
+// Whether check_field takes the value.
+bool valid_field(std::string_view field, std::string_view value);
 
 // x86_64 and amd64 are one architecture, named x86_64 in keys; likewise aarch64 and arm64.
 // Empty when unknown.
@@ -54,9 +59,6 @@ std::optional<ModuleRequest> parse_key(std::string_view key);
 
 // Strict RFC 4648 base64 (padding required, no whitespace); nullopt when malformed.
 std::optional<std::string> decode_base64(std::string_view text);
-
-enum class TargetStatus { queued, building, built, failed };
-std::string to_string(TargetStatus status);
 
 // One module file of a built target.
 struct ServiceArtifact {

@@ -353,7 +353,12 @@ private:
             }
             const std::string& value = fields[name] = it->get<std::string>();
             if (name == "kernelConfigData") continue;
-            std::string why = check_field(name, value);
+            std::string why;
+            try {
+                check_field(name, value);
+            } catch (const Error& e) {
+                why = e.what();
+            }
             if (why.empty() && name == "buildType") why = c_.catalog.check_build_type(value);
             if (why.empty() && name == "moduleVersion" && !c_.catalog.modules.count(value)) {
                 std::string known;
@@ -441,8 +446,10 @@ private:
             return;
         }
         for (size_t i = 0; i < parts.size(); ++i) {
-            if (const std::string why = check_field(fields[i], parts[i]); !why.empty()) {
-                bad_field(response, fields[i], why);
+            try {
+                check_field(fields[i], parts[i]);
+            } catch (const Error& e) {
+                bad_field(response, fields[i], e.what());
                 return;
             }
         }

@@ -2,7 +2,7 @@
 
 #include "unpack/bzip2_reader.h"
 
-#include <kbuild/types.hpp>
+#include <kbuild/error.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>

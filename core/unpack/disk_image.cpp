@@ -2,7 +2,7 @@
 
 #include "unpack/byte_source.h"
 
-#include <kbuild/types.hpp>
+#include <kbuild/error.hpp>
 
 #include <boost/crc.hpp>
 #include <ext2fs/ext2fs.h>

@@ -3,7 +3,7 @@
 // rather than a failure of the work, so the verb exits 2 instead of 1.
 #pragma once
 
-#include <kbuild/types.hpp>
+#include <kbuild/error.hpp>
 
 namespace kbuild {
 

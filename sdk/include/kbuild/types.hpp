@@ -2,6 +2,7 @@
 // One definition serves both sides: plugins (through plugin.hpp) and the kbuild host.
 #pragma once
 
+#include <kbuild/error.hpp>
 #include <kbuild/plugin_api.h>
 
 #include <nlohmann/json.hpp>
@@ -17,16 +18,6 @@ namespace kbuild {
 using Json = nlohmann::json;
 
 inline constexpr int kSchema = KBUILD_PLUGIN_SCHEMA;
-
-// What a hook or service throws to fail with a message; the C layer turns it into KB_ERROR.
-struct Error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-// Thrown by a hook that cannot do what was asked of this distro; becomes KB_NOT_SUPPORTED.
-struct NotSupported : Error {
-    using Error::Error;
-};
 
 // One package file of a kernel release: known by URL (crawl), by local path (batch), or both
 // once fetched.
