@@ -2,7 +2,10 @@
 // with find_package(kbuild_sdk) + kbuild_add_plugin, and have kbuild load it and call its hooks.
 #include "plugin/host_services.h"
 #include "plugin/plugin_host.h"
+#include "mirror_server.h"
 #include "test_util.h"
+
+#include <kbuild/digest.hpp>
 
 #include <gtest/gtest.h>
 
@@ -68,6 +71,29 @@ TEST(SdkInstall, OutOfTreePluginBuildsLoadsAndAnswers) {
     EXPECT_EQ(list.releases[0].release, "6.6.1-3");
     ASSERT_EQ(list.unclaimed.size(), 1u);
     EXPECT_EQ(list.unclaimed[0].file, "https://mirror.invalid/pool/README");
+
+    // hash_config is the SDK's default, which the example does not write: the .config's MD5.
+    test::write_file(work / "root/usr/src/linux-6.6.1-3/.config", "CONFIG_EXAMPLE=y\n");
+    const KernelDir dir = instance.get_kernel_dir({"6.6.1-3", (work / "root").string()});
+    const ConfigHash hash = instance.hash_config({"6.6.1-3", (work / "root").string(), dir.kernel_dir});
+    EXPECT_EQ(hash.config, (work / "root/usr/src/linux-6.6.1-3/.config").string());
+    EXPECT_EQ(hash.md5, md5_file(hash.config));
+
+    // Its crawl reads a mirror's SHA256SUMS through the host's fetch; --latest 1 keeps the
+    // newest by the host's natural order (the example has no compare_releases).
+    test::write_file(work / "mirror/SHA256SUMS",
+                     std::string(64, 'a') + "  exampleos-headers-6.6.9-1.tar.gz\n" + std::string(64, 'b') +
+                         "  exampleos-headers-6.6.10-1.tar.gz\n" + std::string(64, 'c') + "  README\n");
+    test::MirrorServer mirror(work / "mirror");
+    const ProcessResult crawled =
+        test::run_kbuild({"--cache-dir", (work / "cache").string(), "crawl", "--plugin-dir", build.string(), "--distro",
+                          "exampleos", "--mirror", mirror.url(), "--latest", "1", "--output", "json"});
+    ASSERT_EQ(crawled.exit_code, 0) << crawled.err;
+    const Json releases = Json::parse(crawled.out)["releases"];
+    ASSERT_EQ(releases.size(), 1u) << crawled.out;
+    EXPECT_EQ(releases[0]["kernelrelease"], "6.6.10-1") << crawled.out;
+    EXPECT_EQ(releases[0]["packages"][0]["url"], mirror.url() + "/exampleos-headers-6.6.10-1.tar.gz") << crawled.out;
+    EXPECT_EQ(releases[0]["packages"][0]["sha256"], std::string(64, 'b')) << crawled.out;
 }
 
 }  // namespace

@@ -401,3 +401,23 @@ TEST_F(ServiceHttp, AnOptionTheDistrosPluginDoesNotDeclareIsTheReasonGiven) {
                                       " (options: suites, components)")
         << r.body;
 }
+
+// Build types are the targets plugins declare (describe, ABI 1.5): a new plugin's are served
+// with nothing in the host naming them. The good fixture plugin declares goodos-<edition> for
+// gooddistro and nothing for gooddistro-lts, which is then served under its own name.
+TEST_F(ServiceHttp, ABuildTypeIsATargetAPluginDeclares) {
+    auto server = serve("", {"--plugin-dir", test::fixture_plugin_dir("good").string()});
+    const auto ask = [&](const std::string& build_type) {
+        test::ModuleAsk a{build_type, "x86_64", "6.1.0-28-amd64"};
+        return post(server->port(), a.body());
+    };
+    EXPECT_EQ(ask("goodos-server").status, 202) << server->log();
+    EXPECT_EQ(ask("gooddistro-lts").status, 202) << server->log();
+    const Reply undeclared = ask("gooddistro");  // its targets are goodos-<edition>
+    EXPECT_EQ(undeclared.status, 400);
+    EXPECT_EQ(undeclared.json()["error"], "buildType: unknown 'gooddistro' (known: gooddistro-lts, goodos-<edition>)")
+        << undeclared.body;
+    EXPECT_EQ(ask("debian").status, 400);  // only the fixture is loaded
+    EXPECT_EQ(ask("goodos-").status, 400);
+    expect_alive(*server);
+}

@@ -109,6 +109,12 @@ std::optional<Description> description_of(const Plugin& plugin) {
     }
 }
 
+std::vector<std::string> target_names(const std::vector<TargetInfo>& targets) {
+    std::vector<std::string> names;
+    for (const auto& t : targets) names.push_back(t.name);
+    return names;
+}
+
 std::vector<fs::path> builder_dirs(const GlobalOptions& global) {
     std::vector<fs::path> dirs = default_builder_dirs();
     dirs.insert(dirs.end(), global.builder_dirs.begin(), global.builder_dirs.end());
@@ -225,6 +231,7 @@ int plugins_command(const GlobalOptions& global, const std::string& output) {
                     {"abi", std::to_string(plugin->abi_major()) + "." +
                                 std::to_string(plugin->abi_minor())},
                     {"distros", plugin->distros()},
+                    {"targets", target_names(served_targets(*plugin, descriptions[i]))},
                     {"builder_family", plugin->builder_family()},
                     {"path", plugin->path().string()},
                     {"options", options},
@@ -240,11 +247,14 @@ int plugins_command(const GlobalOptions& global, const std::string& output) {
             for (const auto& d : plugin_search_path(global)) dirs.push_back(d.string());
             spdlog::warn("no plugins loaded (searched: {}); use --plugin-dir DIR", join(dirs, ", "));
         }
-        Table table({"NAME", "VERSION", "ABI", "DISTROS", "BUILDER", "PATH"});
-        for (const auto& plugin : host->plugins())
+        Table table({"NAME", "VERSION", "ABI", "DISTROS", "TARGETS", "BUILDER", "PATH"});
+        for (size_t i = 0; i < host->plugins().size(); ++i) {
+            const auto& plugin = host->plugins()[i];
             table.add({plugin->name(), plugin->version(),
                        std::to_string(plugin->abi_major()) + "." + std::to_string(plugin->abi_minor()),
-                       join(plugin->distros(), ","), plugin->builder_family(), plugin->path().string()});
+                       join(plugin->distros(), ","), join(target_names(served_targets(*plugin, descriptions[i])), ","),
+                       plugin->builder_family().empty() ? "-" : plugin->builder_family(), plugin->path().string()});
+        }
         table.print(std::cout);
         if (host->plugins().empty()) return 0;
         // Options under their own header: their defaults are too long for a column above.
@@ -270,7 +280,7 @@ int crawl_command(const GlobalOptions& global, const TargetOptions& target, cons
         Session session(global, target);
         PluginInstance instance(session.plugin, session.context);
         ReleaseList list = find_releases(instance, target);
-        select_releases(list.releases, target);
+        select_releases(list.releases, target, &instance);
         if (output == "json") {
             Json releases = Json::array();
             for (const auto& r : list.releases) releases.push_back(release_json(r));
@@ -299,7 +309,7 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
         Session session(global, target);
         PluginInstance instance(session.plugin, session.context);
         ReleaseList list = find_releases(instance, target);
-        select_releases(list.releases, target);
+        select_releases(list.releases, target, &instance);
         if (output == "json") {
             Json releases = Json::object(), unavailable = Json::object(), entries = Json::array();
             for (const auto& r : list.releases) {
@@ -401,8 +411,8 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
             for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);
             incomplete = report_errors(list);
             releases = std::move(list.releases);
+            select_releases(releases, target, &instance);
         }
-        select_releases(releases, target);
         if (releases.empty()) {
             spdlog::warn("no kernel releases selected");
             return incomplete;
@@ -433,10 +443,10 @@ int bundle_command(const GlobalOptions& global, const TargetOptions& target, con
         {
             PluginInstance instance(session.plugin, session.context);
             list = find_releases(instance, target);
+            select_releases(list.releases, target, &instance);
         }
         for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);
         const int incomplete = report_errors(list);
-        select_releases(list.releases, target);
         if (list.releases.empty()) {
             spdlog::warn("no kernel releases selected");
             return incomplete;

@@ -423,7 +423,9 @@ PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release
     }
     tree.checksum = key(tree.packages);
     tree.root = unpacked_root(plugin, release, tree.packages);
-    tree.kernel_dir = plugin.get_kernel_dir({release.release, tree.root.string()}).kernel_dir;
+    const KernelDir kernel_dir = plugin.get_kernel_dir({release.release, tree.root.string()});
+    tree.kernel_dir = kernel_dir.kernel_dir;
+    tree.self_contained = kernel_dir.self_contained;
     tree.release = release.release.empty() ? read_kernel_release(tree.kernel_dir) : release.release;
     tree.config = plugin.hash_config({tree.release, tree.root.string(), tree.kernel_dir.string()});
     return tree;
@@ -514,7 +516,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         job.release = release.release;
         job.root = tree.root;
         job.kernel_dir = tree.kernel_dir;
-        job.self_contained = fs::exists(tree.root / "BUNDLE_BUILD_DIR");
+        job.self_contained = tree.self_contained;
         job.compiler = read_kernel_compiler(tree.kernel_dir);
         job.module_src = options_.module_src;
         job.modules = modules_;

@@ -48,6 +48,7 @@ struct PreparedTree {
     std::vector<Package> packages;  // with local paths and sha256
     std::filesystem::path root;     // the unpacked packages (cached by their sha256)
     std::filesystem::path kernel_dir;
+    bool self_contained = false;    // the plugin says the tree builds where it lies (a bundle's)
     ConfigHash config;
     std::string checksum;           // of the packages: the tree's cache key
 };

@@ -45,7 +45,7 @@ void check_build_dir(const std::string& where, const std::string& build_dir) {
 
 class BundleReader {
 public:
-    BundleReader(Host& host, const Json&) : host_(host) {}
+    BundleReader(Host&, const Json&) {}
 
     ReleaseList batch_packages(const BatchRequest& request) {
         ReleaseList list;
@@ -72,21 +72,16 @@ public:
         return list;
     }
 
-    UnpackResult unpack(const UnpackRequest& request) { return host_.extract_all(request); }
-
     KernelDir get_kernel_dir(const KernelDirRequest& request) {
         const fs::path root = request.root;
         const std::string build_dir = trimmed(read_file((root / "BUNDLE_BUILD_DIR").string()));
         check_build_dir(root.string(), build_dir);
         const fs::path dir = (root / build_dir).lexically_normal();
         if (!fs::is_directory(dir)) throw Error(dir.string() + ": the bundle's build directory is missing");
-        return {dir.string()};
+        // A bundle's tree builds where it lies (its absolute paths were made relative).
+        return {dir.string(), /*self_contained=*/true};
     }
-
-    ConfigHash hash_config(const ConfigHashRequest& request) { return config_in_kernel_dir(request); }
-
-private:
-    Host& host_;
+    // unpack (extract all) and hash_config (the .config's MD5) are the SDK's defaults.
 };
 
 }  // namespace
@@ -153,8 +148,11 @@ BundleMeta read_bundle_meta(const fs::path& bundle) {
 
 const Plugin& bundle_plugin() {
     static const char* const distros[] = {"bundle", nullptr};
+    // No builder family: a bundle may hold any distro's kernel, and BUNDLE_DISTRO is not one
+    // the host could map to a family without naming distros; the kernel's compiler alone picks
+    // the builder image (compiler.h), as it does among images of any family.
     static const kb_plugin_api api =
-        detail::make_table<BundleReader>("bundle", KBUILD_VERSION, "debian", distros);
+        detail::make_table<BundleReader>("bundle", KBUILD_VERSION, "", distros);
     static const Plugin plugin("(built in)", nullptr, api, {"bundle"});
     return plugin;
 }

@@ -97,6 +97,21 @@ bool Plugin::serves(const std::string& distro) const {
     return std::find(distros_.begin(), distros_.end(), distro) != distros_.end();
 }
 
+std::vector<TargetInfo> served_targets(const Plugin& plugin, const std::optional<Description>& description) {
+    std::vector<TargetInfo> targets;
+    for (const auto& distro : plugin.distros()) {
+        bool declared = false;
+        if (description)
+            for (const auto& t : description->targets)
+                if (t.distro == distro && !t.name.empty()) {
+                    targets.push_back(t);
+                    declared = true;
+                }
+        if (!declared) targets.push_back({distro, distro});
+    }
+    return targets;
+}
+
 std::string Refusal::message() const { return path.string() + ": refused: " + reason; }
 
 std::optional<Refusal> PluginHost::load_file(const fs::path& path) {
@@ -249,6 +264,26 @@ std::optional<Description> PluginInstance::describe() {
         throw Error(plugin_.name() + ": describe: " + (why && *why ? why : "failed"));
     }
     return from_document<Description>(out, (plugin_.name() + ": describe").c_str());
+}
+
+std::optional<std::vector<size_t>> PluginInstance::order_releases(const std::string& distro,
+                                                                  const std::vector<Release>& releases) {
+    if (plugin_.api().order_releases == nullptr) return std::nullopt;
+    services_->set_call(distro);
+    const ReleaseOrder answer =
+        call<ReleaseOrder>(plugin_.api().order_releases, "order_releases", to_document(ReleaseOrderRequest{distro, releases}));
+    // Every index once: anything else would drop or repeat a release.
+    std::vector<bool> seen(releases.size(), false);
+    for (const size_t i : answer.order) {
+        if (i >= releases.size() || seen[i])
+            throw Error(plugin_.name() + ": order_releases: the answer is not an order of the " +
+                        std::to_string(releases.size()) + " releases asked (index " + std::to_string(i) + ")");
+        seen[i] = true;
+    }
+    if (answer.order.size() != releases.size())
+        throw Error(plugin_.name() + ": order_releases: the answer orders " + std::to_string(answer.order.size()) +
+                    " of the " + std::to_string(releases.size()) + " releases asked");
+    return answer.order;
 }
 
 }  // namespace kbuild

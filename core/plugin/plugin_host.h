@@ -62,6 +62,10 @@ public:
     ConfigHash hash_config(const ConfigHashRequest& request);
     // Empty when the plugin has no describe hook (ABI 1.0).
     std::optional<Description> describe();
+    // The releases' indices newest first, by the plugin's version rules; empty when the plugin
+    // has no order_releases hook (older than ABI 1.5). An answer that is not an order of every
+    // index once is an Error.
+    std::optional<std::vector<size_t>> order_releases(const std::string& distro, const std::vector<Release>& releases);
 
 private:
     using Hook = kb_status (*)(kb_plugin*, const char*, const char**);
@@ -72,6 +76,11 @@ private:
     std::unique_ptr<HostServices> services_;
     kb_plugin* instance_ = nullptr;
 };
+
+// The targets a plugin serves here, each with its distro: those its describe lists (ABI 1.5)
+// for the distros it serves here, and each served distro no listed target names, as itself.
+// Without a description (no describe hook), every served distro is its own target.
+std::vector<TargetInfo> served_targets(const Plugin& plugin, const std::optional<Description>& description);
 
 // Why a file was not accepted as a plugin.
 struct Refusal {

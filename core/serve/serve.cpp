@@ -71,7 +71,30 @@ public:
           cache_dir_(context.cache_dir),
           out_dir_(fs::absolute(settings.out)),
           trust_(served_trust(plugins, target_of_), cache_dir_),
-          context_(make_host_context(cache_dir_, fetcher, &trust_)) {}
+          context_(make_host_context(cache_dir_, fetcher, &trust_)),
+          served_(declared_targets(plugins, context_)) {}
+
+    // What each plugin with a crawl declares it serves (describe's targets, ABI 1.5; else each
+    // of its distros as itself): the build types, with the plugin and the distro to crawl.
+    struct Served {
+        const Plugin* plugin;
+        TargetInfo target;
+    };
+    static std::vector<Served> declared_targets(const PluginHost& plugins, const HostContext& context) {
+        std::vector<Served> served;
+        for (const auto& plugin : plugins.plugins()) {
+            if (!plugin->api().crawl) continue;
+            std::optional<Description> description;
+            try {
+                PluginInstance instance(*plugin, context);
+                description = instance.describe();
+            } catch (const std::exception& e) {
+                spdlog::warn("{} (its distros are served under their own names)", e.what());
+            }
+            for (const auto& target : served_targets(*plugin, description)) served.push_back({plugin.get(), target});
+        }
+        return served;
+    }
 
     // One policy for every distro served: each distro's table of the config file adds its own.
     static TrustPolicy served_trust(const PluginHost& plugins,
@@ -85,9 +108,8 @@ public:
         if (kind_of(build_type)) return {};
         std::vector<std::string> known = settings_.build_types;
         if (known.empty()) {
-            for (const auto& d : plugins_.known_distros())
-                if (d != "ubuntu") known.push_back(d);
-            if (plugins_.find("ubuntu")) known.push_back("ubuntu-<flavour>");
+            for (const auto& s : served_) known.push_back(s.target.name);
+            std::sort(known.begin(), known.end());
         }
         return "buildType: unknown '" + build_type + "' (known: " + join(known) + ")";
     }
@@ -167,19 +189,19 @@ private:
         std::string distro, target;
     };
 
-    // ubuntu-<flavour> is the ubuntu plugin's target of that name; any other build type is a
-    // distro a plugin serves, whose target is the distro itself.
+    // A build type is a target some plugin declares (a name, or a pattern such as
+    // "<distro>-<flavour>"; a plain name wins over a pattern), served by that plugin's crawl of
+    // the target's distro.
     std::optional<Kind> kind_of(const std::string& build_type) const {
         if (!settings_.build_types.empty() &&
             std::find(settings_.build_types.begin(), settings_.build_types.end(), build_type) ==
                 settings_.build_types.end())
             return std::nullopt;
-        // Every Ubuntu release has a flavour: "ubuntu" alone would never match one.
-        if (build_type == "ubuntu") return std::nullopt;
-        const std::string distro = build_type.rfind("ubuntu-", 0) == 0 ? "ubuntu" : build_type;
-        const Plugin* plugin = plugins_.find(distro);
-        if (!plugin || !plugin->api().crawl) return std::nullopt;
-        return Kind{plugin, distro, build_type};
+        for (const bool exact : {true, false})
+            for (const auto& s : served_)
+                if (exact ? s.target.name == build_type : target_matches(s.target.name, build_type))
+                    return Kind{s.plugin, s.target.distro, build_type};
+        return std::nullopt;
     }
 
     // The release the request names, from the distro's crawl (reused for crawl_ttl; crawled
@@ -265,6 +287,7 @@ private:
     fs::path cache_dir_, out_dir_;
     Trust trust_;
     HostContext context_;
+    const std::vector<Served> served_;
 
     std::mutex crawl_mutex_;
     std::map<std::string, std::pair<std::shared_ptr<const ReleaseList>, Clock::time_point>> crawls_;

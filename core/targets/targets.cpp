@@ -5,8 +5,6 @@
 #include "targets/shard.h"
 #include "util/table.h"
 
-#include <kbuild/deb.hpp>
-
 #include <algorithm>
 #include <fstream>
 #include <optional>
@@ -102,7 +100,35 @@ const Plugin& plugin_for(const PluginHost& host, const std::string& distro) {
 }
 
 // Keeps the releases --kernel, --latest and --shard select; newest first when --latest is set.
-void select_releases(std::vector<Release>& releases, const TargetOptions& target) {
+int natural_version_compare(const std::string& a, const std::string& b) {
+    size_t i = 0, j = 0;
+    const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    while (i < a.size() && j < b.size()) {
+        const bool da = digit(a[i]), db = digit(b[j]);
+        size_t ei = i, ej = j;
+        while (ei < a.size() && digit(a[ei]) == da) ++ei;
+        while (ej < b.size() && digit(b[ej]) == db) ++ej;
+        if (da && db) {
+            // Numbers: leading zeros dropped, then the longer is larger, then digit by digit.
+            size_t si = i, sj = j;
+            while (si + 1 < ei && a[si] == '0') ++si;
+            while (sj + 1 < ej && b[sj] == '0') ++sj;
+            if (ei - si != ej - sj) return ei - si < ej - sj ? -1 : 1;
+            if (const int c = a.compare(si, ei - si, b, sj, ej - sj)) return c < 0 ? -1 : 1;
+        } else if (da != db) {
+            return da ? 1 : -1;  // a number is newer than text in its place ("2" > "rc")
+        } else if (const int c = a.compare(i, ei - i, b, j, ej - j)) {
+            return c < 0 ? -1 : 1;
+        }
+        i = ei;
+        j = ej;
+    }
+    if (i < a.size()) return 1;  // more parts: newer ("6.1.1" > "6.1")
+    if (j < b.size()) return -1;
+    return 0;
+}
+
+void select_releases(std::vector<Release>& releases, const TargetOptions& target, PluginInstance* plugin) {
     if (!target.kernel_regex.empty()) {
         std::regex pattern;
         try {
@@ -117,9 +143,21 @@ void select_releases(std::vector<Release>& releases, const TargetOptions& target
                        releases.end());
     }
     if (target.latest > 0) {
-        std::stable_sort(releases.begin(), releases.end(), [](const Release& a, const Release& b) {
-            return deb::compare_versions(a.release, b.release) > 0;
-        });
+        // Newest first by the plugin's version rules (ABI 1.5), else by a natural version order
+        // of the release, then the variant.
+        std::optional<std::vector<size_t>> order;
+        if (plugin) order = plugin->order_releases(target.distro, releases);
+        if (order) {
+            std::vector<Release> ordered;
+            ordered.reserve(releases.size());
+            for (const size_t i : *order) ordered.push_back(std::move(releases[i]));
+            releases = std::move(ordered);
+        } else {
+            std::stable_sort(releases.begin(), releases.end(), [](const Release& a, const Release& b) {
+                if (const int c = natural_version_compare(a.release, b.release)) return c > 0;
+                return natural_version_compare(a.variant, b.variant) > 0;
+            });
+        }
         if (releases.size() > static_cast<size_t>(target.latest)) releases.resize(target.latest);
     }
     // Last: N workers split exactly the releases one run would take.

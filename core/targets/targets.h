@@ -58,7 +58,15 @@ CrawlRequest crawl_request(PluginInstance& instance, const TargetOptions& target
 // crawl, or batch when files or a list are given: the one shape everything after uses.
 ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target);
 
-// Keeps the releases --kernel, --latest and --shard select; newest first when --latest is set.
-void select_releases(std::vector<Release>& releases, const TargetOptions& target);
+// Keeps the releases --kernel, --latest and --shard select; newest first when --latest is set,
+// in the order of `plugin`'s order_releases hook (its distro's version rules), else (no plugin,
+// or one older than ABI 1.5) in natural_version_compare's order of the release, then the variant.
+void select_releases(std::vector<Release>& releases, const TargetOptions& target, PluginInstance* plugin);
+
+// The host's order of versions when a plugin gives none, knowing no distro's rules: the text
+// split into runs of digits and of other characters, digit runs compared as numbers (leading
+// zeros ignored), other runs as bytes, a digit run newer than a text run, and a version with
+// more runs newer than its prefix ("6.1.10" > "6.1.9" > "6.1"). <0, 0, >0 like strcmp.
+int natural_version_compare(const std::string& a, const std::string& b);
 
 }  // namespace kbuild

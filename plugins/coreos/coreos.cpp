@@ -18,6 +18,7 @@
 #include <kbuild/files.hpp>
 #include <kbuild/listing.hpp>
 #include <kbuild/options.hpp>
+#include <kbuild/rpm.hpp>
 #include <kbuild/rpm_repo.hpp>
 
 #include <algorithm>
@@ -122,6 +123,14 @@ public:
                   "flatcar: stable,beta,alpha,lts; coreos: stable,beta,alpha"},
                  {"dist", "comma-separated Fedora dist tags of the kernels crawled (fedora-coreos)",
                   "fc40,fc41,fc42"}}};
+    }
+
+    // Flatcar and Container Linux releases are their OS versions (the variant, 3510.2.0;
+    // the kernel may be unnamed until unpacked): newest OS version first, then rpm's order of
+    // the kernel (fedora-coreos's kernels have no variant).
+    int compare_releases(const Release& a, const Release& b) const {
+        if (const int c = rpm::compare_segments(a.variant, b.variant)) return c;
+        return rpm::compare_evr(a.release, b.release);
     }
 
     ReleaseList crawl(const CrawlRequest& request) {

@@ -84,16 +84,15 @@ std::string runs_on(const Binary& b) {
     return known == codenames.end() ? "debian " + std::string(m[1]) : known->second;
 }
 
-const kbuild::deb::PairingRules& rules() {
-    static const kbuild::deb::PairingRules r{
-        release_of_headers,
-        // Only the header and kbuild packages are part of a module build.
-        [](const Relation& r) { return wanted_package(r.name); },
-        depends_from_name,
-        // Debian's `uname -v` has no upload number to speak of: #1 always.
-        [](kbuild::Release& release, const Binary&) { release.kernelversion = "1"; },
-        nullptr,
-        runs_on};
+kbuild::deb::PairingRules rules() {
+    kbuild::deb::PairingRules r;
+    r.release_of = release_of_headers;
+    // needed (unset): only the header and kbuild packages, which wanted_package reads, are
+    // part of a module build.
+    r.depends_from_name = depends_from_name;
+    // Debian's `uname -v` has no upload number to speak of: #1 always.
+    r.describe_release = [](kbuild::Release& release, const Binary&) { release.kernelversion = "1"; };
+    r.runs_on = runs_on;
     return r;
 }
 
@@ -104,7 +103,8 @@ public:
     kbuild::Description describe() {
         return {{{"suites", "comma-separated suites to crawl; missing ones are skipped",
                   kDefaultSuites},
-                 {"components", "comma-separated components", "main"}}};
+                 {"components", "comma-separated components", "main"}},
+                {{"debian", "debian"}}};
     }
 
     kbuild::ReleaseList crawl(const kbuild::CrawlRequest& request) {

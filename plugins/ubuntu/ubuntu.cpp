@@ -54,9 +54,6 @@ std::string release_of(const Binary& b) {
     return kernel ? kernel->abi + "-" + kernel->flavour : std::string();
 }
 
-// A dependency of a module build: a common headers package (libc and the like are not).
-bool needed(const Relation& r) { return wanted_package(r.name); }
-
 // The kernel version Falco's loader and a build service ask for is the whole of what `uname -v`
 // carries, not only its number: two uploads of one ABI differ in the suffix alone
 // ("56~20.04.1" for focal's build, "56" for jammy's). "5.15.0-1051.56~20.04.1" -> "56~20.04.1",
@@ -143,9 +140,13 @@ std::string backport_of(const Binary& headers) {
 // one version), and two of them in one batch must not be decided by the guesses' order.
 bool guessed_depends(const Binary& headers) { return source_of(headers).empty(); }
 
-const kbuild::deb::PairingRules& rules() {
-    static const kbuild::deb::PairingRules r{release_of,   needed,  depends_from_name, describe_release,
-                                             backport_of,  nullptr, guessed_depends};
+kbuild::deb::PairingRules rules() {
+    kbuild::deb::PairingRules r;
+    r.release_of = release_of;
+    r.depends_from_name = depends_from_name;
+    r.describe_release = describe_release;
+    r.variant_of = backport_of;
+    r.guessed_depends = guessed_depends;
     return r;
 }
 
@@ -157,7 +158,9 @@ public:
         return {{{"series", "comma-separated series to crawl", kDefaultSeries},
                  {"pockets", "comma-separated pockets: release, updates, security, proposed, backports",
                   kDefaultPockets},
-                 {"components", "comma-separated components", kDefaultComponents}}};
+                 {"components", "comma-separated components", kDefaultComponents}},
+                // falco_target: every release's target is ubuntu-<its flavour's first word>.
+                {{"ubuntu-<flavour>", "ubuntu"}}};
     }
 
     kbuild::ReleaseList crawl(const kbuild::CrawlRequest& request) {

@@ -361,13 +361,15 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
         release.distro = distro;
         release.arch = arch;
         release.packages = {header->file};
-        rules.describe_release(release, *header);
+        if (rules.describe_release) rules.describe_release(release, *header);
         const bool from_name = header->depends.empty();
         const bool guessed = from_name && rules.guessed_depends && rules.guessed_depends(*header);
-        const auto depends = from_name ? rules.depends_from_name(*header, release_name) : header->depends;
+        const auto depends = from_name ? (rules.depends_from_name ? rules.depends_from_name(*header, release_name)
+                                                                  : std::vector<std::vector<Relation>>{})
+                                       : header->depends;
         bool decided = true;
         for (const auto& group : depends) {
-            if (std::none_of(group.begin(), group.end(), rules.needed)) continue;
+            if (rules.needed && std::none_of(group.begin(), group.end(), rules.needed)) continue;
             const Binary* chosen = nullptr;
             std::vector<const Binary*> fits;  // each alternative's best, for guesses
             for (const auto& relation : group) {
@@ -418,6 +420,12 @@ void claim_leftovers(ReleaseList& list, const BatchRead& batch) {
             reason = "an older upload than " + newer->second;
         list.unclaimed.push_back({b.file.where(), reason});
     }
+}
+
+FamilyPlugin::FamilyPlugin(Host& host, NameFilter wanted, PairingRules rules)
+    : host_(host), wanted_(std::move(wanted)), rules_(std::move(rules)) {
+    if (!rules_.release_of) throw Error("deb::PairingRules: release_of is required");
+    if (!rules_.needed) rules_.needed = [wanted = wanted_](const Relation& r) { return wanted(r.name); };
 }
 
 ReleaseList FamilyPlugin::batch_packages(const BatchRequest& request) {

@@ -261,7 +261,15 @@ Description FamilyPlugin::describe() const {
     std::string defaults;
     for (const auto& [distro, repos] : repositories_.defaults)
         defaults += (defaults.empty() ? "" : "; ") + distro + ": " + repos;
-    return {{{"repos", repositories_.help, defaults}}};
+    Description description{{{"repos", repositories_.help, defaults}}, {}};
+    // Each distro is its own target: what describe_release names a release's target.
+    for (const auto& entry : repositories_.defaults) description.targets.push_back({entry.first, entry.first});
+    return description;
+}
+
+int FamilyPlugin::compare_releases(const Release& a, const Release& b) const {
+    // A kernel release is version-release.arch: compare_evr splits it at the last '-'.
+    return compare_evr(a.release, b.release);
 }
 
 ReleaseList FamilyPlugin::crawl(const CrawlRequest& request) {

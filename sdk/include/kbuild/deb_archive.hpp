@@ -81,16 +81,24 @@ struct BatchRead {
 };
 BatchRead read_batch(Host& host, const BatchRequest& request, const NameFilter& wanted);
 
+// Set by name, each a function; release_of alone is required:
+//
+//   kbuild::deb::PairingRules rules;
+//   rules.release_of = release_of_headers;
+//   rules.depends_from_name = depends_from_name;
+//   rules.describe_release = [](kbuild::Release& r, const Binary&) { r.kernelversion = "1"; };
 struct PairingRules {
-    // The kernel release (`uname -r`) a package holds headers for; "" when it is not a
-    // concrete headers package (a common, meta or kbuild package).
+    // Required: the kernel release (`uname -r`) a package holds headers for; "" when it is not
+    // a concrete headers package (a common, meta or kbuild package).
     std::function<std::string(const Binary&)> release_of;
     // Whether a dependency is part of a module build (the others, libc and the like, are not).
+    // Unset: FamilyPlugin takes its NameFilter (the packages it reads); pair() takes every one.
     std::function<bool(const Relation&)> needed;
-    // The Depends a headers package has when only its file name is known.
+    // The Depends a headers package has when only its file name is known. Unset: none, so a
+    // headers package named alone is paired with nothing.
     std::function<std::vector<std::vector<Relation>>(const Binary& headers, const std::string& release)>
         depends_from_name;
-    // Sets what a release knows besides its packages (kernelversion, target).
+    // Optional: sets what a release knows besides its packages (kernelversion, target).
     std::function<void(Release&, const Binary& headers)> describe_release;
     // Optional: what tells apart two builds of one release (Release::variant).
     std::function<std::string(const Binary& headers)> variant_of;
@@ -120,19 +128,20 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
 void claim_leftovers(ReleaseList& list, const BatchRead& batch);
 
 // The hooks a deb-family plugin has in common, for its class to derive from: it adds crawl
-// (building its ArchiveQuery and calling crawl_and_pair) and describe.
+// (building its ArchiveQuery and calling crawl_and_pair) and describe (its options and targets).
 class FamilyPlugin {
 public:
-    FamilyPlugin(Host& host, NameFilter wanted, const PairingRules& rules)
-        : host_(host), wanted_(std::move(wanted)), rules_(rules) {}
+    // rules.release_of is required (an Error otherwise); an unset rules.needed is `wanted`.
+    FamilyPlugin(Host& host, NameFilter wanted, PairingRules rules);
 
     ReleaseList batch_packages(const BatchRequest& request);
-    UnpackResult unpack(const UnpackRequest& request) { return host_.extract_all(request); }
     // /usr/src/linux-headers-<release> (symlinks into a common directory resolve in the root).
     KernelDir get_kernel_dir(const KernelDirRequest& request) {
         return kernel_dir_in(request, "usr/src", "linux-headers-");
     }
-    ConfigHash hash_config(const ConfigHashRequest& request) { return config_in_kernel_dir(request); }
+    // dpkg's order of the kernel releases (epochs, '~' before anything): --latest's newest.
+    int compare_releases(const Release& a, const Release& b) const { return compare_versions(a.release, b.release); }
+    // unpack and hash_config are plugin.hpp's defaults: every package extracted, the .config's MD5.
 
 protected:
     // crawl_archive, then pair; what could not be read goes into the list's errors.
@@ -142,7 +151,7 @@ protected:
 
 private:
     NameFilter wanted_;
-    const PairingRules& rules_;
+    PairingRules rules_;
 };
 
 }  // namespace kbuild::deb

@@ -5,25 +5,41 @@
 //   class MyDistro {
 //   public:
 //       MyDistro(kbuild::Host& host, const kbuild::Json& config);
-//       kbuild::ReleaseList crawl(const kbuild::CrawlRequest&);           // optional
 //       kbuild::ReleaseList batch_packages(const kbuild::BatchRequest&);
-//       kbuild::UnpackResult unpack(const kbuild::UnpackRequest&);
 //       kbuild::KernelDir get_kernel_dir(const kbuild::KernelDirRequest&);
-//       kbuild::ConfigHash hash_config(const kbuild::ConfigHashRequest&);
-//       kbuild::Description describe();                                   // optional
+//       // optional:
+//       kbuild::ReleaseList crawl(const kbuild::CrawlRequest&);
+//       kbuild::Description describe();              // options, targets ("mydistro-<flavour>")
+//       int compare_releases(const kbuild::Release& a, const kbuild::Release& b);  // <0 a older
+//       kbuild::UnpackResult unpack(const kbuild::UnpackRequest&);       // default: extract all
+//       kbuild::ConfigHash hash_config(const kbuild::ConfigHashRequest&); // default: .config's MD5
 //   };
 //   KBUILD_PLUGIN(MyDistro, "mydistro", "1.0.0", "debian", "mydistro", "mydistro-lts")
 //
 // The macro's arguments: class, plugin name (the file is libkbuild-<name>.so), plugin version,
-// preferred builder family, then every distro name served. Every hook is noexcept: an exception
-// thrown by the class becomes KB_ERROR (kbuild::NotSupported: KB_NOT_SUPPORTED) and its what()
-// becomes last_error().
+// preferred builder family ("" for none: the kernel's compiler alone picks), then every distro
+// name served. Every hook is noexcept: an exception thrown by the class becomes KB_ERROR
+// (kbuild::NotSupported: KB_NOT_SUPPORTED) and its what() becomes last_error().
+//
+// Defaults: without unpack, every package's data is extracted into the one root the host gave
+// (Host::extract_all); without hash_config, the MD5 of <kernel dir>/.config. Without
+// compare_releases the host orders releases by a natural version compare (plugin_api.h).
+//
+// An optional hook declared with a wrong signature (crawl taking a non-const CrawlRequest&,
+// another return type) is a compile error naming the hook and the signature expected, not a
+// hook silently left out. So is a member whose name is one typo away from a hook's (a letter
+// left out, two swapped, one doubled, an "s" added: "descibe", "crawls", "hash_confg"), unless
+// the class says the name is meant: `using kbuild_not_hooks = void;`.
 #pragma once
 
+#include <kbuild/detail/hook_typos.hpp>
+#include <kbuild/kernel_tree.hpp>
 #include <kbuild/plugin_api.h>
 #include <kbuild/types.hpp>
 
+#include <algorithm>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -118,16 +134,78 @@ private:
 
 namespace detail {
 
-template <class P, class = void>
-struct has_crawl : std::false_type {};
+// Hook detection. `named_X` says the class has a member called X (of any type); `fits_X` that
+// it is callable as the hook must be. A member named like a hook that does not fit is a wrong
+// signature, refused at compile time rather than silently left out of the table.
+#define KBUILD_DETAIL_HOOK(hook, call, result)                                                 \
+    template <class P, class = void>                                                          \
+    struct named_##hook : std::false_type {};                                                 \
+    template <class P>                                                                        \
+    struct named_##hook<P, std::void_t<decltype(&P::hook)>> : std::true_type {};              \
+    template <class P, class = void>                                                          \
+    struct fits_##hook : std::false_type {};                                                  \
+    template <class P>                                                                        \
+    struct fits_##hook<P, std::enable_if_t<std::is_convertible_v<decltype(call), result>>>    \
+        : std::true_type {};
+
+KBUILD_DETAIL_HOOK(crawl, std::declval<P&>().crawl(std::declval<const CrawlRequest&>()), ReleaseList)
+KBUILD_DETAIL_HOOK(describe, std::declval<P&>().describe(), Description)
+KBUILD_DETAIL_HOOK(compare_releases,
+                   std::declval<P&>().compare_releases(std::declval<const Release&>(),
+                                                       std::declval<const Release&>()),
+                   int)
+KBUILD_DETAIL_HOOK(unpack, std::declval<P&>().unpack(std::declval<const UnpackRequest&>()), UnpackResult)
+KBUILD_DETAIL_HOOK(hash_config, std::declval<P&>().hash_config(std::declval<const ConfigHashRequest&>()),
+                   ConfigHash)
+#undef KBUILD_DETAIL_HOOK
+
+// Whether the class means to offer an optional hook; a member named like it that does not fit
+// fails here, naming the hook and the signature it must have.
 template <class P>
-struct has_crawl<P, std::void_t<decltype(std::declval<P&>().crawl(
-                        std::declval<const CrawlRequest&>()))>> : std::true_type {};
+constexpr bool check_hooks() {
+    static_assert(!named_crawl<P>::value || fits_crawl<P>::value,
+                  "kbuild plugin: crawl must be `kbuild::ReleaseList crawl(const kbuild::CrawlRequest&)`");
+    static_assert(!named_describe<P>::value || fits_describe<P>::value,
+                  "kbuild plugin: describe must be `kbuild::Description describe()`");
+    static_assert(!named_compare_releases<P>::value || fits_compare_releases<P>::value,
+                  "kbuild plugin: compare_releases must be `int compare_releases(const kbuild::Release&, "
+                  "const kbuild::Release&)`");
+    static_assert(!named_unpack<P>::value || fits_unpack<P>::value,
+                  "kbuild plugin: unpack must be `kbuild::UnpackResult unpack(const kbuild::UnpackRequest&)`");
+    static_assert(!named_hash_config<P>::value || fits_hash_config<P>::value,
+                  "kbuild plugin: hash_config must be `kbuild::ConfigHash hash_config(const "
+                  "kbuild::ConfigHashRequest&)`");
+    return true;
+}
 
 template <class P, class = void>
-struct has_describe : std::false_type {};
+struct allows_near_names : std::false_type {};
 template <class P>
-struct has_describe<P, std::void_t<decltype(std::declval<P&>().describe())>> : std::true_type {};
+struct allows_near_names<P, std::void_t<typename P::kbuild_not_hooks>> : std::true_type {};
+
+// A member one typo away from a hook's name is a misspelled hook, unless the class says not.
+template <class P>
+constexpr bool check_names() {
+    if constexpr (!allows_near_names<P>::value) {
+        using namespace typos;
+        static_assert(!near_crawl<P>, "kbuild plugin: a member is named one typo away from `crawl` "
+                                      "(declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_describe<P>, "kbuild plugin: a member is named one typo away from `describe` "
+                                         "(declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_compare_releases<P>,
+                      "kbuild plugin: a member is named one typo away from `compare_releases` "
+                      "(declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_unpack<P>, "kbuild plugin: a member is named one typo away from `unpack` "
+                                       "(declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_hash_config<P>, "kbuild plugin: a member is named one typo away from "
+                                            "`hash_config` (declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_batch_packages<P>, "kbuild plugin: a member is named one typo away from "
+                                               "`batch_packages` (declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_get_kernel_dir<P>, "kbuild plugin: a member is named one typo away from "
+                                               "`get_kernel_dir` (declare `using kbuild_not_hooks = void;` if it is meant)");
+    }
+    return true;
+}
 
 template <class P>
 struct Instance {
@@ -208,8 +286,12 @@ kb_status batch_packages(kb_plugin* plugin, const char* in, const char** out) no
 
 template <class P>
 kb_status unpack(kb_plugin* plugin, const char* in, const char** out) noexcept {
-    return guarded<P>(plugin, out,
-                      [&](P& p) { return p.unpack(request<UnpackRequest>(in, "unpack")); });
+    Host& host = instance<P>(plugin)->host;
+    return guarded<P>(plugin, out, [&](P& p) {
+        const auto r = request<UnpackRequest>(in, "unpack");
+        if constexpr (fits_unpack<P>::value) return UnpackResult(p.unpack(r));
+        else return host.extract_all(r);  // the default: every package's data into the root
+    });
 }
 
 template <class P>
@@ -222,7 +304,24 @@ kb_status get_kernel_dir(kb_plugin* plugin, const char* in, const char** out) no
 template <class P>
 kb_status hash_config(kb_plugin* plugin, const char* in, const char** out) noexcept {
     return guarded<P>(plugin, out, [&](P& p) {
-        return p.hash_config(request<ConfigHashRequest>(in, "hash_config"));
+        const auto r = request<ConfigHashRequest>(in, "hash_config");
+        if constexpr (fits_hash_config<P>::value) return ConfigHash(p.hash_config(r));
+        else return config_in_kernel_dir(r);  // the default: <kernel dir>/.config's MD5
+    });
+}
+
+// The releases' indices newest first: a stable sort by the class's compare_releases.
+template <class P>
+kb_status order_releases(kb_plugin* plugin, const char* in, const char** out) noexcept {
+    return guarded<P>(plugin, out, [&](P& p) {
+        const auto r = request<ReleaseOrderRequest>(in, "order_releases");
+        ReleaseOrder order;
+        order.order.resize(r.releases.size());
+        std::iota(order.order.begin(), order.order.end(), std::size_t{0});
+        std::stable_sort(order.order.begin(), order.order.end(), [&](std::size_t a, std::size_t b) {
+            return p.compare_releases(r.releases[a], r.releases[b]) > 0;
+        });
+        return order;
     });
 }
 
@@ -234,6 +333,7 @@ kb_status describe(kb_plugin* plugin, const char** out) noexcept {
 template <class P>
 kb_plugin_api make_table(const char* name, const char* version, const char* builder_family,
                          const char* const* distros) {
+    static_assert(check_hooks<P>() && check_names<P>());
     kb_plugin_api api{};
     api.struct_size = sizeof(kb_plugin_api);
     api.abi_major = KBUILD_PLUGIN_ABI_MAJOR;
@@ -245,12 +345,13 @@ kb_plugin_api make_table(const char* name, const char* version, const char* buil
     api.create = &create<P>;
     api.destroy = &destroy<P>;
     api.last_error = &last_error<P>;
-    if constexpr (has_crawl<P>::value) api.crawl = &crawl<P>;
+    if constexpr (fits_crawl<P>::value) api.crawl = &crawl<P>;
     api.batch_packages = &batch_packages<P>;
     api.unpack = &unpack<P>;
     api.get_kernel_dir = &get_kernel_dir<P>;
     api.hash_config = &hash_config<P>;
-    if constexpr (has_describe<P>::value) api.describe = &describe<P>;
+    if constexpr (fits_describe<P>::value) api.describe = &describe<P>;
+    if constexpr (fits_compare_releases<P>::value) api.order_releases = &order_releases<P>;
     return api;
 }
 

@@ -37,9 +37,11 @@ extern "C" {
  * leave out). 1.3: host service extract_image(); a release's "release" may be left empty when
  * only its unpacked tree can tell it (the host then reads it there). 1.4: host service verify()
  * (OpenPGP signatures and rpm package signatures); a package may carry "sha512" (checked by
- * fetch like "sha256"). */
+ * fetch like "sha256"). 1.5: optional hook order_releases() (the distro's version order, newest
+ * first); describe() may list the targets the plugin serves ("targets"); get_kernel_dir() may
+ * say its tree is "self_contained" (builds where it lies: a kernel bundle's). */
 #define KBUILD_PLUGIN_ABI_MAJOR 1
-#define KBUILD_PLUGIN_ABI_MINOR 4
+#define KBUILD_PLUGIN_ABI_MINOR 5
 
 /* Version of the JSON documents exchanged through hooks and services. */
 #define KBUILD_PLUGIN_SCHEMA 1
@@ -242,7 +244,11 @@ typedef struct kb_plugin_api {
      * get_kernel_dir: the kernel build directory (the one holding the top Makefile and
      * .config) inside an unpacked root.
      * request_json: {"schema":1, "release":"...", "root":"<dir>"}
-     * *out: {"schema":1, "kernel_dir":"<dir>"}.
+     * *out: {"schema":1, "kernel_dir":"<dir>",
+     *        "self_contained":true|false (ABI 1.5, optional, default false: the tree has no
+     *                         absolute paths into itself, so the host builds it where it lies,
+     *                         mounted whole, instead of laying its usr/src and usr/lib over the
+     *                         builder's; a kernel bundle's tree)}.
      * Required: yes.
      */
     kb_status (*get_kernel_dir)(kb_plugin* plugin, const char* request_json, const char** out);
@@ -260,14 +266,37 @@ typedef struct kb_plugin_api {
     /*
      * describe: the options the plugin reads from "options" in its requests, so the host can
      * show them in help and refuse unknown ones.
-     * *out: {"schema":1, "options":[{"name":"suites", "help":"...", "default":"..."}]}
+     * *out: {"schema":1, "options":[{"name":"suites", "help":"...", "default":"..."}],
+     *        "targets":[{"name":"ubuntu-<flavour>", "distro":"ubuntu"}, ...]}
+     *   targets (ABI 1.5, optional): the driverkit-style targets (a release's "target") the
+     *   plugin serves, each with the distro whose crawl lists it. A name may hold one
+     *   placeholder "<word>", standing for one or more letters, digits, '.', '_' or '+'
+     *   ("ubuntu-<flavour>" names ubuntu-generic, ubuntu-aws...). The build service maps a
+     *   request's buildType to a plugin and distro through them. A distro with no target listed
+     *   is served under its own name (a release's target defaults to its distro).
      * Required: no.
      */
     kb_status (*describe)(kb_plugin* plugin, const char** out);
+
+    /* ---- ABI 1.5 ---- */
+
+    /*
+     * order_releases: a distro's releases in its version order, newest first (what --latest N
+     * keeps), by rules only the plugin knows: dpkg's for deb distros, rpm's for rpm distros.
+     * request_json: {"schema":1, "distro":"...", "releases":[{...release...}, ...]}
+     * *out: {"schema":1, "order":[2,0,1]}: every index of the request's releases once, newest
+     *       first; releases the plugin finds equal keep their order.
+     * Required: no. Without it (a plugin older than 1.5) the host uses a natural version order
+     * of "release" (runs of digits compared as numbers, other runs as text), then "variant",
+     * which names no distro's rules.
+     */
+    kb_status (*order_releases)(kb_plugin* plugin, const char* request_json, const char** out);
 } kb_plugin_api;
 
 /* Size of the 1.0 table: every plugin table is at least this large. */
 #define KBUILD_PLUGIN_API_SIZE_1_0 offsetof(kb_plugin_api, describe)
+/* Size of the 1.1 to 1.4 tables (the ones before order_releases). */
+#define KBUILD_PLUGIN_API_SIZE_1_4 offsetof(kb_plugin_api, order_releases)
 
 /* The exported entry point. */
 typedef const kb_plugin_api* (*kb_plugin_entry_fn)(void);

@@ -88,6 +88,7 @@ public:
     FamilyPlugin(Host& host, NameFilter wanted, Repositories repositories)
         : host_(host), wanted_(std::move(wanted)), repositories_(std::move(repositories)) {}
 
+    // The repos option, and each distro as its own target.
     Description describe() const;
     ReleaseList crawl(const CrawlRequest& request);
 
@@ -101,7 +102,9 @@ public:
     KernelDir get_kernel_dir(const KernelDirRequest& request) {
         return kernel_dir_in(request, "usr/src/kernels");
     }
-    ConfigHash hash_config(const ConfigHashRequest& request) { return config_in_kernel_dir(request); }
+    // rpm's order (rpmvercmp over version, then release.arch): --latest's newest.
+    int compare_releases(const Release& a, const Release& b) const;
+    // hash_config is plugin.hpp's default: the .config's MD5.
 
 protected:
     // Sets kernelversion ("1": rpm kernels are built as #1) and target (the distro); a plugin

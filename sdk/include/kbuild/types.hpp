@@ -105,6 +105,9 @@ struct KernelDirRequest {
 
 struct KernelDir {
     std::string kernel_dir;
+    // ABI 1.5: the tree names nothing of itself by absolute path (a kernel bundle's), so the
+    // host builds it where it lies, mounted whole.
+    bool self_contained = false;
 };
 
 struct ConfigHashRequest {
@@ -124,8 +127,46 @@ struct OptionInfo {
     std::string default_value;
 };
 
+// A driverkit-style target a plugin serves (ABI 1.5) and the distro whose crawl lists it. The
+// name may hold one placeholder, "<word>": "ubuntu-<flavour>" (see target_matches).
+struct TargetInfo {
+    std::string name;
+    std::string distro;
+};
+
 struct Description {
     std::vector<OptionInfo> options;
+    std::vector<TargetInfo> targets;  // ABI 1.5; empty: each distro is its own target
+};
+
+// Whether a target name matches a declared target: equal, or, where the declaration holds a
+// "<word>" placeholder, the text around it equal and the placeholder standing for one or more
+// letters, digits, '.', '_' or '+'.
+inline bool target_matches(const std::string& declared, const std::string& name) {
+    const size_t open = declared.find('<');
+    const size_t close = open == std::string::npos ? open : declared.find('>', open);
+    if (close == std::string::npos) return declared == name;
+    const std::string head = declared.substr(0, open), tail = declared.substr(close + 1);
+    if (name.size() <= head.size() + tail.size()) return false;
+    if (name.compare(0, head.size(), head) != 0) return false;
+    if (name.compare(name.size() - tail.size(), tail.size(), tail) != 0) return false;
+    for (size_t i = head.size(); i < name.size() - tail.size(); ++i) {
+        const char c = name[i];
+        const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                          c == '.' || c == '_' || c == '+';
+        if (!word) return false;
+    }
+    return true;
+}
+
+// What order_releases (ABI 1.5) is asked, and its answer: the request's indices, newest first.
+struct ReleaseOrderRequest {
+    std::string distro;
+    std::vector<Release> releases;
+};
+
+struct ReleaseOrder {
+    std::vector<std::size_t> order;
 };
 
 // What a plugin asks of the host's extract service, and its answer.
@@ -201,11 +242,14 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BatchRequest, distro, arch, file
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UnpackRequest, release, dest)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UnpackResult, root)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KernelDirRequest, release, root)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KernelDir, kernel_dir)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KernelDir, kernel_dir, self_contained)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetInfo, name, distro)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseOrderRequest, distro, releases)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseOrder, order)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigHashRequest, release, root, kernel_dir)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigHash, config, md5)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OptionInfo, name, help, default_value)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Description, options)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Description, options, targets)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FetchedFile, path, sha256, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExtractRequest, archive, dest, member)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Verified, path, signed_by, unverified)
