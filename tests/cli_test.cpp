@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <regex>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -36,10 +37,31 @@ TEST(Cli, AConfigFileIsCheckedAndNamedInItsErrors) {
     ProcessResult r = run_kbuild({"--config", (dir / "kbuild.toml").string(), "crawl", "--distro", "debian"});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_EQ(r.err, "error: " + (dir / "kbuild.toml").string() +
-                         ": [debian] mirrors: unknown key (mirror, option, keyring, mirror-keyring and verify are known)\n");
+                         ":2:1: [debian] mirrors: unknown key (mirror, option, keyring, mirror-keyring and verify are known)\n");
     r = run_kbuild({"--config", (dir / "missing.toml").string(), "crawl", "--distro", "debian"});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_EQ(r.err, "error: " + (dir / "missing.toml").string() + ": no such config file\n");
+}
+
+// A syntax error, and a value of the wrong type, are named by line and column.
+TEST(Cli, AConfigFilesErrorsGiveLineAndColumn) {
+    test::TempDir dir;
+    const std::string file = (dir / "kbuild.toml").string();
+    test::write_file(file, "[debian]\nmirror = [\"http://127.0.0.1:9\"]\noption = [\"suites=bookworm\"\n");
+    ProcessResult r = run_kbuild({"--config", file, "crawl", "--distro", "debian"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_TRUE(std::regex_match(r.err, std::regex("error: " + test::regex_literal(file) + ":[34]:[0-9]+: [^\n]+\n")))
+        << r.err;
+
+    test::write_file(file, "[debian]\nmirror = [\"http://127.0.0.1:9\"]\nverify = 3\n");
+    r = run_kbuild({"--config", file, "crawl", "--distro", "debian"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "error: " + file + ":3:10: [debian] verify: '3' is not true or false\n");
+
+    test::write_file(file, "[debian]\n\n  option = [\"suites=bookworm\", 7]\n");
+    r = run_kbuild({"--config", file, "crawl", "--distro", "debian"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "error: " + file + ":3:12: [debian] option: expected a string or an array of strings\n");
 }
 
 // The config's mirror stands in for --mirror; an unreachable one is named in the error.

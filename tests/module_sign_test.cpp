@@ -325,7 +325,10 @@ TEST(ModuleSigConfig, TheSignTableNamesBothFiles) {
               (dir / "half.toml").string() + ": [sign] names key without cert: both, or neither");
     test::write_file(dir / "typo.toml", "[sign]\nkey = \"k.pem\"\ncertificate = \"c.pem\"\n");
     EXPECT_EQ(error_of([&] { read_sign_config(dir / "typo.toml"); }),
-              (dir / "typo.toml").string() + ": [sign] certificate: unknown key (key and cert are known)");
+              (dir / "typo.toml").string() + ":3:1: [sign] certificate: unknown key (key and cert are known)");
+    test::write_file(dir / "broken.toml", "[sign]\nkey = \"k.pem\n");
+    EXPECT_EQ(error_of([&] { read_sign_config(dir / "broken.toml"); }).rfind((dir / "broken.toml").string() + ":2:", 0),
+              0u);
 }
 
 }  // namespace

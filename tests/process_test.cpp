@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <csignal>
+#include <filesystem>
+#include <pthread.h>
 #include <sstream>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -90,6 +92,62 @@ TEST(Process, AMissingProgramIsAnErrorNamingIt) {
     } catch (const Error& e) {
         EXPECT_STREQ(e.what(), "kbuild-no-such-program: cannot run: No such file or directory");
     }
+}
+
+int open_fds() {
+    int count = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++count;
+    return count;
+}
+
+// A program that cannot start (missing, or its directory missing) is named, and every pipe
+// and log file opened for it is closed again.
+TEST(Process, AFailedStartNamesTheProgramAndLeaksNoDescriptor) {
+    test::TempDir dir;
+    const int before = open_fds();
+    for (int i = 0; i < 3; ++i) {
+        ProcessOptions logged;
+        logged.log = dir / "log";
+        logged.input = "x";
+        EXPECT_THROW(run_process({"kbuild-no-such-program"}, logged), Error);
+        EXPECT_THROW(run_process({"kbuild-no-such-program"}), Error);
+    }
+    ProcessOptions nowhere;
+    nowhere.cwd = dir / "missing";
+    try {
+        run_process({"true"}, nowhere);
+        FAIL();
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(), "true: cannot run: No such file or directory");
+    }
+    EXPECT_EQ(open_fds(), before);
+    // A run that started closes its descriptors too.
+    ProcessOptions fed;
+    fed.input = "in\n";
+    EXPECT_EQ(run_process({"cat"}, fed).out, "in\n");
+    EXPECT_EQ(open_fds(), before);
+}
+
+// The program leads a process group of its own, starts with no signal blocked (kbuild blocks
+// SIGINT and SIGTERM in every thread) and reads /dev/null when given no input.
+TEST(Process, StartsInItsOwnGroupWithNothingBlocked) {
+    sigset_t blocked, previous;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &blocked, &previous), 0);
+    const ProcessResult r = run_process(
+        {"sh", "-c", "echo $$ $(cut -d' ' -f5 /proc/$$/stat); grep SigBlk /proc/self/status; readlink /proc/self/fd/0"});
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    std::istringstream lines(r.out);
+    pid_t pid = 0, group = 0;
+    lines >> pid >> group;
+    EXPECT_GT(pid, 0) << r.out;
+    EXPECT_EQ(group, pid) << r.out;
+    std::string label, mask, stdin_path;
+    lines >> label >> mask >> stdin_path;
+    EXPECT_EQ(mask, "0000000000000000") << r.out;
+    EXPECT_EQ(stdin_path, "/dev/null") << r.out;
 }
 
 }  // namespace

@@ -2,35 +2,95 @@
 
 #include "serve/serve.h"
 
-#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
 
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
+#include <sstream>
 
 namespace fs = std::filesystem;
 
 namespace kbuild {
 namespace {
 
-long long number(const CLI::ConfigItem& item, const fs::path& file, long long min) {
-    const std::string where = file.string() + ": [serve] " + item.name;
-    if (item.inputs.size() != 1) throw UsageError(where + ": expected one number");
-    try {
-        size_t used = 0;
-        const long long value = std::stoll(item.inputs[0], &used);
-        if (used != item.inputs[0].size() || value < min) throw std::invalid_argument("range");
-        return value;
-    } catch (const std::exception&) {
-        throw UsageError(where + ": '" + item.inputs[0] + "' is not a whole number of at least " +
-                         std::to_string(min));
+// The config file, parsed once per read, and where its parts are for messages.
+struct Config {
+    fs::path file;
+    toml::table root;
+
+    // "<file>:<line>:<column>: " for a key or value (its start), "<file>: " when toml++ has no
+    // position for it.
+    std::string at(const toml::source_region& where) const {
+        if (where.begin.line == 0) return file.string() + ": ";
+        return file.string() + ":" + std::to_string(where.begin.line) + ":" + std::to_string(where.begin.column) +
+               ": ";
     }
+
+    // The table named `name` at the top, nullptr when the file has none.
+    const toml::table* table(const std::string& name) const { return root[name].as_table(); }
+};
+
+// Throws E ("<file>:<line>:<column>: <cause>") on a syntax error.
+template <typename E>
+Config read_config(const fs::path& file) {
+    Config config{file, {}};
+    try {
+        config.root = toml::parse_file(file.string());
+    } catch (const toml::parse_error& e) {
+        throw E(config.at(e.source()) + std::string(e.description()));
+    }
+    return config;
 }
 
-std::string text(const CLI::ConfigItem& item, const fs::path& file) {
-    if (item.inputs.size() != 1)
-        throw UsageError(file.string() + ": [serve] " + item.name + ": expected one string");
-    return item.inputs[0];
+// A value that is one string, or strings in an array; nullopt for anything else.
+std::optional<std::vector<std::string>> strings(const toml::node& value) {
+    if (const auto* one = value.as_string()) return std::vector<std::string>{one->get()};
+    const auto* array = value.as_array();
+    if (array == nullptr) return std::nullopt;
+    std::vector<std::string> out;
+    for (const auto& item : *array) {
+        const auto* text = item.as_string();
+        if (text == nullptr) return std::nullopt;
+        out.push_back(text->get());
+    }
+    return out;
+}
+
+// A value as the config's author wrote it, for messages.
+std::string shown(const toml::node& value) {
+    if (const auto* text = value.as_string()) return text->get();
+    std::ostringstream out;
+    value.visit([&](const auto& node) { out << node; });
+    return out.str();
+}
+
+long long number(const Config& c, const toml::key& key, const toml::node& value, long long min) {
+    const std::string where = c.at(value.source()) + "[serve] " + std::string(key.str());
+    std::string written;
+    if (const auto* whole = value.as_integer()) {
+        if (whole->get() >= min) return whole->get();
+        written = std::to_string(whole->get());
+    } else if (const auto* text = value.as_string()) {
+        written = text->get();
+        try {
+            size_t used = 0;
+            const long long parsed = std::stoll(written, &used);
+            if (used == written.size() && parsed >= min) return parsed;
+        } catch (const std::exception&) {
+        }
+    } else {
+        throw UsageError(where + ": expected one number");
+    }
+    throw UsageError(where + ": '" + written + "' is not a whole number of at least " + std::to_string(min));
+}
+
+std::string text(const Config& c, const std::string& table, const toml::key& key, const toml::node& value,
+                 const std::string& what = "string") {
+    const auto* one = value.as_string();
+    if (one == nullptr) throw UsageError(c.at(value.source()) + "[" + table + "] " + std::string(key.str()) + ": expected one " + what);
+    return one->get();
 }
 
 }  // namespace
@@ -58,68 +118,69 @@ std::optional<fs::path> config_file(const std::string& given) {
 }
 
 void apply_config(const fs::path& file, TargetOptions& target) {
-    std::vector<CLI::ConfigItem> items;
-    try {
-        items = CLI::ConfigTOML().from_file(file.string());
-    } catch (const CLI::Error& e) {
-        throw Error(file.string() + ": " + e.what());
-    }
+    const Config c = read_config<Error>(file);
+    const toml::table* table = c.table(target.distro);
+    if (table == nullptr) return;
     std::set<std::string> given_keys;
     for (const auto& pair : target.plugin_options) given_keys.insert(pair.substr(0, pair.find('=')));
     const bool mirrors_given = !target.mirrors.empty();
-    for (const auto& item : items) {
-        // CLI11 reports each table's opening as an item named "++" (and its end as "--").
-        if (item.parents.size() != 1 || item.parents[0] != target.distro || item.name == "++" ||
-            item.name == "--")
-            continue;
-        if (item.name == "mirror") {
-            if (!mirrors_given) target.mirrors.insert(target.mirrors.end(), item.inputs.begin(), item.inputs.end());
-        } else if (item.name == "option") {
-            for (const auto& pair : item.inputs) {
-                const std::string key = pair.substr(0, pair.find('='));
-                if (given_keys.count(key)) continue;
+    const std::string in_table = "[" + target.distro + "] ";
+    for (const auto& [key, value] : *table) {
+        const std::string name(key.str());
+        const auto list = [&] {
+            auto items = strings(value);
+            if (!items)
+                throw Error(c.at(value.source()) + in_table + name + ": expected a string or an array of strings");
+            return *items;
+        };
+        if (name == "mirror") {
+            const auto mirrors = list();
+            if (!mirrors_given) target.mirrors.insert(target.mirrors.end(), mirrors.begin(), mirrors.end());
+        } else if (name == "option") {
+            for (const auto& pair : list()) {
+                const std::string option = pair.substr(0, pair.find('='));
+                if (given_keys.count(option)) continue;
                 target.plugin_options.push_back(pair);
-                target.option_files[key] = file.string();
+                target.option_files[option] = file.string();
             }
-        } else if (item.name == "keyring") {
-            target.distro_keyrings.insert(target.distro_keyrings.end(), item.inputs.begin(), item.inputs.end());
-        } else if (item.name == "mirror-keyring") {
-            for (const auto& pair : item.inputs) {
+        } else if (name == "keyring") {
+            const auto keyrings = list();
+            target.distro_keyrings.insert(target.distro_keyrings.end(), keyrings.begin(), keyrings.end());
+        } else if (name == "mirror-keyring") {
+            for (const auto& pair : list()) {
                 const std::size_t eq = pair.rfind('=');
                 if (eq == std::string::npos || eq == 0 || eq + 1 == pair.size())
-                    throw Error(file.string() + ": [" + target.distro + "] mirror-keyring: '" + pair +
-                                "' is not URL=KEYRING");
+                    throw Error(c.at(value.source()) + in_table + "mirror-keyring: '" + pair + "' is not URL=KEYRING");
                 target.mirror_keyrings.emplace_back(pair.substr(0, eq), pair.substr(eq + 1));
             }
-        } else if (item.name == "verify") {
-            const std::string value = item.inputs.empty() ? "" : item.inputs.front();
-            if (value != "true" && value != "false")
-                throw Error(file.string() + ": [" + target.distro + "] verify: '" + value + "' is not true or false");
-            target.verify = value == "true";
+        } else if (name == "verify") {
+            // A TOML boolean; the words in a string are taken too, as before.
+            const auto* flag = value.as_boolean();
+            const auto* word = value.as_string();
+            if (flag != nullptr) target.verify = flag->get();
+            else if (word != nullptr && (word->get() == "true" || word->get() == "false")) target.verify = word->get() == "true";
+            else throw Error(c.at(value.source()) + in_table + "verify: '" + shown(value) + "' is not true or false");
         } else {
-            throw Error(file.string() + ": [" + target.distro + "] " + item.name +
+            throw Error(c.at(key.source()) + in_table + name +
                         ": unknown key (mirror, option, keyring, mirror-keyring and verify are known)");
         }
     }
 }
 
 std::optional<SignFiles> read_sign_config(const fs::path& file) {
-    std::vector<CLI::ConfigItem> items;
-    try {
-        items = CLI::ConfigTOML().from_file(file.string());
-    } catch (const CLI::Error& e) {
-        throw Error(file.string() + ": " + e.what());
-    }
+    const Config c = read_config<Error>(file);
+    const toml::table* table = c.table("sign");
+    if (table == nullptr) return std::nullopt;
     SignFiles sign;
-    for (const auto& item : items) {
-        if (item.parents.size() != 1 || item.parents[0] != "sign" || item.name == "++" || item.name == "--") continue;
-        if (item.inputs.size() != 1)
-            throw Error(file.string() + ": [sign] " + item.name + ": expected one path");
-        fs::path path = item.inputs[0];
+    for (const auto& [key, value] : *table) {
+        const std::string name(key.str());
+        if (name != "key" && name != "cert")
+            throw Error(c.at(key.source()) + "[sign] " + name + ": unknown key (key and cert are known)");
+        const auto* text = value.as_string();
+        if (text == nullptr) throw Error(c.at(value.source()) + "[sign] " + name + ": expected one path");
+        fs::path path = text->get();
         if (path.is_relative()) path = file.parent_path() / path;
-        if (item.name == "key") sign.key = path.string();
-        else if (item.name == "cert") sign.cert = path.string();
-        else throw Error(file.string() + ": [sign] " + item.name + ": unknown key (key and cert are known)");
+        (name == "key" ? sign.key : sign.cert) = path.string();
     }
     if (sign.key.empty() && sign.cert.empty()) return std::nullopt;
     if (sign.key.empty() || sign.cert.empty())
@@ -129,50 +190,60 @@ std::optional<SignFiles> read_sign_config(const fs::path& file) {
 }
 
 void read_serve_config(const fs::path& file, ServeSettings& s) {
-    std::vector<CLI::ConfigItem> items;
-    try {
-        items = CLI::ConfigTOML().from_file(file.string());
-    } catch (const CLI::Error& e) {
-        throw UsageError(file.string() + ": " + e.what());
-    }
+    const Config c = read_config<UsageError>(file);
+    const toml::table none;
+    const toml::table* table = c.table("serve");
     std::map<std::string, ModuleSource> modules;
     for (const auto& m : s.modules) modules[m.name] = m;
-    for (const auto& item : items) {
-        if (item.parents.empty() || item.parents[0] != "serve" || item.name == "++" || item.name == "--") continue;
-        if (item.parents.size() == 3 && item.parents[1] == "modules") {
-            ModuleSource& m = modules[item.parents[2]];
-            m.name = item.parents[2];
-            if (item.name == "path") m.path = text(item, file);
-            else if (item.name == "version") m.version = text(item, file);
-            else throw UsageError(file.string() + ": [serve.modules." + m.name + "] " + item.name +
-                                  ": unknown key (path and version are known)");
+    for (const auto& [key, value] : table != nullptr ? *table : none) {
+        const std::string k(key.str());
+        if (k == "modules" && value.is_table()) {
+            for (const auto& [module_key, module_value] : *value.as_table()) {
+                const std::string module_name(module_key.str());
+                const std::string in_table = "serve.modules." + module_name;
+                const auto* fields = module_value.as_table();
+                if (fields == nullptr)
+                    throw UsageError(c.at(module_key.source()) + "[serve.modules] " + module_name +
+                                     ": expected a table ([serve.modules." + module_name + "])");
+                ModuleSource& m = modules[module_name];
+                m.name = module_name;
+                for (const auto& [field, field_value] : *fields) {
+                    const std::string f(field.str());
+                    if (f == "path") m.path = text(c, in_table, field, field_value);
+                    else if (f == "version") m.version = text(c, in_table, field, field_value);
+                    else throw UsageError(c.at(field.source()) + "[" + in_table + "] " + f +
+                                          ": unknown key (path and version are known)");
+                }
+            }
             continue;
         }
-        if (item.parents.size() != 1)
-            throw UsageError(file.string() + ": [serve] " + item.name + ": unknown table (modules.NAME is known)");
-        const std::string& k = item.name;
-        if (k == "listen") s.listen = text(item, file);
-        else if (k == "out") s.out = text(item, file);
-        else if (k == "builder") s.builder = text(item, file);
-        else if (k == "token_file") s.token_file = text(item, file);
-        else if (k == "jobs") s.jobs = static_cast<int>(number(item, file, 1));
-        else if (k == "queue") s.queue = static_cast<int>(number(item, file, 1));
-        else if (k == "build_timeout") s.build_timeout = std::chrono::seconds(number(item, file, 1));
-        else if (k == "max_body") s.max_body = static_cast<std::size_t>(number(item, file, 1024));
-        else if (k == "posts_per_minute") s.posts_per_minute = static_cast<int>(number(item, file, 0));
-        else if (k == "request_timeout") s.request_timeout = std::chrono::seconds(number(item, file, 1));
-        else if (k == "max_threads") s.max_threads = static_cast<int>(number(item, file, 2));
-        else if (k == "shutdown_grace") s.shutdown_grace = std::chrono::seconds(number(item, file, 0));
-        else if (k == "retry_failed_after") s.retry_failed_after = std::chrono::seconds(number(item, file, 0));
-        else if (k == "crawl_ttl") s.crawl_ttl = std::chrono::seconds(number(item, file, 0));
-        else if (k == "build_types") s.build_types = item.inputs;
-        else if (k == "sign_key" || k == "sign_cert") {
-            fs::path path = text(item, file);
+        if (value.is_table())
+            throw UsageError(c.at(key.source()) + "[serve] " + k + ": unknown table (modules.NAME is known)");
+        if (k == "listen") s.listen = text(c, "serve", key, value);
+        else if (k == "out") s.out = text(c, "serve", key, value);
+        else if (k == "builder") s.builder = text(c, "serve", key, value);
+        else if (k == "token_file") s.token_file = text(c, "serve", key, value);
+        else if (k == "jobs") s.jobs = static_cast<int>(number(c, key, value, 1));
+        else if (k == "queue") s.queue = static_cast<int>(number(c, key, value, 1));
+        else if (k == "build_timeout") s.build_timeout = std::chrono::seconds(number(c, key, value, 1));
+        else if (k == "max_body") s.max_body = static_cast<std::size_t>(number(c, key, value, 1024));
+        else if (k == "posts_per_minute") s.posts_per_minute = static_cast<int>(number(c, key, value, 0));
+        else if (k == "request_timeout") s.request_timeout = std::chrono::seconds(number(c, key, value, 1));
+        else if (k == "max_threads") s.max_threads = static_cast<int>(number(c, key, value, 2));
+        else if (k == "shutdown_grace") s.shutdown_grace = std::chrono::seconds(number(c, key, value, 0));
+        else if (k == "retry_failed_after") s.retry_failed_after = std::chrono::seconds(number(c, key, value, 0));
+        else if (k == "crawl_ttl") s.crawl_ttl = std::chrono::seconds(number(c, key, value, 0));
+        else if (k == "build_types") {
+            const auto types = strings(value);
+            if (!types) throw UsageError(c.at(value.source()) + "[serve] build_types: expected a string or an array of strings");
+            s.build_types = *types;
+        } else if (k == "sign_key" || k == "sign_cert") {
+            fs::path path = text(c, "serve", key, value);
             if (path.is_relative()) path = file.parent_path() / path;
             (k == "sign_key" ? s.sign_key : s.sign_cert) = path.string();
         }
         else
-            throw UsageError(file.string() + ": [serve] " + k + ": unknown key");
+            throw UsageError(c.at(key.source()) + "[serve] " + k + ": unknown key");
     }
     s.modules.clear();
     for (auto& [name, m] : modules) {

@@ -3,6 +3,7 @@
 #include "build/docker.h"
 #include "util/interrupt.h"
 #include "util/process.h"
+#include "util/strings.h"
 
 #include <kbuild/types.hpp>
 
@@ -275,10 +276,10 @@ constexpr uid_t kBuildUid = 65534;
 constexpr gid_t kBuildGid = 65534;
 
 void give_to(const fs::path& dir, uid_t uid, gid_t gid) {
-    if (::lchown(dir.c_str(), uid, gid) != 0) throw Error(dir.string() + ": chown: " + std::strerror(errno));
+    if (::lchown(dir.c_str(), uid, gid) != 0) throw Error(dir.string() + ": chown: " + errno_text(errno));
     for (const auto& entry : fs::recursive_directory_iterator(dir))
         if (::lchown(entry.path().c_str(), uid, gid) != 0)
-            throw Error(entry.path().string() + ": chown: " + std::strerror(errno));
+            throw Error(entry.path().string() + ": chown: " + errno_text(errno));
 }
 
 // bwrap arguments that put `from`'s entries (but those in `leave_out`) at `to`, read-only;

@@ -1,6 +1,7 @@
 #include "fetch/trust.h"
 
 #include "util/process.h"
+#include "util/strings.h"
 
 #include <kbuild/digest.hpp>
 #include <kbuild/files.hpp>
@@ -32,14 +33,8 @@ bool has_prefix(const std::string& text, const std::string& prefix) {
     return text.compare(0, prefix.size(), prefix) == 0;
 }
 
-std::string trimmed(std::string text) {
-    text.erase(0, text.find_first_not_of(" \t\r\n"));
-    text.erase(text.find_last_not_of(" \t\r\n") + 1);
-    return text;
-}
-
 std::string first_line(const std::string& text) {
-    const std::string t = trimmed(text);
+    const std::string t = trim(text);
     return t.substr(0, t.find('\n'));
 }
 
@@ -211,7 +206,7 @@ SignatureCheck read_rpmkeys_output(const std::string& output) {
         if (line.empty() || (line[0] != ' ' && line[0] != '\t')) continue;
         const size_t colon = line.rfind(": ");
         if (colon == std::string::npos) continue;
-        const std::string what = trimmed(line.substr(0, colon));
+        const std::string what = trim(line.substr(0, colon));
         const std::vector<std::string> status = words_of(line.substr(colon + 2));
         const std::string state = status.empty() ? "" : status[0];
         const size_t id_at = what.find("key ID ");
@@ -220,7 +215,7 @@ SignatureCheck read_rpmkeys_output(const std::string& output) {
             continue;
         }
         signed_at_all = true;
-        const std::string key = id_at == std::string::npos ? "?" : trimmed(what.substr(id_at + 7));
+        const std::string key = id_at == std::string::npos ? "?" : trim(what.substr(id_at + 7));
         if (state == "OK") {
             if (std::find(signers.begin(), signers.end(), key) == signers.end()) signers.push_back(key);
         } else if (state == "BAD") {

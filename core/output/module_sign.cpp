@@ -1,5 +1,7 @@
 #include "output/module_sign.h"
 
+#include "util/strings.h"
+
 #include <kbuild/digest.hpp>
 #include <kbuild/error.hpp>
 
@@ -55,7 +57,7 @@ std::string openssl_errors() {
 
 std::string read_bytes(const fs::path& file, const std::string& what) {
     std::ifstream in(file, std::ios::binary | std::ios::ate);
-    if (!in) throw Error(file.string() + ": cannot read the " + what + ": " + std::strerror(errno));
+    if (!in) throw Error(file.string() + ": cannot read the " + what + ": " + errno_text(errno));
     std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
     in.seekg(0);
     if (!in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())))
@@ -139,8 +141,7 @@ std::string module_sig_hash(const fs::path& config) {
     std::string line;
     while (std::getline(in, line)) {
         if (line.rfind(key, 0) != 0) continue;
-        std::string value = line.substr(key.size());
-        while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
+        std::string value = trim(line.substr(key.size()));
         if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
         return value;
     }

@@ -5,11 +5,14 @@
 
 #include "unpack/archive_handle.h"
 
+#include "util/fd.h"
+#include "util/strings.h"
+
+#include <kbuild/decompress.hpp>
 #include <kbuild/types.hpp>
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <lzma.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -75,35 +78,20 @@ constexpr int kDiskFlags =
     throw Error(archive_name + ": " + archive_message(a));
 }
 
-// An open file, closed at scope exit.
-class FileDescriptor {
-public:
-    explicit FileDescriptor(int fd) : fd_(fd) {}
-    ~FileDescriptor() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    FileDescriptor(FileDescriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    FileDescriptor& operator=(FileDescriptor&&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
-
 // The payload, still compressed: a .deb's data.tar.* (or control.tar.*) member read out of the
 // ar archive, or the whole file after an rpm's headers (libarchive's rpm filter strips those).
 class CompressedPayload {
 public:
     // `container` reads `file` and is positioned at the entry whose data is the payload.
-    CompressedPayload(FileDescriptor file, ReadArchive container)
+    CompressedPayload(UniqueFd file, ReadArchive container)
         : file_(std::move(file)), container_(std::move(container)) {
         pending_size_ = read_block(&pending_);  // read ahead, to see the magic number
     }
 
-    bool is_xz() const {
-        static const unsigned char magic[] = {0xfd, '7', 'z', 'X', 'Z', 0x00};
-        return pending_size_ >= static_cast<la_ssize_t>(sizeof magic) &&
-               std::memcmp(pending_, magic, sizeof magic) == 0;
+    // The first block's bytes (read ahead), to tell its compression.
+    std::string_view lead() const {
+        return pending_size_ > 0 ? std::string_view(static_cast<const char*>(pending_), static_cast<std::size_t>(pending_size_))
+                                 : std::string_view();
     }
 
     // The next block, valid until the next call; 0 at the end, negative on error (see error()).
@@ -127,7 +115,7 @@ private:
         return static_cast<la_ssize_t>(size);
     }
 
-    FileDescriptor file_;  // first: closed after container_ is freed
+    UniqueFd file_;  // first: closed after container_ is freed
     ReadArchive container_;
     const void* pending_ = nullptr;
     la_ssize_t pending_size_ = 0;
@@ -135,84 +123,58 @@ private:
 };
 
 // Turns the compressed payload into the tar or cpio stream.
-class Decompressor {
+class PayloadDecompressor {
 public:
-    virtual ~Decompressor() = default;
+    virtual ~PayloadDecompressor() = default;
     // Fills `out` up to `capacity` bytes; short only at the end; 0 at the end; negative on
     // error (see error()).
     virtual la_ssize_t read(char* out, std::size_t capacity) = 0;
     virtual std::string error() const = 0;
 };
 
-// xz with liblzma's multithreaded decoder: Debian's data.tar.xz is cut into 24 MiB blocks that
-// decode in parallel (dpkg-deb does so), which libarchive's single-threaded xz filter cannot.
-class XzDecompressor : public Decompressor {
+// The payload's blocks as the SDK's decompressors read them.
+class PayloadInput : public CompressedInput {
 public:
-    explicit XzDecompressor(CompressedPayload payload) : payload_(std::move(payload)) {
-        lzma_mt options{};
-        options.flags = LZMA_CONCATENATED;
-        options.threads = std::clamp(lzma_cputhreads(), 1u, kMaxXzThreads);
-        options.memlimit_threading = kXzThreadingMemory;
-        options.memlimit_stop = UINT64_MAX;  // whatever the file needs, as libarchive allows
-        const lzma_ret status = lzma_stream_decoder_mt(&stream_, &options);
-        if (status != LZMA_OK) error_ = describe(status);
+    explicit PayloadInput(CompressedPayload payload) : payload_(std::move(payload)) {}
+    std::string_view next() override {
+        const void* block = nullptr;
+        const la_ssize_t n = payload_.read(&block);
+        if (n < 0) throw Error(payload_.error());
+        return {static_cast<const char*>(block), static_cast<std::size_t>(n)};
     }
 
-    ~XzDecompressor() override { lzma_end(&stream_); }
-    XzDecompressor(const XzDecompressor&) = delete;
-    XzDecompressor& operator=(const XzDecompressor&) = delete;
+private:
+    CompressedPayload payload_;
+};
+
+// gzip, xz and zstd through the SDK's decompressors (kbuild/decompress.hpp), xz on up to 4
+// threads: Debian's data.tar.xz is cut into 24 MiB blocks that decode in parallel (dpkg-deb
+// does so), which libarchive's single-threaded xz filter cannot.
+class LibraryDecompressor : public PayloadDecompressor {
+public:
+    LibraryDecompressor(Compression kind, CompressedPayload payload) {
+        DecompressOptions options;
+        options.xz_threads = kMaxXzThreads;
+        // No name: the archive's is put before the cause where the error is reported.
+        decompressor_ = make_decompressor(kind, std::make_unique<PayloadInput>(std::move(payload)), "", options);
+    }
 
     la_ssize_t read(char* out, std::size_t capacity) override {
-        if (!error_.empty()) return ARCHIVE_FATAL;
-        stream_.next_out = reinterpret_cast<std::uint8_t*>(out);
-        stream_.avail_out = capacity;
-        while (stream_.avail_out > 0 && !finished_) {
-            if (stream_.avail_in == 0 && !input_ended_) {
-                const void* block = nullptr;
-                const la_ssize_t n = payload_.read(&block);
-                if (n < 0) {
-                    error_ = payload_.error();
-                    return ARCHIVE_FATAL;
-                }
-                input_ended_ = n == 0;
-                stream_.next_in = static_cast<const std::uint8_t*>(block);
-                stream_.avail_in = static_cast<std::size_t>(n);
-            }
-            const lzma_ret status = lzma_code(&stream_, input_ended_ ? LZMA_FINISH : LZMA_RUN);
-            if (status == LZMA_STREAM_END) {
-                finished_ = true;
-            } else if (status != LZMA_OK) {
-                error_ = describe(status);
-                return ARCHIVE_FATAL;
-            }
+        try {
+            return static_cast<la_ssize_t>(decompressor_->read(out, capacity));
+        } catch (const std::exception& e) {
+            error_ = e.what();
+            return ARCHIVE_FATAL;
         }
-        return static_cast<la_ssize_t>(capacity - stream_.avail_out);
     }
 
     std::string error() const override { return error_; }
 
 private:
     // More threads than blocks do nothing, and a header tree rarely has more than 4 blocks.
-    static constexpr std::uint32_t kMaxXzThreads = 4;
-    // Per thread, a 24 MiB block and an 8 MiB dictionary; above this, lzma decodes on one thread.
-    static constexpr std::uint64_t kXzThreadingMemory = 256ull << 20;
+    static constexpr unsigned kMaxXzThreads = 4;
 
-    static std::string describe(lzma_ret status) {
-        switch (status) {
-        case LZMA_DATA_ERROR: return "xz data is corrupt";
-        case LZMA_BUF_ERROR: return "xz data is truncated";
-        case LZMA_FORMAT_ERROR: return "not xz data";
-        case LZMA_OPTIONS_ERROR: return "xz data uses options this liblzma does not support";
-        case LZMA_MEM_ERROR: return "out of memory decompressing xz";
-        case LZMA_MEMLIMIT_ERROR: return "xz data needs more memory than allowed";
-        default: return "xz decoder error " + std::to_string(static_cast<int>(status));
-        }
-    }
-
-    CompressedPayload payload_;
-    lzma_stream stream_ = LZMA_STREAM_INIT;
-    bool input_ended_ = false;
-    bool finished_ = false;
+    std::unique_ptr<kbuild::Decompressor> decompressor_;
     std::string error_;
 };
 
@@ -223,9 +185,9 @@ la_ssize_t read_compressed(struct archive* reader, void* payload, const void** b
     return n;
 }
 
-// Any other compression (zstd, gzip, bzip2, lzma, lz4, or none) with libarchive's filters, in a
-// nested reader whose input is the payload.
-class FilterDecompressor : public Decompressor {
+// Any other compression (bzip2, lzma, lz4, or none) with libarchive's filters, in a nested
+// reader whose input is the payload.
+class FilterDecompressor : public PayloadDecompressor {
 public:
     FilterDecompressor(CompressedPayload payload, const std::string& archive_name)
         : payload_(std::move(payload)), reader_(new_reader()) {
@@ -257,11 +219,11 @@ private:
 
 // Opens `path`, detecting from its content a .deb (ar), an .rpm, or a plain or compressed
 // stream, and returns what yields its payload (tar or cpio) decompressed.
-std::unique_ptr<Decompressor> open_payload(const fs::path& path, DebMember member) {
+std::unique_ptr<PayloadDecompressor> open_payload(const fs::path& path, DebMember member) {
     const std::string name = path.string();
     // Opened here rather than by libarchive, whose message on failure does not say why.
-    FileDescriptor fd(::open(name.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) throw Error(name + ": cannot open: " + std::strerror(errno));
+    UniqueFd fd(::open(name.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw Error(name + ": cannot open: " + errno_text(errno));
     struct stat st;
     if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) throw Error(name + ": is a directory");
     ReadArchive file = new_reader();
@@ -297,7 +259,9 @@ std::unique_ptr<Decompressor> open_payload(const fs::path& path, DebMember membe
     }
 
     CompressedPayload payload(std::move(fd), std::move(file));
-    if (payload.is_xz()) return std::make_unique<XzDecompressor>(std::move(payload));
+    const Compression kind = detect_compression(payload.lead());
+    if (kind == Compression::gzip || kind == Compression::xz || kind == Compression::zstd)
+        return std::make_unique<LibraryDecompressor>(kind, std::move(payload));
     return std::make_unique<FilterDecompressor>(std::move(payload), name);
 }
 
@@ -306,7 +270,7 @@ std::unique_ptr<Decompressor> open_payload(const fs::path& path, DebMember membe
 // with its tar process. The consumer reads it through a libarchive read callback.
 class PayloadStream {
 public:
-    explicit PayloadStream(std::unique_ptr<Decompressor> decompressor)
+    explicit PayloadStream(std::unique_ptr<PayloadDecompressor> decompressor)
         : decompressor_(std::move(decompressor)) {
         producer_ = std::thread([this] { produce(); });
     }
@@ -391,7 +355,7 @@ private:
         return block;
     }
 
-    std::unique_ptr<Decompressor> decompressor_;
+    std::unique_ptr<PayloadDecompressor> decompressor_;
     std::mutex mutex_;
     std::condition_variable changed_;
     std::deque<Block> ready_;

@@ -1,6 +1,8 @@
 #include "unpack/byte_source.h"
 
 #include "unpack/bzip2_reader.h"
+#include "util/fd.h"
+#include "util/strings.h"
 
 #include <kbuild/error.hpp>
 
@@ -9,7 +11,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 namespace kbuild {
 namespace {
@@ -17,20 +18,18 @@ namespace {
 // A file read as it is, with pread.
 class RawFile : public ByteSource {
 public:
-    RawFile(std::string path, int fd, std::uint64_t size) : name_(std::move(path)), fd_(fd), size_(size) {}
-    ~RawFile() override { ::close(fd_); }
-    RawFile(const RawFile&) = delete;
-    RawFile& operator=(const RawFile&) = delete;
+    RawFile(std::string path, UniqueFd fd, std::uint64_t size)
+        : name_(std::move(path)), fd_(std::move(fd)), size_(size) {}
 
     std::size_t read(std::uint64_t offset, void* buf, std::size_t len) override {
         std::size_t done = 0;
         while (done < len && offset + done < size_) {
-            const ssize_t n = ::pread(fd_, static_cast<char*>(buf) + done, len - done,
+            const ssize_t n = ::pread(fd_.get(), static_cast<char*>(buf) + done, len - done,
                                       static_cast<off_t>(offset + done));
             if (n < 0 && errno == EINTR) continue;
             if (n < 0)
                 throw Error(name_ + ": read at byte " + std::to_string(offset + done) + ": " +
-                            std::strerror(errno));
+                            errno_text(errno));
             if (n == 0) break;
             done += static_cast<std::size_t>(n);
         }
@@ -41,28 +40,22 @@ public:
 
 private:
     std::string name_;
-    int fd_;
+    UniqueFd fd_;
     std::uint64_t size_;
 };
 
 }  // namespace
 
 std::unique_ptr<ByteSource> open_byte_source(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw Error(path + ": cannot open: " + errno_text(errno));
     struct stat st {};
     unsigned char head[10] = {};
     ssize_t got = 0;
-    if (::fstat(fd, &st) != 0 || (got = ::pread(fd, head, sizeof head, 0)) < 0) {
-        const std::string why = std::strerror(errno);
-        ::close(fd);
-        throw Error(path + ": cannot read: " + why);
-    }
-    if (is_bzip2(head, static_cast<std::size_t>(got))) {
-        ::close(fd);
-        return std::make_unique<Bzip2Reader>(path);
-    }
-    return std::make_unique<RawFile>(path, fd, static_cast<std::uint64_t>(st.st_size));
+    if (::fstat(fd.get(), &st) != 0 || (got = ::pread(fd.get(), head, sizeof head, 0)) < 0)
+        throw Error(path + ": cannot read: " + errno_text(errno));
+    if (is_bzip2(head, static_cast<std::size_t>(got))) return std::make_unique<Bzip2Reader>(path);
+    return std::make_unique<RawFile>(path, std::move(fd), static_cast<std::uint64_t>(st.st_size));
 }
 
 }  // namespace kbuild

@@ -1,5 +1,8 @@
 #include "unpack/bzip2_reader.h"
 
+#include "util/fd.h"
+#include "util/strings.h"
+
 #include <kbuild/types.hpp>
 
 #include <bzlib.h>
@@ -194,8 +197,6 @@ struct Mapping {
     }
 };
 
-std::string errno_text() { return std::strerror(errno); }
-
 }  // namespace
 
 bool is_bzip2(const unsigned char* head, std::size_t size) {
@@ -282,24 +283,18 @@ private:
 
 Bzip2Reader::Impl::Impl(const std::string& path, const Options& options)
     : name_(path), cache_limit_(options.cache_bytes) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error(path + ": cannot open: " + errno_text());
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        const std::string why = errno_text();
-        ::close(fd);
-        throw Error(path + ": cannot open: " + why);
-    }
-    if (st.st_size > 0) {
-        void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
-        const std::string why = errno_text();
-        ::close(fd);
-        if (p == MAP_FAILED) throw Error(path + ": cannot map: " + why);
-        map_.data = static_cast<const unsigned char*>(p);
-        map_.size = static_cast<std::size_t>(st.st_size);
-    } else {
-        ::close(fd);
-    }
+    {
+        const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) throw Error(path + ": cannot open: " + errno_text(errno));
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) throw Error(path + ": cannot open: " + errno_text(errno));
+        if (st.st_size > 0) {
+            void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
+            if (p == MAP_FAILED) throw Error(path + ": cannot map: " + errno_text(errno));
+            map_.data = static_cast<const unsigned char*>(p);
+            map_.size = static_cast<std::size_t>(st.st_size);
+        }
+    }  // the mapping outlives the descriptor
     if (!is_bzip2(map_.data, map_.size)) throw Error(path + ": not a bzip2 file");
 
     unsigned threads = options.threads != 0 ? options.threads : std::thread::hardware_concurrency();

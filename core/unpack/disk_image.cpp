@@ -1,6 +1,8 @@
 #include "unpack/disk_image.h"
 
 #include "unpack/byte_source.h"
+#include "util/fd.h"
+#include "util/strings.h"
 
 #include <kbuild/error.hpp>
 
@@ -491,7 +493,7 @@ private:
         const fs::path where = dest_of(real);
         ::unlink(where.c_str());
         if (::symlink(target.c_str(), where.c_str()) != 0)
-            throw Error(where.string() + ": cannot create symlink: " + std::strerror(errno));
+            throw Error(where.string() + ": cannot create symlink: " + errno_text(errno));
         ++stats_.entries;
     }
 
@@ -543,14 +545,14 @@ private:
         } else if (LINUX_S_ISREG(node.i_mode)) {
             make_parents(real);
             ::unlink(where.c_str());
-            const int fd = ::open(where.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                                  node.i_mode & 0777);
-            if (fd < 0) throw Error(where.string() + ": " + std::strerror(errno));
-            std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* f) { ::close(*f); delete f; });
+            const UniqueFd file(::open(where.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                       node.i_mode & 0777));
+            if (!file) throw Error(where.string() + ": " + errno_text(errno));
+            const int fd = file.get();
             read_file(ino, real, [&](const char* data, std::size_t length, std::uint64_t) {
                 for (std::size_t done = 0; done < length;) {
                     const ssize_t n = ::write(fd, data + done, length - done);
-                    if (n < 0) throw Error(where.string() + ": " + std::strerror(errno));
+                    if (n < 0) throw Error(where.string() + ": " + errno_text(errno));
                     done += static_cast<std::size_t>(n);
                 }
                 stats_.bytes += static_cast<std::int64_t>(length);

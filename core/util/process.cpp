@@ -1,35 +1,34 @@
 #include "util/process.h"
 
+#include "util/fd.h"
 #include "util/interrupt.h"
+#include "util/strings.h"
 
 #include <kbuild/types.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <fcntl.h>
+#include <memory>
 #include <poll.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char** environ;
 
 namespace kbuild {
-namespace {
 
-struct Pipe {
-    int fd[2] = {-1, -1};
-    Pipe() {
-        if (::pipe2(fd, O_CLOEXEC) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
-    }
-    ~Pipe() { close_both(); }
-    void close_end(int i) {
-        if (fd[i] >= 0) ::close(fd[i]);
-        fd[i] = -1;
-    }
-    void close_both() { close_end(0), close_end(1); }
-};
+Pipe::Pipe() {
+    int fd[2];
+    if (::pipe2(fd, O_CLOEXEC) != 0) throw Error("pipe: " + errno_text(errno));
+    read.reset(fd[0]);
+    write.reset(fd[1]);
+}
+
+namespace {
 
 std::vector<std::string> merged_environment(const std::vector<std::string>& extra) {
     std::vector<std::string> env;
@@ -44,16 +43,110 @@ std::vector<std::string> merged_environment(const std::vector<std::string>& extr
     return env;
 }
 
+// What the child does between its creation and exec, destroyed on every path out.
+class SpawnActions {
+public:
+    explicit SpawnActions(const std::string& program) : program_(program) {
+        check(posix_spawn_file_actions_init(&actions_), "file actions");
+    }
+    ~SpawnActions() { posix_spawn_file_actions_destroy(&actions_); }
+    SpawnActions(const SpawnActions&) = delete;
+    SpawnActions& operator=(const SpawnActions&) = delete;
+
+    void dup2(int fd, int onto) { check(posix_spawn_file_actions_adddup2(&actions_, fd, onto), "dup2"); }
+    void open(int onto, const char* path, int flags) {
+        check(posix_spawn_file_actions_addopen(&actions_, onto, path, flags, 0), "open");
+    }
+    void chdir(const std::filesystem::path& dir) {
+        check(posix_spawn_file_actions_addchdir_np(&actions_, dir.c_str()), "chdir");
+    }
+    const posix_spawn_file_actions_t* get() const { return &actions_; }
+
+private:
+    void check(int code, const char* what) const {
+        if (code != 0) throw Error(program_ + ": cannot run: " + what + ": " + errno_text(code));
+    }
+    std::string program_;
+    posix_spawn_file_actions_t actions_;
+};
+
+// The child's process group, signal mask and signal dispositions.
+class SpawnAttributes {
+public:
+    explicit SpawnAttributes(const std::string& program) {
+        if (const int code = posix_spawnattr_init(&attributes_); code != 0)
+            throw Error(program + ": cannot run: " + errno_text(code));
+        // Its own process group, made before exec and so before the parent registers it for
+        // Ctrl-C: a time limit or an interruption kills the group.
+        short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+        posix_spawnattr_setpgroup(&attributes_, 0);
+        // The parent blocks SIGINT and SIGTERM in every thread (interrupt.h); programs start
+        // with nothing blocked and the default action for what kbuild may handle or ignore.
+        sigset_t none, defaults;
+        sigemptyset(&none);
+        posix_spawnattr_setsigmask(&attributes_, &none);
+        sigemptyset(&defaults);
+        for (const int signal : {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGPIPE}) sigaddset(&defaults, signal);
+        posix_spawnattr_setsigdefault(&attributes_, &defaults);
+        posix_spawnattr_setflags(&attributes_, flags);
+    }
+    ~SpawnAttributes() { posix_spawnattr_destroy(&attributes_); }
+    SpawnAttributes(const SpawnAttributes&) = delete;
+    SpawnAttributes& operator=(const SpawnAttributes&) = delete;
+    const posix_spawnattr_t* get() const { return &attributes_; }
+
+private:
+    posix_spawnattr_t attributes_;
+};
+
+// Interrupted: the program's whole process group goes with kbuild. Registered before the
+// program starts, so no Ctrl-C between its start and the registration leaves the group behind.
+class GroupCleanup {
+public:
+    GroupCleanup() : state_(std::make_shared<std::atomic<pid_t>>(0)) {
+        handle_ = add_cleanup([state = state_] {
+            if (const pid_t group = state->load(); group > 0) ::kill(-group, SIGKILL);
+        });
+    }
+    ~GroupCleanup() { remove_cleanup(handle_); }
+    GroupCleanup(const GroupCleanup&) = delete;
+    GroupCleanup& operator=(const GroupCleanup&) = delete;
+
+    void started(pid_t group) {
+        state_->store(group);
+        // A signal whose cleanups ran before the store: the group is killed here.
+        if (interrupted()) ::kill(-group, SIGKILL);
+    }
+
+private:
+    std::shared_ptr<std::atomic<pid_t>> state_;
+    int handle_ = -1;
+};
+
 }  // namespace
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options) {
     if (argv.empty()) throw Error("run_process: no program");
-    Pipe in, out, err, exec_error;
-    int log_fd = -1;
-    if (!options.log.empty()) {
-        log_fd = ::open(options.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (log_fd < 0) throw Error(options.log.string() + ": " + std::strerror(errno));
+    const std::string& program = argv[0];
+    const bool logging = !options.log.empty();
+
+    // Every descriptor below is owned: any failure closes what was opened so far.
+    UniqueFd log;
+    if (logging) {
+        log.reset(::open(options.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+        if (!log) throw Error(options.log.string() + ": " + errno_text(errno));
     }
+    std::unique_ptr<Pipe> in, out, err;
+    if (!options.input.empty()) in = std::make_unique<Pipe>();
+    if (!logging) out = std::make_unique<Pipe>(), err = std::make_unique<Pipe>();
+
+    SpawnActions actions(program);
+    if (in) actions.dup2(in->read.get(), 0);
+    else actions.open(0, "/dev/null", O_RDONLY);
+    actions.dup2(logging ? log.get() : out->write.get(), 1);
+    actions.dup2(logging ? log.get() : err->write.get(), 2);
+    if (!options.cwd.empty()) actions.chdir(options.cwd);
+    const SpawnAttributes attributes(program);
 
     std::vector<std::string> env = merged_environment(options.env);
     std::vector<char*> c_argv, c_env;
@@ -62,51 +155,31 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
     for (const auto& e : env) c_env.push_back(const_cast<char*>(e.c_str()));
     c_env.push_back(nullptr);
 
-    const pid_t pid = ::fork();
-    if (pid < 0) throw Error(argv[0] + ": fork: " + std::strerror(errno));
-    if (pid == 0) {
-        // A parent thread may block signals (to take them in one thread); programs start clean.
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::setpgid(0, 0);
-        ::dup2(in.fd[0], 0);
-        ::dup2(log_fd >= 0 ? log_fd : out.fd[1], 1);
-        ::dup2(log_fd >= 0 ? log_fd : err.fd[1], 2);
-        if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) {
-            const int e = errno;
-            (void)!::write(exec_error.fd[1], &e, sizeof e);
-            ::_exit(127);
-        }
-        ::execvpe(c_argv[0], c_argv.data(), c_env.data());
-        const int e = errno;
-        (void)!::write(exec_error.fd[1], &e, sizeof e);
-        ::_exit(127);
-    }
-    // Interrupted: the program's whole process group goes with kbuild.
-    struct GroupCleanup {
-        int handle;
-        explicit GroupCleanup(pid_t group) : handle(add_cleanup([group] { ::kill(-group, SIGKILL); })) {}
-        ~GroupCleanup() { remove_cleanup(handle); }
-    } group_cleanup(pid);
-    if (log_fd >= 0) ::close(log_fd);
-    in.close_end(0), out.close_end(1), err.close_end(1), exec_error.close_end(1);
+    GroupCleanup group_cleanup;
+    pid_t pid = -1;
+    // posix_spawnp searches PATH as execvp does; a program that cannot run (not found, not
+    // executable, a working directory it cannot enter) is its return value.
+    if (const int code = ::posix_spawnp(&pid, program.c_str(), actions.get(), attributes.get(), c_argv.data(),
+                                        c_env.data());
+        code != 0)
+        throw Error(program + ": cannot run: " + errno_text(code));
+    group_cleanup.started(pid);
 
-    int child_errno = 0;
-    if (::read(exec_error.fd[0], &child_errno, sizeof child_errno) == sizeof child_errno) {
-        ::waitpid(pid, nullptr, 0);
-        throw Error(argv[0] + ": cannot run: " + std::strerror(child_errno));
-    }
+    // The child's ends are the child's alone.
+    log.reset();
+    if (in) in->read.reset();
+    if (out) out->write.reset(), err->write.reset();
 
     // Feed stdin (small inputs only: configuration text, never bulk data).
-    if (!options.input.empty()) (void)!::write(in.fd[1], options.input.data(), options.input.size());
-    in.close_end(1);
+    if (in) {
+        (void)!::write(in->write.get(), options.input.data(), options.input.size());
+        in->write.reset();
+    }
 
     ProcessResult result;
     const auto deadline = std::chrono::steady_clock::now() + options.timeout;
     std::vector<pollfd> fds;
-    if (out.fd[0] >= 0 && log_fd < 0) fds.push_back({out.fd[0], POLLIN, 0});
-    if (err.fd[0] >= 0 && log_fd < 0) fds.push_back({err.fd[0], POLLIN, 0});
+    if (out) fds.push_back({out->read.get(), POLLIN, 0}), fds.push_back({err->read.get(), POLLIN, 0});
     char buffer[65536];
     bool running = true;
     int status = 0;
@@ -131,7 +204,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
                 for (auto& p : open_fds) {
                     if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
                     const ssize_t n = ::read(p.fd, buffer, sizeof buffer);
-                    std::string& sink = p.fd == out.fd[0] ? result.out : result.err;
+                    std::string& sink = p.fd == out->read.get() ? result.out : result.err;
                     if (n > 0) {
                         sink.append(buffer, static_cast<size_t>(n));
                     } else {

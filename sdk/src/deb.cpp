@@ -1,18 +1,13 @@
 #include <kbuild/deb.hpp>
 
+#include <kbuild/decompress.hpp>
 #include <kbuild/types.hpp>
 
-#include <lzma.h>
-#include <zlib.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fcntl.h>
 #include <memory>
 #include <sstream>
-#include <unistd.h>
 
 namespace kbuild::deb {
 namespace {
@@ -144,216 +139,6 @@ std::size_t emit_paragraphs(std::string_view text, bool at_end, Paragraph& parag
 // ---- reading and decompressing ----
 
 constexpr std::size_t kChunkSize = std::size_t(1) << 20;
-constexpr std::size_t kInputSize = std::size_t(256) << 10;
-
-class InputFile {
-public:
-    explicit InputFile(const std::string& path) : path_(path) {
-        fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-        ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
-    }
-    ~InputFile() { ::close(fd_); }
-    InputFile(const InputFile&) = delete;
-    InputFile& operator=(const InputFile&) = delete;
-
-    const std::string& path() const { return path_; }
-
-    // Up to size bytes; 0 only at the end of the file.
-    std::size_t read(void* out, std::size_t size) {
-        for (;;) {
-            const ssize_t got = ::read(fd_, out, size);
-            if (got >= 0) return static_cast<std::size_t>(got);
-            if (errno != EINTR) throw Error(path_ + ": cannot read: " + std::strerror(errno));
-        }
-    }
-
-    // Fills out completely unless the file ends first.
-    std::size_t read_full(void* out, std::size_t size) {
-        std::size_t total = 0;
-        while (total < size) {
-            const std::size_t got = read(static_cast<char*>(out) + total, size - total);
-            if (got == 0) break;
-            total += got;
-        }
-        return total;
-    }
-
-private:
-    std::string path_;
-    int fd_ = -1;
-};
-
-// The file's text, decompressed as needed. read() fills out completely unless the text ends, and
-// returns 0 only at its end.
-class TextSource {
-public:
-    virtual ~TextSource() = default;
-    virtual std::size_t read(char* out, std::size_t size) = 0;
-};
-
-// The first bytes of the file (read to tell its format) followed by the rest of it.
-class PlainSource : public TextSource {
-public:
-    PlainSource(InputFile& file, std::string_view lead) : file_(file), lead_(lead) {}
-
-    std::size_t read(char* out, std::size_t size) override {
-        std::size_t total = std::min(size, lead_.size());
-        std::memcpy(out, lead_.data(), total);
-        lead_.erase(0, total);
-        if (total < size) total += file_.read_full(out + total, size - total);
-        return total;
-    }
-
-private:
-    InputFile& file_;
-    std::string lead_;
-};
-
-// Compressed input: a buffer that starts with the bytes read to tell the format.
-class CompressedInput {
-public:
-    CompressedInput(InputFile& file, std::string_view lead) : file_(file), buffer_(kInputSize) {
-        std::memcpy(buffer_.data(), lead.data(), lead.size());
-        size_ = lead.size();
-    }
-
-    // Refills the buffer when it is used up; false at the end of the file.
-    bool refill() {
-        size_ = file_.read(buffer_.data(), buffer_.size());
-        return size_ > 0;
-    }
-    const std::uint8_t* data() const { return buffer_.data(); }
-    std::size_t size() const { return size_; }
-    const std::string& path() const { return file_.path(); }
-
-private:
-    InputFile& file_;
-    std::vector<std::uint8_t> buffer_;
-    std::size_t size_ = 0;
-};
-
-class XzSource : public TextSource {
-public:
-    XzSource(InputFile& file, std::string_view lead) : input_(file, lead) {
-        const lzma_ret ret = lzma_stream_decoder(&stream_, UINT64_MAX, LZMA_CONCATENATED);
-        if (ret != LZMA_OK) fail(ret);
-        stream_.next_in = input_.data();
-        stream_.avail_in = input_.size();
-    }
-    ~XzSource() override { lzma_end(&stream_); }
-    XzSource(const XzSource&) = delete;
-    XzSource& operator=(const XzSource&) = delete;
-
-    std::size_t read(char* out, std::size_t size) override {
-        if (finished_) return 0;
-        stream_.next_out = reinterpret_cast<std::uint8_t*>(out);
-        stream_.avail_out = size;
-        while (stream_.avail_out > 0) {
-            if (stream_.avail_in == 0 && !input_ended_) {
-                input_ended_ = !input_.refill();
-                stream_.next_in = input_.data();
-                stream_.avail_in = input_.size();
-            }
-            // LZMA_CONCATENATED waits for another stream until told the input has ended.
-            const lzma_ret ret = lzma_code(&stream_, input_ended_ ? LZMA_FINISH : LZMA_RUN);
-            if (ret == LZMA_STREAM_END) {
-                finished_ = true;
-                break;
-            }
-            if (ret != LZMA_OK) fail(ret);
-        }
-        return size - stream_.avail_out;
-    }
-
-private:
-    [[noreturn]] void fail(lzma_ret ret) const {
-        const char* cause = "xz decoder failed";
-        switch (ret) {
-            case LZMA_BUF_ERROR: cause = "xz data is truncated"; break;
-            case LZMA_DATA_ERROR: cause = "xz data is corrupt"; break;
-            case LZMA_FORMAT_ERROR: cause = "not xz data"; break;
-            case LZMA_OPTIONS_ERROR: cause = "xz data uses unsupported options"; break;
-            case LZMA_MEM_ERROR: cause = "out of memory decompressing xz data"; break;
-            case LZMA_MEMLIMIT_ERROR: cause = "xz data needs too much memory"; break;
-            default: break;
-        }
-        throw Error(input_.path() + ": " + cause);
-    }
-
-    CompressedInput input_;
-    lzma_stream stream_ = LZMA_STREAM_INIT;
-    bool input_ended_ = false;
-    bool finished_ = false;
-};
-
-class GzipSource : public TextSource {
-public:
-    GzipSource(InputFile& file, std::string_view lead) : input_(file, lead) {
-        // 16 + MAX_WBITS: a gzip header and trailer around the deflate data.
-        if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK)
-            throw Error(input_.path() + ": cannot start the gzip decoder");
-        stream_.next_in = const_cast<Bytef*>(input_.data());
-        stream_.avail_in = static_cast<uInt>(input_.size());
-    }
-    ~GzipSource() override { inflateEnd(&stream_); }
-    GzipSource(const GzipSource&) = delete;
-    GzipSource& operator=(const GzipSource&) = delete;
-
-    std::size_t read(char* out, std::size_t size) override {
-        if (finished_) return 0;
-        stream_.next_out = reinterpret_cast<Bytef*>(out);
-        stream_.avail_out = static_cast<uInt>(size);
-        while (stream_.avail_out > 0) {
-            if (stream_.avail_in == 0 && input_.refill()) {
-                stream_.next_in = const_cast<Bytef*>(input_.data());
-                stream_.avail_in = static_cast<uInt>(input_.size());
-            }
-            if (stream_.avail_in == 0) {
-                if (!member_ended_) throw Error(input_.path() + ": gzip data is truncated");
-                finished_ = true;
-                break;
-            }
-            // Another member follows (gzip -dc reads concatenated members as one text).
-            if (member_ended_) {
-                inflateReset(&stream_);
-                member_ended_ = false;
-            }
-            const int ret = inflate(&stream_, Z_NO_FLUSH);
-            if (ret == Z_STREAM_END) {
-                member_ended_ = true;
-            } else if (ret == Z_DATA_ERROR || ret == Z_NEED_DICT) {
-                throw Error(input_.path() + ": gzip data is corrupt" +
-                            (stream_.msg != nullptr ? std::string(" (") + stream_.msg + ")" : ""));
-            } else if (ret == Z_MEM_ERROR) {
-                throw Error(input_.path() + ": out of memory decompressing gzip data");
-            }
-            // Z_OK and Z_BUF_ERROR (input used up): the loop refills or ends.
-        }
-        return size - stream_.avail_out;
-    }
-
-private:
-    CompressedInput input_;
-    z_stream stream_{};
-    bool member_ended_ = false;
-    bool finished_ = false;
-};
-
-std::unique_ptr<TextSource> open_text(InputFile& file) {
-    char magic[6];
-    const std::size_t got = file.read_full(magic, sizeof magic);
-    const std::string_view lead(magic, got);
-    const auto starts_with = [&](std::string_view prefix) {
-        return lead.substr(0, prefix.size()) == prefix;
-    };
-    if (starts_with(std::string_view("\xFD" "7zXZ\0", 6)))
-        return std::make_unique<XzSource>(file, lead);
-    if (starts_with("\x1F\x8B")) return std::make_unique<GzipSource>(file, lead);
-    if (starts_with("BZh")) throw Error(file.path() + ": bzip2 data is not supported");
-    if (starts_with("\x28\xB5\x2F\xFD")) throw Error(file.path() + ": zstd data is not supported");
-    return std::make_unique<PlainSource>(file, lead);
-}
 
 // ---- Release files ----
 
@@ -472,8 +257,7 @@ void Paragraph::parse(std::string_view text) {
 }
 
 void read_paragraphs(const std::string& path, const ParagraphFn& fn) {
-    InputFile file(path);
-    const std::unique_ptr<TextSource> source = open_text(file);
+    const std::unique_ptr<Decompressor> source = open_decompressed(path);
     std::vector<char> buffer(kChunkSize);
     std::size_t filled = 0;
     Paragraph paragraph;

@@ -1,11 +1,9 @@
 #include <kbuild/rpm.hpp>
 
+#include <kbuild/decompress.hpp>
 #include <kbuild/types.hpp>
 
 #include <expat.h>
-#include <lzma.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include <algorithm>
 #include <array>
@@ -106,7 +104,7 @@ std::string url_decode(std::string_view text) {
     return out;
 }
 
-// ---- files and decompression ----
+// ---- files ----
 
 constexpr std::size_t kChunkSize = std::size_t(256) << 10;
 
@@ -127,8 +125,6 @@ public:
         if (::fstat(fd_, &st) != 0) throw Error(path_ + ": cannot stat: " + std::strerror(errno));
         return st.st_size;
     }
-
-    void sequential() { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL); }
 
     // Up to size bytes; 0 only at the end of the file.
     std::size_t read(void* out, std::size_t size) {
@@ -154,224 +150,6 @@ private:
     std::string path_;
     int fd_ = -1;
 };
-
-// The file's bytes, decompressed as needed. read() fills out completely unless the data ends,
-// and returns 0 only at its end.
-class Source {
-public:
-    virtual ~Source() = default;
-    virtual std::size_t read(char* out, std::size_t size) = 0;
-};
-
-// The bytes read to tell the format, then the rest of the file.
-class PlainSource : public Source {
-public:
-    PlainSource(InputFile& file, std::string_view lead) : file_(file), lead_(lead) {}
-
-    std::size_t read(char* out, std::size_t size) override {
-        std::size_t total = std::min(size, lead_.size());
-        std::memcpy(out, lead_.data(), total);
-        lead_.erase(0, total);
-        if (total < size) total += file_.read_full(out + total, size - total);
-        return total;
-    }
-
-private:
-    InputFile& file_;
-    std::string lead_;
-};
-
-// Compressed input: a buffer that starts with the bytes read to tell the format.
-class CompressedInput {
-public:
-    CompressedInput(InputFile& file, std::string_view lead) : file_(file), buffer_(kChunkSize) {
-        std::memcpy(buffer_.data(), lead.data(), lead.size());
-        size_ = lead.size();
-    }
-
-    // Refills the buffer once it is used up; false at the end of the file.
-    bool refill() {
-        size_ = file_.read(buffer_.data(), buffer_.size());
-        return size_ > 0;
-    }
-    const std::uint8_t* data() const { return buffer_.data(); }
-    std::size_t size() const { return size_; }
-    const std::string& path() const { return file_.path(); }
-
-private:
-    InputFile& file_;
-    std::vector<std::uint8_t> buffer_;
-    std::size_t size_ = 0;
-};
-
-class GzipSource : public Source {
-public:
-    GzipSource(InputFile& file, std::string_view lead) : input_(file, lead) {
-        // 16 + MAX_WBITS: a gzip header and trailer around the deflate data.
-        if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK)
-            throw Error(input_.path() + ": cannot start the gzip decoder");
-        stream_.next_in = const_cast<Bytef*>(input_.data());
-        stream_.avail_in = static_cast<uInt>(input_.size());
-    }
-    ~GzipSource() override { inflateEnd(&stream_); }
-    GzipSource(const GzipSource&) = delete;
-    GzipSource& operator=(const GzipSource&) = delete;
-
-    std::size_t read(char* out, std::size_t size) override {
-        if (finished_) return 0;
-        stream_.next_out = reinterpret_cast<Bytef*>(out);
-        stream_.avail_out = static_cast<uInt>(size);
-        while (stream_.avail_out > 0) {
-            if (stream_.avail_in == 0 && input_.refill()) {
-                stream_.next_in = const_cast<Bytef*>(input_.data());
-                stream_.avail_in = static_cast<uInt>(input_.size());
-            }
-            if (stream_.avail_in == 0) {
-                if (!member_ended_) throw Error(input_.path() + ": gzip data is truncated");
-                finished_ = true;
-                break;
-            }
-            // Another member follows (gzip -dc reads concatenated members as one stream).
-            if (member_ended_) {
-                inflateReset(&stream_);
-                member_ended_ = false;
-            }
-            const int ret = inflate(&stream_, Z_NO_FLUSH);
-            if (ret == Z_STREAM_END) {
-                member_ended_ = true;
-            } else if (ret == Z_DATA_ERROR || ret == Z_NEED_DICT) {
-                throw Error(input_.path() + ": gzip data is corrupt" +
-                            (stream_.msg != nullptr ? std::string(" (") + stream_.msg + ")" : ""));
-            } else if (ret == Z_MEM_ERROR) {
-                throw Error(input_.path() + ": out of memory decompressing gzip data");
-            }
-            // Z_OK and Z_BUF_ERROR (input used up): the loop refills or ends.
-        }
-        return size - stream_.avail_out;
-    }
-
-private:
-    CompressedInput input_;
-    z_stream stream_{};
-    bool member_ended_ = false;
-    bool finished_ = false;
-};
-
-class XzSource : public Source {
-public:
-    XzSource(InputFile& file, std::string_view lead) : input_(file, lead) {
-        const lzma_ret ret = lzma_stream_decoder(&stream_, UINT64_MAX, LZMA_CONCATENATED);
-        if (ret != LZMA_OK) fail(ret);
-        stream_.next_in = input_.data();
-        stream_.avail_in = input_.size();
-    }
-    ~XzSource() override { lzma_end(&stream_); }
-    XzSource(const XzSource&) = delete;
-    XzSource& operator=(const XzSource&) = delete;
-
-    std::size_t read(char* out, std::size_t size) override {
-        if (finished_) return 0;
-        stream_.next_out = reinterpret_cast<std::uint8_t*>(out);
-        stream_.avail_out = size;
-        while (stream_.avail_out > 0) {
-            if (stream_.avail_in == 0 && !input_ended_) {
-                input_ended_ = !input_.refill();
-                stream_.next_in = input_.data();
-                stream_.avail_in = input_.size();
-            }
-            // LZMA_CONCATENATED waits for another stream until told the input has ended.
-            const lzma_ret ret = lzma_code(&stream_, input_ended_ ? LZMA_FINISH : LZMA_RUN);
-            if (ret == LZMA_STREAM_END) {
-                finished_ = true;
-                break;
-            }
-            if (ret != LZMA_OK) fail(ret);
-        }
-        return size - stream_.avail_out;
-    }
-
-private:
-    [[noreturn]] void fail(lzma_ret ret) const {
-        const char* cause = "xz decoder failed";
-        switch (ret) {
-            case LZMA_BUF_ERROR: cause = "xz data is truncated"; break;
-            case LZMA_DATA_ERROR: cause = "xz data is corrupt"; break;
-            case LZMA_FORMAT_ERROR: cause = "not xz data"; break;
-            case LZMA_OPTIONS_ERROR: cause = "xz data uses unsupported options"; break;
-            case LZMA_MEM_ERROR: cause = "out of memory decompressing xz data"; break;
-            case LZMA_MEMLIMIT_ERROR: cause = "xz data needs too much memory"; break;
-            default: break;
-        }
-        throw Error(input_.path() + ": " + cause);
-    }
-
-    CompressedInput input_;
-    lzma_stream stream_ = LZMA_STREAM_INIT;
-    bool input_ended_ = false;
-    bool finished_ = false;
-};
-
-class ZstdSource : public Source {
-public:
-    ZstdSource(InputFile& file, std::string_view lead)
-        : input_(file, lead), context_(ZSTD_createDCtx()) {
-        if (context_ == nullptr) throw Error(input_.path() + ": cannot start the zstd decoder");
-        in_ = {input_.data(), input_.size(), 0};
-    }
-    ~ZstdSource() override { ZSTD_freeDCtx(context_); }
-    ZstdSource(const ZstdSource&) = delete;
-    ZstdSource& operator=(const ZstdSource&) = delete;
-
-    std::size_t read(char* out, std::size_t size) override {
-        if (finished_) return 0;
-        ZSTD_outBuffer output{out, size, 0};
-        while (output.pos < output.size) {
-            if (in_.pos == in_.size && !input_ended_) {
-                input_ended_ = !input_.refill();
-                in_ = {input_.data(), input_.size(), 0};
-            }
-            const std::size_t in_before = in_.pos, out_before = output.pos;
-            const std::size_t ret = ZSTD_decompressStream(context_, &output, &in_);
-            if (ZSTD_isError(ret))
-                throw Error(input_.path() + ": zstd data is corrupt (" + ZSTD_getErrorName(ret) +
-                            ")");
-            if (in_.pos != in_before || output.pos != out_before) {
-                // 0: a frame is complete and flushed (another may follow, as zstd -dc reads
-                // concatenated frames).
-                frame_complete_ = ret == 0;
-            } else if (input_ended_) {
-                // Nothing more to read and nothing buffered: the end, complete or cut short.
-                if (!frame_complete_) throw Error(input_.path() + ": zstd data is truncated");
-                finished_ = true;
-                break;
-            }
-        }
-        return output.pos;
-    }
-
-private:
-    CompressedInput input_;
-    ZSTD_DCtx* context_;
-    ZSTD_inBuffer in_{};
-    bool input_ended_ = false;
-    bool frame_complete_ = false;
-    bool finished_ = false;
-};
-
-std::unique_ptr<Source> open_source(InputFile& file) {
-    char magic[6];
-    const std::size_t got = file.read_full(magic, sizeof magic);
-    const std::string_view lead(magic, got);
-    const auto starts_with = [&](std::string_view prefix) {
-        return lead.substr(0, prefix.size()) == prefix;
-    };
-    if (starts_with("\x1F\x8B")) return std::make_unique<GzipSource>(file, lead);
-    if (starts_with(std::string_view("\xFD" "7zXZ\0", 6)))
-        return std::make_unique<XzSource>(file, lead);
-    if (starts_with("\x28\xB5\x2F\xFD")) return std::make_unique<ZstdSource>(file, lead);
-    if (starts_with("BZh")) throw Error(file.path() + ": bzip2 data is not supported");
-    return std::make_unique<PlainSource>(file, lead);
-}
 
 // ---- XML ----
 
@@ -906,9 +684,7 @@ const RepoData* find(const std::vector<RepoData>& data, std::string_view type) {
 
 void read_primary(const std::string& path, const std::function<bool(std::string_view name)>& wanted,
                   const std::function<void(const Package&)>& fn) {
-    InputFile file(path);
-    file.sequential();
-    const std::unique_ptr<Source> source = open_source(file);
+    const std::unique_ptr<Decompressor> source = open_decompressed(path);
     PrimaryReader reader(path, wanted, fn);
     XmlParser parser(reader, path);
     // Decompressed straight into expat's buffer, a chunk at a time.

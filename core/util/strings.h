@@ -1,0 +1,18 @@
+// Small text helpers the layers share.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace kbuild {
+
+// `text` without leading and trailing blanks (spaces, tabs, CR, LF).
+std::string trim(std::string_view text);
+
+// `text` as one line for a message: CR and LF become spaces, blanks at either end go.
+std::string one_line(std::string text);
+
+// The system's words for an errno value ("No such file or directory").
+std::string errno_text(int code);
+
+}  // namespace kbuild
