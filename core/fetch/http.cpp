@@ -198,44 +198,37 @@ void Exchange::configure(CURL* easy, curl_slist* headers) {
         curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request_.method.c_str());
 }
 
+// What each libcurl error means to a caller; any other is Failure::other.
+constexpr std::pair<CURLcode, Failure> kFailures[] = {
+    {CURLE_OK, Failure::none},
+    {CURLE_COULDNT_RESOLVE_HOST, Failure::resolve},
+    {CURLE_COULDNT_RESOLVE_PROXY, Failure::resolve},
+    {CURLE_OPERATION_TIMEDOUT, Failure::timed_out},
+    {CURLE_PEER_FAILED_VERIFICATION, Failure::tls_certificate},
+    {CURLE_SSL_CONNECT_ERROR, Failure::tls},
+    {CURLE_SSL_CERTPROBLEM, Failure::tls},
+    {CURLE_SSL_CIPHER, Failure::tls},
+    {CURLE_SSL_CACERT_BADFILE, Failure::tls},
+    {CURLE_SSL_SHUTDOWN_FAILED, Failure::tls},
+    {CURLE_TOO_MANY_REDIRECTS, Failure::too_many_redirects},
+    {CURLE_PARTIAL_FILE, Failure::closed_early},
+    {CURLE_RECV_ERROR, Failure::closed_early},
+    {CURLE_GOT_NOTHING, Failure::closed_early},
+    {CURLE_UNSUPPORTED_PROTOCOL, Failure::protocol},
+    {CURLE_WEIRD_SERVER_REPLY, Failure::protocol},
+    {CURLE_URL_MALFORMAT, Failure::protocol},
+};
+
 Failure Exchange::failure_of(CURLcode code, CURL* easy) {
-    switch (code) {
-    case CURLE_OK:
-        return Failure::none;
-    case CURLE_COULDNT_CONNECT: {
+    if (code == CURLE_COULDNT_CONNECT) {
         long os_error = 0;
         curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_error);
         outcome_.os_error = static_cast<int>(os_error);
         return os_error == ECONNREFUSED ? Failure::refused : Failure::connect;
     }
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return Failure::resolve;
-    case CURLE_OPERATION_TIMEDOUT:
-        return Failure::timed_out;
-    case CURLE_PEER_FAILED_VERIFICATION:
-        return Failure::tls_certificate;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-        return Failure::tls;
-    case CURLE_TOO_MANY_REDIRECTS:
-        return Failure::too_many_redirects;
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-        return Failure::closed_early;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_URL_MALFORMAT:
-        return Failure::protocol;
-    default:
-        return Failure::other;
-    }
+    for (const auto& [known, failure] : kFailures)
+        if (known == code) return failure;
+    return Failure::other;
 }
 
 Outcome Exchange::run() {
