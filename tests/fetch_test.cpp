@@ -440,6 +440,21 @@ TEST_F(FetchTest, ChunkedBodyWithoutItsLastChunkIsAShortRead) {
                             "closed)");
 }
 
+TEST_F(FetchTest, ChunkedBodyWithExtensionsAndTrailersIsReadRight) {
+    RawServer server(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "5;name=value\r\nhello\r\n"
+        "1\r\n \r\n"
+        "00010\r\n0123456789abcdef\r\n"
+        "0\r\nX-Checksum: none\r\n\r\n");
+    Fetcher fetcher(options());
+
+    const FetchedFile file = fetcher.fetch({server.url("/Packages")});
+    EXPECT_EQ(kbuild::test::read_file(file.path), "hello 0123456789abcdef");
+    EXPECT_EQ(file.size, 22);
+    EXPECT_EQ(server.hits(), 1);
+}
+
 TEST_F(FetchTest, BodyWithoutLengthIsReadToTheEnd) {
     RawServer server("HTTP/1.0 200 OK\r\n\r\nwhole body");
     Fetcher fetcher(options());
@@ -609,6 +624,21 @@ TEST_F(ProxyTest, NoProxyBypassesMatchingHosts) {
     for (const auto& [no_proxy, served_by] : cases) {
         ::setenv("NO_PROXY", no_proxy.c_str(), 1);
         EXPECT_EQ(fetched_body(), served_by) << "NO_PROXY=" << no_proxy;
+    }
+}
+
+TEST_F(ProxyTest, NoProxyAddressRangesBypassTheProxy) {
+    ::setenv("HTTP_PROXY", ("http://127.0.0.1:" + std::to_string(proxy_.port())).c_str(), 1);
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"127.0.0.0/8", "direct"},
+        {"10.0.0.0/8, 127.0.0.1/32", "direct"},
+        {"10.0.0.0/8", "via proxy"},
+        {"127.0.0.2/31", "via proxy"},  // 127.0.0.2 and .3
+        {"127.0.0.0/8:1", "via proxy"},  // another port
+    };
+    for (const auto& [no_proxy, served_by] : cases) {
+        ::setenv("no_proxy", no_proxy.c_str(), 1);
+        EXPECT_EQ(fetched_body(), served_by) << "no_proxy=" << no_proxy;
     }
 }
 

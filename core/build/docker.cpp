@@ -1,30 +1,18 @@
 #include "build/docker.h"
 
-#include <Poco/Exception.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/NetException.h>
-#include <Poco/Net/SocketAddress.h>
-#include <Poco/Net/SocketStream.h>
-#include <Poco/Net/StreamSocket.h>
-#include <Poco/StreamCopier.h>
-#include <Poco/Timespan.h>
-#include <Poco/URI.h>
-#include <archive.h>
-#include <archive_entry.h>
+#include "fetch/http.h"
+#include "unpack/tar_writer.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
-#include <fcntl.h>
-#include <istream>
 #include <memory>
-#include <ostream>
-#include <sys/stat.h>
+#include <sys/socket.h>
 #include <system_error>
 #include <thread>
 #include <unistd.h>
@@ -32,10 +20,6 @@
 
 namespace kbuild {
 namespace fs = std::filesystem;
-using Poco::Net::HTTPClientSession;
-using Poco::Net::HTTPMessage;
-using Poco::Net::HTTPRequest;
-using Poco::Net::HTTPResponse;
 
 namespace {
 
@@ -132,10 +116,10 @@ std::pair<std::string, std::string> split_tag(const std::string& reference) {
 // ---- requests ----
 
 std::string api_target(const std::string& path, const Query& query = {}) {
-    Poco::URI uri;
-    uri.setPath(kApiPrefix + path);
-    for (const auto& [name, value] : query) uri.addQueryParameter(name, value);
-    return uri.getPathAndQuery();
+    std::string target = kApiPrefix + path;
+    for (std::size_t i = 0; i < query.size(); ++i)
+        target += (i == 0 ? "?" : "&") + http::url_escape(query[i].first) + "=" + http::url_escape(query[i].second);
+    return target;
 }
 
 std::string label_filter(const Labels& labels) {
@@ -144,95 +128,33 @@ std::string label_filter(const Labels& labels) {
     return Json{{"label", wanted}}.dump();
 }
 
-HTTPRequest make_request(const std::string& method, const std::string& target) {
-    HTTPRequest request(method, target, HTTPMessage::HTTP_1_1);
-    request.setHost("docker");  // HTTP/1.1 wants one; the daemon ignores its value
-    request.setKeepAlive(false);
+// One request to the daemon, on a connection of its own: a unix socket costs nothing to open,
+// and nothing one call leaves unread can confuse the next one, or another thread's. The host
+// in the URL is what HTTP/1.1 asks for; the daemon ignores it.
+http::Request daemon_request(const fs::path& socket, const std::string& method,
+                             const std::string& target, std::chrono::milliseconds timeout) {
+    http::Request request;
+    request.method = method;
+    request.url = "http://docker" + target;
+    request.unix_socket = socket;
+    request.timeout = timeout;
     return request;
 }
 
-// Why a connection to the daemon's socket failed, with a hint at the usual causes.
-std::string connect_failure(const fs::path& socket, const Poco::Exception& e) {
-    const int code = e.code();
-    std::string cause = code > 0 ? errno_text(code) : e.displayText();
-    if (code == ENOENT || code == ECONNREFUSED) cause += " (is dockerd running?)";
-    if (code == EACCES) cause += " (is this user in the docker group?)";
-    return "docker: cannot connect to " + socket.string() + ": " + cause;
+// Why an exchange with the daemon failed; a connection that could not be made gets a hint at
+// the usual causes.
+Error daemon_failure(const http::Outcome& outcome, const fs::path& socket, const std::string& what,
+                     const std::string& silence) {
+    if (outcome.failure == http::Failure::refused || outcome.failure == http::Failure::connect) {
+        const int code = outcome.failure == http::Failure::refused ? ECONNREFUSED : outcome.os_error;
+        std::string cause = code > 0 ? errno_text(code) : outcome.message;
+        if (code == ENOENT || code == ECONNREFUSED) cause += " (is dockerd running?)";
+        if (code == EACCES) cause += " (is this user in the docker group?)";
+        return Error("docker: cannot connect to " + socket.string() + ": " + cause);
+    }
+    if (outcome.failure == http::Failure::timed_out) return Error(what + ": " + silence);
+    return Error(what + ": " + one_line(outcome.message));
 }
-
-// One request and its answer on a connection of its own: a unix socket costs nothing to open,
-// and nothing one call leaves unread can confuse the next one, or another thread's.
-class DaemonCall {
-public:
-    DaemonCall(const fs::path& socket, std::chrono::milliseconds timeout) {
-        try {
-            socket_.connect(Poco::Net::SocketAddress(Poco::Net::SocketAddress::UNIX_LOCAL,
-                                                     socket.string()));
-        } catch (const Poco::Exception& e) {
-            throw Error(connect_failure(socket, e));
-        }
-        const Poco::Timespan limit(static_cast<Poco::Timespan::TimeDiff>(timeout.count()) * 1000);
-        socket_.setReceiveTimeout(limit);
-        socket_.setSendTimeout(limit);
-        session_ = std::make_unique<HTTPClientSession>(socket_);
-    }
-
-    DaemonCall(const DaemonCall&) = delete;
-    DaemonCall& operator=(const DaemonCall&) = delete;
-
-    // A streamed body left unfinished (an error while making it) must not end well-formed:
-    // Poco would end the chunked body as it cleans up, and a tar cut between two entries
-    // reads as a complete, smaller one. Closing the socket first makes the daemon see a
-    // broken request and drop it.
-    ~DaemonCall() {
-        if (body_open_) socket_.close();
-    }
-
-    std::ostream& send(HTTPRequest& request) {
-        body_open_ = request.getChunkedTransferEncoding();
-        return session_->sendRequest(request);
-    }
-    std::istream& receive(HTTPResponse& response) {
-        std::istream& in = session_->receiveResponse(response);  // ends the body first
-        body_open_ = false;
-        return in;
-    }
-
-    // The network error behind a stream that went bad, if Poco kept one.
-    std::string stream_failure() const {
-        const Poco::Exception* failure = session_->networkException();
-        return failure ? failure->displayText() : "the connection broke";
-    }
-
-    // When the daemon refuses a request early it answers and closes without reading the whole
-    // body; the answer still waits in the socket and says why, unlike the broken pipe.
-    std::optional<std::string> answer_after_refused_body() {
-        try {
-            socket_.setReceiveTimeout(Poco::Timespan(2, 0));
-            Poco::Net::SocketInputStream in(socket_);
-            HTTPResponse response;
-            response.read(in);
-            std::string body;
-            Poco::StreamCopier::copyToString(in, body);
-            // The body may be chunked: the JSON object is what lies between the braces.
-            const auto open = body.find('{');
-            const auto close = body.rfind('}');
-            if (open != std::string::npos && close != std::string::npos && open < close) {
-                const Json j = Json::parse(body.substr(open, close - open + 1), nullptr, false);
-                if (j.is_object() && j.value("message", Json()).is_string())
-                    return one_line(j["message"].get<std::string>());
-            }
-            return "HTTP " + std::to_string(response.getStatus()) + " " + response.getReason();
-        } catch (const Poco::Exception&) {
-            return std::nullopt;
-        }
-    }
-
-private:
-    Poco::Net::StreamSocket socket_;
-    std::unique_ptr<HTTPClientSession> session_;
-    bool body_open_ = false;
-};
 
 struct Reply {
     int status = 0;
@@ -254,25 +176,19 @@ std::string refusal(const Reply& reply) {
 Reply exchange(const fs::path& socket, const std::string& method, const std::string& target,
                const std::string& what, const Json* body = nullptr,
                std::chrono::milliseconds timeout = kRequestTimeout) {
-    try {
-        DaemonCall call(socket, timeout);
-        HTTPRequest request = make_request(method, target);
-        const std::string payload = body ? body->dump() : std::string();
-        if (body) request.setContentType("application/json");
-        request.setContentLength(static_cast<std::streamsize>(payload.size()));
-        call.send(request) << payload;
-        HTTPResponse response;
-        std::istream& in = call.receive(response);
-        Reply reply;
-        reply.status = static_cast<int>(response.getStatus());
-        Poco::StreamCopier::copyToString(in, reply.body);
-        if (in.bad()) throw Error(what + ": reading the daemon's answer: " + call.stream_failure());
-        return reply;
-    } catch (const Poco::TimeoutException&) {
-        throw Error(what + ": no answer from the daemon within " + seconds_text(timeout));
-    } catch (const Poco::Exception& e) {
-        throw Error(what + ": " + e.displayText());
+    http::Request request = daemon_request(socket, method, target, timeout);
+    if (body) {
+        request.headers.push_back("Content-Type: application/json");
+        request.body = body->dump();
     }
+    Reply reply;
+    const http::Outcome outcome = http::exchange(
+        request, [&](const http::Head& head) { reply.status = head.status; },
+        [&](const char* bytes, std::size_t count) { reply.body.append(bytes, count); });
+    if (outcome.failure != http::Failure::none)
+        throw daemon_failure(outcome, socket, what,
+                             "no answer from the daemon within " + seconds_text(timeout));
+    return reply;
 }
 
 Json parse_json(const Reply& reply, const std::string& what) {
@@ -335,170 +251,6 @@ DockerImage image_from_inspect(const Json& j) {
     return image;
 }
 
-// ---- tar streams ----
-
-// The daemon stopped reading a request body (it refused the request): its answer says why.
-struct BodyRefused : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-struct FileDescriptor {
-    int fd = -1;
-    ~FileDescriptor() {
-        if (fd >= 0) ::close(fd);
-    }
-};
-
-// Writes a directory tree to a stream as a POSIX tar (pax), one entry at a time, so an image's
-// root is never whole on disk or in memory. Keeps modes, times and symlinks; a hard link is
-// written once and linked after; device nodes and sockets are left out (Docker makes /dev).
-// Owners are kept when running as root (the tree was made by root: debootstrap); a tree a user
-// made has that user's ids, which mean nothing in an image, so they become 0.
-class TarWriter {
-public:
-    explicit TarWriter(std::ostream& out)
-        : out_(out), archive_(archive_write_new(), archive_write_free),
-          keep_owners_(::geteuid() == 0) {
-        if (!archive_) throw Error("libarchive: cannot create a tar writer");
-        archive_write_set_format_pax_restricted(archive_.get());
-        archive_write_set_bytes_in_last_block(archive_.get(), 1);
-        if (archive_write_open(archive_.get(), this, nullptr, &TarWriter::write_callback,
-                               nullptr) != ARCHIVE_OK)
-            fail("tar stream");
-    }
-    TarWriter(const TarWriter&) = delete;
-    TarWriter& operator=(const TarWriter&) = delete;
-
-    // Freeing an unfinished archive would write its end blocks: a cut tree would read as a
-    // whole one. Nothing more reaches the stream once the writer is abandoned.
-    ~TarWriter() {
-        if (!finished_) abandoned_ = true;
-        archive_.reset();
-    }
-
-    void add_tree(const fs::path& root) {
-        struct stat root_status {};
-        if (::lstat(root.c_str(), &root_status) != 0)
-            throw Error(root.string() + ": " + errno_text(errno));
-        if (!S_ISDIR(root_status.st_mode)) throw Error(root.string() + ": not a directory");
-        add_directory_contents(root, "");
-    }
-
-    void finish() {
-        if (archive_write_close(archive_.get()) != ARCHIVE_OK) fail("tar stream");
-        finished_ = true;
-        out_.flush();
-        if (!out_) throw BodyRefused("the daemon stopped reading the request");
-    }
-
-private:
-    static la_ssize_t write_callback(archive* writer, void* client, const void* buffer,
-                                     size_t length) {
-        auto* self = static_cast<TarWriter*>(client);
-        if (self->abandoned_) return -1;
-        self->out_.write(static_cast<const char*>(buffer), static_cast<std::streamsize>(length));
-        if (self->out_) return static_cast<la_ssize_t>(length);
-        self->stream_failed_ = true;
-        archive_set_error(writer, EPIPE, "the daemon stopped reading the request");
-        return -1;
-    }
-
-    [[noreturn]] void fail(const std::string& what) {
-        if (stream_failed_) throw BodyRefused("the daemon stopped reading the request");
-        const char* why = archive_error_string(archive_.get());
-        throw Error(what + ": " + (why ? why : "libarchive failed"));
-    }
-
-    void add_directory_contents(const fs::path& dir, const std::string& name) {
-        std::error_code error;
-        std::vector<fs::path> children;
-        for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error))
-            children.push_back(it->path());
-        if (error) throw Error(dir.string() + ": cannot list: " + error.message());
-        // Name order: the same tree always makes the same stream.
-        std::sort(children.begin(), children.end());
-        for (const auto& child : children) {
-            const std::string child_name =
-                name.empty() ? child.filename().string() : name + "/" + child.filename().string();
-            add_path(child, child_name);
-        }
-    }
-
-    void add_path(const fs::path& path, const std::string& name) {
-        struct stat status {};
-        if (::lstat(path.c_str(), &status) != 0)
-            throw Error(path.string() + ": " + errno_text(errno));
-        const mode_t type = status.st_mode & S_IFMT;
-        if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK && type != S_IFIFO) return;
-
-        std::unique_ptr<archive_entry, void (*)(archive_entry*)> entry(archive_entry_new(),
-                                                                        archive_entry_free);
-        archive_entry_copy_pathname(entry.get(), name.c_str());
-        archive_entry_set_mode(entry.get(), status.st_mode);
-        archive_entry_set_mtime(entry.get(), status.st_mtim.tv_sec, status.st_mtim.tv_nsec);
-        archive_entry_set_uid(entry.get(), keep_owners_ ? status.st_uid : 0);
-        archive_entry_set_gid(entry.get(), keep_owners_ ? status.st_gid : 0);
-        archive_entry_set_size(entry.get(), 0);
-
-        bool with_contents = false;
-        if (type == S_IFLNK) {
-            archive_entry_copy_symlink(entry.get(), link_target(path).c_str());
-        } else if (type == S_IFREG) {
-            with_contents = !link_to_earlier(status, name, entry.get());
-            if (with_contents) archive_entry_set_size(entry.get(), status.st_size);
-        }
-        if (archive_write_header(archive_.get(), entry.get()) < ARCHIVE_WARN) fail(path.string());
-        if (with_contents) write_contents(path, status.st_size);
-        if (type == S_IFDIR) add_directory_contents(path, name);
-    }
-
-    // A file with several names is written under the first; later names link to it.
-    bool link_to_earlier(const struct stat& status, const std::string& name,
-                         archive_entry* entry) {
-        if (status.st_nlink < 2) return false;
-        const auto [it, first] = first_names_.emplace(std::make_pair(status.st_dev, status.st_ino),
-                                                      name);
-        if (first) return false;
-        archive_entry_copy_hardlink(entry, it->second.c_str());
-        return true;
-    }
-
-    static std::string link_target(const fs::path& path) {
-        std::error_code error;
-        const fs::path target = fs::read_symlink(path, error);
-        if (error) throw Error(path.string() + ": cannot read the link: " + error.message());
-        return target.string();
-    }
-
-    // Writes what the header announced: a file that grew meanwhile is cut there; one that
-    // shrank fails the stream, rather than become zeros in an image.
-    void write_contents(const fs::path& path, std::int64_t size) {
-        FileDescriptor file{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)};
-        if (file.fd < 0) throw Error(path.string() + ": cannot read: " + errno_text(errno));
-        std::vector<char> buffer(256 * 1024);
-        std::int64_t left = size;
-        while (left > 0) {
-            const auto want = static_cast<std::size_t>(
-                std::min<std::int64_t>(left, static_cast<std::int64_t>(buffer.size())));
-            const ssize_t got = ::read(file.fd, buffer.data(), want);
-            if (got < 0 && errno == EINTR) continue;
-            if (got < 0) throw Error(path.string() + ": cannot read: " + errno_text(errno));
-            if (got == 0) throw Error(path.string() + ": shrank while being sent");
-            if (archive_write_data(archive_.get(), buffer.data(), static_cast<size_t>(got)) < 0)
-                fail(path.string());
-            left -= got;
-        }
-    }
-
-    std::ostream& out_;
-    std::unique_ptr<archive, int (*)(archive*)> archive_;
-    std::map<std::pair<dev_t, ino_t>, std::string> first_names_;
-    bool keep_owners_;
-    bool stream_failed_ = false;
-    bool finished_ = false;
-    bool abandoned_ = false;
-};
-
 // ---- progress streams ----
 
 // Turns the daemon's text, which arrives in pieces of any size, into whole trimmed lines.
@@ -553,28 +305,113 @@ std::string status_line(const Json& message) {
     return line;
 }
 
-// Follows the daemon's JSON messages (one per line) to the end; returns its error, if any.
-std::optional<std::string> follow_messages(std::istream& in, ProgressLines& lines) {
-    std::string line;
-    while (std::getline(in, line)) {
-        if (trim(line).empty()) continue;
+// Follows the daemon's JSON messages (one per line) as they arrive; keeps its first error.
+class Messages {
+public:
+    explicit Messages(const DockerProgress& progress) : lines_(progress) {}
+
+    void add(const char* bytes, std::size_t count) {
+        pending_.append(bytes, count);
+        std::size_t end;
+        while ((end = pending_.find('\n')) != std::string::npos) {
+            message(pending_.substr(0, end));
+            pending_.erase(0, end + 1);
+        }
+    }
+
+    std::optional<std::string> finish() {
+        message(pending_);
+        pending_.clear();
+        lines_.flush();
+        return error_;
+    }
+
+private:
+    void message(const std::string& line) {
+        if (error_ || trim(line).empty()) return;
         const Json message = Json::parse(line, nullptr, /*allow_exceptions=*/false);
         if (!message.is_object()) {
-            lines.add(line + "\n");
-            continue;
+            lines_.add(line + "\n");
+            return;
         }
-        if (auto error = message_error(message)) {
-            lines.flush();
-            return error;
+        if ((error_ = message_error(message))) {
+            lines_.flush();
+            return;
         }
         if (message.contains("stream"))
-            lines.add(string_field(message, "stream"));
+            lines_.add(string_field(message, "stream"));
         else if (message.contains("status"))
-            lines.add(status_line(message) + "\n");
+            lines_.add(status_line(message) + "\n");
     }
-    lines.flush();
-    return std::nullopt;
-}
+
+    ProgressLines lines_;
+    std::string pending_;
+    std::optional<std::string> error_;
+};
+
+// A tree as a tar stream, made by a thread of its own while the request body is read, so an
+// image's root is never whole on disk or in memory. Owners are kept when running as root (the
+// tree was made by root: debootstrap); a tree a user made has that user's ids, which mean
+// nothing in an image, so they become 0.
+class TreeStream {
+public:
+    explicit TreeStream(const fs::path& root) {
+        int ends[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0)
+            throw Error("tar stream: " + errno_text(errno));
+        reader_ = ends[0];
+        writer_ = ends[1];
+        thread_ = std::thread([this, root] { produce(root); });
+    }
+    // Closing the reading end first stops a writer the daemon no longer reads for.
+    ~TreeStream() {
+        ::close(reader_);
+        thread_.join();
+    }
+    TreeStream(const TreeStream&) = delete;
+    TreeStream& operator=(const TreeStream&) = delete;
+
+    // The next bytes of the stream; 0 at its end. A tree that could not be written whole
+    // throws at that point, so the request never ends well-formed.
+    std::size_t read(char* buffer, std::size_t size) {
+        for (;;) {
+            const ssize_t got = ::recv(reader_, buffer, size, 0);
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) throw Error("tar stream: " + errno_text(errno));
+            if (got == 0 && failed_.load(std::memory_order_acquire)) std::rethrow_exception(failure_);
+            return static_cast<std::size_t>(got);
+        }
+    }
+
+private:
+    void produce(const fs::path& root) {
+        try {
+            TarWriter tar([this](const char* bytes, std::size_t count) { send(bytes, count); });
+            tar.add_tree(root, ::geteuid() == 0);
+            tar.finish();
+        } catch (...) {
+            failure_ = std::current_exception();
+            failed_.store(true, std::memory_order_release);
+        }
+        ::close(writer_);  // the reader's end of stream, after any failure is recorded
+    }
+
+    void send(const char* bytes, std::size_t count) {
+        while (count > 0) {
+            const ssize_t sent = ::send(writer_, bytes, count, MSG_NOSIGNAL);
+            if (sent < 0 && errno == EINTR) continue;
+            if (sent < 0) throw Error("the daemon stopped reading the request");
+            bytes += sent;
+            count -= static_cast<std::size_t>(sent);
+        }
+    }
+
+    int reader_ = -1;
+    int writer_ = -1;
+    std::exception_ptr failure_;
+    std::atomic<bool> failed_{false};
+    std::thread thread_;
+};
 
 // POSTs the tree under `root` as a tar body made on the fly, then follows the daemon's
 // progress to its end. Throws with the daemon's message when it reports an error.
@@ -583,36 +420,30 @@ void post_tree(const fs::path& socket, const std::string& target, const fs::path
     std::error_code error;
     if (!fs::is_directory(root, error))
         throw Error(what + ": " + root.string() + ": not a directory");
-    try {
-        DaemonCall call(socket, kStreamSilenceLimit);
-        HTTPRequest request = make_request(HTTPRequest::HTTP_POST, target);
-        request.setContentType("application/x-tar");
-        request.setChunkedTransferEncoding(true);
+    http::Request request = daemon_request(socket, "POST", target, kStreamSilenceLimit);
+    request.headers.push_back("Content-Type: application/x-tar");
+    Reply refused;
+    Messages messages(progress);
+    http::Outcome outcome;
+    {
+        TreeStream tree(root);
+        request.body_source = [&](char* buffer, std::size_t size) { return tree.read(buffer, size); };
         try {
-            TarWriter tar(call.send(request));
-            tar.add_tree(root);
-            tar.finish();
-        } catch (const BodyRefused& e) {
-            throw Error(what + ": " + call.answer_after_refused_body().value_or(e.what()));
+            outcome = http::exchange(
+                request, [&](const http::Head& head) { refused.status = head.status; },
+                [&](const char* bytes, std::size_t count) {
+                    if (refused.status == 200) messages.add(bytes, count);
+                    else refused.body.append(bytes, count);
+                });
         } catch (const Error& e) {
             throw Error(what + ": " + e.what());
         }
-        HTTPResponse response;
-        std::istream& in = call.receive(response);
-        if (response.getStatus() != HTTPResponse::HTTP_OK) {
-            Reply reply{static_cast<int>(response.getStatus()), {}};
-            Poco::StreamCopier::copyToString(in, reply.body);
-            throw Error(what + ": " + refusal(reply));
-        }
-        ProgressLines lines(progress);
-        if (auto failure = follow_messages(in, lines)) throw Error(what + ": " + *failure);
-        if (in.bad())
-            throw Error(what + ": reading the daemon's progress: " + call.stream_failure());
-    } catch (const Poco::TimeoutException&) {
-        throw Error(what + ": no word from the daemon for " + seconds_text(kStreamSilenceLimit));
-    } catch (const Poco::Exception& e) {
-        throw Error(what + ": " + e.displayText());
     }
+    if (outcome.failure != http::Failure::none)
+        throw daemon_failure(outcome, socket, what,
+                             "no word from the daemon for " + seconds_text(kStreamSilenceLimit));
+    if (refused.status != 200) throw Error(what + ": " + refusal(refused));
+    if (auto failure = messages.finish()) throw Error(what + ": " + *failure);
 }
 
 // ---- containers ----
@@ -676,11 +507,11 @@ std::string create_container(const fs::path& socket, const ContainerSpec& spec,
     Query query;
     if (!spec.name.empty()) query.emplace_back("name", spec.name);
     const Json config = container_config(spec);
-    const Reply reply = exchange(socket, HTTPRequest::HTTP_POST,
+    const Reply reply = exchange(socket, "POST",
                                  api_target("/containers/create", query), what, &config);
-    if (reply.status == HTTPResponse::HTTP_NOT_FOUND)
+    if (reply.status == 404)
         throw Error("docker: image " + spec.image + ": not found");
-    expect_status(reply, {HTTPResponse::HTTP_CREATED}, what + ": create");
+    expect_status(reply, {201}, what + ": create");
     const Json created = parse_json(reply, what);
     const auto warnings = created.find("Warnings");
     if (warnings != created.end() && warnings->is_array())
@@ -699,9 +530,9 @@ struct ContainerState {
 
 ContainerState container_state(const fs::path& socket, const std::string& id,
                                const std::string& what) {
-    const Reply reply = exchange(socket, HTTPRequest::HTTP_GET,
+    const Reply reply = exchange(socket, "GET",
                                  api_target("/containers/" + id + "/json"), what);
-    expect_status(reply, {HTTPResponse::HTTP_OK}, what + ": inspect");
+    expect_status(reply, {200}, what + ": inspect");
     const Json state = parse_json(reply, what).value("State", Json::object());
     ContainerState out;
     out.running = state.value("Running", false) || state.value("Restarting", false);
@@ -749,9 +580,9 @@ Docker::Docker(fs::path socket) : socket_(std::move(socket)) {}
 bool Docker::ping(std::chrono::milliseconds timeout) const {
     try {
         const Reply reply =
-            exchange(socket_, HTTPRequest::HTTP_GET, api_target("/_ping"), "docker: ping",
+            exchange(socket_, "GET", api_target("/_ping"), "docker: ping",
                      nullptr, timeout);
-        return reply.status == HTTPResponse::HTTP_OK;
+        return reply.status == 200;
     } catch (const std::exception&) {
         return false;
     }
@@ -762,8 +593,8 @@ std::vector<DockerImage> Docker::images(const Labels& labels) const {
     Query query;
     if (!labels.empty()) query.emplace_back("filters", label_filter(labels));
     const Reply reply =
-        exchange(socket_, HTTPRequest::HTTP_GET, api_target("/images/json", query), what);
-    expect_status(reply, {HTTPResponse::HTTP_OK}, what);
+        exchange(socket_, "GET", api_target("/images/json", query), what);
+    expect_status(reply, {200}, what);
     const Json list = parse_json(reply, what);
     if (!list.is_array()) throw Error(what + ": the daemon's answer is not a list");
     std::vector<DockerImage> images;
@@ -773,10 +604,10 @@ std::vector<DockerImage> Docker::images(const Labels& labels) const {
 
 std::optional<DockerImage> Docker::image(const std::string& name_or_id) const {
     const std::string what = "docker: image " + name_or_id;
-    const Reply reply = exchange(socket_, HTTPRequest::HTTP_GET,
+    const Reply reply = exchange(socket_, "GET",
                                  api_target("/images/" + name_or_id + "/json"), what);
-    if (reply.status == HTTPResponse::HTTP_NOT_FOUND) return std::nullopt;
-    expect_status(reply, {HTTPResponse::HTTP_OK}, what);
+    if (reply.status == 404) return std::nullopt;
+    expect_status(reply, {200}, what);
     return image_from_inspect(parse_json(reply, what));
 }
 
@@ -807,9 +638,9 @@ void Docker::build(const fs::path& context, const std::string& tag,
 
 void Docker::remove_image(const std::string& name_or_id) const {
     const std::string what = "docker: remove image " + name_or_id;
-    const Reply reply = exchange(socket_, HTTPRequest::HTTP_DELETE,
+    const Reply reply = exchange(socket_, "DELETE",
                                  api_target("/images/" + name_or_id, {{"force", "1"}}), what);
-    expect_status(reply, {HTTPResponse::HTTP_OK, HTTPResponse::HTTP_NOT_FOUND}, what);
+    expect_status(reply, {200, 404}, what);
 }
 
 ContainerResult Docker::run(const ContainerSpec& spec, std::chrono::seconds timeout) const {
@@ -817,31 +648,31 @@ ContainerResult Docker::run(const ContainerSpec& spec, std::chrono::seconds time
     const std::string id = create_container(socket_, spec, what);
     const ContainerRemoval removal(*this, id);
 
-    const Reply started = exchange(socket_, HTTPRequest::HTTP_POST,
+    const Reply started = exchange(socket_, "POST",
                                    api_target("/containers/" + id + "/start"), what);
-    expect_status(started, {HTTPResponse::HTTP_NO_CONTENT, HTTPResponse::HTTP_NOT_MODIFIED},
+    expect_status(started, {204, 304},
                   what + ": start");
 
     const auto deadline = timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();
     ContainerResult result;
     ContainerState state = wait_for_stop(socket_, id, deadline, what);
     if (state.running) {
-        const Reply killed = exchange(socket_, HTTPRequest::HTTP_POST,
+        const Reply killed = exchange(socket_, "POST",
                                       api_target("/containers/" + id + "/kill"), what);
         // 409: it stopped on its own between the last look and the kill.
-        expect_status(killed, {HTTPResponse::HTTP_NO_CONTENT, HTTPResponse::HTTP_CONFLICT},
+        expect_status(killed, {204, 409},
                       what + ": kill");
-        result.timed_out = killed.status == HTTPResponse::HTTP_NO_CONTENT;
+        result.timed_out = killed.status == 204;
         state = wait_for_stop(socket_, id, Clock::now() + kStopAfterKill, what);
     }
     result.exit_code = state.exit_code;
     result.out_of_memory = state.out_of_memory;
 
     const Reply logs =
-        exchange(socket_, HTTPRequest::HTTP_GET,
+        exchange(socket_, "GET",
                  api_target("/containers/" + id + "/logs", {{"stdout", "1"}, {"stderr", "1"}}),
                  what);
-    expect_status(logs, {HTTPResponse::HTTP_OK}, what + ": logs");
+    expect_status(logs, {200}, what + ": logs");
     result.output = demultiplex(logs.body);
     return result;
 }
@@ -851,8 +682,8 @@ std::vector<std::string> Docker::containers(const Labels& labels) const {
     Query query{{"all", "1"}};
     if (!labels.empty()) query.emplace_back("filters", label_filter(labels));
     const Reply reply =
-        exchange(socket_, HTTPRequest::HTTP_GET, api_target("/containers/json", query), what);
-    expect_status(reply, {HTTPResponse::HTTP_OK}, what);
+        exchange(socket_, "GET", api_target("/containers/json", query), what);
+    expect_status(reply, {200}, what);
     const Json list = parse_json(reply, what);
     if (!list.is_array()) throw Error(what + ": the daemon's answer is not a list");
     std::vector<std::string> ids;
@@ -863,12 +694,12 @@ std::vector<std::string> Docker::containers(const Labels& labels) const {
 void Docker::remove_container(const std::string& id) const {
     const std::string what = "docker: remove container " + id;
     const Reply reply =
-        exchange(socket_, HTTPRequest::HTTP_DELETE,
+        exchange(socket_, "DELETE",
                  api_target("/containers/" + id, {{"force", "1"}, {"v", "1"}}), what);
     // 409: a removal is already under way (another cleanup got there first).
     expect_status(reply,
-                  {HTTPResponse::HTTP_NO_CONTENT, HTTPResponse::HTTP_NOT_FOUND,
-                   HTTPResponse::HTTP_CONFLICT},
+                  {204, 404,
+                   409},
                   what);
 }
 

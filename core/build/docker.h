@@ -1,4 +1,4 @@
-// A client of the Docker Engine API over its unix socket (/var/run/docker.sock), on Poco::Net:
+// A client of the Docker Engine API over its unix socket (/var/run/docker.sock), on libcurl (fetch/http.h):
 // what kbuild's builder images and container builds use instead of the docker CLI, so every
 // step has a typed answer, a time limit and a one-line error.
 #pragma once

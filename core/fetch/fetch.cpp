@@ -1,21 +1,11 @@
 #include "fetch/fetch.h"
 
+#include "fetch/http.h"
 #include "util/parallel.h"
 
 #include <kbuild/digest.hpp>
 
-#include <Poco/Exception.h>
-#include <Poco/Net/Context.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
-#include <Poco/Net/NetException.h>
-#include <Poco/Net/RejectCertificateHandler.h>
-#include <Poco/Net/SSLException.h>
-#include <Poco/Net/SSLManager.h>
-#include <Poco/URI.h>
-#include <openssl/evp.h>
+#include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -38,17 +28,11 @@
 
 namespace kbuild {
 namespace fs = std::filesystem;
-using Poco::Net::HTTPClientSession;
-using Poco::Net::HTTPRequest;
-using Poco::Net::HTTPResponse;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Large enough that hashing and write() cost little per byte, small enough to never matter
-// for memory with many downloads at once.
-constexpr std::size_t kChunkBytes = 256 * 1024;
 constexpr int kMaxRedirects = 5;
 
 // One attempt's failure: the cause (the URL is added by the caller) and whether another
@@ -74,17 +58,6 @@ std::string lowercase(std::string text) {
     return text;
 }
 
-std::string trim(const std::string& text) {
-    const auto first = text.find_first_not_of(" \t");
-    if (first == std::string::npos) return "";
-    return text.substr(first, text.find_last_not_of(" \t") - first + 1);
-}
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-    return text.size() >= suffix.size() &&
-           text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool is_sha256_hex(const std::string& text) {
     return text.size() == 64 && std::all_of(text.begin(), text.end(), [](unsigned char c) {
                return std::isxdigit(c) != 0;
@@ -98,47 +71,40 @@ std::string seconds_text(std::chrono::milliseconds duration) {
     return out.str();
 }
 
-// SHA-256 fed as bytes arrive, so a download is hashed without reading it back.
-class Sha256 {
+std::string sha256_of(const std::string& text) { return sha256_text(text); }
+
+// A URL's parts as libcurl reads them.
+class Url {
 public:
-    Sha256() : context_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
-        if (!context_ || EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) != 1)
-            throw Error("sha256: OpenSSL cannot start a digest");
+    explicit Url(const std::string& url) : handle_(curl_url(), curl_url_cleanup) {
+        if (!handle_) throw Error("libcurl: out of memory");
+        valid_ = curl_url_set(handle_.get(), CURLUPART_URL, url.c_str(), 0) == CURLUE_OK;
     }
-    void update(const char* bytes, std::size_t count) {
-        EVP_DigestUpdate(context_.get(), bytes, count);
+    bool valid() const { return valid_; }
+    // A part ("" when absent); `flags` as curl_url_get takes them.
+    std::string part(CURLUPart which, unsigned flags = 0) const {
+        char* text = nullptr;
+        if (!valid_ || curl_url_get(handle_.get(), which, &text, flags) != CURLUE_OK) return "";
+        std::string value = text;
+        curl_free(text);
+        return value;
     }
-    std::string hex() {
-        unsigned char raw[EVP_MAX_MD_SIZE];
-        unsigned int length = 0;
-        EVP_DigestFinal_ex(context_.get(), raw, &length);
-        static const char digits[] = "0123456789abcdef";
-        std::string out;
-        for (unsigned int i = 0; i < length; ++i) {
-            out += digits[raw[i] >> 4];
-            out += digits[raw[i] & 15];
-        }
-        return out;
+    std::string scheme() const { return lowercase(part(CURLUPART_SCHEME)); }
+    std::string host() const { return part(CURLUPART_HOST); }
+    unsigned port() const {
+        const std::string text = part(CURLUPART_PORT, CURLU_DEFAULT_PORT);
+        return text.empty() ? 0 : static_cast<unsigned>(std::stoul(text));
     }
 
 private:
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context_;
+    std::unique_ptr<CURLU, void (*)(CURLU*)> handle_;
+    bool valid_ = false;
 };
-
-std::string sha256_of(const std::string& text) {
-    Sha256 hash;
-    hash.update(text.data(), text.size());
-    return hash.hex();
-}
 
 // The name a URL's file keeps in the cache: the last path segment, made safe for any file
 // system, so a cached package still reads as what it is.
 std::string file_name_for(const std::string& url) {
-    std::string path;
-    try {
-        path = Poco::URI(url).getPath();
-    } catch (const Poco::Exception&) {
-    }
+    const std::string path = Url(url).part(CURLUPART_PATH, CURLU_URLDECODE);
     const auto slash = path.rfind('/');
     std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
     for (char& c : name) {
@@ -161,187 +127,32 @@ std::string environment(const char* lower, const char* upper) {
     return "";
 }
 
-struct ProxyServer {
-    std::string host;
-    Poco::UInt16 port = 0;
-    std::string user;
-    std::string password;
-};
-
-// One NO_PROXY entry: "host", ".host", "*.host", "1.2.3.4", "[::1]", each with an optional
-// ":port".
-struct NoProxyEntry {
-    std::string host;
-    std::optional<unsigned> port;
-};
-
-NoProxyEntry parse_no_proxy_entry(std::string entry) {
-    std::string port_text;
-    if (!entry.empty() && entry[0] == '[') {
-        const auto close = entry.find(']');
-        if (close != std::string::npos) {
-            if (entry.compare(close + 1, 1, ":") == 0) port_text = entry.substr(close + 2);
-            entry = entry.substr(1, close - 1);
-        }
-    } else if (std::count(entry.begin(), entry.end(), ':') == 1) {
-        port_text = entry.substr(entry.find(':') + 1);
-        entry.resize(entry.find(':'));
-    }
-    NoProxyEntry parsed;
-    if (entry.rfind("*.", 0) == 0) entry.erase(0, 1);
-    if (!entry.empty() && entry[0] == '.') entry.erase(0, 1);
-    parsed.host = entry;
-    if (!port_text.empty() && port_text.find_first_not_of("0123456789") == std::string::npos &&
-        port_text.size() <= 5)
-        parsed.port = static_cast<unsigned>(std::stoul(port_text));
-    return parsed;
+// The proxy for a URL from HTTP(S)_PROXY, and NO_PROXY's hosts for its port, for libcurl,
+// which reads them: a setting without a scheme is http://, user and password are sent.
+void set_proxy(http::Request& request, const Url& url) {
+    request.proxy = url.scheme() == "https" ? environment("https_proxy", "HTTPS_PROXY")
+                                            : environment("http_proxy", "HTTP_PROXY");
+    if (!request.proxy.empty())
+        request.no_proxy = http::no_proxy_for_port(environment("no_proxy", "NO_PROXY"), url.port());
 }
 
-// NO_PROXY: a comma-separated list; an entry matches its host and every subdomain of it,
-// optionally only on one port; "*" matches everything.
-bool no_proxy_matches(const std::string& list, const std::string& host, unsigned port) {
-    const std::string wanted = lowercase(host);
-    std::istringstream entries(list);
-    std::string entry;
-    while (std::getline(entries, entry, ',')) {
-        entry = lowercase(trim(entry));
-        if (entry == "*") return true;
-        const NoProxyEntry parsed = parse_no_proxy_entry(entry);
-        if (parsed.host.empty()) continue;
-        if (parsed.port && *parsed.port != port) continue;
-        if (wanted == parsed.host || ends_with(wanted, "." + parsed.host)) return true;
-    }
-    return false;
+// "host:port" of a proxy setting, for an error message: without its user and password.
+std::string proxy_endpoint(const std::string& setting) {
+    const Url proxy(setting.find("://") == std::string::npos ? "http://" + setting : setting);
+    return proxy.host() + ":" + std::to_string(proxy.port());
 }
 
-// A proxy setting fit for an error message: without its user and password.
-std::string without_credentials(const std::string& setting) {
-    const auto at = setting.rfind('@');
-    if (at == std::string::npos) return setting;
-    const auto scheme_end = setting.find("://");
-    const std::string scheme = scheme_end < at ? setting.substr(0, scheme_end + 3) : "";
-    return scheme + setting.substr(at + 1);
-}
-
-std::optional<ProxyServer> proxy_for(const Poco::URI& uri) {
-    const std::string setting = uri.getScheme() == "https"
-                                    ? environment("https_proxy", "HTTPS_PROXY")
-                                    : environment("http_proxy", "HTTP_PROXY");
-    if (setting.empty()) return std::nullopt;
-    if (no_proxy_matches(environment("no_proxy", "NO_PROXY"), uri.getHost(), uri.getPort()))
-        return std::nullopt;
-    Poco::URI proxy;
-    try {
-        proxy = Poco::URI(setting.find("://") == std::string::npos ? "http://" + setting : setting);
-    } catch (const Poco::Exception& e) {
-        throw AttemptFailed("proxy " + without_credentials(setting) + ": " +
-                                one_line(e.displayText()),
-                            false);
-    }
-    if (proxy.getScheme() != "http" || proxy.getHost().empty())
-        throw AttemptFailed("proxy " + without_credentials(setting) +
-                                ": only http://host:port proxies are supported",
-                            false);
-    ProxyServer server{proxy.getHost(), proxy.getPort()};
-    const std::string user_info = proxy.getUserInfo();
-    const auto colon = user_info.find(':');
-    server.user = user_info.substr(0, colon);
-    if (colon != std::string::npos) server.password = user_info.substr(colon + 1);
-    return server;
-}
-
-// ---- sessions ----
-
-Poco::Net::Context::Ptr tls_context() {
-    static std::once_flag once;
-    static Poco::Net::Context::Ptr context;
-    std::call_once(once, [] {
-        Poco::Net::initializeSSL();
-        Poco::Net::Context::Params params;
-        params.verificationMode = Poco::Net::Context::VERIFY_RELAXED;
-        params.loadDefaultCAs = true;  // the system CA store
-        context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, params);
-        // Without this, SSLManager looks for its settings in a Poco::Util::Application.
-        Poco::Net::SSLManager::instance().initializeClient(
-            nullptr, new Poco::Net::RejectCertificateHandler(false), context);
-    });
-    return context;
-}
-
-// The session's own byte reads, which HTTPSession keeps protected. The body is read through
-// them rather than Poco's response stream: Poco 1.11's chunked stream takes a connection closed
-// mid-body for the end of the body, and its 4 KiB stream buffer makes one recv() per 4 KiB.
-class SessionBytes {
-public:
-    virtual ~SessionBytes() = default;
-    virtual int read_some(char* buffer, std::streamsize length) = 0;  // 0 at end of stream
-    virtual int next_byte() = 0;                                      // EOF at end of stream
-};
-
-template <class Session>
-class DirectSession : public Session, public SessionBytes {
-public:
-    using Session::Session;
-    int read_some(char* buffer, std::streamsize length) override {
-        return this->read(buffer, length);
-    }
-    int next_byte() override { return this->get(); }
-};
-
-std::unique_ptr<HTTPClientSession> open_session(const Poco::URI& uri,
-                                                std::chrono::milliseconds timeout) {
-    std::unique_ptr<HTTPClientSession> session;
-    if (uri.getScheme() == "https")
-        session = std::make_unique<DirectSession<Poco::Net::HTTPSClientSession>>(
-            uri.getHost(), uri.getPort(), tls_context());
-    else
-        session = std::make_unique<DirectSession<HTTPClientSession>>(uri.getHost(),
-                                                                      uri.getPort());
-    session->setTimeout(Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(timeout.count()) *
-                                       1000));
-    if (const auto proxy = proxy_for(uri)) {
-        session->setProxy(proxy->host, proxy->port);
-        if (!proxy->user.empty()) session->setProxyCredentials(proxy->user, proxy->password);
-    }
-    return session;
-}
-
-Poco::URI parse_url(const std::string& url) {
-    Poco::URI uri;
-    try {
-        uri = Poco::URI(url);
-    } catch (const Poco::Exception& e) {
-        throw Error(url + ": not a URL (" + one_line(e.displayText()) + ")");
-    }
-    if (uri.getScheme() != "http" && uri.getScheme() != "https")
-        throw Error(url + ": only http:// and https:// URLs can be fetched");
-    if (uri.getHost().empty()) throw Error(url + ": no host in the URL");
-    return uri;
+std::string parse_url(const std::string& text) {
+    const Url url(text);
+    if (!url.valid()) throw Error(text + ": not a URL");
+    if (url.scheme() != "http" && url.scheme() != "https")
+        throw Error(text + ": only http:// and https:// URLs can be fetched");
+    if (url.host().empty()) throw Error(text + ": no host in the URL");
+    return text;
 }
 
 bool is_redirect(int status) {
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
-AttemptFailed failure_from(const Poco::Exception& e, std::chrono::milliseconds timeout) {
-    if (dynamic_cast<const Poco::TimeoutException*>(&e))
-        return {"timed out after " + seconds_text(timeout), true};
-    if (dynamic_cast<const Poco::Net::ConnectionRefusedException*>(&e))
-        return {"connection refused", true};
-    if (dynamic_cast<const Poco::Net::ConnectionResetException*>(&e))
-        return {"connection reset", true};
-    // A name that does not exist will not exist in a second; a temporary DNS failure is a
-    // DNSException, retried below.
-    if (dynamic_cast<const Poco::Net::HostNotFoundException*>(&e))
-        return {"host not found: " + one_line(e.message()), false};
-    if (dynamic_cast<const Poco::Net::NoMessageException*>(&e))
-        return {"connection closed before a response", true};
-    // A certificate that does not verify will not verify on the next attempt either.
-    if (dynamic_cast<const Poco::Net::CertificateValidationException*>(&e))
-        return {"TLS certificate: " + one_line(e.displayText()), false};
-    if (dynamic_cast<const Poco::Net::SSLException*>(&e))
-        return {"TLS: " + one_line(e.displayText()), true};
-    return {one_line(e.displayText()), true};
 }
 
 // ---- cache files ----
@@ -643,115 +454,19 @@ FetchedFile Fetcher::download(const FetchRequest& request, const fs::path& final
 
 namespace {
 
-// Sends GET `uri` and reads the response head, following redirects; the body is left in
-// `session` for the body readers below.
-void open_response(Poco::URI uri, const Validators& validators, std::chrono::milliseconds timeout,
-                   std::unique_ptr<HTTPClientSession>& session, HTTPResponse& response) {
-    for (int redirects = 0;; ++redirects) {
-        session = open_session(uri, timeout);
-        const std::string target = uri.getPathAndQuery().empty() ? "/" : uri.getPathAndQuery();
-        HTTPRequest request(HTTPRequest::HTTP_GET, target, HTTPRequest::HTTP_1_1);
-        request.set("User-Agent", "kbuild/" KBUILD_VERSION);
-        if (!validators.etag.empty()) request.set("If-None-Match", validators.etag);
-        if (!validators.last_modified.empty())
-            request.set("If-Modified-Since", validators.last_modified);
-        session->sendRequest(request);
-        session->receiveResponse(response);
-        const int status = response.getStatus();
-        if (!is_redirect(status)) return;
-        if (!response.has("Location"))
-            throw AttemptFailed("HTTP " + std::to_string(status) + " without a Location", false);
-        if (redirects == kMaxRedirects)
-            throw AttemptFailed("more than " + std::to_string(kMaxRedirects) + " redirects",
-                                false);
-        uri.resolve(response.get("Location"));
-        if (uri.getScheme() != "http" && uri.getScheme() != "https")
-            throw AttemptFailed("redirected to " + uri.toString() + ", not http(s)", false);
-    }
-}
-
-void check_status(const HTTPResponse& response) {
-    const int status = response.getStatus();
-    if (status == HTTPResponse::HTTP_OK) return;
-    std::string reason = response.getReason();
-    if (reason.empty()) reason = HTTPResponse::getReasonForStatus(response.getStatus());
+void check_status(const http::Head& head) {
+    const int status = head.status;
+    if (status == 200) return;
+    if (is_redirect(status))
+        throw AttemptFailed("HTTP " + std::to_string(status) + " without a Location", false);
     // A server that is busy or failing may recover; any other answer will not change.
     const bool retryable = status >= 500 || status == 408 || status == 429;
-    throw AttemptFailed("HTTP " + std::to_string(status) + " " + one_line(reason), retryable);
+    std::string text = "HTTP " + std::to_string(status);
+    if (!head.reason.empty()) text += " " + one_line(head.reason);
+    throw AttemptFailed(text, retryable);
 }
 
 std::string count_text(std::int64_t count) { return std::to_string(count); }
-
-std::string header(const HTTPResponse& response, const std::string& name) {
-    return response.has(name) ? response.get(name) : std::string();
-}
-
-using Sink = std::function<void(const char* bytes, std::size_t count)>;
-
-// Copies up to `limit` body bytes (all of them when negative) to `sink`; fewer only when the
-// connection ends first.
-std::int64_t copy_body(SessionBytes& session, std::int64_t limit, std::vector<char>& buffer,
-                       const Sink& sink) {
-    std::int64_t copied = 0;
-    while (limit < 0 || copied < limit) {
-        auto wanted = static_cast<std::int64_t>(buffer.size());
-        if (limit >= 0) wanted = std::min(wanted, limit - copied);
-        const int count = session.read_some(buffer.data(), wanted);
-        if (count <= 0) break;
-        sink(buffer.data(), static_cast<std::size_t>(count));
-        copied += count;
-    }
-    return copied;
-}
-
-// One CRLF-terminated line of chunked framing, without the line end; nothing at end of stream.
-std::optional<std::string> read_line(SessionBytes& session) {
-    std::string line;
-    for (int c = session.next_byte(); c != std::char_traits<char>::eof();
-         c = session.next_byte()) {
-        if (c == '\n') {
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            return line;
-        }
-        if (line.size() >= 4096) throw AttemptFailed("malformed chunked body (long line)", true);
-        line += static_cast<char>(c);
-    }
-    return std::nullopt;
-}
-
-std::int64_t parse_chunk_size(const std::string& line) {
-    const std::string digits = trim(line.substr(0, line.find(';')));
-    if (digits.empty() || digits.size() > 15 ||
-        digits.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
-        throw AttemptFailed("malformed chunked body (chunk size '" + one_line(line) + "')", true);
-    return std::stoll(digits, nullptr, 16);
-}
-
-// Decodes a chunked body to `sink`. The zero-size last chunk is the only proof the body is
-// whole, so a connection that ends before it is a short read.
-std::int64_t copy_chunked_body(SessionBytes& session, std::vector<char>& buffer,
-                               const Sink& sink) {
-    std::int64_t copied = 0;
-    const auto cut_short = [&] {
-        return AttemptFailed("short read (got " + std::to_string(copied) +
-                                 " bytes of a chunked body before the connection closed)",
-                             true);
-    };
-    for (;;) {
-        const auto size_line = read_line(session);
-        if (!size_line) throw cut_short();
-        const std::int64_t size = parse_chunk_size(*size_line);
-        if (size == 0) break;
-        const std::int64_t got = copy_body(session, size, buffer, sink);
-        copied += got;
-        if (got < size || !read_line(session)) throw cut_short();
-    }
-    // Trailer fields up to an empty line; a server that closes right after the last chunk has
-    // still sent everything.
-    for (auto line = read_line(session); line && !line->empty(); line = read_line(session)) {
-    }
-    return copied;
-}
 
 // Checks what arrived against what the server announced and what the index expects.
 void check_length(std::int64_t received, std::int64_t announced, std::int64_t expected) {
@@ -770,6 +485,56 @@ void check_length(std::int64_t received, std::int64_t announced, std::int64_t ex
                         false);
 }
 
+// Why an exchange failed, as one attempt's failure.
+AttemptFailed failure_of(const http::Outcome& outcome, const std::string& host,
+                         std::chrono::milliseconds timeout) {
+    using http::Failure;
+    switch (outcome.failure) {
+    case Failure::refused:
+        return {"connection refused", true};
+    case Failure::connect:
+        return {outcome.os_error != 0 ? "cannot connect: " + std::string(std::strerror(outcome.os_error))
+                                      : outcome.message,
+                true};
+    // A name that does not exist will not exist in a second.
+    case Failure::resolve:
+        return {"host not found: " + host, false};
+    case Failure::timed_out:
+        return {"timed out after " + seconds_text(timeout), true};
+    // A certificate that does not verify will not verify on the next attempt either.
+    case Failure::tls_certificate:
+        return {"TLS certificate: " + outcome.message, false};
+    case Failure::tls:
+        return {"TLS: " + outcome.message, true};
+    case Failure::too_many_redirects:
+        return {"more than " + std::to_string(kMaxRedirects) + " redirects", false};
+    case Failure::closed_early:
+        // The zero-size last chunk is the only proof a chunked body is whole.
+        if (outcome.head.status != 0 && outcome.head.chunked())
+            return {"short read (got " + count_text(outcome.body_bytes) +
+                        " bytes of a chunked body before the connection closed)",
+                    true};
+        if (outcome.head.status != 0 && outcome.head.content_length() >= 0)
+            return {"short read (got " + count_text(outcome.body_bytes) + " of " +
+                        count_text(outcome.head.content_length()) + " bytes)",
+                    true};
+        if (outcome.head.status == 0) return {"connection closed before a response", true};
+        return {outcome.message, true};
+    case Failure::protocol:
+        return {outcome.message, false};
+    default:
+        return {outcome.message, true};
+    }
+}
+
+// Whether a failure happened on the way to the proxy: libcurl names the endpoint it could not
+// reach or last reached.
+bool failed_at(const http::Outcome& outcome, const std::string& endpoint) {
+    const auto colon = endpoint.rfind(':');
+    return outcome.message.find(" " + endpoint.substr(0, colon) + " port " +
+                                endpoint.substr(colon + 1) + " ") != std::string::npos;
+}
+
 }  // namespace
 
 FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_path) {
@@ -779,39 +544,60 @@ FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_
     if (!request.digest_known() && cached_size && (request.size < 0 || *cached_size == request.size))
         sent = read_validators(final_path);
 
-    std::unique_ptr<HTTPClientSession> session;
-    HTTPResponse response;
+    const Url url(parse_url(request.url));
+    http::Request exchange;
+    exchange.url = request.url;
+    exchange.timeout = options_.timeout;
+    exchange.max_redirects = kMaxRedirects;
+    exchange.headers.push_back("User-Agent: kbuild/" KBUILD_VERSION);
+    if (!sent.etag.empty()) exchange.headers.push_back("If-None-Match: " + sent.etag);
+    if (!sent.last_modified.empty())
+        exchange.headers.push_back("If-Modified-Since: " + sent.last_modified);
+    set_proxy(exchange, url);
+
     std::int64_t received = 0;
-    try {
-        open_response(parse_url(request.url), sent, options_.timeout, session, response);
-        if (response.getStatus() == HTTPResponse::HTTP_NOT_MODIFIED && !sent.empty()) {
-            if (!options_.progress)
-                spdlog::debug("{}: not modified, cached as {}", request.url, final_path.string());
-            return {final_path.string(), sha256_file(final_path.string()), *cached_size};
+    std::int64_t announced = -1;
+    bool not_modified = false;
+    std::optional<PartFile> part;
+    DigestStream hash("sha256");
+    const auto started = Clock::now();
+    http::Head head;
+    const auto on_head = [&](const http::Head& answer) {
+        head = answer;
+        if (answer.status == 304 && !sent.empty()) {
+            not_modified = true;
+            return;
         }
-        check_status(response);
-        const bool chunked = response.getChunkedTransferEncoding();
-        const std::int64_t announced = chunked ? -1 : response.getContentLength64();
+        check_status(answer);
+        announced = answer.chunked() ? -1 : answer.content_length();
         if (request.size >= 0 && announced >= 0 && announced != request.size)
             throw AttemptFailed("size mismatch (expected " + count_text(request.size) +
                                     " bytes, Content-Length is " + count_text(announced) + ")",
                                 false);
-
-        const auto started = Clock::now();
-        PartFile part(final_path.string() + ".part");
-        Sha256 hash;
-        std::vector<char> buffer(kChunkBytes);
-        const Sink sink = [&](const char* bytes, std::size_t count) {
-            part.write(bytes, count);
-            hash.update(bytes, count);
-            received += static_cast<std::int64_t>(count);
-            progress_->add_bytes(static_cast<std::int64_t>(count));
-        };
-        auto& body = dynamic_cast<SessionBytes&>(*session);
-        if (chunked)
-            copy_chunked_body(body, buffer, sink);
-        else
-            copy_body(body, announced, buffer, sink);
+        part.emplace(final_path.string() + ".part");
+    };
+    const auto on_body = [&](const char* bytes, std::size_t count) {
+        if (!part) return;  // a 304's body, if a server sent one
+        part->write(bytes, count);
+        hash.update(bytes, count);
+        received += static_cast<std::int64_t>(count);
+        progress_->add_bytes(static_cast<std::int64_t>(count));
+    };
+    try {
+        const http::Outcome outcome = http::exchange(exchange, on_head, on_body);
+        if (outcome.failure != http::Failure::none) {
+            AttemptFailed failure = failure_of(outcome, url.host(), options_.timeout);
+            if (!exchange.proxy.empty() && failed_at(outcome, proxy_endpoint(exchange.proxy)))
+                failure = AttemptFailed(std::string(failure.what()) + " (through proxy " +
+                                            proxy_endpoint(exchange.proxy) + ")",
+                                        failure.retryable());
+            throw failure;
+        }
+        if (not_modified) {
+            if (!options_.progress)
+                spdlog::debug("{}: not modified, cached as {}", request.url, final_path.string());
+            return {final_path.string(), sha256_file(final_path.string()), *cached_size};
+        }
         check_length(received, announced, request.size);
         const std::string sha256 = hash.hex();
         if (!request.sha256.empty() && sha256 != lowercase(request.sha256))
@@ -819,17 +605,16 @@ FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_
                                     ", got " + sha256 + ")",
                                 false);
         if (!request.sha512.empty()) {
-            const std::string sha512 = file_digest(part.path().string(), "sha512");
+            const std::string sha512 = file_digest(part->path().string(), "sha512");
             if (sha512 != lowercase(request.sha512))
                 throw AttemptFailed("sha512 mismatch (expected " + lowercase(request.sha512) + ", got " + sha512 + ")",
                                     false);
         }
         // The old validators describe the old file: drop them before it is replaced.
         if (!request.digest_known()) write_validators(final_path, {});
-        part.commit(final_path);
+        part->commit(final_path);
         if (!request.digest_known())
-            write_validators(final_path, {header(response, "ETag"),
-                                          header(response, "Last-Modified")});
+            write_validators(final_path, {head.field("etag"), head.field("last-modified")});
 
         const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
         if (!options_.progress)
@@ -839,14 +624,6 @@ FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_
     } catch (const AttemptFailed&) {
         progress_->add_bytes(-received);
         throw;
-    } catch (const Poco::Exception& e) {
-        progress_->add_bytes(-received);
-        const AttemptFailed failure = failure_from(e, options_.timeout);
-        if (!session || session->getProxyHost().empty()) throw failure;
-        throw AttemptFailed(std::string(failure.what()) + " (through proxy " +
-                                session->getProxyHost() + ":" +
-                                std::to_string(session->getProxyPort()) + ")",
-                            failure.retryable());
     }
 }
 

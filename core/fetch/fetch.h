@@ -1,4 +1,4 @@
-// Downloads over HTTP(S) with Poco::Net into a cache: keyed by URL and expected sha256, bytes
+// Downloads over HTTP(S) with libcurl (fetch/http.h) into a cache: keyed by URL and expected sha256, bytes
 // written to a .part file renamed only after size and sha256 match, retries with backoff,
 // HTTP_PROXY / HTTPS_PROXY / NO_PROXY, N downloads at once, progress on a terminal.
 #pragma once

@@ -1,15 +1,12 @@
 #include "output/bundle_writer.h"
 
-#include "unpack/archive_handle.h"
+#include "unpack/tar_writer.h"
 
 #include <kbuild/files.hpp>
-
-#include <archive_entry.h>
 
 #include <algorithm>
 #include <array>
 #include <fstream>
-#include <memory>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,54 +48,16 @@ bool other_architecture(const fs::path& path, const std::string& srcarch) {
     return fs::exists(fs::symlink_status(path.parent_path() / srcarch, ec));
 }
 
-struct EntryFree {
-    void operator()(archive_entry* e) const { archive_entry_free(e); }
-};
-
-// One .tgz being written; entries are owned by root, as a package's are.
-class TgzWriter {
-public:
-    explicit TgzWriter(const fs::path& file) : file_(file), archive_(archive_write_new()) {
-        if (!archive_) throw Error("libarchive: out of memory");
-        archive_write_set_format_pax_restricted(archive_.get());
-        archive_write_add_filter_gzip(archive_.get());
-        // No timestamp in the gzip header: the same tree gives the same bytes.
-        archive_write_set_filter_option(archive_.get(), "gzip", "timestamp", nullptr);
-        check(archive_write_open_filename(archive_.get(), file.c_str()));
-    }
-
-    void add(const std::string& name, mode_t type, mode_t perm, time_t mtime, const std::string& data,
-             const std::string& link = "") {
-        std::unique_ptr<archive_entry, EntryFree> entry(archive_entry_new());
-        archive_entry_set_pathname(entry.get(), name.c_str());
-        archive_entry_set_filetype(entry.get(), type);
-        archive_entry_set_perm(entry.get(), perm);
-        archive_entry_set_mtime(entry.get(), mtime, 0);
-        archive_entry_set_uname(entry.get(), "root");
-        archive_entry_set_gname(entry.get(), "root");
-        if (type == AE_IFLNK) archive_entry_set_symlink(entry.get(), link.c_str());
-        if (type == AE_IFREG) archive_entry_set_size(entry.get(), static_cast<la_int64_t>(data.size()));
-        check(archive_write_header(archive_.get(), entry.get()));
-        if (type == AE_IFREG && !data.empty() &&
-            archive_write_data(archive_.get(), data.data(), data.size()) != static_cast<la_ssize_t>(data.size()))
-            check(ARCHIVE_FATAL);
-        ++entries_;
-    }
-
-    std::int64_t finish() {
-        check(archive_write_close(archive_.get()));
-        return entries_;
-    }
-
-private:
-    void check(int status) {
-        if (status < ARCHIVE_WARN) throw Error(file_.string() + ": " + archive_message(archive_.get()));
-    }
-
-    fs::path file_;
-    WriteArchive archive_;
-    std::int64_t entries_ = 0;
-};
+// An entry owned by root, as a package's are.
+TarEntry root_entry(const std::string& name, mode_t mode, time_t mtime, const std::string& link = "") {
+    TarEntry entry;
+    entry.name = name;
+    entry.mode = mode;
+    entry.mtime = mtime;
+    entry.owner = entry.group = "root";
+    entry.symlink = link;
+    return entry;
+}
 
 // An absolute path inside the tree, as the tree's own relative path; empty when it is not in it.
 fs::path inside_tree(const fs::path& root, const fs::path& absolute) {
@@ -159,7 +118,7 @@ BundleStats write_bundle(const fs::path& root, const fs::path& kernel_dir, const
     fs::create_directories(out_dir);
     const fs::path temporary = stats.file.string() + ".part-" + std::to_string(::getpid());
     try {
-        TgzWriter tgz(temporary);
+        TarWriter tgz(temporary, TarWriter::Compression::gzip);
         const auto numbers = version_numbers(release.release);
         const std::vector<std::pair<std::string, std::string>> meta = {
             {"BUNDLE_BUILD_DIR", "./" + build_dir.string()},
@@ -176,7 +135,7 @@ BundleStats write_bundle(const fs::path& root, const fs::path& kernel_dir, const
         };
         // Meta files carry no time: the same release gives the same bytes.
         for (const auto& [name, value] : meta)
-            if (!value.empty()) tgz.add("./" + name, AE_IFREG, 0644, 0, value + "\n");
+            if (!value.empty()) tgz.add(root_entry("./" + name, S_IFREG | 0644, 0), value + "\n");
 
         // The tree in sorted order, other architectures left out.
         std::vector<fs::path> paths;
@@ -196,18 +155,18 @@ BundleStats write_bundle(const fs::path& root, const fs::path& kernel_dir, const
             const std::string name = "./" + relative.string();
             const mode_t perm = st.st_mode & 07777;
             if (S_ISDIR(st.st_mode)) {
-                tgz.add(name, AE_IFDIR, perm, st.st_mtime, "");
+                tgz.add(root_entry(name, S_IFDIR | perm, st.st_mtime));
             } else if (S_ISLNK(st.st_mode)) {
                 fs::path link = fs::read_symlink(path);
                 if (link.is_absolute()) {
                     if (const fs::path target = inside_tree(root, link); !target.empty())
                         link = target.lexically_relative(relative.parent_path());
                 }
-                tgz.add(name, AE_IFLNK, 0777, st.st_mtime, "", link.string());
+                tgz.add(root_entry(name, S_IFLNK | 0777, st.st_mtime, link.string()));
             } else if (S_ISREG(st.st_mode)) {
                 std::string data = read_file(path.string());
                 if (relative == build_dir / "Makefile") data = relocated_makefile(root, relative, data);
-                tgz.add(name, AE_IFREG, perm, st.st_mtime, data);
+                tgz.add(root_entry(name, S_IFREG | perm, st.st_mtime), data);
             }
         }
         stats.entries = tgz.finish();

@@ -23,11 +23,16 @@ std::string hex_of(const unsigned char* raw, unsigned int length) {
     return out;
 }
 
-std::string digest_file(const std::string& path, const EVP_MD* md) {
+const EVP_MD* digest_named(const std::string& algorithm, const std::string& subject) {
+    const EVP_MD* md = EVP_get_digestbyname(algorithm == "sha" ? "sha1" : algorithm.c_str());
+    if (md == nullptr) throw Error(subject + ": unknown digest algorithm '" + algorithm + "'");
+    return md;
+}
+
+std::string digest_file(const std::string& path, const std::string& algorithm) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw Error(path + ": " + std::strerror(errno));
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    EVP_DigestInit_ex(ctx.get(), md, nullptr);
+    DigestStream digest(algorithm);
     std::vector<unsigned char> buffer(1 << 20);
     for (;;) {
         const ssize_t n = ::read(fd, buffer.data(), buffer.size());
@@ -38,25 +43,44 @@ std::string digest_file(const std::string& path, const EVP_MD* md) {
             ::close(fd);
             throw Error(path + ": " + std::strerror(err));
         }
-        EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n));
+        digest.update(buffer.data(), static_cast<size_t>(n));
     }
     ::close(fd);
-    unsigned char raw[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EVP_DigestFinal_ex(ctx.get(), raw, &length);
-    return hex_of(raw, length);
+    return digest.hex();
 }
 
 }  // namespace
 
-std::string md5_file(const std::string& path) { return digest_file(path, EVP_md5()); }
+struct DigestStream::Context {
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(), EVP_MD_CTX_free};
+};
 
-std::string sha256_file(const std::string& path) { return digest_file(path, EVP_sha256()); }
+DigestStream::DigestStream(const std::string& algorithm) : context_(std::make_unique<Context>()) {
+    const EVP_MD* md = digest_named(algorithm, "digest");
+    if (!context_->ctx || EVP_DigestInit_ex(context_->ctx.get(), md, nullptr) != 1)
+        throw Error(algorithm + ": OpenSSL cannot start a digest");
+}
+
+DigestStream::~DigestStream() = default;
+
+void DigestStream::update(const void* bytes, std::size_t count) {
+    EVP_DigestUpdate(context_->ctx.get(), bytes, count);
+}
+
+std::string DigestStream::hex() {
+    unsigned char raw[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(context_->ctx.get(), raw, &length);
+    return hex_of(raw, length);
+}
+
+std::string md5_file(const std::string& path) { return digest_file(path, "md5"); }
+
+std::string sha256_file(const std::string& path) { return digest_file(path, "sha256"); }
 
 std::string file_digest(const std::string& path, const std::string& algorithm) {
-    const EVP_MD* md = EVP_get_digestbyname(algorithm == "sha" ? "sha1" : algorithm.c_str());
-    if (md == nullptr) throw Error(path + ": unknown digest algorithm '" + algorithm + "'");
-    return digest_file(path, md);
+    digest_named(algorithm, path);  // an unknown algorithm is named with the file
+    return digest_file(path, algorithm);
 }
 
 namespace {
