@@ -119,6 +119,20 @@ TrustPolicy default_trust_policy() {
     return policy;
 }
 
+namespace {
+// Why gpgv took no signature: its status's reason, with what gpgv said when its status names none.
+std::string gpgv_failure(const SignatureCheck& check, const ProcessResult& run) {
+    const std::string said = one_line(run.err);
+    if (check.error.empty()) return "gpgv failed: " + said;
+    // No status at all: gpgv did not get as far as the signature (killed, or a keyring it cannot read).
+    if (check.error == "no valid signature" && run.out.empty())
+        return check.error + " (gpgv " +
+               (run.timed_out ? std::string("timed out") : "exited " + std::to_string(run.exit_code)) +
+               (said.empty() ? "" : ": " + said) + ")";
+    return check.error;
+}
+}  // namespace
+
 SignatureCheck read_gpgv_status(const std::string& status) {
     std::istringstream in(status);
     std::string good, bad, first_problem;
@@ -329,7 +343,7 @@ Verified Trust::verify(const VerifyRequest& request, const std::string& distro) 
         if (!check.error.empty() || !fs::exists(tmp)) {
             std::error_code ec;
             fs::remove(tmp, ec);
-            throw Error(request.url + ": " + (check.error.empty() ? "gpgv failed: " + run.err : check.error));
+            throw Error(request.url + ": " + gpgv_failure(check, run));
         }
         fs::rename(tmp, text);
         return {text.string(), check.signed_by, ""};
@@ -337,8 +351,7 @@ Verified Trust::verify(const VerifyRequest& request, const std::string& distro) 
     argv.insert(argv.end(), {request.signature, request.file});
     const ProcessResult run = run_process(argv);
     const SignatureCheck check = read_gpgv_status(run.out);
-    if (!check.error.empty())
-        throw Error(request.url + ": " + check.error);
+    if (!check.error.empty()) throw Error(request.url + ": " + gpgv_failure(check, run));
     return {request.file, check.signed_by, ""};
 }
 

@@ -103,19 +103,22 @@ private:
 // program starts, so no Ctrl-C between its start and the registration leaves the group behind.
 class GroupCleanup {
 public:
+    // The state is the group once started, 0 before, -1 once the cleanup ran (then the group,
+    // started after it, is killed by started()).
     GroupCleanup() : state_(std::make_shared<std::atomic<pid_t>>(0)) {
         handle_ = add_cleanup([state = state_] {
-            if (const pid_t group = state->load(); group > 0) ::kill(-group, SIGKILL);
+            if (const pid_t group = state->exchange(-1); group > 0) ::kill(-group, SIGKILL);
         });
     }
     ~GroupCleanup() { remove_cleanup(handle_); }
     GroupCleanup(const GroupCleanup&) = delete;
     GroupCleanup& operator=(const GroupCleanup&) = delete;
 
+    // Cleanups that run later (a service's grace while its builds finish) leave the program be;
+    // only one that already ran, before the group was known, makes it go at once.
     void started(pid_t group) {
-        state_->store(group);
-        // A signal whose cleanups ran before the store: the group is killed here.
-        if (interrupted()) ::kill(-group, SIGKILL);
+        pid_t before = 0;
+        if (!state_->compare_exchange_strong(before, group)) ::kill(-group, SIGKILL);
     }
 
 private:
