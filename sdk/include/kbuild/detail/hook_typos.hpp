@@ -2,6 +2,7 @@
 // "s" added): the names one typo away from a plugin hook's. plugin.hpp refuses a plugin class
 // with a member of one of these names, so a misspelled optional hook is a compile error instead
 // of a hook silently not registered. Not for plugin authors to include.
+// clang-format off
 #pragma once
 
 #include <type_traits>
