@@ -90,7 +90,7 @@ TEST(BundleDebian, ABundleBuildsOfflineAsThePackagesDo) {
          "docker", "--from-bundle", cut.string(), "--module-src", (test::source_dir() / "examples/hello").string(),
          "--out", (dir / "from-cut").string()});
     EXPECT_EQ(from_cut.exit_code, 1);
-    EXPECT_NE(from_cut.err.find(cut.string() + ": truncated"), std::string::npos) << from_cut.err;
+    EXPECT_NE(from_cut.err.find(cut.string() + ": gzip data is truncated"), std::string::npos) << from_cut.err;
 }
 
 }  // namespace

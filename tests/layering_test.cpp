@@ -11,17 +11,6 @@
 namespace fs = std::filesystem;
 using namespace kbuild;
 
-namespace {
-
-ProcessResult build_target(const std::string& target) {
-    ProcessOptions options;
-    options.timeout = std::chrono::seconds(300);
-    return run_process({test::cmake_binary().string(), "--build", test::binary_dir().string(), "--target", target},
-                       options);
-}
-
-}  // namespace
-
 TEST(Layering, EveryIncludeOfCoreNamesALayerAndAFileInIt) {
     const fs::path core = test::source_dir() / "core";
     std::set<std::string> layers;
@@ -54,9 +43,9 @@ TEST(Layering, EveryIncludeOfCoreNamesALayerAndAFileInIt) {
 }
 
 TEST(Layering, AnIncludeOfAHigherLayerDoesNotCompile) {
-    const ProcessResult right = build_target("layering_probe_right_way");
+    const ProcessResult right = test::build_target("layering_probe_right_way");
     ASSERT_EQ(right.exit_code, 0) << "a fetch file including util/ should build:\n" << right.out + right.err;
-    const ProcessResult wrong = build_target("layering_probe_wrong_way");
+    const ProcessResult wrong = test::build_target("layering_probe_wrong_way");
     EXPECT_NE(wrong.exit_code, 0) << "a fetch file including serve/ built:\n" << wrong.out + wrong.err;
     EXPECT_NE((wrong.out + wrong.err).find("serve/serve.h"), std::string::npos) << wrong.out + wrong.err;
 }

@@ -6,33 +6,22 @@
 
 using namespace kbuild;
 
-namespace {
-
-ProcessResult build_target(const std::string& target) {
-    ProcessOptions options;
-    options.timeout = std::chrono::seconds(300);
-    return run_process({test::cmake_binary().string(), "--build", test::binary_dir().string(), "--target", target},
-                       options);
-}
-
-}  // namespace
-
 TEST(SdkHooks, APluginWithOnlyTheHooksItNeedsBuilds) {
     for (const char* probe : {"sdk_probe_plain", "sdk_probe_minimal_deb", "sdk_probe_minimal_rpm"}) {
-        const ProcessResult r = build_target(probe);
+        const ProcessResult r = test::build_target(probe);
         EXPECT_EQ(r.exit_code, 0) << probe << ":\n" << r.out + r.err;
     }
 }
 
 TEST(SdkHooks, AMisspelledHookDoesNotCompileAndSaysWhich) {
-    const ProcessResult r = build_target("sdk_probe_misspelled");
+    const ProcessResult r = test::build_target("sdk_probe_misspelled");
     EXPECT_NE(r.exit_code, 0) << "descibe built:\n" << r.out + r.err;
     EXPECT_NE((r.out + r.err).find("a member is named one typo away from `describe`"), std::string::npos)
         << r.out + r.err;
 }
 
 TEST(SdkHooks, AHookWithAWrongSignatureDoesNotCompileAndSaysTheRightOne) {
-    const ProcessResult r = build_target("sdk_probe_wrong_signature");
+    const ProcessResult r = test::build_target("sdk_probe_wrong_signature");
     EXPECT_NE(r.exit_code, 0) << "crawl(CrawlRequest&) built:\n" << r.out + r.err;
     EXPECT_NE((r.out + r.err).find("crawl must be `kbuild::ReleaseList crawl(const kbuild::CrawlRequest&)`"),
               std::string::npos)

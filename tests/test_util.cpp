@@ -17,6 +17,12 @@ fs::path kbuild_binary() { return KBUILD_TEST_BINARY; }
 fs::path source_dir() { return KBUILD_TEST_SOURCE_DIR; }
 fs::path binary_dir() { return KBUILD_TEST_BINARY_DIR; }
 fs::path cmake_binary() { return KBUILD_TEST_CMAKE; }
+
+ProcessResult build_target(const std::string& target) {
+    ProcessOptions options;
+    options.timeout = std::chrono::seconds(300);
+    return run_process({cmake_binary().string(), "--build", binary_dir().string(), "--target", target}, options);
+}
 fs::path fixture_plugin_dir(const std::string& variant) {
     return fs::path(KBUILD_TEST_FIXTURE_PLUGINS) / variant;
 }

@@ -38,6 +38,10 @@ private:
     std::filesystem::path path_;
 };
 
+// Builds one target of this build tree (a probe that must or must not compile). Tests that
+// call it hold the build_tree resource lock: two ninjas in one tree spoil its logs.
+ProcessResult build_target(const std::string& target);
+
 // Runs the kbuild binary with these arguments.
 ProcessResult run_kbuild(const std::vector<std::string>& args, const ProcessOptions& options = {});
 
