@@ -15,8 +15,7 @@ inline double seconds_of(const std::vector<std::string>& argv) {
     const auto start = std::chrono::steady_clock::now();
     const ProcessResult r = run_process(argv);
     if (r.exit_code != 0) {
-        std::fprintf(stderr, "%s failed (%d):\n%s%s\n", argv[0].c_str(), r.exit_code, r.out.c_str(),
-                     r.err.c_str());
+        std::fprintf(stderr, "%s failed (%d):\n%s%s\n", argv[0].c_str(), r.exit_code, r.out.c_str(), r.err.c_str());
         std::exit(1);
     }
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -118,12 +118,12 @@ int main(int argc, char** argv) {
         }
         std::size_t blocks = 0;
         const double open_seconds = best_seconds(3, [&] { blocks = kbuild::Bzip2Reader(path).block_count(); });
-        std::printf("bzip2_reader: %s: %.1f MB compressed, %zu blocks, %zu magics\n", path.c_str(),
-                    compressed / mb, blocks, magics);
-        std::printf("bzip2_reader: scan %.3f s (%.0f MB/s, one thread, from memory; %.3f s with "
-                    "the mapping); open %.3f s (%.0f MB/s: map and scan on every core)\n",
-                    scan_only, compressed / mb / scan_only, scan_seconds, open_seconds,
-                    compressed / mb / open_seconds);
+        std::printf("bzip2_reader: %s: %.1f MB compressed, %zu blocks, %zu magics\n", path.c_str(), compressed / mb,
+                    blocks, magics);
+        std::printf(
+            "bzip2_reader: scan %.3f s (%.0f MB/s, one thread, from memory; %.3f s with "
+            "the mapping); open %.3f s (%.0f MB/s: map and scan on every core)\n",
+            scan_only, compressed / mb / scan_only, scan_seconds, open_seconds, compressed / mb / open_seconds);
 
         // The machine may be busy with other work: CPU time tells the cost of each way even
         // when wall time cannot show what parallel decoding gains.
@@ -135,14 +135,13 @@ int main(int argc, char** argv) {
         discard.log = "/dev/null";
         const Timing bunzip2 = timed(runs, RUSAGE_CHILDREN, [&] {
             const kbuild::ProcessResult r = kbuild::run_process({"bunzip2", "-c", path}, discard);
-            if (r.exit_code != 0)
-                throw kbuild::Error("bunzip2 -c " + path + ": exit " + std::to_string(r.exit_code));
+            if (r.exit_code != 0) throw kbuild::Error("bunzip2 -c " + path + ": exit " + std::to_string(r.exit_code));
         });
         const auto line = [&](const char* what, const Timing& t) {
-            std::printf("bzip2_reader: %-26s %7.2f s (%4.0f MB/s), CPU %7.2f s; bunzip2's time / "
-                        "this: wall %.2f, CPU %.2f\n",
-                        what, t.wall, size / mb / t.wall, t.cpu, bunzip2.wall / t.wall,
-                        bunzip2.cpu / t.cpu);
+            std::printf(
+                "bzip2_reader: %-26s %7.2f s (%4.0f MB/s), CPU %7.2f s; bunzip2's time / "
+                "this: wall %.2f, CPU %.2f\n",
+                what, t.wall, size / mb / t.wall, t.cpu, bunzip2.wall / t.wall, bunzip2.cpu / t.cpu);
         };
         std::printf("bzip2_reader: %.1f MB decoded\n", size / mb);
         line("bunzip2 -c > /dev/null", bunzip2);

@@ -22,11 +22,24 @@ int main(int argc, char** argv) {
     const std::string kbuild = argv[1], module = fs::absolute(argv[2]), cache = fs::absolute(argv[3]),
                       release = argv[4];
     const fs::path out = fs::temp_directory_path() / "kbuild-bench-out";
-    const std::vector<std::string> build = {kbuild, "--quiet", "--cache-dir", cache, "build", "--distro",
-                                            "debian", "--option",
+    const std::vector<std::string> build = {kbuild,
+                                            "--quiet",
+                                            "--cache-dir",
+                                            cache,
+                                            "build",
+                                            "--distro",
+                                            "debian",
+                                            "--option",
                                             "suites=bookworm,bookworm-updates,bookworm-security",
-                                            "--kernel", "^" + release + "$", "--builder", "local", "--module-src", module,
-                                            "--out", out.string(), "--force"};
+                                            "--kernel",
+                                            "^" + release + "$",
+                                            "--builder",
+                                            "local",
+                                            "--module-src",
+                                            module,
+                                            "--out",
+                                            out.string(),
+                                            "--force"};
     seconds_of(build);  // warm the cache: packages downloaded, tree unpacked
 
     fs::path root;
@@ -39,16 +52,27 @@ int main(int argc, char** argv) {
     // By hand: a fresh copy of the module built with the kernel's Makefile, as kbuild does.
     const fs::path copy = fs::temp_directory_path() / "kbuild-bench-module";
     const std::vector<std::string> by_hand = {
-        "unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
         "mount -t overlay bench -o \"lowerdir=$1/usr:/usr\" /usr && rm -rf $2 && cp -r $3 $2 && "
-        "make -C /usr/src/linux-headers-" + release + " M=$2 -j2 modules >/dev/null",
-        "sh", root.string(), copy.string(), module};
+        "make -C /usr/src/linux-headers-" +
+            release + " M=$2 -j2 modules >/dev/null",
+        "sh",
+        root.string(),
+        copy.string(),
+        module};
 
     const double ours = best_of(3, build);
     const double manual = best_of(3, by_hand);
-    std::printf("end_to_end: kbuild build (warm cache) %.2f s, make by hand %.2f s, ratio %.2f "
-                "(target <= 1.15)\n",
-                ours, manual, ours / manual);
+    std::printf(
+        "end_to_end: kbuild build (warm cache) %.2f s, make by hand %.2f s, ratio %.2f "
+        "(target <= 1.15)\n",
+        ours, manual, ours / manual);
     fs::remove_all(copy);
     fs::remove_all(out);
     return 0;

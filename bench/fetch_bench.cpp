@@ -5,12 +5,12 @@
 #include "bench_timing.h"
 #include "fetch/fetch.h"
 
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -21,9 +21,12 @@ int main(int argc, char** argv) {
     std::vector<kbuild::FetchRequest> requests;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
-        if (arg == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
-        else if (arg == "--jobs" && i + 1 < argc) jobs = std::atoi(argv[++i]);
-        else requests.push_back({arg});
+        if (arg == "--runs" && i + 1 < argc)
+            runs = std::atoi(argv[++i]);
+        else if (arg == "--jobs" && i + 1 < argc)
+            jobs = std::atoi(argv[++i]);
+        else
+            requests.push_back({arg});
     }
     if (requests.empty()) {
         std::fprintf(stderr, "usage: fetch_bench [--runs N] [--jobs J] URL...\n");
@@ -59,7 +62,7 @@ int main(int argc, char** argv) {
     }
     const double manual = kbuild::bench::best_of(runs, curl);
     const double mib = static_cast<double>(bytes) / (1024.0 * 1024.0);
-    std::printf("fetch: %.1f MiB in %.3f s (%.1f MiB/s, %d jobs); curl(1): %.3f s (%.1f MiB/s); ratio %.2f\n",
-                mib, best, mib / best, jobs, manual, mib / manual, best / manual);
+    std::printf("fetch: %.1f MiB in %.3f s (%.1f MiB/s, %d jobs); curl(1): %.3f s (%.1f MiB/s); ratio %.2f\n", mib,
+                best, mib / best, jobs, manual, mib / manual, best / manual);
     return 0;
 }

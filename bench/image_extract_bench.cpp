@@ -8,11 +8,11 @@
 
 #include <kbuild/types.hpp>
 
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -42,13 +42,12 @@ int main(int argc, char** argv) {
         reader = std::min(reader, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     fs::remove_all(work);
-    const double bunzip2 =
-        kbuild::bench::best_of(2, {"sh", "-c", "bunzip2 -c \"$0\" >/dev/null", image.string()});
+    const double bunzip2 = kbuild::bench::best_of(2, {"sh", "-c", "bunzip2 -c \"$0\" >/dev/null", image.string()});
 
     std::printf("image extract (%.0f MB compressed; %lld files, %.0f MB of tree from %s):\n",
                 static_cast<double>(fs::file_size(image)) / 1e6, static_cast<long long>(stats.entries),
                 static_cast<double>(stats.bytes) / 1e6, stats.where.c_str());
-    std::printf("  kbuild in process %.2f s, bunzip2 of the whole image %.2f s: ratio %.2f (target <= 1.1)\n",
-                reader, bunzip2, reader / bunzip2);
+    std::printf("  kbuild in process %.2f s, bunzip2 of the whole image %.2f s: ratio %.2f (target <= 1.1)\n", reader,
+                bunzip2, reader / bunzip2);
     return 0;
 }

@@ -57,15 +57,13 @@ int main(int argc, char** argv) {
         discard.log = "/dev/null";
         const double xz_seconds = best_seconds([&] {
             const kbuild::ProcessResult r = kbuild::run_process({"xz", "-dc", path}, discard);
-            if (r.exit_code != 0)
-                throw kbuild::Error("xz -dc " + path + ": exit " + std::to_string(r.exit_code));
+            if (r.exit_code != 0) throw kbuild::Error("xz -dc " + path + ": exit " + std::to_string(r.exit_code));
         });
 
         const double ratio = kbuild_seconds / xz_seconds;
-        std::printf("packages_parse: %ld paragraphs, %ld linux-headers packages\n", paragraphs,
-                    headers);
-        std::printf("packages_parse: kbuild %.2f s, xz -dc %.2f s, ratio %.2f (target <= %.1f)\n",
-                    kbuild_seconds, xz_seconds, ratio, kTargetRatio);
+        std::printf("packages_parse: %ld paragraphs, %ld linux-headers packages\n", paragraphs, headers);
+        std::printf("packages_parse: kbuild %.2f s, xz -dc %.2f s, ratio %.2f (target <= %.1f)\n", kbuild_seconds,
+                    xz_seconds, ratio, kTargetRatio);
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "packages_parse_bench: %s\n", e.what());

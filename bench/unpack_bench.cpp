@@ -6,6 +6,7 @@
 
 #include <kbuild/types.hpp>
 
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,7 +15,6 @@
 #include <functional>
 #include <iostream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -85,10 +85,9 @@ int main(int argc, char** argv) {
             dpkg_s = std::min(dpkg_s, seconds(out, dpkg_unpack));
         }
 
-        std::printf("unpack: kbuild %.2f s, dpkg-deb -x %.2f s, speed-up %.1fx (target >= %.1f)\n",
-                    kbuild_s, dpkg_s, dpkg_s / kbuild_s, kTarget);
-        std::printf("(%lld entries from %zu packages)\n", static_cast<long long>(files),
-                    debs.size());
+        std::printf("unpack: kbuild %.2f s, dpkg-deb -x %.2f s, speed-up %.1fx (target >= %.1f)\n", kbuild_s, dpkg_s,
+                    dpkg_s / kbuild_s, kTarget);
+        std::printf("(%lld entries from %zu packages)\n", static_cast<long long>(files), debs.size());
         return 0;
     } catch (const std::exception& e) {
         std::cerr << "unpack_bench: " << e.what() << "\n";

@@ -1,8 +1,8 @@
 // Every archive here is made for real: .debs by dpkg-deb -b, rpms by rpmbuild, tarballs by tar,
 // and the hostile tarballs (entries no tool would write) by libarchive's writer.
+#include "test_util.h"
 #include "unpack/extract.h"  // kbuild's; <archive.h> is libarchive's
 #include "util/process.h"
-#include "test_util.h"
 
 #include <kbuild/types.hpp>
 
@@ -10,11 +10,11 @@
 #include <archive_entry.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <memory>
 #include <random>
-#include <sys/stat.h>
 #include <thread>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 using kbuild::DebMember;
@@ -67,11 +67,11 @@ fs::path build_deb(const fs::path& tree, const fs::path& deb, const std::string&
 // ignores modes and times; this does not. Not a directory's mtime: tar creates symlinks last,
 // which touches their directories after it set their times.
 std::string listing(const fs::path& root) {
-    const kbuild::ProcessResult r = run_process(
-        {"sh", "-c",
-         "cd \"$0\" && find . -mindepth 1 \\( -type d -printf '%P %y %m\\n' \\) -o "
-         "-printf '%P %y %m %s %T@ %l\\n' | sort",
-         root.string()});
+    const kbuild::ProcessResult r =
+        run_process({"sh", "-c",
+                     "cd \"$0\" && find . -mindepth 1 \\( -type d -printf '%P %y %m\\n' \\) -o "
+                     "-printf '%P %y %m %s %T@ %l\\n' | sort",
+                     root.string()});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.out;
 }
@@ -83,8 +83,7 @@ void expect_same_tree(const fs::path& ours, const fs::path& reference) {
     EXPECT_EQ(listing(ours), listing(reference));
 }
 
-std::string extract_error(const fs::path& archive, const fs::path& dest,
-                          DebMember member = DebMember::data) {
+std::string extract_error(const fs::path& archive, const fs::path& dest, DebMember member = DebMember::data) {
     try {
         extract_archive(archive, dest, member);
     } catch (const kbuild::Error& e) {
@@ -216,8 +215,7 @@ TEST(Archive, TwoDebsMergeIntoOneRoot) {
 TEST(Archive, ConcurrentExtractionsKeepTheUmask) {
     TempDir dir;
     for (int i = 0; i < 3000; ++i) {  // enough entries for the threads' headers to interleave
-        write_file(dir / "tree/usr/include" / std::to_string(i % 30) / (std::to_string(i) + ".h"),
-                   "");
+        write_file(dir / "tree/usr/include" / std::to_string(i % 30) / (std::to_string(i) + ".h"), "");
     }
     make_control(dir / "tree", "pkg");
     const fs::path deb = build_deb(dir / "tree", dir / "pkg.deb", "zstd");
@@ -239,8 +237,7 @@ TEST(Archive, ConcurrentExtractionsKeepTheUmask) {
 TEST(Archive, ReadsTarballsOfEveryCompressionByContentNotName) {
     TempDir dir;
     make_header_tree(dir / "tree", "pkg");
-    const std::vector<std::vector<std::string>> compressors = {
-        {}, {"--gzip"}, {"--xz"}, {"--zstd"}, {"--bzip2"}};
+    const std::vector<std::vector<std::string>> compressors = {{}, {"--gzip"}, {"--xz"}, {"--zstd"}, {"--bzip2"}};
     for (const auto& compressor : compressors) {
         const std::string label = compressor.empty() ? "plain" : compressor[0];
         const fs::path tarball = dir / ("payload-" + label + ".bin");  // no telling extension
@@ -271,16 +268,15 @@ TEST_P(RpmCompression, ContentsMatchTheTreeItWasBuiltFrom) {
                "Name: kernel-devel\nVersion: 1.0\nRelease: 1\nSummary: archive test\n"
                "License: MIT\nBuildArch: noarch\n%description\narchive test\n"
                "%install\ncp -a %{tree}/. %{buildroot}/\n%files\n/usr\n/build\n");
-    run({"rpmbuild", "-bb", "--nodeps", "--quiet", "--define", "_topdir " + (dir / "top").string(),
-         "--define", "tree " + (dir / "tree").string(), "--define", "__os_install_post %{nil}",
-         "--define", "_build_id_links none", "--define", "_binary_payload " + GetParam(),
-         (dir / "kernel-devel.spec").string()});
+    run({"rpmbuild", "-bb", "--nodeps", "--quiet", "--define", "_topdir " + (dir / "top").string(), "--define",
+         "tree " + (dir / "tree").string(), "--define", "__os_install_post %{nil}", "--define", "_build_id_links none",
+         "--define", "_binary_payload " + GetParam(), (dir / "kernel-devel.spec").string()});
     const fs::path rpm = dir / "top/RPMS/noarch/kernel-devel-1.0-1.noarch.rpm";
 
     extract_archive(rpm, dir / "out");
 
-    const kbuild::ProcessResult diff = run_process(
-        {"diff", "-r", "--no-dereference", (dir / "out").string(), (dir / "tree").string()});
+    const kbuild::ProcessResult diff =
+        run_process({"diff", "-r", "--no-dereference", (dir / "out").string(), (dir / "tree").string()});
     EXPECT_EQ(diff.exit_code, 0) << diff.out << diff.err;
     const fs::path src = dir / "out/usr/src/kernel-devel";
     EXPECT_EQ(fs::read_symlink(src / "tools"), "../../lib/linux-kbuild-6.1/tools");
@@ -288,8 +284,7 @@ TEST_P(RpmCompression, ContentsMatchTheTreeItWasBuiltFrom) {
     EXPECT_EQ(fs::status(src / "scripts/basic/fixdep").permissions(), fs::perms(0755));
 }
 
-INSTANTIATE_TEST_SUITE_P(Archive, RpmCompression,
-                         testing::Values("w6.xzdio", "w19.zstdio", "w9.gzdio"));
+INSTANTIATE_TEST_SUITE_P(Archive, RpmCompression, testing::Values("w6.xzdio", "w19.zstdio", "w9.gzdio"));
 
 TEST(Archive, ReplacesExistingFiles) {
     TempDir dir;
@@ -337,8 +332,7 @@ TEST(Archive, SkipsDevicesAndFifos) {
 
 TEST(Archive, KeepsHardLinksInsideTheTree) {
     TempDir dir;
-    write_tar(dir / "links.tar",
-              {{"a/file", AE_IFREG, "same\n"}, {"b/link", AE_IFREG, "a/file", true}});
+    write_tar(dir / "links.tar", {{"a/file", AE_IFREG, "same\n"}, {"b/link", AE_IFREG, "a/file", true}});
 
     extract_archive(dir / "links.tar", dir / "out");
 
@@ -353,8 +347,7 @@ TEST(Archive, RefusesADotDotEntry) {
     const fs::path tar = dir / "dotdot.tar";
     write_tar(tar, {{"ok", AE_IFREG, "fine\n"}, {"../evil", AE_IFREG, "gotcha\n"}});
 
-    EXPECT_EQ(extract_error(tar, dir / "out"),
-              tar.string() + ": ../evil: path escapes the target");
+    EXPECT_EQ(extract_error(tar, dir / "out"), tar.string() + ": ../evil: path escapes the target");
     EXPECT_FALSE(fs::exists(dir / "evil"));
 }
 
@@ -363,8 +356,7 @@ TEST(Archive, RefusesADotDotInTheMiddle) {
     const fs::path tar = dir / "dotdot.tar";
     write_tar(tar, {{"a/../../evil", AE_IFREG, "gotcha\n"}});
 
-    EXPECT_EQ(extract_error(tar, dir / "out"),
-              tar.string() + ": a/../../evil: path escapes the target");
+    EXPECT_EQ(extract_error(tar, dir / "out"), tar.string() + ": a/../../evil: path escapes the target");
     EXPECT_FALSE(fs::exists(dir / "evil"));
 }
 
@@ -383,11 +375,9 @@ TEST(Archive, RefusesAPathThroughASymlinkInTheArchive) {
     TempDir dir;
     fs::create_directories(dir / "outside");
     const fs::path tar = dir / "through-link.tar";
-    write_tar(tar, {{"link", AE_IFLNK, (dir / "outside").string()},
-                    {"link/evil", AE_IFREG, "gotcha\n"}});
+    write_tar(tar, {{"link", AE_IFLNK, (dir / "outside").string()}, {"link/evil", AE_IFREG, "gotcha\n"}});
 
-    EXPECT_EQ(extract_error(tar, dir / "out"),
-              tar.string() + ": link/evil: path passes through the symlink link");
+    EXPECT_EQ(extract_error(tar, dir / "out"), tar.string() + ": link/evil: path passes through the symlink link");
     EXPECT_FALSE(fs::exists(dir / "outside/evil"));
     EXPECT_TRUE(fs::is_symlink(dir / "out/link")) << "the symlink itself is kept";
 }
@@ -396,13 +386,11 @@ TEST(Archive, RefusesADirectoryEntryThatIsASymlink) {
     TempDir dir;
     fs::create_directories(dir / "outside");
     const fs::path tar = dir / "through-link.tar";
-    write_tar(tar, {{"link", AE_IFLNK, (dir / "outside").string()},
-                    {"link", AE_IFDIR, "", false, 0777}});
+    write_tar(tar, {{"link", AE_IFLNK, (dir / "outside").string()}, {"link", AE_IFDIR, "", false, 0777}});
 
     const fs::perms before = fs::status(dir / "outside").permissions();
 
-    EXPECT_EQ(extract_error(tar, dir / "out"),
-              tar.string() + ": link/: path passes through the symlink link");
+    EXPECT_EQ(extract_error(tar, dir / "out"), tar.string() + ": link/: path passes through the symlink link");
     EXPECT_EQ(fs::status(dir / "outside").permissions(), before) << "outside is untouched";
 }
 
@@ -411,8 +399,7 @@ TEST(Archive, RefusesAPathThroughASymlinkFromAnEarlierPackage) {
     fs::create_directories(dir / "outside");
     write_tar(dir / "first.tar", {{"usr/lib", AE_IFLNK, (dir / "outside").string()}});
     const fs::path second = dir / "second.tar";
-    write_tar(second, {{"usr/", AE_IFDIR, "", false, 0755},
-                       {"usr/lib/passwd", AE_IFREG, "gotcha\n"}});
+    write_tar(second, {{"usr/", AE_IFDIR, "", false, 0755}, {"usr/lib/passwd", AE_IFREG, "gotcha\n"}});
 
     extract_archive(dir / "first.tar", dir / "out");
     EXPECT_EQ(extract_error(second, dir / "out"),
@@ -440,8 +427,7 @@ TEST(Archive, RefusesAHardLinkOutOfTheTree) {
     const fs::path tar = dir / "hardlink.tar";
     write_tar(tar, {{"steal", AE_IFREG, "../secret", true}});
 
-    EXPECT_EQ(extract_error(tar, dir / "out"),
-              tar.string() + ": steal: hard link target ../secret escapes the target");
+    EXPECT_EQ(extract_error(tar, dir / "out"), tar.string() + ": steal: hard link target ../secret escapes the target");
     EXPECT_FALSE(fs::exists(dir / "out/steal"));
 }
 
@@ -449,12 +435,10 @@ TEST(Archive, RefusesAHardLinkThroughASymlink) {
     TempDir dir;
     write_file(dir / "outside/secret", "secret\n");
     const fs::path tar = dir / "hardlink.tar";
-    write_tar(tar, {{"link", AE_IFLNK, (dir / "outside").string()},
-                    {"steal", AE_IFREG, "link/secret", true}});
+    write_tar(tar, {{"link", AE_IFLNK, (dir / "outside").string()}, {"steal", AE_IFREG, "link/secret", true}});
 
     EXPECT_EQ(extract_error(tar, dir / "out"),
-              tar.string() +
-                  ": steal: hard link target link/secret passes through the symlink link");
+              tar.string() + ": steal: hard link target link/secret passes through the symlink link");
     EXPECT_FALSE(fs::exists(dir / "out/steal"));
 }
 

@@ -17,14 +17,15 @@ namespace {
 const std::string kSuites = "suites=bookworm,bookworm-updates,bookworm-security";
 const std::string kKernel = "^6\\.1\\.0-[0-9]+-amd64$";
 
-std::string shared_cache() { return (test::binary_dir() / "test-cache").string(); }
+std::string shared_cache() {
+    return (test::binary_dir() / "test-cache").string();
+}
 
 TEST(BundleDebian, ABundleBuildsOfflineAsThePackagesDo) {
     test::TempDir dir;
-    const ProcessResult made =
-        test::run_kbuild({"--cache-dir", shared_cache(), "bundle", "--distro", "debian", "--option", kSuites,
-                          "--kernel", kKernel, "--latest", "1", "--out", (dir / "bundles").string(), "--output",
-                          "json"});
+    const ProcessResult made = test::run_kbuild({"--cache-dir", shared_cache(), "bundle", "--distro", "debian",
+                                                 "--option", kSuites, "--kernel", kKernel, "--latest", "1", "--out",
+                                                 (dir / "bundles").string(), "--output", "json"});
     ASSERT_EQ(made.exit_code, 0) << made.err;
     const Json bundles = Json::parse(made.out)["bundles"];
     ASSERT_EQ(bundles.size(), 1u) << made.out;
@@ -51,10 +52,10 @@ TEST(BundleDebian, ABundleBuildsOfflineAsThePackagesDo) {
     // From the bundle alone: no plugin directory, an empty cache, a container with no network.
     const fs::path empty_plugins = dir / "no-plugins";
     fs::create_directories(empty_plugins);
-    const ProcessResult from_bundle = test::run_kbuild(
-        {"--plugin-dir", empty_plugins.string(), "--cache-dir", (dir / "cache").string(), "build", "--builder",
-         "docker", "--from-bundle", bundle.string(), "--module-src", (test::source_dir() / "examples/hello").string(),
-         "--out", (dir / "from-bundle").string()});
+    const ProcessResult from_bundle =
+        test::run_kbuild({"--plugin-dir", empty_plugins.string(), "--cache-dir", (dir / "cache").string(), "build",
+                          "--builder", "docker", "--from-bundle", bundle.string(), "--module-src",
+                          (test::source_dir() / "examples/hello").string(), "--out", (dir / "from-bundle").string()});
     ASSERT_EQ(from_bundle.exit_code, 0) << from_bundle.err;
     EXPECT_FALSE(fs::exists(dir / "cache/downloads"));
     const Json target = Json::parse(test::read_file(dir / "from-bundle/index.json"))["targets"][0];
@@ -68,10 +69,10 @@ TEST(BundleDebian, ABundleBuildsOfflineAsThePackagesDo) {
     EXPECT_EQ(vermagic.out.rfind(release + " SMP preempt mod_unload modversions", 0), 0u) << vermagic.out;
 
     // The same kernel from its packages: the same name, the same bytes.
-    const ProcessResult from_packages = test::run_kbuild(
-        {"--cache-dir", shared_cache(), "build", "--builder", "docker", "--distro", "debian", "--option", kSuites,
-         "--kernel", "^" + release + "$", "--module-src", (test::source_dir() / "examples/hello").string(), "--out",
-         (dir / "from-packages").string()});
+    const ProcessResult from_packages =
+        test::run_kbuild({"--cache-dir", shared_cache(), "build", "--builder", "docker", "--distro", "debian",
+                          "--option", kSuites, "--kernel", "^" + release + "$", "--module-src",
+                          (test::source_dir() / "examples/hello").string(), "--out", (dir / "from-packages").string()});
     ASSERT_EQ(from_packages.exit_code, 0) << from_packages.err;
     const Json direct = Json::parse(test::read_file(dir / "from-packages/index.json"))["targets"][0];
     EXPECT_EQ(direct["artifacts"][0]["path"], target["artifacts"][0]["path"]);
@@ -85,10 +86,10 @@ TEST(BundleDebian, ABundleBuildsOfflineAsThePackagesDo) {
         const std::string bytes = test::read_file(bundle);
         test::write_file(cut, bytes.substr(0, bytes.size() / 2));
     }
-    const ProcessResult from_cut = test::run_kbuild(
-        {"--plugin-dir", empty_plugins.string(), "--cache-dir", (dir / "cache").string(), "build", "--builder",
-         "docker", "--from-bundle", cut.string(), "--module-src", (test::source_dir() / "examples/hello").string(),
-         "--out", (dir / "from-cut").string()});
+    const ProcessResult from_cut =
+        test::run_kbuild({"--plugin-dir", empty_plugins.string(), "--cache-dir", (dir / "cache").string(), "build",
+                          "--builder", "docker", "--from-bundle", cut.string(), "--module-src",
+                          (test::source_dir() / "examples/hello").string(), "--out", (dir / "from-cut").string()});
     EXPECT_EQ(from_cut.exit_code, 1);
     EXPECT_NE(from_cut.err.find(cut.string() + ": gzip data is truncated"), std::string::npos) << from_cut.err;
 }

@@ -2,8 +2,8 @@
 // (absolute symlinks, a Makefile including the common tree by absolute path, every
 // architecture's arch/) written as a bundle; what a reader of the bundle finds in it.
 #include "output/bundle_writer.h"
-#include "unpack/extract.h"
 #include "test_util.h"
+#include "unpack/extract.h"
 
 #include <kbuild/digest.hpp>
 
@@ -155,8 +155,8 @@ TEST(Bundle, BadMetaIsNamed) {
         }
         return std::string("no error");
     };
-    const fs::path no_uname = tar_bundle(dir.path(), "no-uname.tgz",
-                                         {{"BUNDLE_BUILD_DIR", "./build\n"}, {"BUNDLE_DISTRO", "coreos\n"}});
+    const fs::path no_uname =
+        tar_bundle(dir.path(), "no-uname.tgz", {{"BUNDLE_BUILD_DIR", "./build\n"}, {"BUNDLE_DISTRO", "coreos\n"}});
     EXPECT_EQ(message(no_uname), no_uname.string() + ": not a kernel bundle: no BUNDLE_UNAME");
     const fs::path escaping = tar_bundle(
         dir.path(), "escaping.tgz",
@@ -194,19 +194,18 @@ TEST(Bundle, BuildFromBadBundlesNamesEach) {
     test::write_file(scratch / "BUNDLE_UNAME", "6.1.0-99-amd64\n");
     test::write_file(scratch / "build/Makefile", "all:\n");
     test::write_file(scratch / "payload", "owned\n");
-    ASSERT_EQ(run_process({"tar", "-czPf", evil.string(), "--transform", "s,^payload$,../../escaped,", "-C",
-                           scratch.string(), "BUNDLE_BUILD_DIR", "BUNDLE_DISTRO", "BUNDLE_UNAME", "build/Makefile",
-                           "payload"})
-                  .exit_code,
-              0);
+    ASSERT_EQ(
+        run_process({"tar", "-czPf", evil.string(), "--transform", "s,^payload$,../../escaped,", "-C", scratch.string(),
+                     "BUNDLE_BUILD_DIR", "BUNDLE_DISTRO", "BUNDLE_UNAME", "build/Makefile", "payload"})
+            .exit_code,
+        0);
     const fs::path text = dir / "notes.tgz";
     test::write_file(text, "just text\n");
 
-    const ProcessResult r = test::run_kbuild({"--plugin-dir", (dir / "no-plugins").string(), "--cache-dir",
-                                              (dir / "cache").string(), "build", "--builder", "local",
-                                              "--from-bundle", evil.string(), "--from-bundle", text.string(),
-                                              "--module-src", (test::source_dir() / "examples/hello").string(),
-                                              "--out", (dir / "out").string()});
+    const ProcessResult r = test::run_kbuild(
+        {"--plugin-dir", (dir / "no-plugins").string(), "--cache-dir", (dir / "cache").string(), "build", "--builder",
+         "local", "--from-bundle", evil.string(), "--from-bundle", text.string(), "--module-src",
+         (test::source_dir() / "examples/hello").string(), "--out", (dir / "out").string()});
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_NE(r.err.find(text.string() + ": not a kernel bundle: "), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("../../escaped"), std::string::npos) << r.err;

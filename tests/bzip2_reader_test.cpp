@@ -2,8 +2,8 @@
 // block sizes 100k and 900k, through runs that decode to ~45 MB blocks, across concatenated
 // streams; cut and damaged copies are named; other files read raw through open_byte_source.
 #include "unpack/bzip2_reader.h"
-#include "util/process.h"
 #include "test_util.h"
+#include "util/process.h"
 
 #include <kbuild/types.hpp>
 
@@ -14,9 +14,9 @@
 #include <random>
 
 namespace fs = std::filesystem;
+using kbuild::ByteSource;
 using kbuild::Bzip2Magic;
 using kbuild::Bzip2Reader;
-using kbuild::ByteSource;
 using kbuild::test::read_file;
 using kbuild::test::TempDir;
 using kbuild::test::write_file;
@@ -26,7 +26,7 @@ namespace {
 // Text lines, random bytes and runs in turn, the same for a seed: bzip2 shrinks it by about
 // half, so a few MB make many 100k blocks.
 std::string varied_data(std::size_t size, std::uint64_t seed) {
-    static const char* const words[] = {"kernel", "module", "static", "struct", "return", "#include",
+    static const char* const words[] = {"kernel", "module", "static", "struct", "return",   "#include",
                                         "linux",  "driver", "config", "void",   "unsigned", "0x"};
     std::mt19937_64 rng(seed);
     std::string out;
@@ -46,8 +46,7 @@ std::string varied_data(std::size_t size, std::uint64_t seed) {
             case 2:
                 for (std::uint64_t n = 200 + rng() % 3000; n > 0; --n) out += static_cast<char>(rng());
                 break;
-            default:
-                out.append(5 + rng() % 300, static_cast<char>(rng()));
+            default: out.append(5 + rng() % 300, static_cast<char>(rng()));
         }
     }
     out.resize(size);
@@ -60,8 +59,7 @@ fs::path compress(const TempDir& dir, const std::string& name, const std::string
     const fs::path packed = dir / name;
     write_file(plain, data);
     const kbuild::ProcessResult r = kbuild::run_process(
-        {"sh", "-c", "bzip2 -" + std::to_string(level) + " -c \"$0\" > \"$1\"", plain.string(),
-         packed.string()});
+        {"sh", "-c", "bzip2 -" + std::to_string(level) + " -c \"$0\" > \"$1\"", plain.string(), packed.string()});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     fs::remove(plain);
     return packed;
@@ -222,9 +220,7 @@ TEST(Bzip2Reader, NamesTheBlockACutFileEndsIn) {
     EXPECT_EQ(read_at(reader, 0, 150000), data.substr(0, 150000));
     EXPECT_EQ(read_at(reader, 12345, 10), data.substr(12345, 10));
     const std::string error = error_of([&] { read_at(reader, data.size() - 10, 10); });
-    EXPECT_NE(error.find(cut.string() + ": truncated: the bzip2 data ends inside block "),
-              std::string::npos)
-        << error;
+    EXPECT_NE(error.find(cut.string() + ": truncated: the bzip2 data ends inside block "), std::string::npos) << error;
     EXPECT_NE(error.find("(compressed byte "), std::string::npos) << error;
     EXPECT_EQ(error_of([&] { reader.size(); }), error);
     EXPECT_EQ(read_at(reader, 100, 10), data.substr(100, 10));  // still readable after
@@ -237,22 +233,22 @@ TEST(Bzip2Reader, NamesACutEndOfStream) {
     write_file(cut, packed.substr(0, packed.size() - 3));  // inside the combined CRC
     Bzip2Reader reader(cut.string());
     EXPECT_EQ(read_at(reader, 0, 6), "hello\n");
-    EXPECT_NE(error_of([&] { reader.size(); }).find(cut.string() + ": truncated: "),
-              std::string::npos);
+    EXPECT_NE(error_of([&] { reader.size(); }).find(cut.string() + ": truncated: "), std::string::npos);
 }
 
 // `cat a.bz2 b.bz2` cut inside b's "BZh9" and first block magic: a's bytes read, the end is named.
 TEST(Bzip2Reader, NamesACutStreamHeader) {
     TempDir dir;
     const std::string a = varied_data(200000, 14);
-    const std::string packed = read_file(compress(dir, "a.bz2", a, 9)) +
-                               read_file(compress(dir, "b.bz2", "more\n", 9)).substr(0, 6);
+    const std::string packed =
+        read_file(compress(dir, "a.bz2", a, 9)) + read_file(compress(dir, "b.bz2", "more\n", 9)).substr(0, 6);
     const fs::path cut = dir / "cut.bz2";
     write_file(cut, packed);
     Bzip2Reader reader(cut.string());
     EXPECT_EQ(read_at(reader, 100, 100000), a.substr(100, 100000));
-    EXPECT_NE(error_of([&] { reader.size(); })
-                  .find(cut.string() + ": truncated: the bzip2 data ends inside the header of a stream"),
+    EXPECT_NE(error_of([&] {
+                  reader.size();
+              }).find(cut.string() + ": truncated: the bzip2 data ends inside the header of a stream"),
               std::string::npos);
 }
 
@@ -287,9 +283,9 @@ TEST(Bzip2Reader, RefusesAFileThatIsNotBzip2) {
     write_file(dir / "plain", "BZh9 but no block magic after it");
     EXPECT_EQ(error_of([&] { Bzip2Reader((dir / "plain").string()); }),
               (dir / "plain").string() + ": not a bzip2 file");
-    EXPECT_NE(error_of([&] { Bzip2Reader((dir / "missing").string()); })
-                  .find((dir / "missing").string() + ": cannot open: "),
-              std::string::npos);
+    EXPECT_NE(
+        error_of([&] { Bzip2Reader((dir / "missing").string()); }).find((dir / "missing").string() + ": cannot open: "),
+        std::string::npos);
 }
 
 TEST(Bzip2Reader, OpensOtherFilesAsRawBytes) {
@@ -313,8 +309,9 @@ TEST(Bzip2Reader, OpensOtherFilesAsRawBytes) {
     EXPECT_NE(dynamic_cast<Bzip2Reader*>(decoded.get()), nullptr);
     EXPECT_EQ(read_at(*decoded, 1000, 200000), data.substr(1000, 200000));
 
-    EXPECT_NE(error_of([&] { kbuild::open_byte_source((dir / "missing").string()); })
-                  .find((dir / "missing").string() + ": cannot open: "),
+    EXPECT_NE(error_of([&] {
+                  kbuild::open_byte_source((dir / "missing").string());
+              }).find((dir / "missing").string() + ": cannot open: "),
               std::string::npos);
 }
 
@@ -352,7 +349,7 @@ TEST(Bzip2Reader, FindsMagicsAtEveryBitOffset) {
         plant(bit, rng() % 2 ? 0x314159265359 : 0x177245385090);
     plant(100000 * 8 + 5, 0x314159265359);
     plant(100000 * 8 + 5 + 48, 0x177245385090);  // right after another
-    plant(bits - 48, 0x177245385090);             // ends with the data
+    plant(bits - 48, 0x177245385090);            // ends with the data
     plant(bits - 48 - 8 * 7 - 3, 0x314159265359);
 
     std::vector<Bzip2Magic> naive;

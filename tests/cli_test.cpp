@@ -1,6 +1,6 @@
 // The command line as a user meets it: the kbuild binary, its output and exit codes.
-#include "util/table.h"
 #include "test_util.h"
+#include "util/table.h"
 
 #include <kbuild/types.hpp>
 
@@ -36,8 +36,10 @@ TEST(Cli, AConfigFileIsCheckedAndNamedInItsErrors) {
     test::write_file(dir / "kbuild.toml", "[debian]\nmirrors = [\"http://127.0.0.1:9\"]\n");
     ProcessResult r = run_kbuild({"--config", (dir / "kbuild.toml").string(), "crawl", "--distro", "debian"});
     EXPECT_EQ(r.exit_code, 2);
-    EXPECT_EQ(r.err, "error: " + (dir / "kbuild.toml").string() +
-                         ":2:1: [debian] mirrors: unknown key (mirror, option, keyring, mirror-keyring and verify are known)\n");
+    EXPECT_EQ(
+        r.err,
+        "error: " + (dir / "kbuild.toml").string() +
+            ":2:1: [debian] mirrors: unknown key (mirror, option, keyring, mirror-keyring and verify are known)\n");
     r = run_kbuild({"--config", (dir / "missing.toml").string(), "crawl", "--distro", "debian"});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_EQ(r.err, "error: " + (dir / "missing.toml").string() + ": no such config file\n");
@@ -67,12 +69,14 @@ TEST(Cli, AConfigFilesErrorsGiveLineAndColumn) {
 // The config's mirror stands in for --mirror; an unreachable one is named in the error.
 TEST(Cli, AConfigFileGivesTheDistrosMirrorAndOptions) {
     test::TempDir dir;
-    test::write_file(dir / "kbuild.toml", "[debian]\nmirror = [\"http://127.0.0.1:9\"]\n"
-                                          "option = [\"suites=bookworm\"]\n[ubuntu]\nmirror = \"http://127.0.0.1:7\"\n");
+    test::write_file(dir / "kbuild.toml",
+                     "[debian]\nmirror = [\"http://127.0.0.1:9\"]\n"
+                     "option = [\"suites=bookworm\"]\n[ubuntu]\nmirror = \"http://127.0.0.1:7\"\n");
     const ProcessResult r = run_kbuild({"--config", (dir / "kbuild.toml").string(), "crawl", "--distro", "debian"});
     EXPECT_EQ(r.exit_code, 1);
-    EXPECT_NE(r.err.find("suites bookworm on any mirror (http://127.0.0.1:9/dists/bookworm/Release: connection refused"),
-              std::string::npos)
+    EXPECT_NE(
+        r.err.find("suites bookworm on any mirror (http://127.0.0.1:9/dists/bookworm/Release: connection refused"),
+        std::string::npos)
         << r.err;
 }
 
@@ -121,15 +125,15 @@ TEST(Cli, EveryVerbHelpHasAnExample) {
     };
     check({});
     // What the walk must have found, so a change in the help's layout cannot make it check nothing.
-    for (const char* verb : {"plugins", "crawl", "batch", "build", "bundle", "images", "images build",
-                             "images list", "serve", "index", "index merge"})
+    for (const char* verb : {"plugins", "crawl", "batch", "build", "bundle", "images", "images build", "images list",
+                             "serve", "index", "index merge"})
         EXPECT_NE(std::find(checked.begin(), checked.end(), verb), checked.end()) << verb << " was not checked";
 }
 
 TEST(Cli, PluginsAsJsonListsLoadedAndRefused) {
     const ProcessResult r =
-        run_kbuild({"plugins", "--output", "json", "--plugin-dir", fixture_plugin_dir("good").string(),
-                    "--plugin-dir", fixture_plugin_dir("othermajor").string()});
+        run_kbuild({"plugins", "--output", "json", "--plugin-dir", fixture_plugin_dir("good").string(), "--plugin-dir",
+                    fixture_plugin_dir("othermajor").string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const Json doc = Json::parse(r.out);
     ASSERT_EQ(doc["plugins"].size(), 1u);
@@ -145,13 +149,14 @@ TEST(Cli, PluginsAsJsonListsLoadedAndRefused) {
               "plugin ABI 2.0 is not compatible with kbuild's ABI " + test::kAbi + " (major versions differ)");
     // The refusal is also the one warning line on stderr; stdout stays pure JSON.
     EXPECT_EQ(r.err, "warning: " + (fixture_plugin_dir("othermajor") / "libkbuild-othermajor.so").string() +
-                         ": refused: plugin ABI 2.0 is not compatible with kbuild's ABI " + test::kAbi + " (major "
+                         ": refused: plugin ABI 2.0 is not compatible with kbuild's ABI " + test::kAbi +
+                         " (major "
                          "versions differ)\n");
 }
 
 TEST(Cli, PluginsTableHasAHeaderAndARowPerPlugin) {
-    const ProcessResult r = run_kbuild({"plugins", "--plugin-dir", fixture_plugin_dir("good").string(),
-                                        "--plugin-dir", fixture_plugin_dir("oldminor").string()});
+    const ProcessResult r = run_kbuild({"plugins", "--plugin-dir", fixture_plugin_dir("good").string(), "--plugin-dir",
+                                        fixture_plugin_dir("oldminor").string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     std::istringstream lines(r.out);
     std::string header, first, second;
@@ -222,8 +227,9 @@ TEST(Cli, PluginsListTheirOptionsAndDefaults) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const Json doc = Json::parse(r.out);
     ASSERT_EQ(doc["plugins"].size(), 2u);
-    EXPECT_EQ(doc["plugins"][0]["options"],
-              Json::parse(R"([{"name": "releases", "default": "", "help": "comma-separated releases crawl reports"}])"));
+    EXPECT_EQ(
+        doc["plugins"][0]["options"],
+        Json::parse(R"([{"name": "releases", "default": "", "help": "comma-separated releases crawl reports"}])"));
     EXPECT_TRUE(doc["plugins"][1]["options"].is_null()) << doc["plugins"][1];
 
     args = {"plugins"};
@@ -246,7 +252,8 @@ TEST(Cli, PluginsListTheirOptionsAndDefaults) {
     ASSERT_EQ(debian.size(), 2u) << debian;
     EXPECT_EQ(debian[0]["name"], "suites");
     EXPECT_NE(debian[0]["default"].get<std::string>().find("bookworm"), std::string::npos) << debian;
-    EXPECT_EQ(debian[1], Json::parse(R"({"name": "components", "default": "main", "help": "comma-separated components"})"));
+    EXPECT_EQ(debian[1],
+              Json::parse(R"({"name": "components", "default": "main", "help": "comma-separated components"})"));
 }
 
 // Where a package file is expected, a directory is said to be one, not a missing file.
@@ -279,23 +286,23 @@ TEST(Cli, BuildPrintsItsSummaryOnStdout) {
     test::TempDir dir;
     const std::string package = (dir / "testkernel-headers-6.1.0-9-amd64.pkg").string();
     test::write_file(package, "not an archive");
-    const ProcessResult r = run_kbuild(
-        {"--cache-dir", (dir / "cache").string(), "build", "--plugin-dir", fixture_plugin_dir("good").string(),
-         "--distro", "gooddistro", "--builder", "local", "--module-src", (test::source_dir() / "examples/hello").string(),
-         "--out", (dir / "out").string(), package});
+    const ProcessResult r =
+        run_kbuild({"--cache-dir", (dir / "cache").string(), "build", "--plugin-dir",
+                    fixture_plugin_dir("good").string(), "--distro", "gooddistro", "--builder", "local", "--module-src",
+                    (test::source_dir() / "examples/hello").string(), "--out", (dir / "out").string(), package});
     EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_EQ(r.out, "built 0, skipped 0, failed 1, unavailable 0 (index: " + (dir / "out/index.json").string() + ")\n");
+    EXPECT_EQ(r.out,
+              "built 0, skipped 0, failed 1, unavailable 0 (index: " + (dir / "out/index.json").string() + ")\n");
     EXPECT_EQ(r.err.find("built 0"), std::string::npos) << r.err;
 }
 
 TEST(Cli, DistroConflictIsAWarningNamingBothFiles) {
-    const ProcessResult r = run_kbuild({"plugins", "--plugin-dir", fixture_plugin_dir("good").string(),
-                                        "--plugin-dir", fixture_plugin_dir("rival").string()});
+    const ProcessResult r = run_kbuild({"plugins", "--plugin-dir", fixture_plugin_dir("good").string(), "--plugin-dir",
+                                        fixture_plugin_dir("rival").string()});
     ASSERT_EQ(r.exit_code, 0);
     EXPECT_EQ(r.err, "warning: " + (fixture_plugin_dir("rival") / "libkbuild-rival.so").string() +
                          ": distro 'gooddistro' is already served by " +
-                         (fixture_plugin_dir("good") / "libkbuild-good.so").string() +
-                         "; using that one\n");
+                         (fixture_plugin_dir("good") / "libkbuild-good.so").string() + "; using that one\n");
 }
 
 TEST(Cli, VerboseAndQuietSetTheLogLevel) {

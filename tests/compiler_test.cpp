@@ -13,8 +13,9 @@ namespace {
 
 TEST(KernelCompiler, FromCcVersionText) {
     test::TempDir dir;
-    test::write_file(dir / ".config", "CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0\"\n"
-                                      "CONFIG_GCC_VERSION=120200\n");
+    test::write_file(dir / ".config",
+                     "CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0\"\n"
+                     "CONFIG_GCC_VERSION=120200\n");
     const KernelCompiler c = read_kernel_compiler(dir.path());
     EXPECT_EQ(c.program, "gcc-12");
     EXPECT_EQ(c.major, 12);
@@ -66,7 +67,8 @@ std::string chosen(int major, const std::string& family, std::string& why) {
 TEST(BuilderChoice, SameGccPreferringThePluginsFamily) {
     std::string why;
     EXPECT_EQ(chosen(12, "debian", why), "debian-bookworm");
-    EXPECT_EQ(why, "kernel built by gcc 12 (gcc-12 (x) 12.1.0): kbuild/builder-debian-bookworm:latest has the same gcc");
+    EXPECT_EQ(why,
+              "kernel built by gcc 12 (gcc-12 (x) 12.1.0): kbuild/builder-debian-bookworm:latest has the same gcc");
     EXPECT_EQ(chosen(14, "debian", why), "debian-trixie");
     EXPECT_EQ(chosen(14, "ubuntu", why), "ubuntu-noble");
 }
@@ -74,8 +76,9 @@ TEST(BuilderChoice, SameGccPreferringThePluginsFamily) {
 TEST(BuilderChoice, NearestNewerThenNearestOlder) {
     std::string why;
     EXPECT_EQ(chosen(11, "debian", why), "debian-bookworm");
-    EXPECT_EQ(why, "kernel built by gcc 11 (gcc-11 (x) 11.1.0): no image with gcc 11; "
-                   "kbuild/builder-debian-bookworm:latest has the nearest newer, gcc 12");
+    EXPECT_EQ(why,
+              "kernel built by gcc 11 (gcc-11 (x) 11.1.0): no image with gcc 11; "
+              "kbuild/builder-debian-bookworm:latest has the nearest newer, gcc 12");
     EXPECT_EQ(chosen(8, "debian", why), "debian-bullseye");
     EXPECT_EQ(chosen(15, "debian", why), "debian-trixie");
     EXPECT_NE(why.find("nearest older, gcc 14"), std::string::npos) << why;

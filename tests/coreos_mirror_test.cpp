@@ -20,9 +20,13 @@ using namespace kbuild;
 
 namespace {
 
-std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
+std::string cache_dir() {
+    return (test::binary_dir() / "test-cache").string();
+}
 
-std::vector<std::string> debian_kernel_debs() { return test::newest_bookworm_kernel(cache_dir()).debs; }
+std::vector<std::string> debian_kernel_debs() {
+    return test::newest_bookworm_kernel(cache_dir()).debs;
+}
 
 // Runs a fixture script with the three packages last; its stdout, trimmed.
 std::string fixture(const std::string& script, std::vector<std::string> args, const std::vector<std::string>& debs) {
@@ -66,21 +70,25 @@ TEST(CoreOSMirror, FlatcarReleasesCrawledReadOutOfTheirImagesAndBuilt) {
     test::TempDir server_root, out, names_out, key;
     test::make_test_key(key / "home", "flatcar");
     const std::string keyring = (key / "home/public.asc").string();
-    const std::string release =
-        fixture("coreos/make-flatcar-release",
-                {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.2.0", "--sign-digests",
-                 (key / "home").string()},
-                debs);
+    const std::string release = fixture("coreos/make-flatcar-release",
+                                        {"--out", server_root.path().string(), "--channel", "stable", "--version",
+                                         "3510.2.0", "--sign-digests", (key / "home").string()},
+                                        debs);
     ASSERT_TRUE(std::regex_match(release, std::regex(R"(6\.1\.\d+-flatcar)"))) << release;
-    fixture("coreos/make-flatcar-release", {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.3.0", "--truncate"}, debs);
-    fixture("coreos/make-flatcar-release", {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.4.0", "--no-ext4"}, debs);
-    fixture("coreos/make-flatcar-release", {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.5.0", "--escape-symlink"}, debs);
+    fixture("coreos/make-flatcar-release",
+            {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.3.0", "--truncate"}, debs);
+    fixture("coreos/make-flatcar-release",
+            {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.4.0", "--no-ext4"}, debs);
+    fixture("coreos/make-flatcar-release",
+            {"--out", server_root.path().string(), "--channel", "stable", "--version", "3510.5.0", "--escape-symlink"},
+            debs);
     test::MirrorServer server(server_root.path());
 
     // crawl: four releases of one kernel, told apart by their Flatcar version; the beta channel
     // this server lacks is said to be missing.
-    const ProcessResult crawl = test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "flatcar", "--mirror",
-                                                  server.url(), "--option", "channels=stable,beta", "--output", "json"});
+    const ProcessResult crawl =
+        test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "flatcar", "--mirror", server.url(),
+                          "--option", "channels=stable,beta", "--output", "json"});
     EXPECT_EQ(crawl.exit_code, 1) << crawl.err;
     EXPECT_NE(crawl.err.find(server.url() + "/beta/amd64-usr/"), std::string::npos) << crawl.err;
     std::set<std::string> versions;
@@ -91,10 +99,10 @@ TEST(CoreOSMirror, FlatcarReleasesCrawledReadOutOfTheirImagesAndBuilt) {
     }
     EXPECT_EQ(versions, (std::set<std::string>{"3510.2.0", "3510.3.0", "3510.4.0", "3510.5.0"}));
 
-    const ProcessResult build = test::run_kbuild(
-        {"--cache-dir", cache_dir(), "build", "--distro", "flatcar", "--mirror", server.url(), "--option",
-         "channels=stable", "--builder", "docker", "--module-src", (test::source_dir() / "examples/hello").string(),
-         "--out", out.path().string()});
+    const ProcessResult build =
+        test::run_kbuild({"--cache-dir", cache_dir(), "build", "--distro", "flatcar", "--mirror", server.url(),
+                          "--option", "channels=stable", "--builder", "docker", "--module-src",
+                          (test::source_dir() / "examples/hello").string(), "--out", out.path().string()});
     EXPECT_EQ(build.exit_code, 1) << build.err;
     auto targets = targets_by_variant(out.path());
     ASSERT_EQ(targets.size(), 4u);
@@ -117,9 +125,9 @@ TEST(CoreOSMirror, FlatcarReleasesCrawledReadOutOfTheirImagesAndBuilt) {
               Json::array({dir + "3510.4.0/" + image + ".DIGESTS: no key configured for flatcar"}));
 
     // With the key, the unsigned releases are refused, each named; the signed one is listed.
-    const ProcessResult keyed = test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "flatcar",
-                                                  "--mirror", server.url(), "--option", "channels=stable",
-                                                  "--keyring", keyring, "--output", "json"});
+    const ProcessResult keyed =
+        test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "flatcar", "--mirror", server.url(),
+                          "--option", "channels=stable", "--keyring", keyring, "--output", "json"});
     EXPECT_EQ(keyed.exit_code, 1) << keyed.err;
     for (const char* v : {"3510.3.0", "3510.4.0", "3510.5.0"})
         EXPECT_NE(keyed.err.find(dir + v + "/" + image + ".DIGESTS: no signature"), std::string::npos) << keyed.err;
@@ -130,10 +138,10 @@ TEST(CoreOSMirror, FlatcarReleasesCrawledReadOutOfTheirImagesAndBuilt) {
     // The same good image by URL alone (kernel-packer's lists): checked against the signed
     // DIGESTS beside it, the kernel named from the tree read out of it, then built as any other.
     test::write_file(names_out / "list", server.url() + "/stable/amd64-usr/3510.2.0/" + image + "\n");
-    const ProcessResult by_name = test::run_kbuild(
-        {"--cache-dir", cache_dir(), "build", "--distro", "flatcar", "--from-list", (names_out / "list").string(),
-         "--keyring", keyring, "--builder", "docker", "--module-src", (test::source_dir() / "examples/hello").string(),
-         "--out", (names_out / "out").string()});
+    const ProcessResult by_name =
+        test::run_kbuild({"--cache-dir", cache_dir(), "build", "--distro", "flatcar", "--from-list",
+                          (names_out / "list").string(), "--keyring", keyring, "--builder", "docker", "--module-src",
+                          (test::source_dir() / "examples/hello").string(), "--out", (names_out / "out").string()});
     EXPECT_EQ(by_name.exit_code, 0) << by_name.err;
     auto named = targets_by_variant(names_out / "out");
     ASSERT_EQ(named.size(), 1u);
@@ -147,14 +155,15 @@ TEST(CoreOSMirror, FlatcarReleasesCrawledReadOutOfTheirImagesAndBuilt) {
 TEST(CoreOSMirror, ContainerLinuxReleasesAreFoundByTheirOwnNames) {
     const auto debs = debian_kernel_debs();
     test::TempDir server_root;
-    const std::string release = fixture("coreos/make-flatcar-release",
-                                        {"--out", server_root.path().string(), "--flavour", "coreos", "--channel",
-                                         "stable", "--version", "2512.3.0"}, debs);
+    const std::string release = fixture(
+        "coreos/make-flatcar-release",
+        {"--out", server_root.path().string(), "--flavour", "coreos", "--channel", "stable", "--version", "2512.3.0"},
+        debs);
     ASSERT_TRUE(std::regex_match(release, std::regex(R"(6\.1\.\d+-coreos)"))) << release;
     test::MirrorServer server(server_root.path());
-    const ProcessResult crawl = test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "coreos", "--mirror",
-                                                  server.url() + "/{channel}", "--option", "channels=stable",
-                                                  "--output", "json"});
+    const ProcessResult crawl =
+        test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "coreos", "--mirror",
+                          server.url() + "/{channel}", "--option", "channels=stable", "--output", "json"});
     ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
     const Json crawled = Json::parse(crawl.out);
     ASSERT_EQ(crawled["releases"].size(), 1u) << crawl.out;
@@ -163,9 +172,9 @@ TEST(CoreOSMirror, ContainerLinuxReleasesAreFoundByTheirOwnNames) {
     EXPECT_EQ(crawled["releases"][0]["headers"][0],
               server.url() + "/stable/amd64-usr/2512.3.0/coreos_developer_container.bin.bz2");
 
-    const ProcessResult flatcar = test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "flatcar",
-                                                    "--mirror", server.url(), "--option", "channels=stable",
-                                                    "--output", "json"});
+    const ProcessResult flatcar =
+        test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "flatcar", "--mirror", server.url(),
+                          "--option", "channels=stable", "--output", "json"});
     EXPECT_EQ(flatcar.exit_code, 1);
     EXPECT_NE(flatcar.err.find("2512.3.0/flatcar_production_image_kernel_config.txt"), std::string::npos)
         << flatcar.err;
@@ -176,13 +185,15 @@ TEST(CoreOSMirror, ContainerLinuxReleasesAreFoundByTheirOwnNames) {
 TEST(CoreOSMirror, FedoraCoreOSKernelsFromTheBuildSystemLayout) {
     const auto debs = debian_kernel_debs();
     test::TempDir server_root, out;
-    fixture("rpm/make-rpm-repo", {"--out", server_root.path().string(), "--layout", "koji", "--release", "6.1.0-200.fc40.x86_64"}, debs);
-    fixture("rpm/make-rpm-repo", {"--out", server_root.path().string(), "--layout", "koji", "--release", "6.1.0-100.fc39.x86_64"}, debs);
+    fixture("rpm/make-rpm-repo",
+            {"--out", server_root.path().string(), "--layout", "koji", "--release", "6.1.0-200.fc40.x86_64"}, debs);
+    fixture("rpm/make-rpm-repo",
+            {"--out", server_root.path().string(), "--layout", "koji", "--release", "6.1.0-100.fc39.x86_64"}, debs);
     test::MirrorServer server(server_root.path());
-    const ProcessResult build = test::run_kbuild(
-        {"--cache-dir", cache_dir(), "build", "--distro", "fedora-coreos", "--mirror", server.url(), "--option",
-         "dist=fc40", "--builder", "docker", "--module-src", (test::source_dir() / "examples/hello").string(),
-         "--out", out.path().string()});
+    const ProcessResult build =
+        test::run_kbuild({"--cache-dir", cache_dir(), "build", "--distro", "fedora-coreos", "--mirror", server.url(),
+                          "--option", "dist=fc40", "--builder", "docker", "--module-src",
+                          (test::source_dir() / "examples/hello").string(), "--out", out.path().string()});
     EXPECT_EQ(build.exit_code, 0) << build.err;
     ASSERT_TRUE(fs::exists(out / "index.json")) << build.err;
     auto targets = targets_by_variant(out.path());

@@ -17,7 +17,9 @@ using namespace kbuild;
 
 namespace {
 
-fs::path list_named(const std::string& name) { return test::kernel_packer_lists() / name; }
+fs::path list_named(const std::string& name) {
+    return test::kernel_packer_lists() / name;
+}
 
 Json batch(const std::vector<std::string>& args) {
     std::vector<std::string> argv{"batch"};
@@ -128,8 +130,8 @@ TEST(CoreOSNames, HandCheckedReleases) {
          "6.8.3-100.fc38.x86_64", ""},
         {"fedora-coreos", koji + "6.9.1/200.fc40/x86_64/kernel-devel-6.9.1-200.fc40.x86_64.rpm",
          "6.9.1-200.fc40.x86_64", ""},
-        {"fedora-coreos", koji + "6.8.0/63.fc41/x86_64/kernel-devel-6.8.0-63.fc41.x86_64.rpm",
-         "6.8.0-63.fc41.x86_64", ""},
+        {"fedora-coreos", koji + "6.8.0/63.fc41/x86_64/kernel-devel-6.8.0-63.fc41.x86_64.rpm", "6.8.0-63.fc41.x86_64",
+         ""},
     };
     test::TempDir dir;
     std::map<std::string, std::string> lists;
@@ -151,12 +153,13 @@ TEST(CoreOSNames, HandCheckedReleases) {
 TEST(CoreOSNames, ImagesOfAnotherFlavourOrBoardAreNamedAsSuch) {
     test::TempDir dir;
     const std::string base = "https://stable.release.flatcar-linux.net/";
-    test::write_file(dir / "list", base + "amd64-usr/3510.2.0/flatcar_developer_container.bin.bz2\n" +
-                                       base + "arm64-usr/3510.2.0/flatcar_developer_container.bin.bz2\n" +
-                                       "http://stable.release.core-os.net/amd64-usr/2512.3.0/coreos_developer_container.bin.bz2\n" +
-                                       base + "amd64-usr/current/flatcar_developer_container.bin.bz2\n" +
-                                       base + "amd64-usr/3510.2.0/flatcar_production_image.bin.bz2\n" +
-                                       base + "amd64-usr/3510.2.0/../3510.2.0/flatcar_developer_container.bin.bz2\n");
+    test::write_file(dir / "list",
+                     base + "amd64-usr/3510.2.0/flatcar_developer_container.bin.bz2\n" + base +
+                         "arm64-usr/3510.2.0/flatcar_developer_container.bin.bz2\n" +
+                         "http://stable.release.core-os.net/amd64-usr/2512.3.0/coreos_developer_container.bin.bz2\n" +
+                         base + "amd64-usr/current/flatcar_developer_container.bin.bz2\n" + base +
+                         "amd64-usr/3510.2.0/flatcar_production_image.bin.bz2\n" + base +
+                         "amd64-usr/3510.2.0/../3510.2.0/flatcar_developer_container.bin.bz2\n");
     const Json result = batch({"--distro", "flatcar", "--from-list", (dir / "list").string()});
     ASSERT_EQ(result["entries"].size(), 1u);
     std::map<std::string, std::string> why;
@@ -178,12 +181,14 @@ TEST(CoreOSNames, ImagesOfAnotherFlavourOrBoardAreNamedAsSuch) {
 TEST(CoreOSNames, ALocalImageIsNamedByTheFilesBesideIt) {
     test::TempDir dir;
     test::write_file(dir / "dl/flatcar_developer_container.bin.bz2", "not read by batch");
-    test::write_file(dir / "dl/version.txt", "FLATCAR_BUILD=3815\nFLATCAR_BRANCH=2\nFLATCAR_PATCH=5\n"
-                                             "FLATCAR_VERSION=3815.2.5\nFLATCAR_VERSION_ID=3815.2.5\n");
-    test::write_file(dir / "dl/flatcar_production_image_kernel_config.txt",
-                     "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 6.1.96 Kernel Configuration\n#\n"
-                     "CONFIG_CC_VERSION_TEXT=\"x86_64-cros-linux-gnu-gcc (Gentoo Hardened 13.3.1_p20240614 p17) 13.3.1 20240614\"\n"
-                     "CONFIG_LOCALVERSION=\"-flatcar\"\n# CONFIG_LOCALVERSION_AUTO is not set\n");
+    test::write_file(dir / "dl/version.txt",
+                     "FLATCAR_BUILD=3815\nFLATCAR_BRANCH=2\nFLATCAR_PATCH=5\n"
+                     "FLATCAR_VERSION=3815.2.5\nFLATCAR_VERSION_ID=3815.2.5\n");
+    test::write_file(
+        dir / "dl/flatcar_production_image_kernel_config.txt",
+        "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 6.1.96 Kernel Configuration\n#\n"
+        "CONFIG_CC_VERSION_TEXT=\"x86_64-cros-linux-gnu-gcc (Gentoo Hardened 13.3.1_p20240614 p17) 13.3.1 20240614\"\n"
+        "CONFIG_LOCALVERSION=\"-flatcar\"\n# CONFIG_LOCALVERSION_AUTO is not set\n");
     const Json result = batch({"--distro", "flatcar", (dir / "dl/flatcar_developer_container.bin.bz2").string()});
     ASSERT_EQ(result["entries"].size(), 1u) << result.dump(1);
     EXPECT_EQ(result["entries"][0]["kernelrelease"], "6.1.96-flatcar");

@@ -87,26 +87,40 @@ protected:
         ASSERT_EQ(r.exit_code, 0) << r.err;
     }
 
-    static std::string keyring(const std::string& key) { return (dir_->path() / ("key-" + key) / "public.asc").string(); }
+    static std::string keyring(const std::string& key) {
+        return (dir_->path() / ("key-" + key) / "public.asc").string();
+    }
 
     std::string image_url(const std::string& channel, const std::string& version) const {
         return server_.url() + "/" + channel + "/amd64-usr/" + version + "/" + kImage;
     }
 
     ProcessResult crawl(const std::string& channels, std::vector<std::string> extra) {
-        std::vector<std::string> args = {"--cache-dir", cache_.path().string(), "crawl", "--distro", "flatcar",
-                                         "--mirror", server_.url(), "--option", "channels=" + channels,
-                                         "--output", "json"};
+        std::vector<std::string> args = {
+            "--cache-dir", cache_.path().string(), "crawl",    "--distro", "flatcar", "--mirror", server_.url(),
+            "--option",    "channels=" + channels, "--output", "json"};
         args.insert(args.end(), extra.begin(), extra.end());
         return test::run_kbuild(args);
     }
 
     // The channels' targets by Flatcar version.
-    std::map<std::string, Json> build(const std::string& channels, std::vector<std::string> extra, const fs::path& out) {
-        std::vector<std::string> args = {"--cache-dir", cache_.path().string(), "build", "--distro", "flatcar",
-                                         "--mirror", server_.url(), "--option", "channels=" + channels,
-                                         "--builder", "local", "--module-src",
-                                         (test::source_dir() / "examples/hello").string(), "--out", out.string()};
+    std::map<std::string, Json> build(const std::string& channels, std::vector<std::string> extra,
+                                      const fs::path& out) {
+        std::vector<std::string> args = {"--cache-dir",
+                                         cache_.path().string(),
+                                         "build",
+                                         "--distro",
+                                         "flatcar",
+                                         "--mirror",
+                                         server_.url(),
+                                         "--option",
+                                         "channels=" + channels,
+                                         "--builder",
+                                         "local",
+                                         "--module-src",
+                                         (test::source_dir() / "examples/hello").string(),
+                                         "--out",
+                                         out.string()};
         args.insert(args.end(), extra.begin(), extra.end());
         const ProcessResult r = test::run_kbuild(args);
         EXPECT_NE(r.exit_code, 0) << r.err;
@@ -145,8 +159,7 @@ TEST_F(CoreOSTrust, AnImageListedInADigestsSignedByTheKeyIsFetchedAndChecked) {
     const Json& target = targets["4100.1.0"];
     EXPECT_EQ(target["status"], "failed");
     // Fetched and accepted: what fails is reading the (fake) image.
-    EXPECT_EQ(target["package_sha256"],
-              Json::array({sha256_file((release_dir("good", "4100.1.0") / kImage).string())}))
+    EXPECT_EQ(target["package_sha256"], Json::array({sha256_file((release_dir("good", "4100.1.0") / kImage).string())}))
         << target.dump(2);
     EXPECT_EQ(target["reason"].get<std::string>().find("sha512"), std::string::npos) << target.dump(2);
     EXPECT_EQ(target["reason"].get<std::string>().find("signature"), std::string::npos) << target.dump(2);
@@ -198,13 +211,12 @@ TEST_F(CoreOSTrust, WithNoKeyEachTargetRecordsItsOwnUncheckedDigests) {
 // the DIGESTS beside it before anything is read out of it.
 TEST_F(CoreOSTrust, AnImageByUrlIsCheckedByItsDigestsBeforeItIsRead) {
     test::TempDir dir;
-    test::write_file(dir / "list", image_url("otherkey", "4100.3.0") + "\n" + image_url("tampered", "4100.2.0") +
-                                       "\n" + image_url("good2", "4100.7.0") + "\n");
-    const ProcessResult r = test::run_kbuild({"--cache-dir", cache_.path().string(), "build", "--distro", "flatcar",
-                                              "--from-list", (dir / "list").string(), "--keyring", keyring("a"),
-                                              "--builder", "local", "--module-src",
-                                              (test::source_dir() / "examples/hello").string(), "--out",
-                                              (dir / "out").string()});
+    test::write_file(dir / "list", image_url("otherkey", "4100.3.0") + "\n" + image_url("tampered", "4100.2.0") + "\n" +
+                                       image_url("good2", "4100.7.0") + "\n");
+    const ProcessResult r =
+        test::run_kbuild({"--cache-dir", cache_.path().string(), "build", "--distro", "flatcar", "--from-list",
+                          (dir / "list").string(), "--keyring", keyring("a"), "--builder", "local", "--module-src",
+                          (test::source_dir() / "examples/hello").string(), "--out", (dir / "out").string()});
     EXPECT_NE(r.exit_code, 0);
     std::map<std::string, std::string> reasons;
     const Json index = Json::parse(test::read_file(dir / "out/index.json"));

@@ -23,19 +23,17 @@ using namespace kbuild;
 namespace {
 
 const std::string kImage = "kbuild/builder-debian-bookworm:latest";
-const std::vector<std::string> kInTreePlugins = {"amazonlinux", "centos", "coreos", "debian",
-                                                 "ubuntu"};
+const std::vector<std::string> kInTreePlugins = {"amazonlinux", "centos", "coreos", "debian", "ubuntu"};
 
 // A container of the builder image, running as root with the .debs at /debs, removed at scope
 // exit whatever happened.
 class Container {
 public:
     explicit Container(const fs::path& debs) {
-        const ProcessResult r = run_process(
-            {"docker", "run", "--detach", "--user", "0", "--env", "DEBIAN_FRONTEND=noninteractive",
-             "--volume", debs.string() + ":/debs:ro", "--label", "kbuild.test=1", "--label",
-             "kbuild.test.case=deb-install-" + std::to_string(::getpid()), kImage, "sleep",
-             "infinity"});
+        const ProcessResult r =
+            run_process({"docker", "run", "--detach", "--user", "0", "--env", "DEBIAN_FRONTEND=noninteractive",
+                         "--volume", debs.string() + ":/debs:ro", "--label", "kbuild.test=1", "--label",
+                         "kbuild.test.case=deb-install-" + std::to_string(::getpid()), kImage, "sleep", "infinity"});
         if (r.exit_code != 0) throw Error("docker run " + kImage + ": " + r.err);
         id_ = r.out.substr(0, r.out.find_first_of(" \n"));
     }
@@ -55,8 +53,8 @@ private:
 };
 
 std::string describe(const ProcessResult& r) {
-    return "exit " + std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
-           "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+    return "exit " + std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") + "\nstdout:\n" + r.out +
+           "\nstderr:\n" + r.err;
 }
 
 // `kbuild plugins`' table as name -> path (its first and last columns), the header left out;
@@ -95,15 +93,13 @@ TEST(DebInstall, PackagesInstallWithAptAndAnOutOfTreePluginBuildsAgainstThem) {
     const ProcessResult version = test::run_kbuild({"--version"});
     ASSERT_EQ(version.exit_code, 0) << version.err;
     std::smatch match;
-    ASSERT_TRUE(std::regex_search(version.out, match, std::regex("^kbuild (\\S+) ")))
-        << version.out;
+    ASSERT_TRUE(std::regex_search(version.out, match, std::regex("^kbuild (\\S+) "))) << version.out;
     const std::string project_version = match[1];
 
     test::TempDir work;
     const fs::path debs = work / "debs";
     const ProcessResult built = run_process(
-        {(test::source_dir() / "packaging/deb/build-debs").string(), test::binary_dir().string(),
-         debs.string()});
+        {(test::source_dir() / "packaging/deb/build-debs").string(), test::binary_dir().string(), debs.string()});
     ASSERT_EQ(built.exit_code, 0) << describe(built);
     std::vector<std::string> files;
     for (const auto& entry : fs::directory_iterator(debs)) files.push_back(entry.path().filename().string());
@@ -133,8 +129,8 @@ TEST(DebInstall, PackagesInstallWithAptAndAnOutOfTreePluginBuildsAgainstThem) {
     const ProcessResult status =
         container.sh("dpkg-query -W -f '${Package} ${Version} ${Status}\\n' kbuild libkbuild-sdk-dev");
     ASSERT_EQ(status.exit_code, 0) << describe(status);
-    EXPECT_EQ(status.out, "kbuild " + project_version + " install ok installed\nlibkbuild-sdk-dev " +
-                              project_version + " install ok installed\n");
+    EXPECT_EQ(status.out, "kbuild " + project_version + " install ok installed\nlibkbuild-sdk-dev " + project_version +
+                              " install ok installed\n");
 
     // The installed kbuild is this build's, and finds its plugins in /usr/lib/kbuild.
     const ProcessResult which = container.sh("command -v kbuild; kbuild --version");
@@ -143,8 +139,7 @@ TEST(DebInstall, PackagesInstallWithAptAndAnOutOfTreePluginBuildsAgainstThem) {
     const ProcessResult listed = container.sh("kbuild plugins");
     ASSERT_EQ(listed.exit_code, 0) << describe(listed);
     std::map<std::string, std::string> expected;
-    for (const auto& name : kInTreePlugins)
-        expected[name] = "/usr/lib/kbuild/libkbuild-" + name + ".so";
+    for (const auto& name : kInTreePlugins) expected[name] = "/usr/lib/kbuild/libkbuild-" + name + ".so";
     EXPECT_EQ(plugin_table(listed.out), expected) << listed.out;
     EXPECT_EQ(listed.err, "");
 
@@ -154,16 +149,14 @@ TEST(DebInstall, PackagesInstallWithAptAndAnOutOfTreePluginBuildsAgainstThem) {
         EXPECT_TRUE(has(kbuild_files, "/usr/lib/kbuild/libkbuild-" + name + ".so")) << name;
     for (const std::string file :
          {"/usr/bin/kbuild", "/usr/share/kbuild/builders/debian-bookworm/builder.json",
-          "/usr/share/kbuild/builders/debian-bookworm/Dockerfile",
-          "/usr/share/man/man1/kbuild.1.gz", "/usr/lib/systemd/system/kbuild-serve.service",
-          "/usr/share/doc/kbuild/examples/config.toml"})
+          "/usr/share/kbuild/builders/debian-bookworm/Dockerfile", "/usr/share/man/man1/kbuild.1.gz",
+          "/usr/lib/systemd/system/kbuild-serve.service", "/usr/share/doc/kbuild/examples/config.toml"})
         EXPECT_TRUE(has(kbuild_files, file)) << file;
     const std::vector<std::string> sdk_files = lines_of(container.sh("dpkg -L libkbuild-sdk-dev").out);
-    for (const std::string file :
-         {"/usr/include/kbuild/plugin_api.h", "/usr/include/kbuild/plugin.hpp",
-          "/usr/lib/libkbuild-sdk.a", "/usr/lib/cmake/kbuild_sdk/kbuild_sdkConfig.cmake",
-          "/usr/share/doc/libkbuild-sdk-dev/examples/plugin/CMakeLists.txt",
-          "/usr/share/doc/libkbuild-sdk-dev/examples/plugin/example.cpp"})
+    for (const std::string file : {"/usr/include/kbuild/plugin_api.h", "/usr/include/kbuild/plugin.hpp",
+                                   "/usr/lib/libkbuild-sdk.a", "/usr/lib/cmake/kbuild_sdk/kbuild_sdkConfig.cmake",
+                                   "/usr/share/doc/libkbuild-sdk-dev/examples/plugin/CMakeLists.txt",
+                                   "/usr/share/doc/libkbuild-sdk-dev/examples/plugin/example.cpp"})
         EXPECT_TRUE(has(sdk_files, file)) << file;
 
     // The example plugin, copied from where the SDK package puts it and built against the
@@ -190,9 +183,8 @@ TEST(DebInstall, PackagesInstallWithAptAndAnOutOfTreePluginBuildsAgainstThem) {
     EXPECT_EQ(where.out, "/usr/share/man/man1/kbuild.1.gz\n");
     const ProcessResult page = container.sh("MANWIDTH=100 man kbuild 2>&1 | sed 's/.\\x08//g'");
     ASSERT_EQ(page.exit_code, 0) << describe(page);
-    for (const std::string text :
-         {"kbuild - build kernel modules", "COMMANDS", "kbuild build [OPTIONS] [files...]",
-          "--module-src DIR", "kbuild images build [OPTIONS] [names...]", "FILES"})
+    for (const std::string text : {"kbuild - build kernel modules", "COMMANDS", "kbuild build [OPTIONS] [files...]",
+                                   "--module-src DIR", "kbuild images build [OPTIONS] [names...]", "FILES"})
         EXPECT_NE(page.out.find(text), std::string::npos) << text << "\n" << page.out;
 
     // The systemd unit where systemd looks, running the installed binary.

@@ -1,5 +1,5 @@
-#include "util/process.h"
 #include "test_util.h"
+#include "util/process.h"
 
 #include <kbuild/deb.hpp>
 #include <kbuild/types.hpp>
@@ -160,7 +160,9 @@ int dpkg_sign(const std::string& a, const std::string& b) {
     return 0;
 }
 
-int sign(int value) { return (value > 0) - (value < 0); }
+int sign(int value) {
+    return (value > 0) - (value < 0);
+}
 
 TEST(DebVersion, TableIsLargeAndHasEveryKindOfAnswer) {
     EXPECT_GE(kVersionPairs.size(), 100u);
@@ -172,7 +174,7 @@ TEST(DebVersion, EveryPairOrdersAsDpkgDoes) {
         const int expected = dpkg_sign(a, b);
         EXPECT_EQ(sign(deb::compare_versions(a, b)), expected) << a << " vs " << b;
         EXPECT_EQ(sign(deb::compare_versions(b, a)), dpkg_sign(b, a)) << b << " vs " << a;
-        less += expected < 0, equal += expected == 0, greater += expected > 0;
+        less += expected<0, equal += expected == 0, greater += expected> 0;
     }
     // The table is not one-sided, so a constant answer cannot pass.
     EXPECT_GE(less, 20);
@@ -192,28 +194,46 @@ TEST(DebVersion, EveryVersionEqualsItself) {
 // One Packages entry, shaped as the archive writes it; `extra` lengthens its Description.
 std::string package_entry(int i, const std::string& extra = "") {
     const std::string n = std::to_string(i);
-    return "Package: pkg-" + n + "\n"
-           "Source: src-" + std::to_string(i / 3) + "\n"
-           "Version: 1." + n + "-1+deb12u1\n"
-           "Installed-Size: " + std::to_string(100 + i) + "\n"
+    return "Package: pkg-" + n +
+           "\n"
+           "Source: src-" +
+           std::to_string(i / 3) +
+           "\n"
+           "Version: 1." +
+           n +
+           "-1+deb12u1\n"
+           "Installed-Size: " +
+           std::to_string(100 + i) +
+           "\n"
            "Maintainer: Debian Kernel Team <debian-kernel@lists.debian.org>\n"
            "Architecture: amd64\n"
            "Depends: libc6 (>= 2.34), linux-kbuild-6.1 (>= 6.1.76), gcc-12 | clang\n"
-           "Description: test package " + n + "\n"
-           " First line of the long description of " + n + ".\n"
+           "Description: test package " +
+           n +
+           "\n"
+           " First line of the long description of " +
+           n +
+           ".\n"
            " .\n"
-           " Second paragraph" + extra + ".\n"
+           " Second paragraph" +
+           extra +
+           ".\n"
            "Section: kernel\n"
            "Priority: optional\n"
-           "Filename: pool/main/p/pkg/pkg-" + n + "_1." + n + "-1_amd64.deb\n"
-           "Size: " + std::to_string(1000 + i * 7) + "\n"
-           "SHA256: " + std::string(64 - n.size(), 'a') + n + "\n";
+           "Filename: pool/main/p/pkg/pkg-" +
+           n + "_1." + n +
+           "-1_amd64.deb\n"
+           "Size: " +
+           std::to_string(1000 + i * 7) +
+           "\n"
+           "SHA256: " +
+           std::string(64 - n.size(), 'a') + n + "\n";
 }
 
 std::string expected_description(int i, const std::string& extra = "") {
     const std::string n = std::to_string(i);
-    return "test package " + n + "\n First line of the long description of " + n +
-           ".\n .\n Second paragraph" + extra + ".";
+    return "test package " + n + "\n First line of the long description of " + n + ".\n .\n Second paragraph" + extra +
+           ".";
 }
 
 // Packages text larger than the reader's 1 MiB chunks, with paragraphs of varied sizes and one
@@ -221,7 +241,9 @@ std::string expected_description(int i, const std::string& extra = "") {
 constexpr int kEntries = 5000;
 constexpr int kHugeEntry = 2500;
 
-std::string huge_text() { return std::string(3 << 20, 'x'); }
+std::string huge_text() {
+    return std::string(3 << 20, 'x');
+}
 
 std::string make_packages_text() {
     std::string text;
@@ -253,8 +275,7 @@ void check_packages(const std::string& path) {
 
 // Compresses `plain` with the real tool, keeping the original: returns plain + suffix. Level 1:
 // the same format as the archive's, in a fraction of the time.
-std::filesystem::path compress(const std::string& tool, const std::filesystem::path& plain,
-                               const std::string& suffix) {
+std::filesystem::path compress(const std::string& tool, const std::filesystem::path& plain, const std::string& suffix) {
     const ProcessResult r = run_process({tool, "-1", "-k", "-f", plain.string()});
     if (r.exit_code != 0) throw Error(tool + " " + plain.string() + ": " + r.err);
     return plain.string() + suffix;
@@ -286,11 +307,17 @@ TEST_F(DebPackagesFile, IsLargerThanTheReadersChunks) {
     EXPECT_GT(std::filesystem::file_size(plain_) - huge_text().size(), 2u << 20);
 }
 
-TEST_F(DebPackagesFile, ReadsPlainText) { check_packages(plain_.string()); }
+TEST_F(DebPackagesFile, ReadsPlainText) {
+    check_packages(plain_.string());
+}
 
-TEST_F(DebPackagesFile, ReadsXz) { check_packages(xz_.string()); }
+TEST_F(DebPackagesFile, ReadsXz) {
+    check_packages(xz_.string());
+}
 
-TEST_F(DebPackagesFile, ReadsGzip) { check_packages(gz_.string()); }
+TEST_F(DebPackagesFile, ReadsGzip) {
+    check_packages(gz_.string());
+}
 
 TEST_F(DebPackagesFile, TellsTheFormatByContentNotName) {
     const std::filesystem::path renamed = *dir_ / "Packages-no-suffix";
@@ -351,8 +378,7 @@ TEST(DebParagraphs, ConcatenatedGzipMembersReadAsOneText) {
     test::write_file(dir / "b", package_entry(1));
     compress("gzip", dir / "a", ".gz");
     compress("gzip", dir / "b", ".gz");
-    test::write_file(dir / "ab.gz",
-                     test::read_file(dir / "a.gz") + test::read_file(dir / "b.gz"));
+    test::write_file(dir / "ab.gz", test::read_file(dir / "a.gz") + test::read_file(dir / "b.gz"));
     std::vector<std::string> names;
     deb::read_paragraphs((dir / "ab.gz").string(),
                          [&](const deb::Paragraph& p) { names.emplace_back(p.get("package")); });
@@ -403,20 +429,19 @@ TEST(DebParagraphs, ValuesAreTrimmedAndKeepTheirContinuationLines) {
         "Name With Space : x\n"
         "Url: http://example.org:8080/a\r\n");
     ASSERT_EQ(paragraphs.size(), 1u);
-    EXPECT_EQ(paragraphs[0],
-              (Fields{{"Package", "linux-headers-6.1.0-18-amd64"},
-                      {"Description",
-                       "Header files for Linux 6.1.0-18-amd64\n"
-                       " This package provides the architecture-specific kernel header files\n"
-                       " .\n"
-                       " for Linux kernel 6.1.0-18-amd64."},
-                      {"Empty", ""},
-                      // As dpkg keeps it: a value that starts on the next line keeps the "\n".
-                      {"Files",
-                       "\n 0ed6d4c8 1484322 contrib/Contents-all\n"
-                       " d0a0325a 98581 contrib/Contents-all.gz"},
-                      {"Name With Space", "x"},
-                      {"Url", "http://example.org:8080/a"}}));
+    EXPECT_EQ(paragraphs[0], (Fields{{"Package", "linux-headers-6.1.0-18-amd64"},
+                                     {"Description",
+                                      "Header files for Linux 6.1.0-18-amd64\n"
+                                      " This package provides the architecture-specific kernel header files\n"
+                                      " .\n"
+                                      " for Linux kernel 6.1.0-18-amd64."},
+                                     {"Empty", ""},
+                                     // As dpkg keeps it: a value that starts on the next line keeps the "\n".
+                                     {"Files",
+                                      "\n 0ed6d4c8 1484322 contrib/Contents-all\n"
+                                      " d0a0325a 98581 contrib/Contents-all.gz"},
+                                     {"Name With Space", "x"},
+                                     {"Url", "http://example.org:8080/a"}}));
 }
 
 TEST(DebParagraphs, CommentLinesAreSkipped) {
@@ -431,9 +456,9 @@ TEST(DebParagraphs, CommentLinesAreSkipped) {
         "# disabled\n"
         "Types: deb-src\n");
     ASSERT_EQ(paragraphs.size(), 2u);
-    EXPECT_EQ(paragraphs[0], (Fields{{"Types", "deb"},
-                                     {"URIs", "http://mirror.example/debian"},
-                                     {"Suites", "bookworm bookworm-updates"}}));
+    EXPECT_EQ(
+        paragraphs[0],
+        (Fields{{"Types", "deb"}, {"URIs", "http://mirror.example/debian"}, {"Suites", "bookworm bookworm-updates"}}));
     EXPECT_EQ(paragraphs[1], (Fields{{"Types", "deb-src"}}));
 }
 
@@ -483,11 +508,9 @@ void expect_bookworm_release(const deb::ReleaseFile& r) {
     EXPECT_EQ(r.suite, "oldstable");
     EXPECT_EQ(r.codename, "bookworm");
     EXPECT_EQ(r.date, "Sat, 15 Mar 2025 10:46:35 UTC");
-    EXPECT_EQ(r.architectures,
-              (std::vector<std::string>{"all", "amd64", "arm64", "armel", "armhf", "i386",
-                                        "mips64el", "mipsel", "ppc64el", "s390x"}));
-    EXPECT_EQ(r.components,
-              (std::vector<std::string>{"main", "contrib", "non-free-firmware", "non-free"}));
+    EXPECT_EQ(r.architectures, (std::vector<std::string>{"all", "amd64", "arm64", "armel", "armhf", "i386", "mips64el",
+                                                         "mipsel", "ppc64el", "s390x"}));
+    EXPECT_EQ(r.components, (std::vector<std::string>{"main", "contrib", "non-free-firmware", "non-free"}));
     ASSERT_EQ(r.files.size(), 4u);
     const auto& xz = r.files.at("main/binary-amd64/Packages.xz");
     EXPECT_EQ(xz.sha256, "1f0ca4d2c1b6ad4e0bb3c2b1a0c2a6a8f3d1b4e9a7c0d2e5f8a1b3c4d5e6f7a8");
@@ -498,20 +521,23 @@ void expect_bookworm_release(const deb::ReleaseFile& r) {
               "8d7a5c8e5d2d3f4ac9cc5bd64a3b17d8a1b7e1a4ba1b2a2c6e7d0a4e8f3e5d9c");
 }
 
-TEST(DebRelease, PlainRelease) { expect_bookworm_release(deb::parse_release(kReleaseBody)); }
+TEST(DebRelease, PlainRelease) {
+    expect_bookworm_release(deb::parse_release(kReleaseBody));
+}
 
 // A clearsigned InRelease is never read as it is: only the text the host's verify gave back,
 // so no code path can skip the signature.
 TEST(DebRelease, ASignedMessageIsRefused) {
     const std::string in_release = std::string(
-        "-----BEGIN PGP SIGNED MESSAGE-----\n"
-        "Hash: SHA256\n"
-        "\n") + kReleaseBody +
-        "-----BEGIN PGP SIGNATURE-----\n"
-        "\n"
-        "iQIzBAEBCAAdFiEEpyNohvPMyq0Uiif4DphATThvodkFAmfVWdsACgkQDphATThv\n"
-        "=AfjX\n"
-        "-----END PGP SIGNATURE-----\n";
+                                       "-----BEGIN PGP SIGNED MESSAGE-----\n"
+                                       "Hash: SHA256\n"
+                                       "\n") +
+                                   kReleaseBody +
+                                   "-----BEGIN PGP SIGNATURE-----\n"
+                                   "\n"
+                                   "iQIzBAEBCAAdFiEEpyNohvPMyq0Uiif4DphATThvodkFAmfVWdsACgkQDphATThv\n"
+                                   "=AfjX\n"
+                                   "-----END PGP SIGNATURE-----\n";
     try {
         deb::parse_release(in_release);
         FAIL() << "a signed message was parsed";
@@ -525,7 +551,8 @@ TEST(DebRelease, Sha512OnlyIsRead) {
     const deb::ReleaseFile r = deb::parse_release(
         "Origin: Ubuntu\nSuite: resolute\nDate: Thu, 03 Dec 2026 10:00:00 UTC\n"
         "Valid-Until: Thu, 10 Dec 2026 10:00:00 UTC\nSHA512:\n"
-        " 0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+        " 0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6"
+        "9788796a5b4c3d2e1f0"
         " 1234 main/binary-amd64/Packages.xz\n");
     ASSERT_EQ(r.files.count("main/binary-amd64/Packages.xz"), 1u);
     const auto& xz = r.files.at("main/binary-amd64/Packages.xz");
@@ -585,28 +612,24 @@ TEST(DebRelations, AndOfOrGroups) {
 }
 
 TEST(DebRelations, RealFields) {
-    EXPECT_EQ(render(deb::parse_relations(
-                  "linux-headers-6.1.0-18-common (= 6.1.76-1), linux-kbuild-6.1 (>= 6.1.76-1), "
-                  "linux-compiler-gcc-12-x86")),
+    EXPECT_EQ(render(deb::parse_relations("linux-headers-6.1.0-18-common (= 6.1.76-1), linux-kbuild-6.1 (>= 6.1.76-1), "
+                                          "linux-compiler-gcc-12-x86")),
               "linux-headers-6.1.0-18-common (= 6.1.76-1), linux-kbuild-6.1 (>= 6.1.76-1), "
               "linux-compiler-gcc-12-x86");
     EXPECT_EQ(render(deb::parse_relations("libc6 (>= 2.34), zlib1g (>= 1:1.2.0)")),
               "libc6 (>= 2.34), zlib1g (>= 1:1.2.0)");
-    EXPECT_EQ(render(deb::parse_relations(
-                  "fonts-dejavu-core | ttf-dejavu-core, fonts-freefont-ttf | ttf-freefont")),
+    EXPECT_EQ(render(deb::parse_relations("fonts-dejavu-core | ttf-dejavu-core, fonts-freefont-ttf | ttf-freefont")),
               "fonts-dejavu-core | ttf-dejavu-core, fonts-freefont-ttf | ttf-freefont");
     EXPECT_EQ(render(deb::parse_relations("0ad-data (<< 0.0.12-1~), python3:any (>= 3.11~)")),
               "0ad-data (<< 0.0.12-1~), python3 (>= 3.11~)");
     // Build-Depends: arch lists, build profiles, multi-arch qualifiers, tight spacing.
-    EXPECT_EQ(render(deb::parse_relations(
-                  "debhelper-compat (= 13), libelf-dev:native [linux-any] <!stage1>,\n"
-                  " gcc-12:native | gcc, python3-docutils <!nodoc> <!pkg.linux.nokernel>,\n"
-                  " kmod(>=27)[!hurd-any], dwarves (>=1.16~) [linux-any],")),
+    EXPECT_EQ(render(deb::parse_relations("debhelper-compat (= 13), libelf-dev:native [linux-any] <!stage1>,\n"
+                                          " gcc-12:native | gcc, python3-docutils <!nodoc> <!pkg.linux.nokernel>,\n"
+                                          " kmod(>=27)[!hurd-any], dwarves (>=1.16~) [linux-any],")),
               "debhelper-compat (= 13), libelf-dev, gcc-12 | gcc, python3-docutils, "
               "kmod (>= 27), dwarves (>= 1.16~)");
     // The obsolete "<" and ">" mean "<=" and ">=" to dpkg.
-    EXPECT_EQ(render(deb::parse_relations("old (< 1.0), older (> 2)")),
-              "old (<= 1.0), older (>= 2)");
+    EXPECT_EQ(render(deb::parse_relations("old (< 1.0), older (> 2)")), "old (<= 1.0), older (>= 2)");
     EXPECT_EQ(render(deb::parse_relations("a ( <= 1.0 ), b (>> 2:1.0-1~bpo12+1)")),
               "a (<= 1.0), b (>> 2:1.0-1~bpo12+1)");
 }

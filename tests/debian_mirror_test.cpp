@@ -9,9 +9,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <set>
 #include <sstream>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace kbuild;
@@ -22,14 +22,18 @@ const char* const kBookworm = "suites=bookworm,bookworm-updates,bookworm-securit
 const char* const kBullseye = "suites=bullseye,bullseye-updates,bullseye-security";
 
 // Package and tree caches shared by every test here and kept between runs.
-std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
+std::string cache_dir() {
+    return (test::binary_dir() / "test-cache").string();
+}
 
 std::vector<std::string> with_cache(std::vector<std::string> args) {
     args.insert(args.begin(), {"--cache-dir", cache_dir()});
     return args;
 }
 
-Json index_of(const fs::path& out) { return Json::parse(test::read_file(out / "index.json")); }
+Json index_of(const fs::path& out) {
+    return Json::parse(test::read_file(out / "index.json"));
+}
 
 const Json& target_of(const Json& index, const std::string& release) {
     for (const auto& t : index["targets"])
@@ -44,9 +48,8 @@ Json target_in(const fs::path& out, const std::string& release) {
 
 // The newest release matching a pattern, as kbuild's own crawl lists them.
 std::string newest(const std::string& suites, const std::string& pattern) {
-    const ProcessResult r = test::run_kbuild(with_cache({"crawl", "--distro", "debian", "--option", suites,
-                                                         "--kernel", pattern, "--latest", "1",
-                                                         "--output", "json"}));
+    const ProcessResult r = test::run_kbuild(with_cache(
+        {"crawl", "--distro", "debian", "--option", suites, "--kernel", pattern, "--latest", "1", "--output", "json"}));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     const Json doc = Json::parse(r.out);
     if (doc["releases"].empty()) throw Error("no release matches " + pattern);
@@ -56,11 +59,12 @@ std::string newest(const std::string& suites, const std::string& pattern) {
 // The real mirror's InRelease files are checked with debian-archive-keyring: each suite is
 // signed by a key that keyring holds, and another keyring refuses them all.
 TEST(DebianMirror, EverySuiteIsVerifiedWithDebiansArchiveKeyring) {
-    const ProcessResult crawl = test::run_kbuild(with_cache({"--verbose", "crawl", "--distro", "debian", "--option", kBookworm}));
+    const ProcessResult crawl =
+        test::run_kbuild(with_cache({"--verbose", "crawl", "--distro", "debian", "--option", kBookworm}));
     ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
-    const ProcessResult keys = run_process({"gpg", "--no-default-keyring", "--keyring",
-                                            "/usr/share/keyrings/debian-archive-keyring.gpg", "--with-colons",
-                                            "--fingerprint", "--list-keys"});
+    const ProcessResult keys =
+        run_process({"gpg", "--no-default-keyring", "--keyring", "/usr/share/keyrings/debian-archive-keyring.gpg",
+                     "--with-colons", "--fingerprint", "--list-keys"});
     ASSERT_EQ(keys.exit_code, 0) << keys.err;
     int signed_suites = 0;
     std::istringstream lines(crawl.err);
@@ -76,16 +80,16 @@ TEST(DebianMirror, EverySuiteIsVerifiedWithDebiansArchiveKeyring) {
 
     test::TempDir other;
     test::make_test_key(other / "key", "not debian");
-    const ProcessResult refused = test::run_kbuild(with_cache(
-        {"crawl", "--distro", "debian", "--option", "suites=bookworm", "--keyring", (other / "key/public.gpg").string()}));
+    const ProcessResult refused =
+        test::run_kbuild(with_cache({"crawl", "--distro", "debian", "--option", "suites=bookworm", "--keyring",
+                                     (other / "key/public.gpg").string()}));
     EXPECT_NE(refused.exit_code, 0);
     EXPECT_NE(refused.err.find("/dists/bookworm/InRelease: signature by unknown key 0x"), std::string::npos)
         << refused.err;
 }
 
 TEST(DebianMirror, CrawlFindsExactlyTheHeadersThatTheIndexesHold) {
-    const ProcessResult crawl =
-        test::run_kbuild(with_cache({"crawl", "--distro", "debian", "--output", "json"}));
+    const ProcessResult crawl = test::run_kbuild(with_cache({"crawl", "--distro", "debian", "--output", "json"}));
     ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
     std::set<std::string> found;
     const Json crawled = Json::parse(crawl.out);
@@ -104,7 +108,8 @@ TEST(DebianMirror, CrawlFindsExactlyTheHeadersThatTheIndexesHold) {
     const std::string script = R"(
         for suite in bullseye bullseye-updates bullseye-security bookworm bookworm-updates \
                      bookworm-security trixie trixie-updates trixie-security; do
-          for m in )" + mirrors + R"(; do
+          for m in )" + mirrors +
+                               R"(; do
             curl -sf "$m/dists/$suite/Release" >/dev/null || continue
             curl -sf "$m/dists/$suite/main/binary-amd64/Packages.xz" | xz -dc |
               grep-dctrl -n -s Package -e -P '^linux-headers-[0-9].*-amd64$' -a \
@@ -125,11 +130,11 @@ TEST(DebianMirror, BuildsTheNewestBookwormKernelAndRecordsABullseyeCompilerMisma
     const std::string bookworm = newest(kBookworm, "^6\\.1\\.0-[0-9]+-amd64$");
     const std::string bullseye = newest(kBullseye, "^5\\.10\\.0-[0-9]+-amd64$");
     test::TempDir out;
-    const ProcessResult r = test::run_kbuild(with_cache(
-        {"build", "--builder", "local", "--distro", "debian", "--option",
-         "suites=bookworm,bookworm-updates,bookworm-security,bullseye,bullseye-updates,bullseye-security",
-         "--kernel", "^(" + bookworm + "|" + bullseye + ")$", "--module-src",
-         (test::source_dir() / "examples/hello").string(), "--out", out.path().string()}));
+    const ProcessResult r = test::run_kbuild(
+        with_cache({"build", "--builder", "local", "--distro", "debian", "--option",
+                    "suites=bookworm,bookworm-updates,bookworm-security,bullseye,bullseye-updates,bullseye-security",
+                    "--kernel", "^(" + bookworm + "|" + bullseye + ")$", "--module-src",
+                    (test::source_dir() / "examples/hello").string(), "--out", out.path().string()}));
     const Json index = index_of(out.path());
 
     const Json& built = target_of(index, bookworm);
@@ -149,10 +154,8 @@ TEST(DebianMirror, BuildsTheNewestBookwormKernelAndRecordsABullseyeCompilerMisma
     } else {
         EXPECT_EQ(r.exit_code, 1);
         EXPECT_EQ(other["status"], "failed");
-        EXPECT_NE(other["reason"].get<std::string>().find("was built by gcc-10"), std::string::npos)
-            << other["reason"];
-        EXPECT_NE(r.err.find(bullseye + ": failed: kernel " + bullseye + " was built by gcc-10"),
-                  std::string::npos)
+        EXPECT_NE(other["reason"].get<std::string>().find("was built by gcc-10"), std::string::npos) << other["reason"];
+        EXPECT_NE(r.err.find(bullseye + ": failed: kernel " + bullseye + " was built by gcc-10"), std::string::npos)
             << r.err;
     }
 
@@ -169,10 +172,10 @@ TEST(DebianMirror, BuildsTheNewestBookwormKernelAndRecordsABullseyeCompilerMisma
 TEST(DebianMirror, ASyntaxErrorIsARecordedFailureWithItsLog) {
     const std::string bookworm = newest(kBookworm, "^6\\.1\\.0-[0-9]+-amd64$");
     test::TempDir out;
-    const ProcessResult r = test::run_kbuild(with_cache(
-        {"build", "--builder", "local", "--distro", "debian", "--option", kBookworm, "--kernel", "^" + bookworm + "$",
-         "--module-src", (test::source_dir() / "tests/fixtures/modules/broken").string(), "--out",
-         out.path().string()}));
+    const ProcessResult r = test::run_kbuild(
+        with_cache({"build", "--builder", "local", "--distro", "debian", "--option", kBookworm, "--kernel",
+                    "^" + bookworm + "$", "--module-src",
+                    (test::source_dir() / "tests/fixtures/modules/broken").string(), "--out", out.path().string()}));
     EXPECT_EQ(r.exit_code, 1);
     const Json target = target_in(out.path(), bookworm);
     EXPECT_EQ(target["status"], "failed");
@@ -197,9 +200,8 @@ TEST(DebianMirror, AnInterruptedLocalBuildLeavesNoProcessBehind) {
     test::write_file(module / "Kbuild", "$(shell " + marker + ")\nobj-m := sleeper.o\n");
     fs::copy_file(test::source_dir() / "tests/fixtures/modules/sleeper/sleeper.c", module / "sleeper.c");
     const test::Stopped stopped = test::stop_kbuild_when(
-        with_cache({"build", "--builder", "local", "--distro", "debian", "--option", kBookworm,
-                    "--kernel", "^" + bookworm + "$", "--module-src", module.path().string(),
-                    "--out", out.path().string()}),
+        with_cache({"build", "--builder", "local", "--distro", "debian", "--option", kBookworm, "--kernel",
+                    "^" + bookworm + "$", "--module-src", module.path().string(), "--out", out.path().string()}),
         "pgrep -f '" + pattern + "' >/dev/null", "INT");
     EXPECT_TRUE(stopped.seen) << "the build never started";
     EXPECT_EQ(stopped.exit_status, 130);
@@ -213,8 +215,7 @@ TEST(DebianMirror, AKilledDownloadIsNeverTakenAsFinished) {
     test::TempDir archive, out, cache;
     // The kernel's packages, as the real mirror lists them.
     const ProcessResult plan = test::run_kbuild(with_cache(
-        {"crawl", "--distro", "debian", "--option", kBookworm, "--kernel", "^" + bookworm + "$",
-         "--output", "json"}));
+        {"crawl", "--distro", "debian", "--option", kBookworm, "--kernel", "^" + bookworm + "$", "--output", "json"}));
     const Json release = Json::parse(plan.out)["releases"][0];
     const fs::path pool = archive / "pool/main/l/linux";
     fs::create_directories(pool);
@@ -225,35 +226,36 @@ TEST(DebianMirror, AKilledDownloadIsNeverTakenAsFinished) {
     }
     const fs::path dists = archive / "dists/bookworm/main/binary-amd64";
     fs::create_directories(dists);
-    ASSERT_EQ(run_process({"sh", "-c", "cd " + archive.path().string() +
-                                           " && dpkg-scanpackages -m pool > dists/bookworm/main/binary-amd64/Packages"
-                                           " && xz -k dists/bookworm/main/binary-amd64/Packages"
-                                           " && apt-ftparchive -o APT::FTPArchive::Release::Codename=bookworm"
-                                           " release dists/bookworm > Release.tmp && mv Release.tmp dists/bookworm/Release"})
+    ASSERT_EQ(run_process({"sh", "-c",
+                           "cd " + archive.path().string() +
+                               " && dpkg-scanpackages -m pool > dists/bookworm/main/binary-amd64/Packages"
+                               " && xz -k dists/bookworm/main/binary-amd64/Packages"
+                               " && apt-ftparchive -o APT::FTPArchive::Release::Codename=bookworm"
+                               " release dists/bookworm > Release.tmp && mv Release.tmp dists/bookworm/Release"})
                   .exit_code,
               0);
     test::MirrorServer server(archive.path());
     server.throttle(2 << 20);  // 2 MiB/s: the common package takes seconds
 
     const std::vector<std::string> build = {
-        "--cache-dir", cache.path().string(), "build", "--builder", "local", "--distro", "debian", "--mirror", server.url(),
+        "--cache-dir", cache.path().string(), "build", "--builder", "local", "--distro", "debian", "--mirror",
+        server.url(),
         // The copy is unsigned: this test is about downloads cut short, not trust (trust_test).
-        "--insecure-mirror", server.url(), "--option", "suites=bookworm", "--module-src", (test::source_dir() / "examples/hello").string(),
-        "--out", out.path().string()};
+        "--insecure-mirror", server.url(), "--option", "suites=bookworm", "--module-src",
+        (test::source_dir() / "examples/hello").string(), "--out", out.path().string()};
     // Killed (-9) as soon as a .part file exists.
     const test::Stopped killed = test::stop_kbuild_when(
         build, "[ -n \"$(find '" + cache.path().string() + "' -name '*.part' 2>/dev/null)\" ]", "KILL");
     EXPECT_TRUE(killed.seen) << "no .part file was seen before the kill";
-    EXPECT_FALSE(fs::exists(out / "index.json") &&
-                 index_of(out.path()).dump().find("\"built\"") != std::string::npos);
+    EXPECT_FALSE(fs::exists(out / "index.json") && index_of(out.path()).dump().find("\"built\"") != std::string::npos);
 
     server.throttle(0);
     const ProcessResult rerun = test::run_kbuild(build);
     ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
     const Json target = target_in(out.path(), bookworm);
     EXPECT_EQ(target["status"], "built");
-    const ProcessResult modinfo = run_process(
-        {"modinfo", "-F", "vermagic", (out / target["artifacts"][0]["path"].get<std::string>()).string()});
+    const ProcessResult modinfo =
+        run_process({"modinfo", "-F", "vermagic", (out / target["artifacts"][0]["path"].get<std::string>()).string()});
     EXPECT_EQ(modinfo.out.rfind(bookworm + " ", 0), 0u);
 }
 

@@ -102,21 +102,27 @@ struct KernelDebs {
 
 KernelDebs make_kernel_debs(const fs::path& dir, const std::string& headers_file_name) {
     KernelDebs debs;
-    debs.headers = test::make_deb(
-        dir,
-        {"linux-headers-6.1.0-99-amd64", "6.1.300-1", "amd64",
-         "linux-headers-6.1.0-99-common (= 6.1.300-1), linux-kbuild-6.1 (>= 6.1.300-1), "
-         "linux-compiler-gcc-12-x86",
-         {{"usr/src/linux-headers-6.1.0-99-amd64/Makefile",
-           "include /usr/src/linux-headers-6.1.0-99-common/Makefile\n"},
-          {"usr/src/linux-headers-6.1.0-99-amd64/.config",
-           "CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\nCONFIG_MODULES=y\n"},
-          {"usr/src/linux-headers-6.1.0-99-amd64/scripts", "->../../lib/linux-kbuild-6.1/scripts"}}},
-        headers_file_name);
-    debs.common = test::make_deb(dir, {"linux-headers-6.1.0-99-common", "6.1.300-1", "all", "",
+    debs.headers =
+        test::make_deb(dir,
+                       {"linux-headers-6.1.0-99-amd64",
+                        "6.1.300-1",
+                        "amd64",
+                        "linux-headers-6.1.0-99-common (= 6.1.300-1), linux-kbuild-6.1 (>= 6.1.300-1), "
+                        "linux-compiler-gcc-12-x86",
+                        {{"usr/src/linux-headers-6.1.0-99-amd64/Makefile",
+                          "include /usr/src/linux-headers-6.1.0-99-common/Makefile\n"},
+                         {"usr/src/linux-headers-6.1.0-99-amd64/.config",
+                          "CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\nCONFIG_MODULES=y\n"},
+                         {"usr/src/linux-headers-6.1.0-99-amd64/scripts", "->../../lib/linux-kbuild-6.1/scripts"}}},
+                       headers_file_name);
+    debs.common = test::make_deb(dir, {"linux-headers-6.1.0-99-common",
+                                       "6.1.300-1",
+                                       "all",
+                                       "",
                                        {{"usr/src/linux-headers-6.1.0-99-common/Makefile", "# top\n"}}});
-    debs.kbuild = test::make_deb(dir, {"linux-kbuild-6.1", "6.1.300-1", "amd64", "",
-                                       {{"usr/lib/linux-kbuild-6.1/scripts/Makefile.build", "# b\n"}}});
+    debs.kbuild = test::make_deb(
+        dir,
+        {"linux-kbuild-6.1", "6.1.300-1", "amd64", "", {{"usr/lib/linux-kbuild-6.1/scripts/Makefile.build", "# b\n"}}});
     return debs;
 }
 
@@ -152,8 +158,7 @@ TEST_F(DebianPlugin, UnpacksAndFindsTheKernelDirAndConfig) {
     const KernelDebs debs = make_kernel_debs(dir.path(), "");
     Release r;
     r.release = "6.1.0-99-amd64";
-    r.packages = {{"h", "", debs.headers.string()}, {"c", "", debs.common.string()},
-                  {"k", "", debs.kbuild.string()}};
+    r.packages = {{"h", "", debs.headers.string()}, {"c", "", debs.common.string()}, {"k", "", debs.kbuild.string()}};
     const fs::path root = cache_.path() / "tree";
     fs::create_directories(root);
     EXPECT_EQ(instance_->unpack({r, root.string()}).root, root.string());
@@ -170,8 +175,8 @@ TEST_F(DebianPlugin, UnpacksAndFindsTheKernelDirAndConfig) {
         instance_->hash_config({r.release, root.string(), kdir});
         FAIL();
     } catch (const Error& e) {
-        EXPECT_EQ(std::string(e.what()), "debian: hash_config: " + kdir +
-                                             "/.config: missing (the headers package has no .config)");
+        EXPECT_EQ(std::string(e.what()),
+                  "debian: hash_config: " + kdir + "/.config: missing (the headers package has no .config)");
     }
     EXPECT_THROW(instance_->get_kernel_dir({"6.1.0-98-amd64", root.string()}), Error);
 }
@@ -224,7 +229,8 @@ TEST_F(DebianPlugin, EachKernelTakesTheKbuildPackageThatRunsWhereItIsBuilt) {
                        {{"linux-kbuild-6.1", "6.1.160-1~deb11u1", "amd64", "libc6 (>= 2.14)"}}});
     suite("bullseye-security", {kernel("6.1.0-0.deb11.40", "6.1.170-1~deb11u1", "10"),
                                 {{"linux-kbuild-6.1", "6.1.180-1~deb11u1", "amd64", "libc6 (>= 2.14)"}}});
-    suite("bookworm", {kernel("6.1.0-41", "6.1.190-1", "12"), kernel("6.1.0-42", "6.1.192-3", "12"),
+    suite("bookworm", {kernel("6.1.0-41", "6.1.190-1", "12"),
+                       kernel("6.1.0-42", "6.1.192-3", "12"),
                        {{"linux-kbuild-6.1", "6.1.192-3", "amd64", "libc6 (>= 2.34)"}}});
     test::MirrorServer server(archive.path());
 

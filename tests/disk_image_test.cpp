@@ -1,14 +1,14 @@
 // Reading subtrees out of disk images in process: real ext4 file systems made by mkfs.ext4 -d
 // (no mount), inside real GPTs made by sfdisk, bzip2-compressed by bzip2; and the broken ones a
 // user may be handed.
-#include "unpack/byte_source.h"
 #include "unpack/disk_image.h"
 #include "test_util.h"
+#include "unpack/byte_source.h"
 
 #include <kbuild/types.hpp>
 
-#include <boost/crc.hpp>
 #include <gtest/gtest.h>
+#include <boost/crc.hpp>
 
 #include <fstream>
 
@@ -34,9 +34,9 @@ fs::path make_root(const fs::path& dir, bool escaping_link = false) {
     test::write_file(build / "Module.symvers", big);
     test::write_file(root / "usr/lib/modules/6.1.76-flatcar/source/Kconfig", "mainmenu \"Linux\"\n");
     test::write_file(root / "usr/share/other/file", "not asked for\n");
-    fs::create_symlink("../source", build / "source");                   // relative, inside
+    fs::create_symlink("../source", build / "source");                                        // relative, inside
     fs::create_symlink("/usr/lib/modules/6.1.76-flatcar/source/Kconfig", build / "Kconfig");  // absolute, inside
-    fs::create_symlink("lib", root / "usr/lib64");                        // a link on the way
+    fs::create_symlink("lib", root / "usr/lib64");                                            // a link on the way
     fs::permissions(build / "Makefile", fs::perms(0750));
     if (escaping_link) fs::create_symlink("../../../../../../../etc/passwd", build / "include/escape");
     return root;
@@ -54,9 +54,9 @@ fs::path make_gpt(const fs::path& dir, const fs::path& fs_image, const std::stri
     const auto fs_size = fs::file_size(fs_image);
     { std::ofstream(disk, std::ios::binary); }
     fs::resize_file(disk, (1 << 20) + fs_size + (1 << 20));
-    const ProcessResult r = run_process({"sh", "-c", "printf 'label: gpt\\nstart=2048, size=" +
-                                                         std::to_string(fs_size / 512) + ", type=L\\n' | sfdisk -q " +
-                                                         disk.string()});
+    const ProcessResult r = run_process({"sh", "-c",
+                                         "printf 'label: gpt\\nstart=2048, size=" + std::to_string(fs_size / 512) +
+                                             ", type=L\\n' | sfdisk -q " + disk.string()});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     run({"dd", "if=" + fs_image.string(), "of=" + disk.string(), "bs=1M", "seek=1", "conv=notrunc,sparse",
          "status=none"});
@@ -149,8 +149,10 @@ TEST(DiskImage, AnImageWithoutExt4SaysSo) {
     { std::ofstream(blank, std::ios::binary); }
     fs::resize_file(blank, 8 << 20);
     const fs::path disk = make_gpt(dir.path(), blank);
-    EXPECT_EQ(extract_error(disk, dir / "out", {"usr"}), disk.string() + ": no ext2/3/4 file system in its 1 GPT partition");
-    EXPECT_EQ(extract_error(blank, dir / "out", {"usr"}), blank.string() + ": no partition table and no ext2/3/4 file system");
+    EXPECT_EQ(extract_error(disk, dir / "out", {"usr"}),
+              disk.string() + ": no ext2/3/4 file system in its 1 GPT partition");
+    EXPECT_EQ(extract_error(blank, dir / "out", {"usr"}),
+              blank.string() + ": no partition table and no ext2/3/4 file system");
 }
 
 // A well-formed GPT that lies: its partition ends past the disk's last usable LBA, CRCs
@@ -164,7 +166,9 @@ TEST(DiskImage, APartitionPastTheDisksEndIsRefused) {
     file.seekg(1024).read(reinterpret_cast<char*>(entries.data()), static_cast<std::streamsize>(entries.size()));
     const std::uint64_t past = fs::file_size(disk) / 512 + 100;
     for (int i = 0; i < 8; ++i) entries[40 + i] = static_cast<unsigned char>(past >> (8 * i));
-    auto put32 = [](unsigned char* p, std::uint32_t v) { for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i)); };
+    auto put32 = [](unsigned char* p, std::uint32_t v) {
+        for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+    };
     boost::crc_32_type entries_crc;
     entries_crc.process_bytes(entries.data(), entries.size());
     put32(&header[88], entries_crc.checksum());

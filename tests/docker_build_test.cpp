@@ -17,7 +17,9 @@ const std::string kSuites =
     "suites=bullseye,bullseye-updates,bullseye-security,bookworm,bookworm-updates,"
     "bookworm-security,trixie,trixie-updates,trixie-security";
 
-std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
+std::string cache_dir() {
+    return (test::binary_dir() / "test-cache").string();
+}
 
 ProcessResult kbuild(std::vector<std::string> args, const ProcessOptions& options = {}) {
     args.insert(args.begin(), {"--cache-dir", cache_dir()});
@@ -25,8 +27,8 @@ ProcessResult kbuild(std::vector<std::string> args, const ProcessOptions& option
 }
 
 std::string newest(const std::string& pattern) {
-    const ProcessResult r = kbuild({"crawl", "--distro", "debian", "--option", kSuites, "--kernel",
-                                    pattern, "--latest", "1", "--output", "json"});
+    const ProcessResult r = kbuild(
+        {"crawl", "--distro", "debian", "--option", kSuites, "--kernel", pattern, "--latest", "1", "--output", "json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     const Json doc = Json::parse(r.out);
     if (doc["releases"].empty()) throw Error("no release matches " + pattern);
@@ -40,10 +42,18 @@ Json target_in(const fs::path& out, const std::string& release) {
     throw Error("no target " + release);
 }
 
-std::vector<std::string> build_args(const std::string& release, const std::string& module,
-                                    const fs::path& out) {
-    return {"build", "--distro", "debian", "--option", kSuites, "--kernel", "^" + test::regex_literal(release) + "$",
-            "--module-src", (test::source_dir() / module).string(), "--out", out.string()};
+std::vector<std::string> build_args(const std::string& release, const std::string& module, const fs::path& out) {
+    return {"build",
+            "--distro",
+            "debian",
+            "--option",
+            kSuites,
+            "--kernel",
+            "^" + test::regex_literal(release) + "$",
+            "--module-src",
+            (test::source_dir() / module).string(),
+            "--out",
+            out.string()};
 }
 
 int kbuild_containers() {
@@ -59,10 +69,9 @@ TEST(DockerBuild, EachReleasesNewestKernelInTheImageForItsGcc) {
     std::string pattern;
     for (const auto& k : kernels) pattern += (pattern.empty() ? "" : "|") + test::regex_literal(std::get<0>(k));
     test::TempDir out;
-    const ProcessResult r = kbuild({"build", "--distro", "debian", "--option", kSuites, "--builder",
-                                    "docker", "--jobs", "2", "--kernel", "^(" + pattern + ")$",
-                                    "--module-src", (test::source_dir() / "examples/hello").string(),
-                                    "--out", out.path().string()});
+    const ProcessResult r = kbuild({"build", "--distro", "debian", "--option", kSuites, "--builder", "docker", "--jobs",
+                                    "2", "--kernel", "^(" + pattern + ")$", "--module-src",
+                                    (test::source_dir() / "examples/hello").string(), "--out", out.path().string()});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     for (const auto& [release, image, gcc] : kernels) {
         const Json t = target_in(out.path(), release);
@@ -72,8 +81,8 @@ TEST(DockerBuild, EachReleasesNewestKernelInTheImageForItsGcc) {
         EXPECT_NE(t["compiler"].get<std::string>().find("gcc-" + std::to_string(gcc) + " "), std::string::npos)
             << t["compiler"];
         EXPECT_NE(t["builder_reason"].get<std::string>().find("has the same gcc"), std::string::npos);
-        const ProcessResult modinfo = run_process(
-            {"modinfo", "-F", "vermagic", (out / t["artifacts"][0]["path"].get<std::string>()).string()});
+        const ProcessResult modinfo =
+            run_process({"modinfo", "-F", "vermagic", (out / t["artifacts"][0]["path"].get<std::string>()).string()});
         EXPECT_EQ(modinfo.out.rfind(release + " ", 0), 0u) << modinfo.out;
     }
     EXPECT_EQ(kbuild_containers(), 0);
@@ -99,8 +108,8 @@ TEST(DockerBuild, AnInterruptedKbuildLeavesNoContainerBehind) {
     args.insert(args.end(), {"--builder", "docker"});
     args.insert(args.begin(), {"--cache-dir", cache_dir()});
     // Interrupted as Ctrl-C would, once its container exists.
-    const test::Stopped stopped = test::stop_kbuild_when(
-        args, "[ -n \"$(docker ps -q --filter label=kbuild.pid=$pid)\" ]", "INT");
+    const test::Stopped stopped =
+        test::stop_kbuild_when(args, "[ -n \"$(docker ps -q --filter label=kbuild.pid=$pid)\" ]", "INT");
     EXPECT_TRUE(stopped.seen) << "no container appeared";
     EXPECT_EQ(stopped.exit_status, 130);
     EXPECT_EQ(kbuild_containers(), 0);
@@ -146,8 +155,9 @@ TEST(DockerBuild, ADaemonThatDoesNotAnswer) {
     args.insert(args.end(), {"--builder", "docker"});
     const ProcessResult docker = kbuild(args, no_daemon);
     EXPECT_EQ(docker.exit_code, 1);
-    EXPECT_EQ(docker.err, "error: docker: the daemon at /nonexistent/docker.sock does not answer "
-                          "(start dockerd, or use --builder local)\n");
+    EXPECT_EQ(docker.err,
+              "error: docker: the daemon at /nonexistent/docker.sock does not answer "
+              "(start dockerd, or use --builder local)\n");
 
     args.back() = "auto";
     const ProcessResult fallback = kbuild(args, no_daemon);

@@ -6,13 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <atomic>
 #include <map>
 #include <mutex>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <thread>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace kbuild;
@@ -25,8 +25,7 @@ using Replies = std::map<std::string, std::string>;
 // path, without the query), then closes the connection.
 class FakeDaemon {
 public:
-    explicit FakeDaemon(Replies replies)
-        : socket_path_(dir_ / "docker.sock"), replies_(std::move(replies)) {
+    explicit FakeDaemon(Replies replies) : socket_path_(dir_ / "docker.sock"), replies_(std::move(replies)) {
         listener_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_un address{};
         address.sun_family = AF_UNIX;
@@ -69,13 +68,11 @@ private:
                 requests_.push_back(line);
             }
             const auto found = replies_.find(path);
-            const std::string reply = found != replies_.end()
-                                          ? found->second
-                                          : "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+            const std::string reply =
+                found != replies_.end() ? found->second : "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
             // In small pieces: a reply is never read in one go.
             for (std::size_t at = 0; at < reply.size(); at += 7) {
-                ::send(client, reply.data() + at, std::min<std::size_t>(7, reply.size() - at),
-                       MSG_NOSIGNAL);
+                ::send(client, reply.data() + at, std::min<std::size_t>(7, reply.size() - at), MSG_NOSIGNAL);
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
             }
             ::shutdown(client, SHUT_WR);
@@ -109,9 +106,9 @@ TEST(DockerClient, AChunkedListWithBracesInItsStringsIsReadWhole) {
         R"([{"Id":"sha256:1","RepoTags":["a/b:1"],"Labels":{"note":"} not the end {","x":"{}"},)"
         R"("Size":5,"Created":0},{"Id":"sha256:2","RepoTags":null,"Labels":null,"Size":7,"Created":0}])";
     FakeDaemon daemon(Replies{{"/v1.41/images/json",
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                        "Transfer-Encoding: chunked\r\n\r\n" +
-                            chunked(list, 10)}});
+                               "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n" +
+                                   chunked(list, 10)}});
 
     const auto images = Docker(daemon.socket()).images({{"kbuild.test", "{1}"}});
     ASSERT_EQ(images.size(), 2u);
@@ -129,23 +126,22 @@ TEST(DockerClient, AChunkedListWithBracesInItsStringsIsReadWhole) {
 
 TEST(DockerClient, ARefusalWithBracesInItsMessageIsNamedWhole) {
     const std::string body = R"x({"message":"invalid reference format: {bad} (see \"}\")"})x";
-    FakeDaemon daemon(Replies{{"/v1.41/images/x/json",
-                        "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n" +
-                            chunked(body, 4)}});
+    FakeDaemon daemon(
+        Replies{{"/v1.41/images/x/json",
+                 "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 4)}});
     try {
         Docker(daemon.socket()).image("x");
         FAIL() << "no error";
     } catch (const Error& e) {
-        EXPECT_EQ(std::string(e.what()),
-                  R"(docker: image x: invalid reference format: {bad} (see "}"))");
+        EXPECT_EQ(std::string(e.what()), R"(docker: image x: invalid reference format: {bad} (see "}"))");
     }
 }
 
 TEST(DockerClient, TextAfterTheJsonIsNotJson) {
     // What a search for the first '{' and the last '}' took for an answer.
     FakeDaemon daemon(Replies{{"/v1.41/images/x/json",
-                        "HTTP/1.1 200 OK\r\nContent-Length: 29\r\n\r\n"
-                        "{\"Id\":\"sha256:1\"} trailing {}"}});
+                               "HTTP/1.1 200 OK\r\nContent-Length: 29\r\n\r\n"
+                               "{\"Id\":\"sha256:1\"} trailing {}"}});
     try {
         Docker(daemon.socket()).image("x");
         FAIL() << "no error";
@@ -156,8 +152,8 @@ TEST(DockerClient, TextAfterTheJsonIsNotJson) {
 
 TEST(DockerClient, AReplyCutShortIsAnErrorNotAnAnswer) {
     FakeDaemon daemon(Replies{{"/v1.41/images/json",
-                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                        "2\r\n[]\r\n"}});
+                               "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "2\r\n[]\r\n"}});
     try {
         Docker(daemon.socket()).images();
         FAIL() << "no error";

@@ -9,14 +9,14 @@
 
 #include <gtest/gtest.h>
 
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <grp.h>
 #include <regex>
-#include <sys/stat.h>
 #include <thread>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace kbuild;
@@ -45,13 +45,12 @@ void make_busybox_root(const fs::path& root) {
     fs::create_directories(root / "tmp");
     fs::create_directories(root / "etc");
     fs::copy_file("/bin/busybox", root / "bin/busybox");
-    for (const char* applet : {"sh", "sleep", "cat", "echo", "nc", "id", "seq", "stat", "ls",
-                               "pwd", "wc", "head", "true", "false"})
+    for (const char* applet :
+         {"sh", "sleep", "cat", "echo", "nc", "id", "seq", "stat", "ls", "pwd", "wc", "head", "true", "false"})
         fs::create_symlink("busybox", root / "bin" / applet);
     fs::create_hard_link(root / "bin/busybox", root / "bin/busybox-link");
     test::write_file(root / "etc/secret", "s3cret\n");
-    fs::permissions(root / "etc/secret", fs::perms::owner_read | fs::perms::owner_write |
-                                              fs::perms::group_read);
+    fs::permissions(root / "etc/secret", fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
 }
 
 class DockerTest : public ::testing::Test {
@@ -140,9 +139,7 @@ TEST_F(DockerTest, ImportsADirectoryAndInspectsIt) {
 void import_as_nobody(const fs::path& root, const std::string& tag) {
     struct stat socket_status {};
     if (::geteuid() == 0) {
-        const gid_t docker_group = ::stat("/var/run/docker.sock", &socket_status) == 0
-                                       ? socket_status.st_gid
-                                       : 0;
+        const gid_t docker_group = ::stat("/var/run/docker.sock", &socket_status) == 0 ? socket_status.st_gid : 0;
         if (::setgroups(1, &docker_group) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
             ::setresuid(65534, 65534, 65534) != 0)
             std::_Exit(2);
@@ -181,11 +178,11 @@ TEST_F(DockerTest, AnImportFailingHalfwayLeavesNoImage) {
 }
 
 TEST_F(DockerTest, TheImportKeepsLinksModesAndHardLinks) {
-    const ContainerResult run = docker.run(
-        shell("stat -c '%a %h' /etc/secret /bin/busybox-link; /bin/busybox-link echo linked; "
-              "ls -d /tmp",
-              "tar"),
-        std::chrono::seconds(20));
+    const ContainerResult run =
+        docker.run(shell("stat -c '%a %h' /etc/secret /bin/busybox-link; /bin/busybox-link echo linked; "
+                         "ls -d /tmp",
+                         "tar"),
+                   std::chrono::seconds(20));
     EXPECT_EQ(run.exit_code, 0) << run.output;
     EXPECT_EQ(run.output, "640 1\n755 2\nlinked\n/tmp\n");
 }
@@ -211,8 +208,7 @@ TEST_F(DockerTest, BuildsWithArgumentsAndLabels) {
                                                  "COPY payload.txt /payload.txt\nLABEL a=b\n");
     test::write_file(context / "payload.txt", "payload\n");
     std::vector<std::string> lines;
-    docker.build(context.path(), kBuilt, {{"X", "42"}},
-                 {{"kbuild.test", "1"}, {"kbuild.pid", kPid}},
+    docker.build(context.path(), kBuilt, {{"X", "42"}}, {{"kbuild.test", "1"}, {"kbuild.pid", kPid}},
                  [&](const std::string& line) { lines.push_back(line); });
     ASSERT_FALSE(lines.empty());
     // The classic builder adds the labels as LABEL steps of its own, after the Dockerfile's.
@@ -260,14 +256,12 @@ TEST_F(DockerTest, ABuildOfAMissingDirectoryNamesIt) {
         docker.build("/nonexistent/context", kBroken, {}, {});
         FAIL() << "no error";
     } catch (const Error& e) {
-        EXPECT_EQ(std::string(e.what()),
-                  "docker build " + kBroken + ": /nonexistent/context: not a directory");
+        EXPECT_EQ(std::string(e.what()), "docker build " + kBroken + ": /nonexistent/context: not a directory");
     }
 }
 
 TEST_F(DockerTest, RunsAndReportsExitCodeAndOutput) {
-    const ContainerResult run =
-        docker.run(shell("echo hello; echo err >&2; exit 3", "exit"), std::chrono::seconds(20));
+    const ContainerResult run = docker.run(shell("echo hello; echo err >&2; exit 3", "exit"), std::chrono::seconds(20));
     EXPECT_EQ(run.exit_code, 3);
     EXPECT_FALSE(run.timed_out);
     // The two streams are copied to the log separately: their relative order is not fixed.
@@ -278,8 +272,7 @@ TEST_F(DockerTest, RunsAndReportsExitCodeAndOutput) {
 }
 
 TEST_F(DockerTest, LongOutputSurvivesTheLogStream) {
-    const ContainerResult run =
-        docker.run(shell("seq 1 50000", "long"), std::chrono::seconds(20));
+    const ContainerResult run = docker.run(shell("seq 1 50000", "long"), std::chrono::seconds(20));
     EXPECT_EQ(run.exit_code, 0);
     std::string expected;
     for (int i = 1; i <= 50000; ++i) expected += std::to_string(i) + "\n";
@@ -347,16 +340,15 @@ TEST_F(DockerTest, AContainerThatCannotStartIsRemoved) {
 
 TEST_F(DockerTest, WithoutNetworkNothingIsReachable) {
     // nc, not wget: the wget of Debian's static busybox crashes in an image without libc's NSS.
-    const ContainerResult run = docker.run(shell("nc -w 3 1.1.1.1 80 </dev/null", "no-network"),
-                                           std::chrono::seconds(20));
+    const ContainerResult run =
+        docker.run(shell("nc -w 3 1.1.1.1 80 </dev/null", "no-network"), std::chrono::seconds(20));
     EXPECT_NE(run.exit_code, 0);
     EXPECT_TRUE(contains(run.output, "Network is unreachable")) << run.output;
 }
 
 TEST_F(DockerTest, TheTimeLimitKillsAndRemovesTheContainer) {
     const auto start = std::chrono::steady_clock::now();
-    const ContainerResult run = docker.run(shell("echo started; sleep 30", "timeout"),
-                                           std::chrono::seconds(2));
+    const ContainerResult run = docker.run(shell("echo started; sleep 30", "timeout"), std::chrono::seconds(2));
     const auto took = std::chrono::steady_clock::now() - start;
     EXPECT_TRUE(run.timed_out);
     EXPECT_NE(run.exit_code, 0);
@@ -376,9 +368,10 @@ TEST_F(DockerTest, RunsAsTheGivenUser) {
 
 TEST_F(DockerTest, MemoryAndCpuLimitsApply) {
     // cgroup v1 and v2 name the limit differently; the container sees its own cgroup.
-    ContainerSpec spec = shell("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || "
-                               "cat /sys/fs/cgroup/memory.max",
-                               "limits");
+    ContainerSpec spec = shell(
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || "
+        "cat /sys/fs/cgroup/memory.max",
+        "limits");
     spec.memory_bytes = std::int64_t{64} << 20;
     spec.cpus = 64;  // more than the machine has: no limit rather than a refusal
     const ContainerResult run = docker.run(spec, std::chrono::seconds(20));

@@ -46,10 +46,10 @@ std::vector<std::string> files_named(const fs::path& dir, const std::string& ext
 
 // A throw-away signing key and its certificate (DER, as the kernel's signing_key.x509).
 std::vector<std::string> signing_args(const fs::path& dir) {
-    const ProcessResult key = run_process({"openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes",
-                                           "-days", "2", "-batch", "-subj", "/CN=kbuild driver test key",
-                                           "-keyout", (dir / "signing_key.pem").string(), "-outform", "DER",
-                                           "-out", (dir / "signing_key.x509").string()});
+    const ProcessResult key =
+        run_process({"openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-batch",
+                     "-subj", "/CN=kbuild driver test key", "-keyout", (dir / "signing_key.pem").string(), "-outform",
+                     "DER", "-out", (dir / "signing_key.x509").string()});
     EXPECT_EQ(key.exit_code, 0) << key.err;
     return {"--sign-key", (dir / "signing_key.pem").string(), "--sign-cert", (dir / "signing_key.x509").string()};
 }
@@ -126,10 +126,10 @@ TEST(DriverDebian, ACompileErrorInTheDriverIsReportedByItsOwnLine) {
     const std::string expected_start = "make exited with 2: /build/main.c:" + std::to_string(line) + ":";
     EXPECT_EQ(reason.substr(0, expected_start.size()), expected_start) << reason;
     EXPECT_NE(reason.find(": error: 'kbuild_planted_undeclared' undeclared here (not in a function)"),
-              std::string::npos) << reason;
-    EXPECT_EQ(reason.substr(reason.size() - 1), ")");
-    EXPECT_NE(reason.find(" (log: " + (out / t["log"].get<std::string>()).string() + ")"), std::string::npos)
+              std::string::npos)
         << reason;
+    EXPECT_EQ(reason.substr(reason.size() - 1), ")");
+    EXPECT_NE(reason.find(" (log: " + (out / t["log"].get<std::string>()).string() + ")"), std::string::npos) << reason;
     EXPECT_EQ(reason.find("HAS_ANCIENT_API"), std::string::npos) << reason;
     EXPECT_NE(r.err.find(expected_start), std::string::npos) << r.err;
 }

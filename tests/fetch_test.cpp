@@ -16,6 +16,8 @@
 #include <Poco/URI.h>
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -24,9 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -70,8 +70,7 @@ public:
             state_->last_headers.clear();
             for (const auto& [name, value] : request) state_->last_headers[name] = value;
             hit = ++state_->hits[path];
-            const auto found = state_->routes.count(path) ? state_->routes.find(path)
-                                                          : state_->routes.find("*");
+            const auto found = state_->routes.count(path) ? state_->routes.find(path) : state_->routes.find("*");
             if (found != state_->routes.end()) route = found->second;
             state_->max_in_flight = std::max(state_->max_in_flight, ++state_->in_flight);
         }
@@ -163,9 +162,7 @@ public:
     }
 
     Poco::UInt16 port() const { return socket_.address().port(); }
-    std::string url(const std::string& path) const {
-        return "http://127.0.0.1:" + std::to_string(port()) + path;
-    }
+    std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port()) + path; }
 
 private:
     std::shared_ptr<ServerState> state_;
@@ -268,8 +265,8 @@ std::vector<std::string> names_in(const fs::path& dir) {
     return names;
 }
 
-const char* const kProxyVariables[] = {"http_proxy", "HTTP_PROXY", "https_proxy",
-                                       "HTTPS_PROXY", "no_proxy", "NO_PROXY"};
+const char* const kProxyVariables[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                       "HTTPS_PROXY", "no_proxy",   "NO_PROXY"};
 
 class FetchTest : public ::testing::Test {
 protected:
@@ -375,8 +372,7 @@ TEST_F(FetchTest, TruncatedBodyIsRetriedThenNamedAsAShortRead) {
     const std::string error = error_of(fetcher, request);
     EXPECT_EQ(error.rfind(request.url + ": short read (got 500 of 1000 bytes)", 0), 0u) << error;
     EXPECT_EQ(server_.hits("/cut.deb"), 3);
-    EXPECT_EQ(names_in(fetcher.cache_path(request).parent_path()),
-              std::vector<std::string>{"cut.deb.lock"});
+    EXPECT_EQ(names_in(fetcher.cache_path(request).parent_path()), std::vector<std::string>{"cut.deb.lock"});
 }
 
 TEST_F(FetchTest, Sha256MismatchIsNotRetriedAndLeavesNoFinishedFile) {
@@ -386,11 +382,9 @@ TEST_F(FetchTest, Sha256MismatchIsNotRetriedAndLeavesNoFinishedFile) {
     Fetcher fetcher(options());
 
     const std::string error = error_of(fetcher, request);
-    EXPECT_EQ(error, request.url + ": sha256 mismatch (expected " + expected + ", got " +
-                         sha256_of("tampered") + ")");
+    EXPECT_EQ(error, request.url + ": sha256 mismatch (expected " + expected + ", got " + sha256_of("tampered") + ")");
     EXPECT_EQ(server_.hits("/a.deb"), 1);
-    EXPECT_EQ(names_in(fetcher.cache_path(request).parent_path()),
-              std::vector<std::string>{"a.deb.lock"});
+    EXPECT_EQ(names_in(fetcher.cache_path(request).parent_path()), std::vector<std::string>{"a.deb.lock"});
 }
 
 TEST_F(FetchTest, ChunkedBodyIsDecoded) {
@@ -399,8 +393,8 @@ TEST_F(FetchTest, ChunkedBodyIsDecoded) {
         response.setChunkedTransferEncoding(true);
         std::ostream& out = response.send();
         for (std::size_t at = 0; at < body.size(); at += 100 * 1024) {
-            out.write(body.data() + at, static_cast<std::streamsize>(
-                                            std::min<std::size_t>(100 * 1024, body.size() - at)));
+            out.write(body.data() + at,
+                      static_cast<std::streamsize>(std::min<std::size_t>(100 * 1024, body.size() - at)));
             out.flush();  // one chunk each
         }
     });
@@ -415,13 +409,14 @@ TEST_F(FetchTest, ChunkedBodyCutInsideAChunkIsAShortRead) {
     RawServer server(
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         "a\r\n0123456789\r\n"
-        "64\r\n" + std::string(30, 'x'));
+        "64\r\n" +
+        std::string(30, 'x'));
     const FetchRequest request{server.url("/Packages")};
     Fetcher fetcher(options());
 
-    EXPECT_EQ(error_of(fetcher, request),
-              request.url + ": short read (got 40 bytes of a chunked body before the connection "
-                            "closed); gave up after 3 attempts");
+    EXPECT_EQ(error_of(fetcher, request), request.url +
+                                              ": short read (got 40 bytes of a chunked body before the connection "
+                                              "closed); gave up after 3 attempts");
     EXPECT_EQ(server.hits(), 3);
     EXPECT_FALSE(fs::exists(fetcher.cache_path(request)));
 }
@@ -435,9 +430,9 @@ TEST_F(FetchTest, ChunkedBodyWithoutItsLastChunkIsAShortRead) {
     Fetcher fetcher(options);
     const FetchRequest request{server.url("/Packages")};
 
-    EXPECT_EQ(error_of(fetcher, request),
-              request.url + ": short read (got 10 bytes of a chunked body before the connection "
-                            "closed)");
+    EXPECT_EQ(error_of(fetcher, request), request.url +
+                                              ": short read (got 10 bytes of a chunked body before the connection "
+                                              "closed)");
 }
 
 TEST_F(FetchTest, ChunkedBodyWithExtensionsAndTrailersIsReadRight) {
@@ -463,14 +458,11 @@ TEST_F(FetchTest, BodyWithoutLengthIsReadToTheEnd) {
 }
 
 TEST_F(FetchTest, SizeMismatchIsNamedBeforeTheBodyIsRead) {
-    server_.route("/a.deb", [](auto&, auto& response, int) {
-        send_body(response, "20 bytes of content.");
-    });
+    server_.route("/a.deb", [](auto&, auto& response, int) { send_body(response, "20 bytes of content."); });
     const FetchRequest request{server_.url("/a.deb"), "", 10};
     Fetcher fetcher(options());
 
-    EXPECT_EQ(error_of(fetcher, request),
-              request.url + ": size mismatch (expected 10 bytes, Content-Length is 20)");
+    EXPECT_EQ(error_of(fetcher, request), request.url + ": size mismatch (expected 10 bytes, Content-Length is 20)");
     EXPECT_EQ(server_.hits("/a.deb"), 1);
 }
 
@@ -482,8 +474,7 @@ TEST_F(FetchTest, ServerErrorsAreRetried) {
     });
     Fetcher fetcher(options());
 
-    EXPECT_EQ(kbuild::test::read_file(fetcher.fetch(package(server_.url("/flaky.deb"), body)).path),
-              body);
+    EXPECT_EQ(kbuild::test::read_file(fetcher.fetch(package(server_.url("/flaky.deb"), body)).path), body);
     EXPECT_EQ(server_.hits("/flaky.deb"), 3);
 }
 
@@ -533,8 +524,7 @@ TEST_F(FetchTest, ConnectionRefusedIsRetriedThenNamed) {
     options.attempts = 2;
     Fetcher fetcher(options);
 
-    EXPECT_EQ(error_of(fetcher, request),
-              request.url + ": connection refused; gave up after 2 attempts");
+    EXPECT_EQ(error_of(fetcher, request), request.url + ": connection refused; gave up after 2 attempts");
 }
 
 TEST_F(FetchTest, LeftoverPartIsOverwrittenNotServed) {
@@ -583,8 +573,7 @@ protected:
     ProxyTest() {
         // A proxy answers the absolute-URI request itself, so its body tells who served.
         proxy_.route("*", [](auto&, auto& response, int) { send_body(response, "via proxy"); });
-        server_.route("/Release",
-                      [](auto&, auto& response, int) { send_body(response, "direct"); });
+        server_.route("/Release", [](auto&, auto& response, int) { send_body(response, "direct"); });
     }
     std::string fetched_body() {
         Fetcher fetcher(options());
@@ -630,11 +619,9 @@ TEST_F(ProxyTest, NoProxyBypassesMatchingHosts) {
 TEST_F(ProxyTest, NoProxyAddressRangesBypassTheProxy) {
     ::setenv("HTTP_PROXY", ("http://127.0.0.1:" + std::to_string(proxy_.port())).c_str(), 1);
     const std::vector<std::pair<std::string, std::string>> cases = {
-        {"127.0.0.0/8", "direct"},
-        {"10.0.0.0/8, 127.0.0.1/32", "direct"},
-        {"10.0.0.0/8", "via proxy"},
-        {"127.0.0.2/31", "via proxy"},  // 127.0.0.2 and .3
-        {"127.0.0.0/8:1", "via proxy"},  // another port
+        {"127.0.0.0/8", "direct"},      {"10.0.0.0/8, 127.0.0.1/32", "direct"},
+        {"10.0.0.0/8", "via proxy"},    {"127.0.0.2/31", "via proxy"},  // 127.0.0.2 and .3
+        {"127.0.0.0/8:1", "via proxy"},                                 // another port
     };
     for (const auto& [no_proxy, served_by] : cases) {
         ::setenv("no_proxy", no_proxy.c_str(), 1);
@@ -650,8 +637,8 @@ TEST_F(ProxyTest, UnreachableProxyIsNamed) {
     Fetcher fetcher(options);
     const FetchRequest request{server_.url("/Release")};
 
-    EXPECT_EQ(error_of(fetcher, request), request.url + ": connection refused (through proxy " +
-                                              "127.0.0.1:" + std::to_string(closed_port) + ")");
+    EXPECT_EQ(error_of(fetcher, request),
+              request.url + ": connection refused (through proxy " + "127.0.0.1:" + std::to_string(closed_port) + ")");
     EXPECT_EQ(server_.total_hits(), 0);
 }
 
@@ -737,8 +724,7 @@ TEST_F(FetchTest, KilledDownloadLeavesOnlyAPartAndTheNextRunFinishes) {
     if (child == 0) {
         try {
             Fetcher(options()).fetch(request);
-        } catch (...) {
-        }
+        } catch (...) {}
         ::_exit(0);
     }
     struct KillOnExit {

@@ -1,7 +1,7 @@
 // kbuild images: the shipped definitions built for real (debootstrap, docker import, docker
 // build), kept when unchanged, and a user's own definition from a rootfs tarball.
-#include "util/process.h"
 #include "test_util.h"
+#include "util/process.h"
 
 #include <kbuild/types.hpp>
 
@@ -46,9 +46,9 @@ TEST(Images, BuildsTheShippedDefinitionsAndKeepsUnchangedOnes) {
         EXPECT_EQ((*image)["current"], "yes");
         EXPECT_EQ((*image)["image"], "kbuild/builder-" + name + ":latest");
         // The compiler the definition names is really in the image.
-        const ProcessResult cc = run_process({"docker", "run", "--rm", "--network", "none",
-                                              (*image)["image"].get<std::string>(),
-                                              (*image)["cc"].get<std::string>(), "-dumpversion"});
+        const ProcessResult cc =
+            run_process({"docker", "run", "--rm", "--network", "none", (*image)["image"].get<std::string>(),
+                         (*image)["cc"].get<std::string>(), "-dumpversion"});
         ASSERT_EQ(cc.exit_code, 0) << cc.err;
         EXPECT_EQ(std::stoi(cc.out), gcc) << cc.out;
     }
@@ -68,7 +68,8 @@ TEST(Images, AUserDefinitionFromARootfsTarball) {
     for (const char* applet : {"sh", "echo", "cat", "gcc"}) fs::create_symlink("busybox", root / "bin" / applet);
     const fs::path definition = dir / "defs/tiny";
     fs::create_directories(definition);
-    ASSERT_EQ(run_process({"tar", "-C", root.string(), "-czf", (definition / "rootfs.tar.gz").string(), "."}).exit_code, 0);
+    ASSERT_EQ(run_process({"tar", "-C", root.string(), "-czf", (definition / "rootfs.tar.gz").string(), "."}).exit_code,
+              0);
     test::write_file(definition / "builder.json",
                      R"({"name": "tiny", "family": "test", "gcc": 99, "cc": "gcc",
                          "base": {"rootfs": "rootfs.tar.gz"}})");
@@ -92,13 +93,15 @@ TEST(Images, AUserDefinitionFromARootfsTarball) {
     ASSERT_NE(find_image(changed, "tiny"), nullptr);
     EXPECT_EQ((*find_image(changed, "tiny"))["current"], "no (definition changed)");
     run_process({"docker", "rmi", "-f", "kbuild/builder-tiny:latest"});
-    run_process({"sh", "-c", "docker image prune -f >/dev/null; "
-                             "docker images -q 'kbuild/base-tiny' | xargs -r docker rmi -f"});
+    run_process({"sh", "-c",
+                 "docker image prune -f >/dev/null; "
+                 "docker images -q 'kbuild/base-tiny' | xargs -r docker rmi -f"});
 }
 
 // The image ids Docker holds with this builder label, tagged or not.
 std::vector<std::string> labelled(const std::string& builder) {
-    const ProcessResult r = run_process({"docker", "images", "-q", "--no-trunc", "--filter", "label=kbuild.builder=" + builder});
+    const ProcessResult r =
+        run_process({"docker", "images", "-q", "--no-trunc", "--filter", "label=kbuild.builder=" + builder});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::vector<std::string> ids;
     std::istringstream lines(r.out);
@@ -111,8 +114,9 @@ std::vector<std::string> labelled(const std::string& builder) {
 TEST(Images, ForceReplacesTheImageItRebuilds) {
     struct RemoveImages {
         ~RemoveImages() {
-            run_process({"sh", "-c", "docker images -q --filter label=kbuild.builder=tinyforce | xargs -r docker rmi -f; "
-                                     "docker images -q kbuild/base-tinyforce | xargs -r docker rmi -f"});
+            run_process({"sh", "-c",
+                         "docker images -q --filter label=kbuild.builder=tinyforce | xargs -r docker rmi -f; "
+                         "docker images -q kbuild/base-tinyforce | xargs -r docker rmi -f"});
         }
     } remove_images;
     test::TempDir dir;
@@ -122,7 +126,8 @@ TEST(Images, ForceReplacesTheImageItRebuilds) {
     fs::create_symlink("busybox", root / "bin/sh");
     const fs::path definition = dir / "defs/tinyforce";
     fs::create_directories(definition);
-    ASSERT_EQ(run_process({"tar", "-C", root.string(), "-czf", (definition / "rootfs.tar.gz").string(), "."}).exit_code, 0);
+    ASSERT_EQ(run_process({"tar", "-C", root.string(), "-czf", (definition / "rootfs.tar.gz").string(), "."}).exit_code,
+              0);
     test::write_file(definition / "builder.json",
                      R"({"name": "tinyforce", "family": "test", "gcc": 98, "base": {"rootfs": "rootfs.tar.gz"}})");
     test::write_file(definition / "Dockerfile", "ARG BASE\nFROM ${BASE}\nRUN echo tiny > /tiny\n");

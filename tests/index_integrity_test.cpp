@@ -26,14 +26,13 @@ std::vector<std::string> in_cache(std::vector<std::string> args) {
 
 std::vector<std::string> build_args(const fs::path& out, const std::string& kernels) {
     return in_cache({"build", "--distro", "debian", "--option", kSuites, "--kernel", kernels, "--latest", "4",
-                     "--builder", "local", "--module-src", (test::source_dir() / "examples/hello").string(),
-                     "--out", out.string()});
+                     "--builder", "local", "--module-src", (test::source_dir() / "examples/hello").string(), "--out",
+                     out.string()});
 }
 
 std::vector<std::string> kernel_releases() {
-    const ProcessResult r = test::run_kbuild(
-        in_cache({"crawl", "--distro", "debian", "--option", kSuites, "--kernel", kKernels, "--latest", "4",
-                  "--output", "json"}));
+    const ProcessResult r = test::run_kbuild(in_cache({"crawl", "--distro", "debian", "--option", kSuites, "--kernel",
+                                                       kKernels, "--latest", "4", "--output", "json"}));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     const Json doc = Json::parse(r.out);
     std::vector<std::string> releases;
@@ -49,8 +48,10 @@ std::string unfaithful_records(const fs::path& out) {
     for (const auto& t : index["targets"])
         for (const auto& a : t["artifacts"]) {
             const fs::path file = out / a["path"].get<std::string>();
-            if (!fs::is_regular_file(file)) wrong += a["path"].get<std::string>() + ": missing\n";
-            else if (sha256_file(file.string()) != a["sha256"]) wrong += a["path"].get<std::string>() + ": other bytes\n";
+            if (!fs::is_regular_file(file))
+                wrong += a["path"].get<std::string>() + ": missing\n";
+            else if (sha256_file(file.string()) != a["sha256"])
+                wrong += a["path"].get<std::string>() + ": other bytes\n";
         }
     return wrong;
 }
@@ -78,7 +79,8 @@ TEST(IndexIntegrity, AKilledRunRecordsOnlyWhatIsOnDiskAndItsResumeFinishes) {
     auto args = build_args(out, kKernels);
     args.insert(args.end(), {"--jobs", "2"});
     // Killed (no chance to tidy up) as soon as the first module is in place.
-    const test::Stopped stopped = test::stop_kbuild_when(args, "ls '" + out.string() + "'/*.ko >/dev/null 2>&1", "KILL");
+    const test::Stopped stopped =
+        test::stop_kbuild_when(args, "ls '" + out.string() + "'/*.ko >/dev/null 2>&1", "KILL");
     ASSERT_TRUE(stopped.seen);
     EXPECT_EQ(stopped.exit_status, 128 + 9);
     ASSERT_TRUE(fs::exists(out / "index.json"));
@@ -115,7 +117,8 @@ TEST(IndexIntegrity, TargetsNamedAlikeEndTheSameWhateverTheOrder) {
         return args;
     };
     const std::string both = "^(" + test::regex_literal(first) + "|" + test::regex_literal(second) + ")$";
-    const std::string only_first = "^" + test::regex_literal(first) + "$", only_second = "^" + test::regex_literal(second) + "$";
+    const std::string only_first = "^" + test::regex_literal(first) + "$",
+                      only_second = "^" + test::regex_literal(second) + "$";
     const std::vector<std::vector<std::string>> orders = {
         {both, "--jobs", "1"}, {both, "--jobs", "2"}, {only_first, only_second}, {only_second, only_first}};
     const std::string expected_reason =

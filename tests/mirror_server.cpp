@@ -47,7 +47,8 @@ public:
         std::vector<char> chunk(64 * 1024);
         while (in && out) {
             const std::size_t rate = rate_->load();
-            const std::size_t step = rate ? std::min(chunk.size(), std::max<std::size_t>(rate / 20, 1024)) : chunk.size();
+            const std::size_t step =
+                rate ? std::min(chunk.size(), std::max<std::size_t>(rate / 20, 1024)) : chunk.size();
             in.read(chunk.data(), static_cast<std::streamsize>(step));
             out.write(chunk.data(), in.gcount());
             if (rate) std::this_thread::sleep_for(std::chrono::microseconds(step * 1000000 / rate));
@@ -67,7 +68,8 @@ private:
         std::sort(names.begin(), names.end());
         std::string page = "<html>\r\n<head><title>Index of " + uri + "</title></head>\r\n<body>\r\n<h1>Index of " +
                            uri + "</h1><hr><pre><a href=\"../\">../</a>\r\n";
-        for (const auto& name : names) page += "<a href=\"" + name + "\">" + name + "</a>    01-Nov-2026 10:00    -\r\n";
+        for (const auto& name : names)
+            page += "<a href=\"" + name + "\">" + name + "</a>    01-Nov-2026 10:00    -\r\n";
         page += "</pre><hr></body>\r\n</html>\r\n";
         response.setContentType("text/html");
         response.sendBuffer(page.data(), page.size());
@@ -95,17 +97,17 @@ private:
 }  // namespace
 
 MirrorServer::MirrorServer(fs::path root)
-    : rate_(std::make_shared<std::atomic<std::size_t>>(0)),
-      requests_(std::make_shared<std::atomic<std::size_t>>(0)) {
+    : rate_(std::make_shared<std::atomic<std::size_t>>(0)), requests_(std::make_shared<std::atomic<std::size_t>>(0)) {
     auto params = new HTTPServerParams;
     params->setMaxThreads(16);
     ServerSocket socket(SocketAddress("127.0.0.1", 0));
-    server_ = std::make_unique<HTTPServer>(
-        new Factory(fs::weakly_canonical(root), rate_, requests_), socket, params);
+    server_ = std::make_unique<HTTPServer>(new Factory(fs::weakly_canonical(root), rate_, requests_), socket, params);
     server_->start();
 }
 
-MirrorServer::~MirrorServer() { server_->stopAll(true); }
+MirrorServer::~MirrorServer() {
+    server_->stopAll(true);
+}
 
 std::string MirrorServer::url() const {
     return "http://127.0.0.1:" + std::to_string(server_->port());

@@ -1,11 +1,11 @@
 // Module signing (core/output/module_sign) on a real ELF object with a .modinfo, signed with a
 // throw-away key the test makes with the openssl CLI; the signature is read back by kmod's
 // modinfo and by openssl's own CMS verify over a trailer the test takes apart by hand.
-#include "output/artifacts.h"
-#include "app/config.h"
 #include "output/module_sign.h"
-#include "util/process.h"
+#include "app/config.h"
+#include "output/artifacts.h"
 #include "test_util.h"
+#include "util/process.h"
 
 #include <kbuild/types.hpp>
 
@@ -31,17 +31,17 @@ std::string trimmed(std::string text) {
 
 // A key and its self-signed certificate, as the kernel's x509.genkey would make one.
 void make_key(const fs::path& dir, const std::string& name, const std::string& cn = kSigner) {
-    const ProcessResult r = run_process(
-        {"openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-batch", "-subj",
-         "/O=kbuild tests/CN=" + cn, "-addext", "extendedKeyUsage=codeSigning", "-keyout",
-         (dir / (name + ".key")).string(), "-out", (dir / (name + ".crt")).string()});
+    const ProcessResult r =
+        run_process({"openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-batch",
+                     "-subj", "/O=kbuild tests/CN=" + cn, "-addext", "extendedKeyUsage=codeSigning", "-keyout",
+                     (dir / (name + ".key")).string(), "-out", (dir / (name + ".crt")).string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
 }
 
 // An ELF object whose .modinfo is a module's, made by the compiler (as verify_test does).
 fs::path make_module(const fs::path& dir) {
-    const std::string entries = std::string("version=1.0.0") + '\0' + "license=GPL" + '\0' + "name=signme" +
-                                '\0' + "vermagic=6.1.0-50-amd64 SMP preempt mod_unload modversions ";
+    const std::string entries = std::string("version=1.0.0") + '\0' + "license=GPL" + '\0' + "name=signme" + '\0' +
+                                "vermagic=6.1.0-50-amd64 SMP preempt mod_unload modversions ";
     std::string array;
     for (char c : entries) array += std::to_string(static_cast<unsigned char>(c)) + ",";
     test::write_file(dir / "signme.c", "__attribute__((section(\".modinfo\"), used)) static const char info[] = {" +
@@ -132,16 +132,16 @@ TEST_F(ModuleSign, OpensslVerifiesTheTrailerTakenApartByHand) {
 
     const ProcessResult verified =
         run_process({"openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", (dir / "sig.der").string(),
-                     "-content", (dir / "module.unsigned").string(), "-certfile", cert().string(), "-noverify",
-                     "-out", (dir / "content.out").string()});
+                     "-content", (dir / "module.unsigned").string(), "-certfile", cert().string(), "-noverify", "-out",
+                     (dir / "content.out").string()});
     EXPECT_EQ(verified.exit_code, 0) << verified.err;
     EXPECT_NE(verified.err.find("Verification successful"), std::string::npos) << verified.err;
     EXPECT_EQ(test::read_file(dir / "content.out"), original);
 
     // What sign-file writes: SignedData, detached, no certificates, no signed attributes, the
     // signer by issuer and serial number.
-    const ProcessResult printed = run_process(
-        {"openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", (dir / "sig.der").string()});
+    const ProcessResult printed =
+        run_process({"openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", (dir / "sig.der").string()});
     ASSERT_EQ(printed.exit_code, 0) << printed.err;
     const std::string& p = printed.out;
     EXPECT_NE(p.find("contentType: pkcs7-signedData"), std::string::npos) << p;
@@ -208,10 +208,11 @@ TEST_F(ModuleSign, KeysThatCannotSignAreRefusedNamingTheFile) {
               (dir / "other.key").string() + ": the signing key is not the key of the certificate " + cert().string());
     EXPECT_EQ(error_of([&] { ModuleSigner(dir / "missing.key", cert()); }),
               (dir / "missing.key").string() + ": cannot read the signing key: No such file or directory");
-    EXPECT_EQ(error_of([&] { ModuleSigner(cert(), cert()); }).rfind(cert().string() + ": no PEM private key in it (", 0),
-              0u);
-    EXPECT_EQ(error_of([&] { ModuleSigner(key(), dir / "signme.c"); })
-                  .rfind((dir / "signme.c").string() + ": not an X.509 certificate, PEM or DER (", 0),
+    EXPECT_EQ(
+        error_of([&] { ModuleSigner(cert(), cert()); }).rfind(cert().string() + ": no PEM private key in it (", 0), 0u);
+    EXPECT_EQ(error_of([&] {
+                  ModuleSigner(key(), dir / "signme.c");
+              }).rfind((dir / "signme.c").string() + ": not an X.509 certificate, PEM or DER (", 0),
               0u);
 
     // An encrypted key opens with KBUILD_SIGN_PIN, as sign-file's does.
@@ -219,17 +220,18 @@ TEST_F(ModuleSign, KeysThatCannotSignAreRefusedNamingTheFile) {
                                                  "pass:kbuild-pin", "-out", (dir / "encrypted.key").string()});
     ASSERT_EQ(encrypted.exit_code, 0) << encrypted.err;
     ::unsetenv("KBUILD_SIGN_PIN");
-    EXPECT_EQ(error_of([&] { ModuleSigner(dir / "encrypted.key", cert()); }),
-              (dir / "encrypted.key").string() + ": the signing key is encrypted: set KBUILD_SIGN_PIN to its passphrase");
+    EXPECT_EQ(
+        error_of([&] { ModuleSigner(dir / "encrypted.key", cert()); }),
+        (dir / "encrypted.key").string() + ": the signing key is encrypted: set KBUILD_SIGN_PIN to its passphrase");
     ::setenv("KBUILD_SIGN_PIN", "kbuild-pin", 1);
     EXPECT_EQ(ModuleSigner(dir / "encrypted.key", cert()).identity().signer, kSigner);
     ::unsetenv("KBUILD_SIGN_PIN");
 
     // Through the command line: exit 2, one line, before any plugin, crawl or build.
-    const ProcessResult r = test::run_kbuild({"--plugin-dir", (dir / "no-plugins").string(), "build", "--distro",
-                                              "debian", "--module-src", dir.path().string(), "--out",
-                                              (dir / "out").string(), "--sign-key", (dir / "other.key").string(),
-                                              "--sign-cert", cert().string()});
+    const ProcessResult r =
+        test::run_kbuild({"--plugin-dir", (dir / "no-plugins").string(), "build", "--distro", "debian", "--module-src",
+                          dir.path().string(), "--out", (dir / "out").string(), "--sign-key",
+                          (dir / "other.key").string(), "--sign-cert", cert().string()});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find((dir / "other.key").string() + ": the signing key is not the key of the certificate " +
                          cert().string() + "\n"),
@@ -238,25 +240,25 @@ TEST_F(ModuleSign, KeysThatCannotSignAreRefusedNamingTheFile) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_FALSE(fs::exists(dir / "out"));
 
-    const ProcessResult alone = test::run_kbuild({"build", "--distro", "debian", "--module-src", dir.path().string(),
-                                                  "--sign-key", key().string()});
+    const ProcessResult alone = test::run_kbuild(
+        {"build", "--distro", "debian", "--module-src", dir.path().string(), "--sign-key", key().string()});
     EXPECT_EQ(alone.exit_code, 2);
     EXPECT_NE(alone.err.find("--sign-key requires --sign-cert"), std::string::npos) << alone.err;
 
     // kbuild serve's [serve] table: checked before it listens; relative paths are the file's.
-    const std::string modules = "[serve.modules.hello]\npath = \"" +
-                                (test::source_dir() / "examples/hello").string() + "\"\nversion = \"1.0.0\"\n";
+    const std::string modules = "[serve.modules.hello]\npath = \"" + (test::source_dir() / "examples/hello").string() +
+                                "\"\nversion = \"1.0.0\"\n";
     test::write_file(dir / "serve.toml", "[serve]\nsign_key = \"other.key\"\nsign_cert = \"signing.crt\"\n" + modules);
-    const ProcessResult serve = test::run_kbuild(
-        {"--config", (dir / "serve.toml").string(), "serve", "--out", (dir / "serve-out").string()});
+    const ProcessResult serve =
+        test::run_kbuild({"--config", (dir / "serve.toml").string(), "serve", "--out", (dir / "serve-out").string()});
     EXPECT_EQ(serve.exit_code, 2);
     EXPECT_NE(serve.err.find((dir / "other.key").string() + ": the signing key is not the key of the certificate " +
                              cert().string()),
               std::string::npos)
         << serve.err;
     test::write_file(dir / "half.toml", "[serve]\nsign_key = \"signing.key\"\n" + modules);
-    const ProcessResult half = test::run_kbuild(
-        {"--config", (dir / "half.toml").string(), "serve", "--out", (dir / "serve-out").string()});
+    const ProcessResult half =
+        test::run_kbuild({"--config", (dir / "half.toml").string(), "serve", "--out", (dir / "serve-out").string()});
     EXPECT_EQ(half.exit_code, 2);
     EXPECT_NE(half.err.find("serve: sign_key and sign_cert (--sign-key, --sign-cert) go together"), std::string::npos)
         << half.err;
@@ -265,8 +267,8 @@ TEST_F(ModuleSign, KeysThatCannotSignAreRefusedNamingTheFile) {
 TEST_F(ModuleSign, KeyAndCertificateInOneFileAndADerCertificate) {
     // The kernel's signing_key.pem holds both; its signing_key.x509 is DER.
     test::write_file(dir / "signing_key.pem", test::read_file(cert()) + test::read_file(key()));
-    const ProcessResult der = run_process({"openssl", "x509", "-in", cert().string(), "-outform", "DER", "-out",
-                                           (dir / "signing_key.x509").string()});
+    const ProcessResult der = run_process(
+        {"openssl", "x509", "-in", cert().string(), "-outform", "DER", "-out", (dir / "signing_key.x509").string()});
     ASSERT_EQ(der.exit_code, 0) << der.err;
     const ModuleSigner both(dir / "signing_key.pem", dir / "signing_key.pem");
     const ModuleSigner from_der(dir / "signing_key.pem", dir / "signing_key.x509");
@@ -281,8 +283,9 @@ TEST_F(ModuleSign, KeyAndCertificateInOneFileAndADerCertificate) {
 
 TEST(ModuleSigHash, FromTheKernelsConfig) {
     test::TempDir dir;
-    test::write_file(dir / "debian.config", "CONFIG_MODULE_SIG=y\n# CONFIG_MODULE_SIG_SHA512 is not set\n"
-                                            "CONFIG_MODULE_SIG_HASH=\"sha256\"\nCONFIG_MODULE_SIG_KEY=\"certs/x\"\n");
+    test::write_file(dir / "debian.config",
+                     "CONFIG_MODULE_SIG=y\n# CONFIG_MODULE_SIG_SHA512 is not set\n"
+                     "CONFIG_MODULE_SIG_HASH=\"sha256\"\nCONFIG_MODULE_SIG_KEY=\"certs/x\"\n");
     EXPECT_EQ(module_sig_hash(dir / "debian.config"), "sha256");
     test::write_file(dir / "unsigned.config", "# CONFIG_MODULE_SIG is not set\nCONFIG_MODULES=y\n");
     EXPECT_EQ(module_sig_hash(dir / "unsigned.config"), "");
@@ -292,8 +295,9 @@ TEST(ModuleSigHash, FromTheKernelsConfig) {
 
     for (const char* hash : {"sha1", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-384", "sha3-512"})
         EXPECT_EQ(check_module_sig_hash(hash), "") << hash;
-    EXPECT_EQ(check_module_sig_hash("md5"), "'md5' is not a hash the kernel signs modules with (sha1, sha224, "
-                                            "sha256, sha384, sha512, sha3-256, sha3-384, sha3-512)");
+    EXPECT_EQ(check_module_sig_hash("md5"),
+              "'md5' is not a hash the kernel signs modules with (sha1, sha224, "
+              "sha256, sha384, sha512, sha3-256, sha3-384, sha3-512)");
 }
 
 TEST(ModuleSigIndex, ASignatureIsRecordedOnlyWhenThereIsOne) {
@@ -311,8 +315,9 @@ TEST(ModuleSigIndex, ASignatureIsRecordedOnlyWhenThereIsOne) {
 
 TEST(ModuleSigConfig, TheSignTableNamesBothFiles) {
     test::TempDir dir;
-    test::write_file(dir / "config.toml", "[debian]\nmirror = [\"http://mirror.invalid/debian\"]\n\n"
-                                          "[sign]\nkey = \"keys/signing_key.pem\"\ncert = \"/etc/kbuild/cert.der\"\n");
+    test::write_file(dir / "config.toml",
+                     "[debian]\nmirror = [\"http://mirror.invalid/debian\"]\n\n"
+                     "[sign]\nkey = \"keys/signing_key.pem\"\ncert = \"/etc/kbuild/cert.der\"\n");
     const auto sign = read_sign_config(dir / "config.toml");
     ASSERT_TRUE(sign);
     EXPECT_EQ(sign->key, (dir / "keys/signing_key.pem").string());

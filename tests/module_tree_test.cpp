@@ -1,7 +1,7 @@
 // What a module source declares, which of the .ko files a build made are its artifacts, and
 // which line of a failed build's log is its reason.
-#include "build/builder.h"
 #include "kernel/module_tree.h"
+#include "build/builder.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>
@@ -104,9 +104,10 @@ TEST(BuildErrorLine, CompilerDriverErrorsMakefileStopsModpostAndMakesLastWord) {
     EXPECT_EQ(build_error_line(log, "/build", {}), "gcc-12: error: unrecognized command-line option '-mfoo'");
     test::write_file(log, "Kbuild:4: *** this module needs CONFIG_KPROBES.  Stop.\nmake: *** [M] Error 2\n");
     EXPECT_EQ(build_error_line(log, "/build", {}), "Kbuild:4: *** this module needs CONFIG_KPROBES.  Stop.");
-    test::write_file(log, "ERROR: modpost: \"missing_symbol\" [/build/drv.ko] undefined!\n"
-                          "make[1]: *** [scripts/Makefile.modpost:126: /build/Module.symvers] Error 1\n"
-                          "make: *** [Makefile:1990: modpost] Error 2\n");
+    test::write_file(log,
+                     "ERROR: modpost: \"missing_symbol\" [/build/drv.ko] undefined!\n"
+                     "make[1]: *** [scripts/Makefile.modpost:126: /build/Module.symvers] Error 1\n"
+                     "make: *** [Makefile:1990: modpost] Error 2\n");
     EXPECT_EQ(build_error_line(log, "/build", {}), "ERROR: modpost: \"missing_symbol\" [/build/drv.ko] undefined!");
     test::write_file(log, "make[1]: *** [a] Error 1\nmake: *** [b] Error 2\n");
     EXPECT_EQ(build_error_line(log, "/build", {}), "make: *** [b] Error 2");
@@ -135,8 +136,9 @@ TEST(SelectModules, TheDeclaredModulesNotTheProbesNorStrays) {
         select_modules(dir.path(), job);
         FAIL() << "no error";
     } catch (const Error& e) {
-        EXPECT_STREQ(e.what(), "the build made none of the modules the source declares (absent.ko; it made "
-                               "configure/HAS_A/testmod.ko, configure/HAS_B/testmod.ko, drv.ko)");
+        EXPECT_STREQ(e.what(),
+                     "the build made none of the modules the source declares (absent.ko; it made "
+                     "configure/HAS_A/testmod.ko, configure/HAS_B/testmod.ko, drv.ko)");
     }
 
     // Nothing declared: the .ko files at the top.
@@ -163,8 +165,10 @@ TEST(SelectModules, NamedModulesMustBeMadeAndTellable) {
         }
         return "no error";
     };
-    EXPECT_EQ(error_of({"testmod"}), "testmod.ko: the build made 2 modules of that name (configure/HAS_A/testmod.ko, "
-                                     "configure/HAS_B/testmod.ko); name one with --module DIR/testmod");
-    EXPECT_EQ(error_of({"drv", "missing"}), "the build made no missing.ko (it made configure/HAS_A/testmod.ko, "
-                                            "configure/HAS_B/testmod.ko, drv.ko, sub/one.ko)");
+    EXPECT_EQ(error_of({"testmod"}),
+              "testmod.ko: the build made 2 modules of that name (configure/HAS_A/testmod.ko, "
+              "configure/HAS_B/testmod.ko); name one with --module DIR/testmod");
+    EXPECT_EQ(error_of({"drv", "missing"}),
+              "the build made no missing.ko (it made configure/HAS_A/testmod.ko, "
+              "configure/HAS_B/testmod.ko, drv.ko, sub/one.ko)");
 }

@@ -20,10 +20,22 @@ namespace {
 TEST(NamingDebian, ARealBuildNamedByEachPreset) {
     test::TempDir dir;
     const auto build = [&](const std::string& out, std::vector<std::string> extra) {
-        std::vector<std::string> args{"--cache-dir", (test::binary_dir() / "test-cache").string(), "build", "--distro",
-                                      "debian", "--option", "suites=bookworm,bookworm-updates,bookworm-security",
-                                      "--kernel", "^6\\.1\\.0-[0-9]+-amd64$", "--latest", "1", "--builder", "local",
-                                      "--module-src", (test::source_dir() / "examples/hello").string(), "--out",
+        std::vector<std::string> args{"--cache-dir",
+                                      (test::binary_dir() / "test-cache").string(),
+                                      "build",
+                                      "--distro",
+                                      "debian",
+                                      "--option",
+                                      "suites=bookworm,bookworm-updates,bookworm-security",
+                                      "--kernel",
+                                      "^6\\.1\\.0-[0-9]+-amd64$",
+                                      "--latest",
+                                      "1",
+                                      "--builder",
+                                      "local",
+                                      "--module-src",
+                                      (test::source_dir() / "examples/hello").string(),
+                                      "--out",
                                       (dir / out).string()};
         args.insert(args.end(), extra.begin(), extra.end());
         return test::run_kbuild(args);

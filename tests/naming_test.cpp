@@ -4,14 +4,13 @@
 
 #include <gtest/gtest.h>
 
-
 namespace fs = std::filesystem;
 using namespace kbuild;
 
 namespace {
 
-const NamingFields kFields{"hello", "1.0.0", "amd64", "5.15.0-1036-aws", "40~20.04.1", "0123abcd", "feedbeef",
-                           "ubuntu-aws", "ubuntu", "20.04.1", "x86_64"};
+const NamingFields kFields{"hello",    "1.0.0",      "amd64",  "5.15.0-1036-aws", "40~20.04.1", "0123abcd",
+                           "feedbeef", "ubuntu-aws", "ubuntu", "20.04.1",         "x86_64"};
 
 std::string error_of(const std::string& naming) {
     try {

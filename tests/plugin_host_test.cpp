@@ -1,8 +1,8 @@
 // The plugin host against real plugins built for each way a plugin can meet or break the ABI.
-#include "plugin/host_services.h"
 #include "plugin/plugin_host.h"
-#include "util/process.h"
+#include "plugin/host_services.h"
 #include "test_util.h"
+#include "util/process.h"
 
 #include <gtest/gtest.h>
 
@@ -42,15 +42,17 @@ TEST(PluginHost, LoadsAGoodPluginWithItsMetadata) {
 TEST(PluginHost, RefusesAnotherAbiMajorNamingBothVersions) {
     EXPECT_EQ(refusal_of("othermajor", "othermajor"),
               plugin_file("othermajor", "othermajor").string() +
-                  ": refused: plugin ABI 2.0 is not compatible with kbuild's ABI " + test::kAbi + " (major "
+                  ": refused: plugin ABI 2.0 is not compatible with kbuild's ABI " + test::kAbi +
+                  " (major "
                   "versions differ)");
 }
 
 TEST(PluginHost, RefusesANewerMinor) {
-    EXPECT_EQ(refusal_of("newminor", "newminor"),
-              plugin_file("newminor", "newminor").string() +
-                  ": refused: plugin ABI " + test::kNextMinor + " is newer than kbuild's ABI " + test::kAbi + " (rebuild the plugin "
-                  "against this SDK or upgrade kbuild)");
+    EXPECT_EQ(refusal_of("newminor", "newminor"), plugin_file("newminor", "newminor").string() +
+                                                      ": refused: plugin ABI " + test::kNextMinor +
+                                                      " is newer than kbuild's ABI " + test::kAbi +
+                                                      " (rebuild the plugin "
+                                                      "against this SDK or upgrade kbuild)");
 }
 
 TEST(PluginHost, AcceptsAnOlderMinorAndReadsNewerHooksAsAbsent) {
@@ -68,8 +70,7 @@ TEST(PluginHost, AcceptsAnOlderMinorAndReadsNewerHooksAsAbsent) {
 
 TEST(PluginHost, RefusesAMissingRequiredHook) {
     EXPECT_EQ(refusal_of("nounpack", "nounpack"),
-              plugin_file("nounpack", "nounpack").string() +
-                  ": refused: missing required hook 'unpack'");
+              plugin_file("nounpack", "nounpack").string() + ": refused: missing required hook 'unpack'");
 }
 
 TEST(PluginHost, RefusesAFileNamedUnlikeItsPlugin) {
@@ -98,9 +99,8 @@ TEST(PluginHost, RefusesAFileThatIsNotAnObjectAtAll) {
 
 TEST(PluginHost, LoadsTheRestWhenSomeAreRefused) {
     PluginHost host;
-    host.load_directories({fixture_plugin_dir("othermajor"), fixture_plugin_dir("good"),
-                           fixture_plugin_dir("nounpack"), fixture_plugin_dir("oldminor"),
-                           fixture_plugin_dir("does-not-exist")});
+    host.load_directories({fixture_plugin_dir("othermajor"), fixture_plugin_dir("good"), fixture_plugin_dir("nounpack"),
+                           fixture_plugin_dir("oldminor"), fixture_plugin_dir("does-not-exist")});
     ASSERT_EQ(host.plugins().size(), 2u);
     EXPECT_EQ(host.plugins()[0]->name(), "good");
     EXPECT_EQ(host.plugins()[1]->name(), "oldminor");
@@ -156,8 +156,7 @@ TEST_F(GoodPlugin, CrawlRoundTripsRequestAndReleases) {
     EXPECT_EQ(list.releases[1].release, "6.1.0-2-amd64");
     EXPECT_EQ(list.releases[1].arch, "arm64");
     ASSERT_EQ(list.releases[1].packages.size(), 2u);
-    EXPECT_EQ(list.releases[1].packages[1].url,
-              "http://127.0.0.1:9/b/testkernel-headers-6.1.0-2-amd64.pkg");
+    EXPECT_EQ(list.releases[1].packages[1].url, "http://127.0.0.1:9/b/testkernel-headers-6.1.0-2-amd64.pkg");
 }
 
 TEST_F(GoodPlugin, BatchGroupsFilesAndNamesWhatItCannotPlace) {
@@ -220,9 +219,7 @@ TEST_F(GoodPlugin, HostServicesReachThePlugin) {
 }
 
 TEST_F(GoodPlugin, AServiceErrorReachesTheHostAsTheHookError) {
-    context_.extract = [](const std::string&) -> std::string {
-        throw Error("/a.pkg: truncated archive");
-    };
+    context_.extract = [](const std::string&) -> std::string { throw Error("/a.pkg: truncated archive"); };
     PluginInstance instance(*host_.plugins().front(), context_);
     UnpackRequest request;
     request.release.packages = {{"p", "", "/a.pkg"}};
@@ -259,12 +256,13 @@ protected:
 };
 
 TEST_F(ThrowingPlugin, ExceptionTextReachesTheHost) {
-    EXPECT_EQ(error_of([](PluginInstance& p) { p.crawl({"throwdistro", "amd64", {"http://m"}, {}}); }),
+    EXPECT_EQ(error_of([](PluginInstance& p) {
+                  p.crawl({"throwdistro", "amd64", {"http://m"}, {}});
+              }),
               "throwing: crawl: mirror http://m answered 503");
     EXPECT_EQ(error_of([](PluginInstance& p) { p.hash_config({}); }),
               "throwing: hash_config: no .config in the headers package");
-    EXPECT_EQ(error_of([](PluginInstance& p) { p.batch_packages({}); }),
-              "throwing: batch_packages: unknown exception");
+    EXPECT_EQ(error_of([](PluginInstance& p) { p.batch_packages({}); }), "throwing: batch_packages: unknown exception");
     const std::string out_of_range = error_of([](PluginInstance& p) { p.get_kernel_dir({}); });
     EXPECT_EQ(out_of_range.rfind("throwing: get_kernel_dir: ", 0), 0u) << out_of_range;
 }

@@ -104,13 +104,15 @@ TEST_F(InTreePlugins, RpmFamiliesOrderReleasesAsRpmDoes) {
                                             "4.18.0-553.5.1.el8_10.x86_64", "4.18.0-513.24.1.el8_9.x86_64"};
     const std::vector<std::string> newest = {"4.18.0-553.5.1.el8_10.x86_64", "4.18.0-553.el8_10.x86_64",
                                              "4.18.0-513.24.1.el8_9.x86_64", "4.18.0-80.el8.x86_64"};
-    for (const char* distro : {"centos", "rocky", "almalinux", "oracle"}) EXPECT_EQ(latest(distro, names, 4), newest) << distro;
+    for (const char* distro : {"centos", "rocky", "almalinux", "oracle"})
+        EXPECT_EQ(latest(distro, names, 4), newest) << distro;
     // rpm's '~' (a pre-release) sorts before the release it precedes.
     EXPECT_EQ(latest("fedora", {"6.10.0-0.rc7.fc41.x86_64", "6.10.0-1.fc41.x86_64", "6.10.0-0~rc7.fc41.x86_64"}, 1),
               std::vector<std::string>{"6.10.0-1.fc41.x86_64"});
-    EXPECT_EQ(latest("amazonlinux2", {"4.14.336-257.562.amzn2.x86_64", "5.10.210-201.852.amzn2.x86_64",
-                                      "4.14.336-257.568.amzn2.x86_64"}, 2),
-              (std::vector<std::string>{"5.10.210-201.852.amzn2.x86_64", "4.14.336-257.568.amzn2.x86_64"}));
+    EXPECT_EQ(
+        latest("amazonlinux2",
+               {"4.14.336-257.562.amzn2.x86_64", "5.10.210-201.852.amzn2.x86_64", "4.14.336-257.568.amzn2.x86_64"}, 2),
+        (std::vector<std::string>{"5.10.210-201.852.amzn2.x86_64", "4.14.336-257.568.amzn2.x86_64"}));
 }
 
 TEST_F(InTreePlugins, FlatcarOrdersByItsOsVersionEvenBeforeTheKernelIsNamed) {
@@ -180,12 +182,14 @@ TEST(ReleaseOrder, APluginsOrderHookDecidesAndOlderMinorsFallBack) {
 TEST(ReleaseOrder, LatestOnAnRpmDistroPicksTheNewestByRpmsOrder) {
     test::TempDir dir;
     const fs::path list = dir / "kernels.txt";
-    test::write_file(list, "https://mirror.invalid/8/BaseOS/x86_64/os/Packages/kernel-devel-4.18.0-553.el8_10.x86_64.rpm\n"
-                           "https://mirror.invalid/8/BaseOS/x86_64/os/Packages/kernel-devel-4.18.0-553.5.1.el8_10.x86_64.rpm\n"
-                           "https://mirror.invalid/8/BaseOS/x86_64/os/Packages/kernel-devel-4.18.0-80.el8.x86_64.rpm\n");
-    const ProcessResult r = test::run_kbuild({"--cache-dir", (dir / "cache").string(), "batch", "--distro", "rocky",
-                                              "--arch", "x86_64", "--from-list", list.string(), "--latest", "1",
-                                              "--output", "json"});
+    test::write_file(
+        list,
+        "https://mirror.invalid/8/BaseOS/x86_64/os/Packages/kernel-devel-4.18.0-553.el8_10.x86_64.rpm\n"
+        "https://mirror.invalid/8/BaseOS/x86_64/os/Packages/kernel-devel-4.18.0-553.5.1.el8_10.x86_64.rpm\n"
+        "https://mirror.invalid/8/BaseOS/x86_64/os/Packages/kernel-devel-4.18.0-80.el8.x86_64.rpm\n");
+    const ProcessResult r =
+        test::run_kbuild({"--cache-dir", (dir / "cache").string(), "batch", "--distro", "rocky", "--arch", "x86_64",
+                          "--from-list", list.string(), "--latest", "1", "--output", "json"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const Json doc = Json::parse(r.out);
     ASSERT_EQ(doc["releases"].size(), 1u) << r.out;
@@ -221,9 +225,9 @@ TEST(Targets, APlaceholderStandsForOneWordAndNothingElse) {
 }
 
 TEST(Targets, PluginsListsThemAndAnOlderPluginsDistrosAreItsTargets) {
-    const ProcessResult r = test::run_kbuild({"plugins", "--output", "json", "--plugin-dir",
-                                              fixture_plugin_dir("good").string(), "--plugin-dir",
-                                              fixture_plugin_dir("oldminor").string()});
+    const ProcessResult r =
+        test::run_kbuild({"plugins", "--output", "json", "--plugin-dir", fixture_plugin_dir("good").string(),
+                          "--plugin-dir", fixture_plugin_dir("oldminor").string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const Json doc = Json::parse(r.out);
     ASSERT_EQ(doc["plugins"].size(), 2u) << r.out;

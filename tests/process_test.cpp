@@ -5,14 +5,14 @@
 
 #include <gtest/gtest.h>
 
-#include <cerrno>
-#include <csignal>
-#include <filesystem>
 #include <pthread.h>
-#include <sstream>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <filesystem>
+#include <sstream>
 
 using namespace kbuild;
 
@@ -137,7 +137,8 @@ TEST(Process, StartsInItsOwnGroupWithNothingBlocked) {
     sigaddset(&blocked, SIGTERM);
     ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &blocked, &previous), 0);
     const ProcessResult r = run_process(
-        {"sh", "-c", "echo $$ $(cut -d' ' -f5 /proc/$$/stat); grep SigBlk /proc/self/status; readlink /proc/self/fd/0"});
+        {"sh", "-c",
+         "echo $$ $(cut -d' ' -f5 /proc/$$/stat); grep SigBlk /proc/self/status; readlink /proc/self/fd/0"});
     ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     std::istringstream lines(r.out);
     pid_t pid = 0, group = 0;

@@ -1,8 +1,8 @@
 // The repository stands alone: a fresh clone anywhere passes its tests, so nothing in its
 // tests, scripts or build files names a path outside it, and an install into a prefix writes
 // only below that prefix.
-#include "util/process.h"
 #include "test_util.h"
+#include "util/process.h"
 
 #include <gtest/gtest.h>
 
@@ -43,16 +43,22 @@ TEST(Repository, NoTestScriptOrBuildFileNamesAPathOutsideIt) {
     // directory, or the absolute path of the directory that holds the checkout.
     std::vector<std::pair<std::regex, std::string>> ways_out = {
         // Spelled in parts, so that this file does not name what it looks for.
-        {std::regex(R"(\.\./)" "shared" R"(\b)"), ".." "/shared"},
+        {std::regex(R"(\.\./)"
+                    "shared"
+                    R"(\b)"),
+         ".."
+         "/shared"},
         {std::regex(R"(source_dir\(\)\s*\.\s*parent_path\(\))"), "source_dir().parent_path()"},
         {std::regex(R"(PROJECT_SOURCE_DIR\}/\.\.)"), "${PROJECT_SOURCE_DIR}/.."},
     };
     // Not when the checkout sits right in a directory the code names for its own reasons (a
     // clone in /tmp: tests write scratch files under /tmp/).
     const std::string above = root.parent_path().string();
-    const bool shared_place = above == "/" || above == "/tmp" || above == "/var/tmp" || above == "/home" || above == "/root";
-    if (!shared_place) ways_out.push_back({std::regex(std::regex_replace(above, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + "/"),
-                                          above + "/"});
+    const bool shared_place =
+        above == "/" || above == "/tmp" || above == "/var/tmp" || above == "/home" || above == "/root";
+    if (!shared_place)
+        ways_out.push_back(
+            {std::regex(std::regex_replace(above, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + "/"), above + "/"});
     const fs::path self = fs::path(__FILE__).filename();
     std::vector<std::string> found;
     size_t checked = 0;
@@ -65,8 +71,8 @@ TEST(Repository, NoTestScriptOrBuildFileNamesAPathOutsideIt) {
             ++number;
             for (const auto& [pattern, shown] : ways_out)
                 if (std::regex_search(line, pattern))
-                    found.push_back(fs::relative(file, root).string() + ":" + std::to_string(number) +
-                                    ": names " + shown);
+                    found.push_back(fs::relative(file, root).string() + ":" + std::to_string(number) + ": names " +
+                                    shown);
         }
     }
     EXPECT_GT(checked, 50u);
@@ -93,8 +99,8 @@ TEST(Repository, InstallIntoAPrefixWritesOnlyBelowIt) {
     const std::string prefix = "/opt/kbuild-prefix-test";
     ProcessOptions options;
     options.env = {"DESTDIR=" + dest.string()};
-    const ProcessResult r = run_process({test::cmake_binary().string(), "--install", test::binary_dir().string(),
-                                         "--prefix", prefix}, options);
+    const ProcessResult r = run_process(
+        {test::cmake_binary().string(), "--install", test::binary_dir().string(), "--prefix", prefix}, options);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     const fs::path installed = dest / prefix.substr(1);
     EXPECT_TRUE(fs::is_regular_file(installed / "bin/kbuild"));
@@ -117,5 +123,6 @@ TEST(Repository, InstallIntoAPrefixWritesOnlyBelowIt) {
                                             isolated);
     EXPECT_EQ(serve.exit_code, 2);
     EXPECT_NE(serve.err.find("[serve.modules.probe]: path /nonexistent-module-source is not a directory"),
-              std::string::npos) << serve.err;
+              std::string::npos)
+        << serve.err;
 }

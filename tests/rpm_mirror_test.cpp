@@ -18,7 +18,9 @@ using namespace kbuild;
 
 namespace {
 
-std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
+std::string cache_dir() {
+    return (test::binary_dir() / "test-cache").string();
+}
 
 // The newest bookworm kernel's packages, and K of its 6.1.0-K-amd64.
 struct DebianKernel {
@@ -69,10 +71,13 @@ TEST(RpmMirror, CentOSRepositoriesCrawledAndBuiltWithTheBadOnesNamed) {
     const std::string escaping = "6.1.0-" + kernel.k + ".2.el9.x86_64";
     const std::string stream9 = "9-stream/AppStream/x86_64/os", stream8 = "8-stream/AppStream/x86_64/os";
     make_repo(archive.path(), kernel, {"--layout", "centos", "--repo-path", stream9, "--release", good});
-    make_repo(archive.path(), kernel, {"--layout", "centos", "--repo-path", stream9, "--release", cut, "--truncate-one"});
-    make_repo(archive.path(), kernel, {"--layout", "centos", "--repo-path", stream9, "--release", escaping, "--escape"});
-    make_repo(archive.path(), kernel, {"--layout", "centos", "--repo-path", stream8, "--release",
-                                       "6.1.0-" + kernel.k + ".el8.x86_64", "--corrupt-primary"});
+    make_repo(archive.path(), kernel,
+              {"--layout", "centos", "--repo-path", stream9, "--release", cut, "--truncate-one"});
+    make_repo(archive.path(), kernel,
+              {"--layout", "centos", "--repo-path", stream9, "--release", escaping, "--escape"});
+    make_repo(archive.path(), kernel,
+              {"--layout", "centos", "--repo-path", stream8, "--release", "6.1.0-" + kernel.k + ".el8.x86_64",
+               "--corrupt-primary"});
     test::MirrorServer server(archive.path());
 
     // Both repositories: the corrupt index is refused and named; the other's kernels are listed.
@@ -87,10 +92,10 @@ TEST(RpmMirror, CentOSRepositoriesCrawledAndBuiltWithTheBadOnesNamed) {
     for (const auto& r : crawled["releases"]) listed.insert(r["kernelrelease"].get<std::string>());
     EXPECT_EQ(listed, (std::set<std::string>{good, cut, escaping}));
 
-    const ProcessResult build = test::run_kbuild(
-        {"--cache-dir", cache_dir(), "build", "--distro", "centos", "--mirror", server.url(), "--option",
-         "repos=9-stream/AppStream/{arch}/os", "--builder", "docker", "--module-src",
-         (test::source_dir() / "examples/hello").string(), "--out", out.path().string()});
+    const ProcessResult build =
+        test::run_kbuild({"--cache-dir", cache_dir(), "build", "--distro", "centos", "--mirror", server.url(),
+                          "--option", "repos=9-stream/AppStream/{arch}/os", "--builder", "docker", "--module-src",
+                          (test::source_dir() / "examples/hello").string(), "--out", out.path().string()});
     EXPECT_EQ(build.exit_code, 1) << build.err;
     auto targets = targets_of(out.path());
     ASSERT_EQ(targets.size(), 3u);
@@ -113,12 +118,13 @@ TEST(RpmMirror, AmazonLinux2ThroughMirrorListBuildsInTheContainer) {
     test::TempDir archive, out;
     test::MirrorServer server(archive.path());
     const std::string release = "6.1.0-" + kernel.k + ".amzn2.x86_64";
-    make_repo(archive.path(), kernel, {"--layout", "amazonlinux2", "--release", release, "--payload", "xz", "--base-url", server.url()});
+    make_repo(archive.path(), kernel,
+              {"--layout", "amazonlinux2", "--release", release, "--payload", "xz", "--base-url", server.url()});
 
-    const ProcessResult build = test::run_kbuild(
-        {"--cache-dir", cache_dir(), "build", "--distro", "amazonlinux2", "--mirror", server.url(), "--option",
-         "repos=2/core/latest/{arch}/mirror.list", "--builder", "docker", "--module-src",
-         (test::source_dir() / "examples/hello").string(), "--out", out.path().string()});
+    const ProcessResult build =
+        test::run_kbuild({"--cache-dir", cache_dir(), "build", "--distro", "amazonlinux2", "--mirror", server.url(),
+                          "--option", "repos=2/core/latest/{arch}/mirror.list", "--builder", "docker", "--module-src",
+                          (test::source_dir() / "examples/hello").string(), "--out", out.path().string()});
     EXPECT_EQ(build.exit_code, 0) << build.err;
     auto targets = targets_of(out.path());
     ASSERT_EQ(targets.size(), 1u);
@@ -129,9 +135,9 @@ TEST(RpmMirror, AmazonLinux2ThroughMirrorListBuildsInTheContainer) {
 
     // Its bundle (an rpm family tree: usr/src/kernels/<release>) builds the same module alone.
     test::TempDir bundles, from_bundle;
-    const ProcessResult bundle = test::run_kbuild(
-        {"--cache-dir", cache_dir(), "bundle", "--distro", "amazonlinux2", "--mirror", server.url(), "--option",
-         "repos=2/core/latest/{arch}/mirror.list", "--out", bundles.path().string()});
+    const ProcessResult bundle =
+        test::run_kbuild({"--cache-dir", cache_dir(), "bundle", "--distro", "amazonlinux2", "--mirror", server.url(),
+                          "--option", "repos=2/core/latest/{arch}/mirror.list", "--out", bundles.path().string()});
     ASSERT_EQ(bundle.exit_code, 0) << bundle.err;
     const fs::path file = bundles / ("bundle-" + release + ".tgz");
     ASSERT_TRUE(fs::is_regular_file(file)) << bundle.err;

@@ -128,8 +128,9 @@ TEST(RpmNames, HandCheckedReleases) {
     ASSERT_GE(kCases.size(), 31u);
     std::map<std::string, std::map<std::string, Json>> by_file;  // distro -> file name -> entry
     for (const std::string distro : {"centos", "amazonlinux2"}) {
-        const auto prefixes = distro == "centos" ? std::vector<std::string>{"centos", "rhel", "oracle-uek", "fedora-coreos"}
-                                                 : std::vector<std::string>{"amazon"};
+        const auto prefixes = distro == "centos"
+                                  ? std::vector<std::string>{"centos", "rhel", "oracle-uek", "fedora-coreos"}
+                                  : std::vector<std::string>{"amazon"};
         test::TempDir dir;
         std::string all;
         for (const auto& list : lists_named(prefixes))
@@ -150,12 +151,13 @@ TEST(RpmNames, HandCheckedReleases) {
 // use, and URL-escaped characters.
 TEST(RpmNames, AmazonLinuxGenerationsAndEscapedNames) {
     test::TempDir dir;
-    std::ofstream(dir / "list.txt") << "https://mirror.example/blobstore/ab/kernel-devel-4.14.355-196.280.amzn1.x86_64.rpm\n"
-                                       "https://mirror.example/blobstore/cd/kernel-devel-6.1.61-85.141.amzn2023.x86_64.rpm\n"
-                                       "https://mirror.example/blobstore/ef/kernel-devel-6.1.61-85.141.amzn2023.aarch64.rpm\n"
-                                       "https://mirror.example/2/extras/kernel5.10-devel-5.10.210-201.852.amzn2.x86_64.rpm\n"
-                                       "https://mirror.example/x/kernel-devel-5.14.0-1%5Egit1.el9.x86_64.rpm\n"
-                                       "https://mirror.example/x/kernel-headers-6.1.61-85.141.amzn2023.x86_64.rpm\n";
+    std::ofstream(dir / "list.txt")
+        << "https://mirror.example/blobstore/ab/kernel-devel-4.14.355-196.280.amzn1.x86_64.rpm\n"
+           "https://mirror.example/blobstore/cd/kernel-devel-6.1.61-85.141.amzn2023.x86_64.rpm\n"
+           "https://mirror.example/blobstore/ef/kernel-devel-6.1.61-85.141.amzn2023.aarch64.rpm\n"
+           "https://mirror.example/2/extras/kernel5.10-devel-5.10.210-201.852.amzn2.x86_64.rpm\n"
+           "https://mirror.example/x/kernel-devel-5.14.0-1%5Egit1.el9.x86_64.rpm\n"
+           "https://mirror.example/x/kernel-headers-6.1.61-85.141.amzn2023.x86_64.rpm\n";
     const Json result = batch("amazonlinux2023", dir / "list.txt");
     std::set<std::string> releases;
     for (const auto& e : result["entries"]) releases.insert(e["kernelrelease"].get<std::string>());
@@ -180,9 +182,9 @@ TEST(RpmNames, LocalRpmsAreGroupedByTheirHeaders) {
     fs::copy_file(data / "kbuild-fixture-tools-1.0^20240101git1f2e3d-3.fc40.noarch.rpm", dir / "tools.rpm");
     const std::string rpm = test::read_file(dir / "renamed.rpm");
     test::write_file(dir / "cut.rpm", rpm.substr(0, 200));
-    const ProcessResult r = test::run_kbuild({"batch", "--distro", "centos", (dir / "renamed.rpm").string(),
-                                              (dir / "tools.rpm").string(), (dir / "cut.rpm").string(),
-                                              "--output", "json"});
+    const ProcessResult r =
+        test::run_kbuild({"batch", "--distro", "centos", (dir / "renamed.rpm").string(), (dir / "tools.rpm").string(),
+                          (dir / "cut.rpm").string(), "--output", "json"});
     EXPECT_EQ(r.exit_code, 1);  // one file could not be read
     EXPECT_NE(r.err.find("error: " + (dir / "cut.rpm").string() + ": "), std::string::npos) << r.err;
     const Json result = Json::parse(r.out);

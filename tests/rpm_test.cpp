@@ -1,5 +1,5 @@
-#include "util/process.h"
 #include "test_util.h"
+#include "util/process.h"
 
 #include <kbuild/digest.hpp>
 #include <kbuild/rpm.hpp>
@@ -23,7 +23,9 @@ namespace {
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
 
-int sign(int value) { return (value > 0) - (value < 0); }
+int sign(int value) {
+    return (value > 0) - (value < 0);
+}
 
 ProcessResult run_checked(const std::vector<std::string>& argv) {
     ProcessResult r = run_process(argv);
@@ -48,14 +50,15 @@ std::string error_of(F&& f) {
 }
 
 // One line naming the file and saying why.
-void expect_error_line(const std::string& message, const std::string& path,
-                       const std::string& cause) {
+void expect_error_line(const std::string& message, const std::string& path, const std::string& cause) {
     EXPECT_NE(message.find(path), std::string::npos) << message;
     EXPECT_NE(message.find(cause), std::string::npos) << message << "\nexpected: " << cause;
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
 }
 
-fs::path fixture_dir() { return test::source_dir() / "tests/fixtures/rpm-data"; }
+fs::path fixture_dir() {
+    return test::source_dir() / "tests/fixtures/rpm-data";
+}
 
 const std::string kKernelDevel = "kernel-devel-5.14.0-284.11.1.el9_2.x86_64.rpm";
 const std::string kTools = "kbuild-fixture-tools-1.0^20240101git1f2e3d-3.fc40.noarch.rpm";
@@ -236,10 +239,22 @@ std::vector<std::string> read_lines(const fs::path& path) {
 
 // The rpm-family kernel-packer lists (real package URLs) and the URLs of each.
 const std::vector<std::string> kKernelLists = {
-    "centos.txt",          "rhel7.txt",           "rhel76-eus.txt",      "rhel8.txt",
-    "rhel84-eus.txt",      "rhel8-rhocp4.10.txt", "rhel8-rhocp4.11.txt", "rhel8-rhocp4.12.txt",
-    "rhel9-rhocp4.13.txt", "rhel9-rhocp4.14.txt", "rhel.txt",            "amazon.txt",
-    "amazon-5.10.txt",     "amazon-extras.txt",   "oracle-uek.txt",      "fedora-coreos.txt",
+    "centos.txt",
+    "rhel7.txt",
+    "rhel76-eus.txt",
+    "rhel8.txt",
+    "rhel84-eus.txt",
+    "rhel8-rhocp4.10.txt",
+    "rhel8-rhocp4.11.txt",
+    "rhel8-rhocp4.12.txt",
+    "rhel9-rhocp4.13.txt",
+    "rhel9-rhocp4.14.txt",
+    "rhel.txt",
+    "amazon.txt",
+    "amazon-5.10.txt",
+    "amazon-extras.txt",
+    "oracle-uek.txt",
+    "fedora-coreos.txt",
 };
 
 std::vector<std::string> kernel_list_urls() {
@@ -259,8 +274,7 @@ Pairs kernel_list_pairs() {
     std::set<std::string> seen;
     for (const auto& url : kernel_list_urls()) {
         const auto p = rpm::parse_file_name(url);
-        if (p && seen.insert(p->version + "-" + p->release).second)
-            releases.push_back(p->version + "-" + p->release);
+        if (p && seen.insert(p->version + "-" + p->release).second) releases.push_back(p->version + "-" + p->release);
     }
     Pairs pairs;
     for (std::size_t i = 0; i + 1 < releases.size(); ++i) {
@@ -286,23 +300,23 @@ public:
     std::vector<int> run() const {
         test::TempDir dir;
         std::string text;
-        for (const auto& q : queries_)
-            text += (q.kind == kSegments ? "s\t" : "e\t") + q.a + "\t" + q.b + "\n";
+        for (const auto& q : queries_) text += (q.kind == kSegments ? "s\t" : "e\t") + q.a + "\t" + q.b + "\n";
         test::write_file(dir / "queries", text);
         test::write_file(dir / "vercmp.lua",
-                         "for line in io.lines('" + (dir / "queries").string() + "') do\n"
-                         "  local kind, a, b = line:match('^(%a)\\t([^\\t]*)\\t([^\\t]*)$')\n"
-                         "  if kind == 's' then a, b = '0:' .. a .. '-0', '0:' .. b .. '-0' end\n"
-                         "  io.write(rpm.vercmp(a, b), '\\n')\n"
-                         "end\n");
-        const ProcessResult r = run_checked(
-            {"rpm", "--eval", "%{lua: dofile('" + (dir / "vercmp.lua").string() + "')}"});
+                         "for line in io.lines('" + (dir / "queries").string() +
+                             "') do\n"
+                             "  local kind, a, b = line:match('^(%a)\\t([^\\t]*)\\t([^\\t]*)$')\n"
+                             "  if kind == 's' then a, b = '0:' .. a .. '-0', '0:' .. b .. '-0' end\n"
+                             "  io.write(rpm.vercmp(a, b), '\\n')\n"
+                             "end\n");
+        const ProcessResult r =
+            run_checked({"rpm", "--eval", "%{lua: dofile('" + (dir / "vercmp.lua").string() + "')}"});
         std::istringstream lines(r.out);
         std::vector<int> answers;
         for (int answer; lines >> answer;) answers.push_back(sign(answer));
         if (answers.size() != queries_.size())
-            throw Error("rpm answered " + std::to_string(answers.size()) + " of " +
-                        std::to_string(queries_.size()) + " comparisons: " + r.err);
+            throw Error("rpm answered " + std::to_string(answers.size()) + " of " + std::to_string(queries_.size()) +
+                        " comparisons: " + r.err);
         return answers;
     }
 
@@ -361,7 +375,7 @@ protected:
     // Answers both ways, so a constant (or one-sided) comparison cannot pass.
     static void expect_varied(const std::vector<Answered>& answered, int unequal, int equal) {
         int less = 0, same = 0, greater = 0;
-        for (const auto& x : answered) less += x.ab < 0, same += x.ab == 0, greater += x.ab > 0;
+        for (const auto& x : answered) less += x.ab<0, same += x.ab == 0, greater += x.ab> 0;
         EXPECT_GE(less, unequal);
         EXPECT_GE(greater, unequal);
         EXPECT_GE(same, equal);
@@ -415,16 +429,16 @@ TEST_F(RpmVersion, KernelListReleasesOrderAsRpmDoes) {
 
 // The rules, stated without rpm, so a reader sees what the tables check.
 TEST(RpmVersionRules, ByExample) {
-    EXPECT_LT(rpm::compare_segments("1.0~rc1", "1.0"), 0);      // '~' before the end
-    EXPECT_LT(rpm::compare_segments("1.0", "1.0^git1"), 0);     // '^' after the end...
-    EXPECT_LT(rpm::compare_segments("1.0^git1", "1.0.1"), 0);   // ...before anything else
-    EXPECT_EQ(rpm::compare_segments("1.01", "1.1"), 0);         // leading zeros
-    EXPECT_EQ(rpm::compare_segments("1.0", "1_0"), 0);          // separators only separate
-    EXPECT_GT(rpm::compare_segments("1.0.1", "1.0a"), 0);       // digits beat letters
+    EXPECT_LT(rpm::compare_segments("1.0~rc1", "1.0"), 0);     // '~' before the end
+    EXPECT_LT(rpm::compare_segments("1.0", "1.0^git1"), 0);    // '^' after the end...
+    EXPECT_LT(rpm::compare_segments("1.0^git1", "1.0.1"), 0);  // ...before anything else
+    EXPECT_EQ(rpm::compare_segments("1.01", "1.1"), 0);        // leading zeros
+    EXPECT_EQ(rpm::compare_segments("1.0", "1_0"), 0);         // separators only separate
+    EXPECT_GT(rpm::compare_segments("1.0.1", "1.0a"), 0);      // digits beat letters
     EXPECT_GT(rpm::compare_segments("1160.81.1.el7", "1160.80.1.el7"), 0);
-    EXPECT_GT(rpm::compare_evr("1:1.0", "2.0"), 0);             // epoch first
-    EXPECT_EQ(rpm::compare_evr("0:1.0-1", "1.0-1"), 0);         // missing epoch is 0
-    EXPECT_LT(rpm::compare_evr("1.0", "1.0-1"), 0);             // missing release is older
+    EXPECT_GT(rpm::compare_evr("1:1.0", "2.0"), 0);      // epoch first
+    EXPECT_EQ(rpm::compare_evr("0:1.0-1", "1.0-1"), 0);  // missing epoch is 0
+    EXPECT_LT(rpm::compare_evr("1.0", "1.0-1"), 0);      // missing release is older
     EXPECT_GT(rpm::compare_evr("3.10.0-1160.el7", "3.10.0-957.27.2.el7"), 0);
 }
 
@@ -432,8 +446,7 @@ TEST_F(RpmVersion, IsAntisymmetricAndReflexive) {
     for (const auto* table : {segments_, evrs_, kernels_}) {
         for (const auto& x : *table) {
             EXPECT_EQ(rpm::compare_evr(x.a, x.a), 0) << x.a;
-            EXPECT_EQ(sign(rpm::compare_evr(x.a, x.b)), -sign(rpm::compare_evr(x.b, x.a)))
-                << x.a << " vs " << x.b;
+            EXPECT_EQ(sign(rpm::compare_evr(x.a, x.b)), -sign(rpm::compare_evr(x.b, x.a))) << x.a << " vs " << x.b;
         }
     }
 }
@@ -441,8 +454,9 @@ TEST_F(RpmVersion, IsAntisymmetricAndReflexive) {
 // ---- file names ----
 
 TEST(RpmFileName, NevraOfPathsAndUrls) {
-    const auto p = rpm::parse_file_name("https://mirror.invalid/7/updates/x86_64/Packages/"
-                                        "kernel-devel-3.10.0-1160.80.1.el7.x86_64.rpm");
+    const auto p = rpm::parse_file_name(
+        "https://mirror.invalid/7/updates/x86_64/Packages/"
+        "kernel-devel-3.10.0-1160.80.1.el7.x86_64.rpm");
     ASSERT_TRUE(p);
     EXPECT_EQ(p->name, "kernel-devel");
     EXPECT_EQ(p->version, "3.10.0");
@@ -451,8 +465,7 @@ TEST(RpmFileName, NevraOfPathsAndUrls) {
     EXPECT_EQ(p->epoch, "");
     EXPECT_EQ(p->size, -1);
 
-    const auto local =
-        rpm::parse_file_name("/var/tmp/kernel-devel-3.10.0-1160.80.1.el7.x86_64.rpm");
+    const auto local = rpm::parse_file_name("/var/tmp/kernel-devel-3.10.0-1160.80.1.el7.x86_64.rpm");
     ASSERT_TRUE(local);
     EXPECT_EQ(local->name, "kernel-devel");
     const auto bare = rpm::parse_file_name("kernel-devel-3.10.0-1160.80.1.el7.x86_64.rpm");
@@ -489,10 +502,8 @@ TEST(RpmFileName, NamesWithHyphensAndDigits) {
               (Nevra{"kernel-rt-devel", "4.18.0", "372.100.1.rt7.260.el8_6", "x86_64"}));
     EXPECT_EQ(nevra_of("kernel-64k-devel-5.14.0-427.13.1.el9_4.aarch64.rpm"),
               (Nevra{"kernel-64k-devel", "5.14.0", "427.13.1.el9_4", "aarch64"}));
-    EXPECT_EQ(nevra_of("kernel-3.10.0-1160.el7.src.rpm"),
-              (Nevra{"kernel", "3.10.0", "1160.el7", "src"}));
-    EXPECT_EQ(nevra_of(kTools), (Nevra{"kbuild-fixture-tools", "1.0^20240101git1f2e3d", "3.fc40",
-                                       "noarch"}));
+    EXPECT_EQ(nevra_of("kernel-3.10.0-1160.el7.src.rpm"), (Nevra{"kernel", "3.10.0", "1160.el7", "src"}));
+    EXPECT_EQ(nevra_of(kTools), (Nevra{"kbuild-fixture-tools", "1.0^20240101git1f2e3d", "3.fc40", "noarch"}));
 }
 
 TEST(RpmFileName, UrlEscapesAreDecoded) {
@@ -509,7 +520,11 @@ TEST(RpmFileName, UrlEscapesAreDecoded) {
 
 TEST(RpmFileName, OtherShapesAreNotPackages) {
     for (const std::string file : {
-             "", ".rpm", "x86_64.rpm", "kernel-devel.rpm", "kernel-devel.x86_64.rpm",
+             "",
+             ".rpm",
+             "x86_64.rpm",
+             "kernel-devel.rpm",
+             "kernel-devel.x86_64.rpm",
              "foo-1.0.rpm",                                  // no arch: "0-1" is not one
              "-3.10.0-1160.el7.x86_64.rpm",                  // no name
              "kernel--1160.el7.x86_64.rpm",                  // empty version
@@ -550,19 +565,17 @@ TEST(RpmFileName, EveryKernelListUrl) {
     }
     EXPECT_GT(packages, 1500);
     EXPECT_GT(others, 100);
-    EXPECT_EQ(names,
-              (std::set<std::string>{"kernel-devel", "kernel-rt-devel", "kernel-uek-devel"}));
+    EXPECT_EQ(names, (std::set<std::string>{"kernel-devel", "kernel-rt-devel", "kernel-uek-devel"}));
 }
 
 // ---- rpm headers ----
 
 // What `rpm -qp` says of a package.
 rpm::Package query_with_rpm(const fs::path& file) {
-    const ProcessResult r = run_checked(
-        {"rpm", "-qp", "--nosignature", "--nodigest", "--qf",
-         "%{NAME}\\n%{EPOCH}\\n%{VERSION}\\n%{RELEASE}\\n%{ARCH}\\n%{SOURCERPM}\\n"
-         "[P %{PROVIDENAME}\\n][R %{REQUIRENAME}\\n]",
-         file.string()});
+    const ProcessResult r = run_checked({"rpm", "-qp", "--nosignature", "--nodigest", "--qf",
+                                         "%{NAME}\\n%{EPOCH}\\n%{VERSION}\\n%{RELEASE}\\n%{ARCH}\\n%{SOURCERPM}\\n"
+                                         "[P %{PROVIDENAME}\\n][R %{REQUIRENAME}\\n]",
+                                         file.string()});
     std::istringstream lines(r.out);
     rpm::Package p;
     std::getline(lines, p.name);
@@ -584,8 +597,7 @@ rpm::Package query_with_rpm(const fs::path& file) {
     return p;
 }
 
-void expect_same_package(const rpm::Package& got, const rpm::Package& want,
-                         const std::string& what) {
+void expect_same_package(const rpm::Package& got, const rpm::Package& want, const std::string& what) {
     SCOPED_TRACE(what);
     EXPECT_EQ(got.name, want.name);
     EXPECT_EQ(got.epoch, want.epoch);
@@ -613,9 +625,8 @@ TEST(RpmHeader, KernelDevelInDetail) {
     EXPECT_EQ(p.release, "284.11.1.el9_2");
     EXPECT_EQ(p.arch, "x86_64");
     EXPECT_EQ(p.sourcerpm, "kernel-devel-5.14.0-284.11.1.el9_2.src.rpm");
-    EXPECT_EQ(p.provides,
-              (std::vector<std::string>{"kernel-devel", "kernel-devel(x86-64)",
-                                        "kernel-devel-uname-r", "kernel-devel-x86_64"}));
+    EXPECT_EQ(p.provides, (std::vector<std::string>{"kernel-devel", "kernel-devel(x86-64)", "kernel-devel-uname-r",
+                                                    "kernel-devel-x86_64"}));
     EXPECT_NE(std::find(p.requires_.begin(), p.requires_.end(), "make"), p.requires_.end());
     EXPECT_EQ(p.size, static_cast<std::int64_t>(fs::file_size(fixture_dir() / kKernelDevel)));
     const rpm::Package tools = rpm::read_header((fixture_dir() / kTools).string());
@@ -701,8 +712,7 @@ TEST_F(RpmHeaderDamage, TruncatedAnywhereInTheHeadersIsAnError) {
         {layout_.end - 1, ": header truncated"},
     };
     for (const auto& [size, cause] : cuts) {
-        const std::string message =
-            error_for(bytes_.substr(0, size), "cut-" + std::to_string(size) + ".rpm");
+        const std::string message = error_for(bytes_.substr(0, size), "cut-" + std::to_string(size) + ".rpm");
         EXPECT_NE(message.find(cause), std::string::npos)
             << "cut at " << size << ": " << message << "\nexpected: " << cause;
     }
@@ -719,13 +729,11 @@ TEST_F(RpmHeaderDamage, DamagedHeadersAreNamedErrors) {
 
     bytes = bytes_;
     bytes[79] = 1;
-    EXPECT_NE(error_for(bytes, "sigtype.rpm").find("unsupported signature type 1"),
-              std::string::npos);
+    EXPECT_NE(error_for(bytes, "sigtype.rpm").find("unsupported signature type 1"), std::string::npos);
 
     bytes = bytes_;
     bytes[layout_.signature] = 0;
-    EXPECT_NE(error_for(bytes, "sigmagic.rpm").find("signature header: bad magic"),
-              std::string::npos);
+    EXPECT_NE(error_for(bytes, "sigmagic.rpm").find("signature header: bad magic"), std::string::npos);
 
     bytes = bytes_;
     bytes[layout_.header + 1] = 0;
@@ -733,8 +741,7 @@ TEST_F(RpmHeaderDamage, DamagedHeadersAreNamedErrors) {
 
     bytes = bytes_;
     put_be32(bytes, layout_.header + 8, 0x7FFFFFFF);
-    EXPECT_NE(error_for(bytes, "count.rpm").find("header: bad index entry count"),
-              std::string::npos);
+    EXPECT_NE(error_for(bytes, "count.rpm").find("header: bad index entry count"), std::string::npos);
 
     bytes = bytes_;
     put_be32(bytes, layout_.header + 8, 0x00100000);  // within rpm's limit, beyond the file
@@ -742,13 +749,11 @@ TEST_F(RpmHeaderDamage, DamagedHeadersAreNamedErrors) {
 
     bytes = bytes_;
     put_be32(bytes, entry_of(bytes, layout_, 1000) + 8, 0x00FFFFF0);  // NAME's offset
-    EXPECT_NE(error_for(bytes, "offset.rpm").find("tag 1000 has data past the header's end"),
-              std::string::npos);
+    EXPECT_NE(error_for(bytes, "offset.rpm").find("tag 1000 has data past the header's end"), std::string::npos);
 
     bytes = bytes_;
     put_be32(bytes, entry_of(bytes, layout_, 1000) + 4, 4);  // NAME as an INT32
-    EXPECT_NE(error_for(bytes, "type.rpm").find("tag 1000 has type 4, expected 6"),
-              std::string::npos);
+    EXPECT_NE(error_for(bytes, "type.rpm").find("tag 1000 has type 4, expected 6"), std::string::npos);
 
     bytes = bytes_;
     put_be32(bytes, entry_of(bytes, layout_, 1047) + 12, 0x00FFFFFF);  // PROVIDENAME's count
@@ -761,8 +766,7 @@ TEST_F(RpmHeaderDamage, DamagedHeadersAreNamedErrors) {
 
 TEST_F(RpmHeaderDamage, NotAnRpmAndMissingFiles) {
     EXPECT_NE(error_for("", "empty.rpm").find("not an rpm (bad lead magic)"), std::string::npos);
-    EXPECT_NE(error_for("<?xml version=\"1.0\"?>\n<metadata/>\n", "text.rpm")
-                  .find("not an rpm (bad lead magic)"),
+    EXPECT_NE(error_for("<?xml version=\"1.0\"?>\n<metadata/>\n", "text.rpm").find("not an rpm (bad lead magic)"),
               std::string::npos);
     const std::string missing = (dir_ / "missing.rpm").string();
     expect_error_line(error_of([&] { rpm::read_header(missing); }), missing, "cannot open");
@@ -821,8 +825,7 @@ TEST(RpmRepomd, EveryDataEntry) {
               "primary.xml.gz");
     EXPECT_EQ(primary.checksum_type, "sha256");
     EXPECT_EQ(primary.checksum, "76c0041440261d0868dd8dc02cdd96cce312016ec2aec13e060dcf679704732d");
-    EXPECT_EQ(primary.open_checksum,
-              "4130ac17df69aab8d5509c7b9fa833c98f1369c465768f7a9e8e5f433be2e489");
+    EXPECT_EQ(primary.open_checksum, "4130ac17df69aab8d5509c7b9fa833c98f1369c465768f7a9e8e5f433be2e489");
     EXPECT_EQ(primary.size, 11937082);
     EXPECT_EQ(primary.open_size, 106123597);
     EXPECT_EQ(data[1].type, "filelists");
@@ -866,17 +869,14 @@ TEST(RpmRepomd, OtherPrefixesAndNoNamespace) {
 
 TEST(RpmRepomd, ErrorsNameTheOrigin) {
     const std::string origin = "https://mirror.invalid/9/BaseOS/x86_64/os/repodata/repomd.xml";
-    const auto error = [&](const std::string& xml) {
-        return error_of([&] { rpm::parse_repomd(xml, origin); });
-    };
+    const auto error = [&](const std::string& xml) { return error_of([&] { rpm::parse_repomd(xml, origin); }); };
     expect_error_line(error(std::string(kRepomd).substr(0, 700)), origin, "XML error at line");
-    expect_error_line(error("<html><body>Not Found</body></html>"), origin,
-                      "not a repomd.xml (root element <html>)");
+    expect_error_line(error("<html><body>Not Found</body></html>"), origin, "not a repomd.xml (root element <html>)");
     expect_error_line(error("<repomd><data type='primary'><size>12x</size>"
                             "<location href='a'/></data></repomd>"),
                       origin, "<size> is not a size: \"12x\"");
-    expect_error_line(error("<repomd><data type='primary'><checksum>1</checksum></data></repomd>"),
-                      origin, "<data type=\"primary\"> has no location");
+    expect_error_line(error("<repomd><data type='primary'><checksum>1</checksum></data></repomd>"), origin,
+                      "<data type=\"primary\"> has no location");
     expect_error_line(error("<repomd><data><location href='a'/></data></repomd>"), origin,
                       "a <data> element has no type");
     expect_error_line(error(""), origin, "XML error");
@@ -893,43 +893,62 @@ std::string package_xml(int i, bool kernel, int files) {
     const std::string version = "5.14.0", release = n + ".el9";
     std::string xml =
         "<package type=\"rpm\">\n"
-        "  <name>" + name + "</name>\n"
+        "  <name>" +
+        name +
+        "</name>\n"
         "  <arch>x86_64</arch>\n"
-        "  <version epoch=\"" + std::to_string(i % 3) + "\" ver=\"" + version + "\" rel=\"" +
-        release + "\"/>\n"
-        "  <checksum type=\"sha256\" pkgid=\"YES\">" + std::string(64 - n.size(), 'c') + n +
+        "  <version epoch=\"" +
+        std::to_string(i % 3) + "\" ver=\"" + version + "\" rel=\"" + release +
+        "\"/>\n"
+        "  <checksum type=\"sha256\" pkgid=\"YES\">" +
+        std::string(64 - n.size(), 'c') + n +
         "</checksum>\n"
-        "  <summary>Package " + n + " &amp; friends</summary>\n"
-        "  <description>Line one of " + n + ".\n\nLine &lt;two&gt;.</description>\n"
+        "  <summary>Package " +
+        n +
+        " &amp; friends</summary>\n"
+        "  <description>Line one of " +
+        n +
+        ".\n\nLine &lt;two&gt;.</description>\n"
         "  <packager>Example &lt;builder@example.invalid&gt;</packager>\n"
         "  <url>https://example.invalid/</url>\n"
         "  <time file=\"1718000000\" build=\"1717000000\"/>\n"
-        "  <size package=\"" + std::to_string(100000 + i) + "\" installed=\"1\" archive=\"2\"/>\n"
-        "  <location href=\"Packages/" + name + "-" + version + "-" + release + ".x86_64.rpm\"/>\n"
+        "  <size package=\"" +
+        std::to_string(100000 + i) +
+        "\" installed=\"1\" archive=\"2\"/>\n"
+        "  <location href=\"Packages/" +
+        name + "-" + version + "-" + release +
+        ".x86_64.rpm\"/>\n"
         "  <format>\n"
         "    <rpm:license>GPLv2</rpm:license>\n"
         "    <rpm:vendor>Example</rpm:vendor>\n"
         "    <rpm:group>Unspecified</rpm:group>\n"
         "    <rpm:buildhost>builder.example.invalid</rpm:buildhost>\n"
-        "    <rpm:sourcerpm>kernel-" + version + "-" + release + ".src.rpm</rpm:sourcerpm>\n"
-        "    <rpm:header-range start=\"4504\" end=\"" + std::to_string(9000 + i) + "\"/>\n"
+        "    <rpm:sourcerpm>kernel-" +
+        version + "-" + release +
+        ".src.rpm</rpm:sourcerpm>\n"
+        "    <rpm:header-range start=\"4504\" end=\"" +
+        std::to_string(9000 + i) +
+        "\"/>\n"
         "    <rpm:provides>\n"
-        "      <rpm:entry name=\"" + name + "\" flags=\"EQ\" epoch=\"0\" ver=\"" + version +
-        "\" rel=\"" + release + "\"/>\n"
-        "      <rpm:entry name=\"" + name + "-uname-r\" flags=\"EQ\" epoch=\"0\" ver=\"" + version +
+        "      <rpm:entry name=\"" +
+        name + "\" flags=\"EQ\" epoch=\"0\" ver=\"" + version + "\" rel=\"" + release +
+        "\"/>\n"
+        "      <rpm:entry name=\"" +
+        name + "-uname-r\" flags=\"EQ\" epoch=\"0\" ver=\"" + version +
         "\"/>\n"
         "    </rpm:provides>\n"
         "    <rpm:requires>\n"
         "      <rpm:entry name=\"/bin/sh\" pre=\"1\"/>\n"
         "      <rpm:entry name=\"make\" flags=\"GE\" epoch=\"0\" ver=\"3.78\"/>\n"
-        "      <rpm:entry name=\"lib&amp;" + n + "\"/>\n"
+        "      <rpm:entry name=\"lib&amp;" +
+        n +
+        "\"/>\n"
         "    </rpm:requires>\n"
         "    <rpm:conflicts>\n"
         "      <rpm:entry name=\"not-a-requirement\"/>\n"
         "    </rpm:conflicts>\n";
     for (int f = 0; f < files; ++f)
-        xml += "    <file>/usr/src/kernels/" + n + "/include/file-" + std::to_string(f) +
-               ".h</file>\n";
+        xml += "    <file>/usr/src/kernels/" + n + "/include/file-" + std::to_string(f) + ".h</file>\n";
     xml += "  </format>\n</package>\n";
     return xml;
 }
@@ -938,7 +957,9 @@ constexpr int kPrimaryPackages = 12000;
 
 // Every 97th package is a kernel-devel; their <file> lists make the text several MiB, so
 // packages straddle the reader's chunks.
-bool is_kernel(int i) { return i % 97 == 5; }
+bool is_kernel(int i) {
+    return i % 97 == 5;
+}
 
 std::string make_primary_xml() {
     std::string xml =
@@ -1060,8 +1081,7 @@ protected:
         test::write_file(bad, middle);
         const std::string message = error_of([&] { read_kernels(bad.string()); });
         expect_error_line(message, bad.string(), "");
-        EXPECT_TRUE(message.find(cause) != std::string::npos ||
-                    message.find("XML error") != std::string::npos)
+        EXPECT_TRUE(message.find(cause) != std::string::npos || message.find("XML error") != std::string::npos)
             << message;
 
         std::string trailer = data;
@@ -1084,10 +1104,18 @@ TEST_F(RpmPrimaryFile, IsManyChunksLong) {
     EXPECT_GT(fs::file_size(gz_), 512u << 10);
 }
 
-TEST_F(RpmPrimaryFile, ReadsPlain) { check_all(plain_); }
-TEST_F(RpmPrimaryFile, ReadsGzip) { check_all(gz_); }
-TEST_F(RpmPrimaryFile, ReadsXz) { check_all(xz_); }
-TEST_F(RpmPrimaryFile, ReadsZstd) { check_all(zst_); }
+TEST_F(RpmPrimaryFile, ReadsPlain) {
+    check_all(plain_);
+}
+TEST_F(RpmPrimaryFile, ReadsGzip) {
+    check_all(gz_);
+}
+TEST_F(RpmPrimaryFile, ReadsXz) {
+    check_all(xz_);
+}
+TEST_F(RpmPrimaryFile, ReadsZstd) {
+    check_all(zst_);
+}
 
 TEST_F(RpmPrimaryFile, TellsTheFormatByContentNotName) {
     const fs::path renamed = *dir_ / "primary-no-suffix";
@@ -1098,9 +1126,11 @@ TEST_F(RpmPrimaryFile, TellsTheFormatByContentNotName) {
 TEST_F(RpmPrimaryFile, UnwantedPackagesAreNotPassed) {
     int passed = 0;
     const auto count = [&](const rpm::Package&) { ++passed; };
-    rpm::read_primary(gz_.string(), [](std::string_view) { return false; }, count);
+    rpm::read_primary(
+        gz_.string(), [](std::string_view) { return false; }, count);
     EXPECT_EQ(passed, 0);
-    rpm::read_primary(gz_.string(), [](std::string_view) { return true; }, count);
+    rpm::read_primary(
+        gz_.string(), [](std::string_view) { return true; }, count);
     EXPECT_EQ(passed, kPrimaryPackages);
 }
 
@@ -1132,14 +1162,14 @@ TEST_F(RpmPrimaryFile, AnExceptionFromTheCallbackPropagates) {
 
 TEST(RpmPrimary, ConcatenatedZstdFramesReadAsOne) {
     test::TempDir dir;
-    const std::string header = "<metadata xmlns='http://linux.duke.edu/metadata/common' "
-                               "xmlns:rpm='http://linux.duke.edu/metadata/rpm'>\n";
+    const std::string header =
+        "<metadata xmlns='http://linux.duke.edu/metadata/common' "
+        "xmlns:rpm='http://linux.duke.edu/metadata/rpm'>\n";
     test::write_file(dir / "a", header + package_xml(5, true, 1));
     test::write_file(dir / "b", package_xml(102, true, 2) + "</metadata>\n");
     compress("zstd", dir / "a", ".zst");
     compress("zstd", dir / "b", ".zst");
-    test::write_file(dir / "ab.zst",
-                     test::read_file(dir / "a.zst") + test::read_file(dir / "b.zst"));
+    test::write_file(dir / "ab.zst", test::read_file(dir / "a.zst") + test::read_file(dir / "b.zst"));
     EXPECT_EQ(read_kernels((dir / "ab.zst").string()).kernels, (std::vector<int>{5, 102}));
 }
 
@@ -1155,17 +1185,16 @@ TEST(RpmPrimary, ErrorsNameTheFile) {
 
     const fs::path empty = dir / "empty.xml";
     test::write_file(empty, "");
-    expect_error_line(error_of([&] { read_kernels(empty.string()); }), empty.string(),
-                      "XML error at line 1");
+    expect_error_line(error_of([&] { read_kernels(empty.string()); }), empty.string(), "XML error at line 1");
 
     const fs::path bz2 = dir / "primary.xml.bz2";
     test::write_file(bz2, "BZh91AY&SY");
-    expect_error_line(error_of([&] { read_kernels(bz2.string()); }), bz2.string(),
-                      "bzip2 data is not supported");
+    expect_error_line(error_of([&] { read_kernels(bz2.string()); }), bz2.string(), "bzip2 data is not supported");
 
     const fs::path bad_size = dir / "bad-size.xml";
-    test::write_file(bad_size, "<metadata><package><name>kernel-devel</name>"
-                               "<size package='-3'/></package></metadata>");
+    test::write_file(bad_size,
+                     "<metadata><package><name>kernel-devel</name>"
+                     "<size package='-3'/></package></metadata>");
     expect_error_line(error_of([&] { read_kernels(bad_size.string()); }), bad_size.string(),
                       "package kernel-devel: <size package> is not a size: \"-3\"");
 }
@@ -1198,9 +1227,7 @@ TEST(RpmPrimary, NameAfterOtherFieldsAndMissingPieces) {
 
 std::string decompressed(const fs::path& file) {
     const std::string name = file.string();
-    const std::string tool = name.size() > 3 && name.compare(name.size() - 3, 3, ".xz") == 0
-                                 ? "xz"
-                                 : "gzip";
+    const std::string tool = name.size() > 3 && name.compare(name.size() - 3, 3, ".xz") == 0 ? "xz" : "gzip";
     return run_checked({tool, "-dc", name}).out;
 }
 
@@ -1211,10 +1238,9 @@ protected:
         for (const std::string compression : {"gz", "xz"}) {
             const fs::path repo = *dir_ / compression;
             fs::create_directories(repo / "Packages");
-            for (const auto& name : kFixtureRpms)
-                fs::copy_file(fixture_dir() / name, repo / "Packages" / name);
-            run_checked({"createrepo_c", "--quiet", "--no-database", "--general-compress-type",
-                         compression, repo.string()});
+            for (const auto& name : kFixtureRpms) fs::copy_file(fixture_dir() / name, repo / "Packages" / name);
+            run_checked(
+                {"createrepo_c", "--quiet", "--no-database", "--general-compress-type", compression, repo.string()});
         }
     }
     static void TearDownTestSuite() {
@@ -1239,8 +1265,8 @@ protected:
     // The packages of a primary index against the files it lists.
     static void check_primary(const fs::path& primary, const fs::path& repo) {
         std::vector<rpm::Package> got;
-        rpm::read_primary(primary.string(), [](std::string_view) { return true; },
-                          [&](const rpm::Package& p) { got.push_back(p); });
+        rpm::read_primary(
+            primary.string(), [](std::string_view) { return true; }, [&](const rpm::Package& p) { got.push_back(p); });
         ASSERT_EQ(got.size(), kFixtureRpms.size()) << primary;
         std::set<std::string> locations;
         for (const auto& p : got) {
@@ -1255,9 +1281,7 @@ protected:
             // rpmlib() requirements.
             rpm::Package header = rpm::read_header(file.string());
             header.requires_.erase(std::remove_if(header.requires_.begin(), header.requires_.end(),
-                                                  [](const std::string& r) {
-                                                      return r.rfind("rpmlib(", 0) == 0;
-                                                  }),
+                                                  [](const std::string& r) { return r.rfind("rpmlib(", 0) == 0; }),
                                    header.requires_.end());
             expect_same_package(p, header, primary.string());
         }
@@ -1311,9 +1335,9 @@ TEST_F(RpmCreaterepo, ZstdPrimaryMatchesThePackages) {
 
 TEST_F(RpmCreaterepo, WantedFilterPassesOnlyThoseNames) {
     std::vector<std::string> names;
-    rpm::read_primary(primary_file("xz").string(),
-                      [](std::string_view name) { return name == "kernel-devel"; },
-                      [&](const rpm::Package& p) { names.push_back(p.name + "." + p.arch); });
+    rpm::read_primary(
+        primary_file("xz").string(), [](std::string_view name) { return name == "kernel-devel"; },
+        [&](const rpm::Package& p) { names.push_back(p.name + "." + p.arch); });
     EXPECT_EQ(names, std::vector<std::string>{"kernel-devel.x86_64"});
 }
 

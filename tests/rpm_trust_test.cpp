@@ -54,8 +54,8 @@ protected:
     static void make_key(const std::string& name) { test::make_test_key(home(name), "key " + name); }
 
     static void make_repo(const std::string& repo, std::vector<std::string> args) {
-        std::vector<std::string> argv = {(test::source_dir() / "tests/fixtures/rpm/make-signed-repo").string(),
-                                         "--out", archive_.string(), "--repo-path", repo};
+        std::vector<std::string> argv = {(test::source_dir() / "tests/fixtures/rpm/make-signed-repo").string(), "--out",
+                                         archive_.string(), "--repo-path", repo};
         argv.insert(argv.end(), args.begin(), args.end());
         argv.push_back((test::source_dir() / "tests/fixtures/rpm-data" / kRpm).string());
         const ProcessResult r = run_process(argv);
@@ -70,8 +70,9 @@ protected:
     std::string rpm_url(const std::string& repo) const { return server_.url() + "/" + repo + "/Packages/" + kRpm; }
 
     ProcessResult crawl(const std::string& repo, std::vector<std::string> extra) {
-        std::vector<std::string> args = {"--cache-dir", cache_.path().string(), "crawl", "--distro", "centos",
-                                         "--mirror", server_.url(), "--option", "repos=" + repo, "--output", "json"};
+        std::vector<std::string> args = {"--cache-dir", cache_.path().string(), "crawl",    "--distro",      "centos",
+                                         "--mirror",    server_.url(),          "--option", "repos=" + repo, "--output",
+                                         "json"};
         args.insert(args.end(), extra.begin(), extra.end());
         return test::run_kbuild(args);
     }
@@ -84,9 +85,9 @@ protected:
         std::vector<std::string> args = {"--cache-dir", cache_.path().string(), "build", "--distro", "centos"};
         if (files.empty()) args.insert(args.end(), {"--mirror", server_.url(), "--option", "repos=" + repo});
         args.insert(args.end(), files.begin(), files.end());
-        args.insert(args.end(), {"--builder", "local", "--module-src",
-                                 (test::source_dir() / "tests/fixtures/modules/netprobe").string(), "--out",
-                                 out.string()});
+        args.insert(args.end(),
+                    {"--builder", "local", "--module-src",
+                     (test::source_dir() / "tests/fixtures/modules/netprobe").string(), "--out", out.string()});
         args.insert(args.end(), extra.begin(), extra.end());
         const ProcessResult r = test::run_kbuild(args);
         EXPECT_NE(r.exit_code, 0) << r.err;

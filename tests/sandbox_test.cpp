@@ -11,16 +11,16 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
-#include <map>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <random>
-#include <sstream>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <random>
+#include <sstream>
 
 namespace fs = std::filesystem;
 using namespace kbuild;
@@ -29,7 +29,9 @@ namespace {
 
 const char* const kBookworm = "suites=bookworm,bookworm-updates,bookworm-security";
 
-std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
+std::string cache_dir() {
+    return (test::binary_dir() / "test-cache").string();
+}
 
 std::vector<std::string> with_cache(std::vector<std::string> args) {
     args.insert(args.begin(), {"--cache-dir", cache_dir()});
@@ -38,9 +40,9 @@ std::vector<std::string> with_cache(std::vector<std::string> args) {
 
 const std::string& newest_bookworm() {
     static const std::string release = [] {
-        const ProcessResult r = test::run_kbuild(with_cache({"crawl", "--distro", "debian", "--option", kBookworm,
-                                                             "--kernel", "^6\\.1\\.0-[0-9]+-amd64$", "--latest",
-                                                             "1", "--output", "json"}));
+        const ProcessResult r =
+            test::run_kbuild(with_cache({"crawl", "--distro", "debian", "--option", kBookworm, "--kernel",
+                                         "^6\\.1\\.0-[0-9]+-amd64$", "--latest", "1", "--output", "json"}));
         if (r.exit_code != 0) throw Error("crawl: " + r.err);
         return Json::parse(r.out)["releases"].at(0)["kernelrelease"].get<std::string>();
     }();
@@ -230,8 +232,8 @@ TEST(Sandbox, WithoutBwrapALocalBuildFailsSayingSo) {
     EXPECT_EQ(r.exit_code, 1) << r.err;
     const Json target = target_in(out.path());
     EXPECT_EQ(target["status"], "failed");
-    EXPECT_EQ(target["reason"].get<std::string>().rfind("local builder: bwrap not found (install bubblewrap) (log: ", 0),
-              0u)
+    EXPECT_EQ(
+        target["reason"].get<std::string>().rfind("local builder: bwrap not found (install bubblewrap) (log: ", 0), 0u)
         << target["reason"];
     EXPECT_TRUE(target["artifacts"].empty());
 }
@@ -240,9 +242,9 @@ TEST(Sandbox, WithoutBwrapALocalBuildFailsSayingSo) {
 // before each build, or (`probe_passes`) only in the build itself.
 ProcessResult build_with_a_failing_bwrap(const fs::path& out, const std::string& said, bool probe_passes) {
     BinDir bin;
-    test::write_file(bin.dir / "bwrap", "#!/bin/sh\n" +
-                                            std::string(probe_passes ? "case \"$*\" in *' -- true') exit 0;; esac\n" : "") +
-                                            "echo '" + said + "' >&2\nexit 1\n");
+    test::write_file(bin.dir / "bwrap",
+                     "#!/bin/sh\n" + std::string(probe_passes ? "case \"$*\" in *' -- true') exit 0;; esac\n" : "") +
+                         "echo '" + said + "' >&2\nexit 1\n");
     fs::permissions(bin.dir / "bwrap", fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
     ProcessOptions options;
     options.env = {"PATH=" + bin.dir.path().string() + ":" + std::getenv("PATH")};

@@ -1,8 +1,8 @@
 // A plugin author's path: install the SDK into a prefix, build a plugin out of tree against it
 // with find_package(kbuild_sdk) + kbuild_add_plugin, and have kbuild load it and call its hooks.
+#include "mirror_server.h"
 #include "plugin/host_services.h"
 #include "plugin/plugin_host.h"
-#include "mirror_server.h"
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>
@@ -25,12 +25,11 @@ TEST(SdkInstall, OutOfTreePluginBuildsLoadsAndAnswers) {
     const std::string cmake = test::cmake_binary().string();
     const fs::path prefix = work / "prefix", build = work / "build";
 
-    run_checked({cmake, "--install", test::binary_dir().string(), "--prefix", prefix.string(),
-                 "--component", "sdk"});
+    run_checked({cmake, "--install", test::binary_dir().string(), "--prefix", prefix.string(), "--component", "sdk"});
     ASSERT_TRUE(fs::exists(prefix / "include/kbuild/plugin_api.h"));
 
-    run_checked({cmake, "-S", (test::source_dir() / "examples/plugin").string(), "-B",
-                 build.string(), "-G", "Ninja", "-DCMAKE_PREFIX_PATH=" + prefix.string()});
+    run_checked({cmake, "-S", (test::source_dir() / "examples/plugin").string(), "-B", build.string(), "-G", "Ninja",
+                 "-DCMAKE_PREFIX_PATH=" + prefix.string()});
     run_checked({cmake, "--build", build.string()});
     const fs::path library = build / "libkbuild-example.so";
     ASSERT_TRUE(fs::exists(library));
@@ -48,8 +47,7 @@ TEST(SdkInstall, OutOfTreePluginBuildsLoadsAndAnswers) {
     EXPECT_EQ(exported, std::vector<std::string>{"kbuild_plugin_entry"});
 
     // kbuild lists it.
-    const ProcessResult listed =
-        test::run_kbuild({"plugins", "--output", "json", "--plugin-dir", build.string()});
+    const ProcessResult listed = test::run_kbuild({"plugins", "--output", "json", "--plugin-dir", build.string()});
     ASSERT_EQ(listed.exit_code, 0) << listed.err;
     const Json doc = Json::parse(listed.out);
     ASSERT_EQ(doc["plugins"].size(), 1u) << listed.out;
@@ -81,9 +79,9 @@ TEST(SdkInstall, OutOfTreePluginBuildsLoadsAndAnswers) {
 
     // Its crawl reads a mirror's SHA256SUMS through the host's fetch; --latest 1 keeps the
     // newest by the host's natural order (the example has no compare_releases).
-    test::write_file(work / "mirror/SHA256SUMS",
-                     std::string(64, 'a') + "  exampleos-headers-6.6.9-1.tar.gz\n" + std::string(64, 'b') +
-                         "  exampleos-headers-6.6.10-1.tar.gz\n" + std::string(64, 'c') + "  README\n");
+    test::write_file(work / "mirror/SHA256SUMS", std::string(64, 'a') + "  exampleos-headers-6.6.9-1.tar.gz\n" +
+                                                     std::string(64, 'b') + "  exampleos-headers-6.6.10-1.tar.gz\n" +
+                                                     std::string(64, 'c') + "  README\n");
     test::MirrorServer mirror(work / "mirror");
     const ProcessResult crawled =
         test::run_kbuild({"--cache-dir", (work / "cache").string(), "crawl", "--plugin-dir", build.string(), "--distro",

@@ -8,12 +8,12 @@
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/StreamCopier.h>
 
-#include <csignal>
 #include <fcntl.h>
-#include <fstream>
 #include <spawn.h>
-#include <sstream>
 #include <sys/wait.h>
+#include <csignal>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -27,9 +27,18 @@ ServeProcess::ServeProcess(fs::path dir, const std::string& config_toml, fs::pat
                            std::vector<std::string> args)
     : dir_(std::move(dir)) {
     write_file(dir_ / "config.toml", config_toml);
-    std::vector<std::string> argv{kbuild_binary().string(), "--cache-dir", cache_dir.string(),
-                                  "--config", (dir_ / "config.toml").string(), "serve",
-                                  "--listen", "127.0.0.1:0", "--out", out().string(), "--builder", "local"};
+    std::vector<std::string> argv{kbuild_binary().string(),
+                                  "--cache-dir",
+                                  cache_dir.string(),
+                                  "--config",
+                                  (dir_ / "config.toml").string(),
+                                  "serve",
+                                  "--listen",
+                                  "127.0.0.1:0",
+                                  "--out",
+                                  out().string(),
+                                  "--builder",
+                                  "local"};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> c_argv;
     for (auto& a : argv) c_argv.push_back(a.data());
@@ -59,7 +68,9 @@ ServeProcess::~ServeProcess() {
     if (pid_ > 0 && running()) stop(SIGKILL, std::chrono::seconds(10));
 }
 
-std::string ServeProcess::log() const { return read_file(dir_ / "stderr"); }
+std::string ServeProcess::log() const {
+    return read_file(dir_ / "stderr");
+}
 
 bool ServeProcess::running() {
     if (status_ >= 0) return false;
@@ -89,8 +100,12 @@ std::size_t status_field(pid_t pid, const std::string& name) {
 
 }  // namespace
 
-std::size_t ServeProcess::rss_kib() const { return status_field(pid_, "VmRSS"); }
-std::size_t ServeProcess::peak_rss_kib() const { return status_field(pid_, "VmHWM"); }
+std::size_t ServeProcess::rss_kib() const {
+    return status_field(pid_, "VmRSS");
+}
+std::size_t ServeProcess::peak_rss_kib() const {
+    return status_field(pid_, "VmHWM");
+}
 
 Reply http(int port, const std::string& method, const std::string& path, const std::string& body,
            const std::map<std::string, std::string>& headers, std::chrono::seconds timeout) {
@@ -160,7 +175,8 @@ std::string base64(const std::string& bytes) {
         const unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
         out += std::string{alphabet[(v >> 18) & 63], alphabet[(v >> 12) & 63], '=', '='};
     } else if (i + 2 == bytes.size()) {
-        const unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8);
+        const unsigned v =
+            (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8);
         out += std::string{alphabet[(v >> 18) & 63], alphabet[(v >> 12) & 63], alphabet[(v >> 6) & 63], '='};
     }
     return out;

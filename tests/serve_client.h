@@ -4,11 +4,11 @@
 
 #include <kbuild/types.hpp>
 
+#include <sys/types.h>
 #include <chrono>
 #include <filesystem>
 #include <map>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 namespace kbuild::test {
@@ -18,8 +18,8 @@ namespace kbuild::test {
 // listens (it prints its address).
 class ServeProcess {
 public:
-    ServeProcess(std::filesystem::path dir, const std::string& config_toml,
-                 std::filesystem::path cache_dir, std::vector<std::string> args = {});
+    ServeProcess(std::filesystem::path dir, const std::string& config_toml, std::filesystem::path cache_dir,
+                 std::vector<std::string> args = {});
     ~ServeProcess();  // SIGKILL when still running
     ServeProcess(const ServeProcess&) = delete;
     ServeProcess& operator=(const ServeProcess&) = delete;
@@ -70,8 +70,8 @@ int status_of(const std::string& raw_reply);
 
 // A POST /v1/module body.
 struct ModuleAsk {
-    std::string build_type = "debian", arch = "x86_64", kernelrelease, kernelversion = "1",
-                module_version = "1.0.0", config = "CONFIG_X=y\n";
+    std::string build_type = "debian", arch = "x86_64", kernelrelease, kernelversion = "1", module_version = "1.0.0",
+                config = "CONFIG_X=y\n";
     std::string body() const;
 };
 

@@ -23,7 +23,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-fs::path cache_dir() { return test::binary_dir() / "test-cache"; }
+fs::path cache_dir() {
+    return test::binary_dir() / "test-cache";
+}
 
 const std::string& bookworm_release() {
     static const std::string release = test::newest_bookworm_kernel(cache_dir()).release;
@@ -71,7 +73,8 @@ protected:
                (test::source_dir() / "examples/hello").string() + "\"\nversion = \"1.0.0\"\n" +
                "\n[serve.modules.broken]\npath = \"" + (test::source_dir() / "tests/fixtures/modules/broken").string() +
                "\"\nversion = \"0.0.1\"\n\n[serve.modules.slow]\npath = \"" + slow_.string() +
-               "\"\nversion = \"2.0.0-slow\"\n\n[debian]\noption = [\"suites=bookworm,bookworm-updates,bookworm-security\"]\n";
+               "\"\nversion = \"2.0.0-slow\"\n\n[debian]\noption = "
+               "[\"suites=bookworm,bookworm-updates,bookworm-security\"]\n";
     }
 
     std::unique_ptr<test::ServeProcess> serve(const std::string& table = "") {
@@ -134,8 +137,8 @@ TEST_F(ServeDebian, ANodeAsksWaitsAndGetsAModuleForItsKernel) {
     EXPECT_EQ(answer["artifacts"][0]["vermagic"].get<std::string>().rfind(release + " ", 0), 0u);
     EXPECT_EQ(answer["config_match"], "no");  // a made-up config, not the headers'
     // x86_64 and amd64 name one target.
-    EXPECT_EQ(http(server->port(), "POST", "/v1/module",
-                   test::ModuleAsk{"debian", "amd64", release}.body()).status, 200);
+    EXPECT_EQ(http(server->port(), "POST", "/v1/module", test::ModuleAsk{"debian", "amd64", release}.body()).status,
+              200);
     started = Clock::now();
     const Reply get = http(server->port(), "GET", location);
     const double get_ms = ms_since(started);
@@ -147,8 +150,10 @@ TEST_F(ServeDebian, ANodeAsksWaitsAndGetsAModuleForItsKernel) {
               << built_post_ms << " ms, GET " << get.body.size() << " bytes " << get_ms << " ms\n";
 
     // The artifact changed on disk: rebuilt, not served.
-    const fs::path artifact = dir_ / "out" / state_of(server->out(), location.substr(11, location.rfind('/') - 11))
-                                                  ["artifacts"][0]["path"].get<std::string>();
+    const fs::path artifact =
+        dir_ / "out" /
+        state_of(server->out(), location.substr(11, location.rfind('/') - 11))["artifacts"][0]["path"]
+            .get<std::string>();
     ASSERT_TRUE(fs::is_regular_file(artifact)) << artifact;
     test::write_file(artifact, "not a module");
     r = http(server->port(), "GET", location);
@@ -185,8 +190,7 @@ TEST_F(ServeDebian, AFailedBuildIsAnsweredWithItsReasonAndLogAndAnUnknownKernelI
     EXPECT_NE(r.json()["reason"].get<std::string>().find("debian: no kernel 6.1.0-9999-amd64 (amd64) in the crawl"),
               std::string::npos)
         << r.body;
-    r = http(server->port(), "POST", "/v1/module",
-             test::ModuleAsk{"debian", "x86_64", bookworm_release(), "7"}.body());
+    r = http(server->port(), "POST", "/v1/module", test::ModuleAsk{"debian", "x86_64", bookworm_release(), "7"}.body());
     r = wait_built(server->port(), r.header("location"));
     EXPECT_EQ(r.status, 422);
     EXPECT_NE(r.json()["reason"].get<std::string>().find("as #1, not #7"), std::string::npos) << r.body;
@@ -265,10 +269,9 @@ TEST_F(ServeDebian, TwoHundredNodesAskingAtOnceShareOneBuildAndGetTheSameBytes) 
     EXPECT_EQ(Json::parse(test::read_file(server->out() / "service.json"))["targets"].size(), 1u);
     const std::size_t hwm_kib = server->peak_rss_kib();
     std::cout << "figure: 200 clients, one build: " << all_s << " s; server RSS idle " << idle_kib / 1024.0
-              << " MiB, peak sampled " << peak_kib / 1024.0 << " MiB, VmHWM " << hwm_kib / 1024.0
-              << " MiB; POST p50 " << percentile(post_ms, 0.5) << " ms p99 " << percentile(post_ms, 0.99)
-              << " ms; final GET p50 " << percentile(get_ms, 0.5) << " ms p99 " << percentile(get_ms, 0.99)
-              << " ms\n";
+              << " MiB, peak sampled " << peak_kib / 1024.0 << " MiB, VmHWM " << hwm_kib / 1024.0 << " MiB; POST p50 "
+              << percentile(post_ms, 0.5) << " ms p99 " << percentile(post_ms, 0.99) << " ms; final GET p50 "
+              << percentile(get_ms, 0.5) << " ms p99 " << percentile(get_ms, 0.99) << " ms\n";
     // Bounded: the thread pool and the body limit, not the number of clients.
     EXPECT_LT(hwm_kib, idle_kib + 64 * 1024);
 }
@@ -291,8 +294,7 @@ TEST_F(ServeDebian, AKillMidBuildServesNothingHalfMadeAndTheRestartBuildsIt) {
     EXPECT_EQ(state_of(server->out(), key)["status"], "building");
     // What a kill during the artifact's copy would leave: a temporary, never a finished name.
     const fs::path dir = server->out() / "builds/debian/slow";
-    for (const auto& entry : fs::directory_iterator(dir))
-        EXPECT_NE(entry.path().extension(), ".ko") << entry.path();
+    for (const auto& entry : fs::directory_iterator(dir)) EXPECT_NE(entry.path().extension(), ".ko") << entry.path();
     const fs::path partial = dir / ("slow-2.0.0-slow-amd64-" + bookworm_release() + "-0123.ko.tmp-1-0");
     test::write_file(partial, "half a mod");
 

@@ -35,16 +35,17 @@ class ServiceHttp : public ::testing::Test {
 protected:
     // The [serve] table; the module source and the silent mirror are added.
     std::string config(const std::string& serve) const {
-        return "[serve]\n" + serve +
-               "\n[serve.modules.hello]\npath = \"" + (test::source_dir() / "examples/hello").string() +
+        return "[serve]\n" + serve + "\n[serve.modules.hello]\npath = \"" +
+               (test::source_dir() / "examples/hello").string() +
                "\"\nversion = \"1.0.0\"\n\n[debian]\nmirror = [\"http://127.0.0.1:" +
                std::to_string(silent_.address().port()) + "\"]\noption = [\"suites=bookworm\"]\n";
     }
 
     std::unique_ptr<test::ServeProcess> serve(const std::string& serve_table, std::vector<std::string> args = {}) {
         // No rate unless a test sets one: the tests send many POSTs from one address.
-        const std::string table =
-            serve_table.find("posts_per_minute") == std::string::npos ? "posts_per_minute = 0\n" + serve_table : serve_table;
+        const std::string table = serve_table.find("posts_per_minute") == std::string::npos
+                                      ? "posts_per_minute = 0\n" + serve_table
+                                      : serve_table;
         return std::make_unique<test::ServeProcess>(dir_.path(), config(table), dir_ / "cache", args);
     }
 
@@ -90,10 +91,16 @@ TEST_F(ServiceHttp, EveryFieldIsCheckedAndNamedWhenBad) {
     auto server = serve("");
     const test::ModuleAsk good{"debian", "x86_64", "6.1.0-28-amd64"};
     const Json base = Json::parse(good.body());
-    const std::vector<std::string> fields = {"buildType", "architecture", "kernelrelease", "kernelversion",
-                                             "moduleVersion", "kernelConfigData"};
-    const std::vector<std::string> hostile = {"../../etc/passwd", "..", "6.1.0/../../x", std::string("6.1.0\0x", 7),
-                                              "$(reboot)", "", std::string(300, '1') + ".1", "6.1.0-28-amd64\n1"};
+    const std::vector<std::string> fields = {"buildType",     "architecture",  "kernelrelease",
+                                             "kernelversion", "moduleVersion", "kernelConfigData"};
+    const std::vector<std::string> hostile = {"../../etc/passwd",
+                                              "..",
+                                              "6.1.0/../../x",
+                                              std::string("6.1.0\0x", 7),
+                                              "$(reboot)",
+                                              "",
+                                              std::string(300, '1') + ".1",
+                                              "6.1.0-28-amd64\n1"};
     for (const auto& field : fields) {
         Json missing = base;
         missing.erase(field);
@@ -139,7 +146,8 @@ TEST_F(ServiceHttp, EveryFieldIsCheckedAndNamedWhenBad) {
         EXPECT_EQ(r.status, 400) << config;
         EXPECT_EQ(r.json()["field"], "kernelConfigData");
     }
-    for (const std::string& body : std::vector<std::string>{"", "not json", "[1,2]", "\"text\"", "{\"buildType\":", "{\"a\":\"\xff\"}"}) {
+    for (const std::string& body :
+         std::vector<std::string>{"", "not json", "[1,2]", "\"text\"", "{\"buildType\":", "{\"a\":\"\xff\"}"}) {
         r = post(server->port(), body);
         EXPECT_EQ(r.status, 400) << body;
         EXPECT_EQ(r.json()["field"], "body") << body;
@@ -170,9 +178,9 @@ TEST_F(ServiceHttp, PathTraversalInAnySegmentIsRefused) {
             }
         }
     }
-    for (const std::string& path : std::vector<std::string>{"/v1/module/../../../../etc/passwd", "/v1/module/..%2f..%2f..%2fetc%2fpasswd",
-                                   "/v1/../v1/health", "/v1/module/" + std::string(4000, 'a'), "//etc/passwd",
-                                   "http://127.0.0.1/etc/passwd"}) {
+    for (const std::string& path : std::vector<std::string>{
+             "/v1/module/../../../../etc/passwd", "/v1/module/..%2f..%2f..%2fetc%2fpasswd", "/v1/../v1/health",
+             "/v1/module/" + std::string(4000, 'a'), "//etc/passwd", "http://127.0.0.1/etc/passwd"}) {
         const int status =
             status_of(raw_http(server->port(), "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
         EXPECT_TRUE(status == 400 || status == 404) << path << ": " << status;
@@ -231,8 +239,7 @@ TEST_F(ServiceHttp, SlowClientsGet408AndDoNotHoldTheServer) {
             for (size_t i = 0; i + 1 < slow.size(); ++i) {
                 try {
                     slow[i].sendBytes("X-Slow: 1\r\n", 11, MSG_NOSIGNAL);
-                } catch (const Poco::Exception&) {
-                }
+                } catch (const Poco::Exception&) {}
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(300));
         }
@@ -344,12 +351,12 @@ TEST_F(ServiceHttp, AFullQueueGets429AndSigtermGets503ThenTheTargetIsQueuedAgain
     r = http(server->port(), "GET", location);
     EXPECT_EQ(r.status, 202);
     EXPECT_EQ(r.json()["reason"], "queued again: the service stopped during its build") << r.body;
-    EXPECT_EQ(http(server->port(), "GET", "/v1/module/debian/x86_64/1.0.0/6.1.0-2-amd64/1/" +
-                                              sha256_text(b.config) + "/hello.ko")
+    EXPECT_EQ(http(server->port(), "GET",
+                   "/v1/module/debian/x86_64/1.0.0/6.1.0-2-amd64/1/" + sha256_text(b.config) + "/hello.ko")
                   .status,
               202);
-    EXPECT_EQ(http(server->port(), "GET", "/v1/module/debian/x86_64/1.0.0/6.1.0-3-amd64/1/" +
-                                              sha256_text(c.config) + "/hello.ko")
+    EXPECT_EQ(http(server->port(), "GET",
+                   "/v1/module/debian/x86_64/1.0.0/6.1.0-3-amd64/1/" + sha256_text(c.config) + "/hello.ko")
                   .status,
               404);
 }
@@ -357,7 +364,8 @@ TEST_F(ServiceHttp, AFullQueueGets429AndSigtermGets503ThenTheTargetIsQueuedAgain
 TEST(ServicePackaging, TheShippedConfigAndUnitAreWhatKbuildReads) {
     test::TempDir dir;
     const fs::path config = test::source_dir() / "packaging/serve/config.toml";
-    const ProcessResult bare = test::run_kbuild({"--config", config.string(), "serve", "--out", (dir / "out").string()});
+    const ProcessResult bare =
+        test::run_kbuild({"--config", config.string(), "serve", "--out", (dir / "out").string()});
     EXPECT_EQ(bare.exit_code, 2);
     EXPECT_NE(bare.err.find("no module sources: add a [serve.modules.NAME] table"), std::string::npos) << bare.err;
 

@@ -8,11 +8,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
 #include <thread>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace kbuild;
@@ -96,14 +96,15 @@ private:
 TargetState wait_done(const BuildQueue& queue, const std::string& key) {
     for (int i = 0; i < 500; ++i) {
         const auto state = queue.find(key);
-        if (state && state->status != TargetStatus::queued && state->status != TargetStatus::building)
-            return *state;
+        if (state && state->status != TargetStatus::queued && state->status != TargetStatus::building) return *state;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     throw Error(key + ": still not done");
 }
 
-Json state_file(const fs::path& out) { return Json::parse(test::read_file(out / "service.json")); }
+Json state_file(const fs::path& out) {
+    return Json::parse(test::read_file(out / "service.json"));
+}
 
 // What check_field says of a value, "" when it takes it.
 std::string field_error(std::string_view field, std::string_view value) {
@@ -129,18 +130,38 @@ TEST(ServiceFields, AcceptRealValues) {
 
 TEST(ServiceFields, RefuseAnythingThatCouldNameAPathOrCarryShellText) {
     const std::vector<std::pair<std::string, std::string>> bad = {
-        {"buildType", ""}, {"buildType", "../debian"}, {"buildType", "Debian"}, {"buildType", "debian;id"},
-        {"architecture", "x86"}, {"architecture", "../x86_64"},
-        {"kernelrelease", ".."}, {"kernelrelease", "6.1.0/../../etc"}, {"kernelrelease", "6.1..0"},
-        {"kernelrelease", "6.1.0-28-amd64$(id)"}, {"kernelrelease", "6.1.0 -28"},
-        {"kernelrelease", std::string("6.1.0\0x", 7)}, {"kernelrelease", "amd64-6.1"},
-        {"kernelrelease", "6.1.0-%2e%2e"}, {"kernelrelease", "6." + std::string(200, '1')},
-        {"kernelversion", "#1 SMP"}, {"kernelversion", "1/.."}, {"kernelversion", ""},
-        {"kernelversion", "56~20.04.1-Ubuntu"}, {"kernelversion", "1..2"}, {"kernelversion", "~20.04.1"},
-        {"moduleVersion", ".."}, {"moduleVersion", "1.0/../../x"}, {"moduleVersion", "-rf"},
-        {"moduleVersion", "1..0"}, {"moduleVersion", std::string("1\0", 2)},
-        {"configSha256", std::string(64, 'A')}, {"configSha256", "abc"},
-        {"name", "../hello.ko"}, {"name", "hello"}, {"name", ".ko"}, {"name", "hello.ko/x.ko"},
+        {"buildType", ""},
+        {"buildType", "../debian"},
+        {"buildType", "Debian"},
+        {"buildType", "debian;id"},
+        {"architecture", "x86"},
+        {"architecture", "../x86_64"},
+        {"kernelrelease", ".."},
+        {"kernelrelease", "6.1.0/../../etc"},
+        {"kernelrelease", "6.1..0"},
+        {"kernelrelease", "6.1.0-28-amd64$(id)"},
+        {"kernelrelease", "6.1.0 -28"},
+        {"kernelrelease", std::string("6.1.0\0x", 7)},
+        {"kernelrelease", "amd64-6.1"},
+        {"kernelrelease", "6.1.0-%2e%2e"},
+        {"kernelrelease", "6." + std::string(200, '1')},
+        {"kernelversion", "#1 SMP"},
+        {"kernelversion", "1/.."},
+        {"kernelversion", ""},
+        {"kernelversion", "56~20.04.1-Ubuntu"},
+        {"kernelversion", "1..2"},
+        {"kernelversion", "~20.04.1"},
+        {"moduleVersion", ".."},
+        {"moduleVersion", "1.0/../../x"},
+        {"moduleVersion", "-rf"},
+        {"moduleVersion", "1..0"},
+        {"moduleVersion", std::string("1\0", 2)},
+        {"configSha256", std::string(64, 'A')},
+        {"configSha256", "abc"},
+        {"name", "../hello.ko"},
+        {"name", "hello"},
+        {"name", ".ko"},
+        {"name", "hello.ko/x.ko"},
     };
     for (const auto& [field, value] : bad) {
         const std::string why = field_error(field, value);
@@ -170,8 +191,8 @@ TEST(ServiceFields, Base64IsStrict) {
     EXPECT_EQ(decode_base64("Zm9v"), "foo");
     EXPECT_EQ(decode_base64("Q09ORklHX1g9eQo="), "CONFIG_X=y\n");
     EXPECT_EQ(decode_base64("AP8A"), std::string("\0\xff\0", 3));
-    for (const char* bad : {"Zg", "Zg=", "Z===", "Zm9v\n", "Zm 9v", "Zm9v====", "Zg==Zg==", "Zh==",
-                            "Zm9=", "!!!!", "Zm8=Zm9v"})
+    for (const char* bad :
+         {"Zg", "Zg=", "Z===", "Zm9v\n", "Zm 9v", "Zm9v====", "Zg==Zg==", "Zh==", "Zm9=", "!!!!", "Zm8=Zm9v"})
         EXPECT_FALSE(decode_base64(bad)) << bad;
 }
 
@@ -224,9 +245,9 @@ TEST(BuildQueue, AFullQueueRefusesNewTargetsButAnswersKnownOnes) {
     builds.open_gate();
     for (const char* r : {"6.1.0-1-amd64", "6.1.0-2-amd64", "6.1.0-3-amd64"})
         EXPECT_EQ(wait_done(queue, request_for(r).key()).status, TargetStatus::built);
-    EXPECT_EQ(builds.order, (std::vector<std::string>{request_for("6.1.0-1-amd64").key(),
-                                                      request_for("6.1.0-2-amd64").key(),
-                                                      request_for("6.1.0-3-amd64").key()}));
+    EXPECT_EQ(builds.order,
+              (std::vector<std::string>{request_for("6.1.0-1-amd64").key(), request_for("6.1.0-2-amd64").key(),
+                                        request_for("6.1.0-3-amd64").key()}));
 }
 
 TEST(BuildQueue, AFailureIsAnsweredWithItsReasonAndTriedAgainOnlyLater) {
@@ -285,8 +306,7 @@ TEST(BuildQueue, ATamperedArtifactIsRebuiltNotServed) {
     const auto tampered = queue.open_artifact(r.key(), "hello.ko");
     EXPECT_EQ(tampered.answer, BuildQueue::Answer::pending);
     EXPECT_LT(tampered.file.fd, 0);
-    EXPECT_NE(tampered.state.reason.find("no longer matches its sha256"), std::string::npos)
-        << tampered.state.reason;
+    EXPECT_NE(tampered.state.reason.find("no longer matches its sha256"), std::string::npos) << tampered.state.reason;
     EXPECT_EQ(wait_done(queue, r.key()).status, TargetStatus::built);
     EXPECT_EQ(builds.calls, 2);
     EXPECT_EQ(queue.open_artifact(r.key(), "hello.ko").answer, BuildQueue::Answer::built);
@@ -314,8 +334,7 @@ TEST(BuildQueue, ARestartQueuesAgainWhatWasQueuedOrBuilding) {
         // What a process killed now leaves behind.
         fs::copy_file(out / "service.json", snapshot / "service.json");
         EXPECT_FALSE(queue.drain(std::chrono::milliseconds(50)));  // a is still building
-        EXPECT_EQ(queue.submit(request_for("6.1.0-4-amd64"), "hello").answer,
-                  BuildQueue::Answer::shutting_down);
+        EXPECT_EQ(queue.submit(request_for("6.1.0-4-amd64"), "hello").answer, BuildQueue::Answer::shutting_down);
         builds.open_gate();
         EXPECT_TRUE(queue.drain(std::chrono::seconds(10)));
         EXPECT_EQ(builds.calls, 1);  // draining starts nothing new
@@ -356,7 +375,9 @@ TEST(BuildQueue, AStateFileThatIsNotOneIsRefusedAndBadTargetsAreDropped) {
     Json doc = {{"schema", 1},
                 {"targets",
                  {{{"key", "debian/x86_64/1.0.0/../1/" + kSha}, {"status", "built"}, {"module", "hello"}},
-                  {{"key", r.key()}, {"status", "built"}, {"module", "hello"},
+                  {{"key", r.key()},
+                   {"status", "built"},
+                   {"module", "hello"},
                    {"artifacts", {{{"name", "hello.ko"}, {"path", "../../etc/passwd"}, {"sha256", kSha}}}}},
                   {{"key", request_for("6.1.0-29-amd64").key()}, {"status", "queued"}, {"module", "hello"}}}}};
     test::write_file(out / "service.json", doc.dump());

@@ -14,10 +14,23 @@ using namespace kbuild;
 namespace {
 
 std::vector<std::string> build_args(const fs::path& out) {
-    return {"--cache-dir", (test::binary_dir() / "test-cache").string(), "build", "--distro", "debian", "--option",
-            "suites=bookworm,bookworm-updates,bookworm-security", "--kernel",
-            "^6\\.1\\.0-[0-9]+-(amd64|cloud-amd64|rt-amd64)$", "--latest", "4", "--builder", "local",
-            "--module-src", (test::source_dir() / "examples/hello").string(), "--out", out.string()};
+    return {"--cache-dir",
+            (test::binary_dir() / "test-cache").string(),
+            "build",
+            "--distro",
+            "debian",
+            "--option",
+            "suites=bookworm,bookworm-updates,bookworm-security",
+            "--kernel",
+            "^6\\.1\\.0-[0-9]+-(amd64|cloud-amd64|rt-amd64)$",
+            "--latest",
+            "4",
+            "--builder",
+            "local",
+            "--module-src",
+            (test::source_dir() / "examples/hello").string(),
+            "--out",
+            out.string()};
 }
 
 // What a target is and made, by kernel release: what the shards must agree with the whole on.

@@ -1,7 +1,7 @@
 // Sharding over synthetic targets, as a fleet of N workers would split them, and merging the
 // shards' indexes; and `kbuild index merge` as a user runs it.
-#include "output/artifacts.h"
 #include "targets/shard.h"
+#include "output/artifacts.h"
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>
@@ -40,7 +40,8 @@ TEST(Shard, ParsesKOfNCountingFromZero) {
             parse_shard(bad);
             ADD_FAILURE() << bad << " was accepted";
         } catch (const Error& e) {
-            EXPECT_EQ(std::string(e.what()), std::string("--shard ") + bad + ": expected K/N with 0 <= K < N (K counts from 0)");
+            EXPECT_EQ(std::string(e.what()),
+                      std::string("--shard ") + bad + ": expected K/N with 0 <= K < N (K counts from 0)");
         }
     }
 }
@@ -92,7 +93,8 @@ TargetRecord record_for(const Release& r, const std::string& status) {
     t.variant = r.variant;
     t.status = *target_status(status);
     t.inputs = sha256_text(release_id(r));
-    if (status == "built") t.artifacts = {{"hello-" + release_id(r) + ".ko", sha256_text("ko " + release_id(r)), r.release + " SMP"}};
+    if (status == "built")
+        t.artifacts = {{"hello-" + release_id(r) + ".ko", sha256_text("ko " + release_id(r)), r.release + " SMP"}};
     return t;
 }
 
@@ -103,7 +105,8 @@ TEST(Shard, FiftyShardIndexesMergeIntoTheUnshardedOne) {
     std::vector<fs::path> files;
     for (unsigned k = 0; k < 50; ++k) {
         Index shard(dir / ("shard-" + std::to_string(k)));
-        for (const auto& r : releases_of_shard(all, {k, 50})) shard.put(record_for(r, r.release.size() % 3 ? "built" : "failed"));
+        for (const auto& r : releases_of_shard(all, {k, 50}))
+            shard.put(record_for(r, r.release.size() % 3 ? "built" : "failed"));
         if (fs::exists(shard.path())) files.push_back(shard.path());
     }
     for (const auto& r : all) whole.put(record_for(r, r.release.size() % 3 ? "built" : "failed"));

@@ -9,8 +9,8 @@
 #include <archive_entry.h>
 #include <gtest/gtest.h>
 
-#include <map>
 #include <sys/stat.h>
+#include <map>
 
 namespace fs = std::filesystem;
 using namespace kbuild;

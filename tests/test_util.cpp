@@ -13,10 +13,18 @@ namespace fs = std::filesystem;
 
 namespace kbuild::test {
 
-fs::path kbuild_binary() { return KBUILD_TEST_BINARY; }
-fs::path source_dir() { return KBUILD_TEST_SOURCE_DIR; }
-fs::path binary_dir() { return KBUILD_TEST_BINARY_DIR; }
-fs::path cmake_binary() { return KBUILD_TEST_CMAKE; }
+fs::path kbuild_binary() {
+    return KBUILD_TEST_BINARY;
+}
+fs::path source_dir() {
+    return KBUILD_TEST_SOURCE_DIR;
+}
+fs::path binary_dir() {
+    return KBUILD_TEST_BINARY_DIR;
+}
+fs::path cmake_binary() {
+    return KBUILD_TEST_CMAKE;
+}
 
 ProcessResult build_target(const std::string& target) {
     ProcessOptions options;
@@ -47,12 +55,14 @@ ProcessResult run_kbuild(const std::vector<std::string>& args, const ProcessOpti
 Stopped stop_kbuild_when(const std::vector<std::string>& args, const std::string& condition,
                          const std::string& signal) {
     // Arguments reach the script as its own positional parameters: no quoting to get wrong.
-    std::vector<std::string> argv{
-        "bash", "-c",
-        "\"$@\" 2>/dev/null & pid=$!; seen=0; "
-        "for i in $(seq 600); do if " + condition + "; then seen=1; break; fi; sleep 0.05; done; "
-        "kill -" + signal + " $pid; wait $pid; echo \"$seen $?\"",
-        "bash", kbuild_binary().string()};
+    std::vector<std::string> argv{"bash", "-c",
+                                  "\"$@\" 2>/dev/null & pid=$!; seen=0; "
+                                  "for i in $(seq 600); do if " +
+                                      condition +
+                                      "; then seen=1; break; fi; sleep 0.05; done; "
+                                      "kill -" +
+                                      signal + " $pid; wait $pid; echo \"$seen $?\"",
+                                  "bash", kbuild_binary().string()};
     argv.insert(argv.end(), args.begin(), args.end());
     const ProcessResult r = run_process(argv);
     Stopped stopped;
@@ -75,7 +85,9 @@ std::vector<std::string> list_lines(const fs::path& list) {
     return lines;
 }
 
-fs::path kernel_packer_lists() { return source_dir() / "tests" / "data" / "kernel-packer"; }
+fs::path kernel_packer_lists() {
+    return source_dir() / "tests" / "data" / "kernel-packer";
+}
 
 fs::path make_deb(const fs::path& dir, const DebSpec& spec, const std::string& file_name) {
     const fs::path tree = dir / (spec.package + "-tree");
@@ -89,14 +101,14 @@ fs::path make_deb(const fs::path& dir, const DebSpec& spec, const std::string& f
     for (const auto& [path, content] : spec.files) {
         const fs::path target = tree / path;
         fs::create_directories(target.parent_path());
-        if (content.rfind("->", 0) == 0) fs::create_symlink(content.substr(2), target);
-        else write_file(target, content);
+        if (content.rfind("->", 0) == 0)
+            fs::create_symlink(content.substr(2), target);
+        else
+            write_file(target, content);
     }
-    const fs::path deb = dir / (file_name.empty() ? spec.package + "_" + spec.version + "_" +
-                                                        spec.architecture + ".deb"
-                                                  : file_name);
-    const ProcessResult r = run_process({"dpkg-deb", "--root-owner-group", "-Zxz", "-b",
-                                         tree.string(), deb.string()});
+    const fs::path deb =
+        dir / (file_name.empty() ? spec.package + "_" + spec.version + "_" + spec.architecture + ".deb" : file_name);
+    const ProcessResult r = run_process({"dpkg-deb", "--root-owner-group", "-Zxz", "-b", tree.string(), deb.string()});
     if (r.exit_code != 0) throw Error("dpkg-deb -b failed: " + r.err);
     fs::remove_all(tree);
     return deb;
@@ -111,17 +123,18 @@ std::string read_file(const fs::path& path) {
 }
 
 DebianKernel newest_bookworm_kernel(const fs::path& cache_dir) {
-    const ProcessResult crawl = run_kbuild(
-        {"--cache-dir", cache_dir.string(), "crawl", "--distro", "debian", "--option",
-         "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-amd64$",
-         "--latest", "1", "--output", "json"});
+    const ProcessResult crawl =
+        run_kbuild({"--cache-dir", cache_dir.string(), "crawl", "--distro", "debian", "--option",
+                    "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-amd64$",
+                    "--latest", "1", "--output", "json"});
     if (crawl.exit_code != 0) throw Error("crawl: " + crawl.err);
     const Json release = Json::parse(crawl.out)["releases"].at(0);
     FetchOptions options;
     options.cache_dir = cache_dir;
     Fetcher fetcher(options);
     DebianKernel kernel{{}, release["kernelrelease"]};
-    for (const auto& p : release["packages"]) kernel.debs.push_back(fetcher.fetch({p["url"], p["sha256"], p["size"]}).path);
+    for (const auto& p : release["packages"])
+        kernel.debs.push_back(fetcher.fetch({p["url"], p["sha256"], p["size"]}).path);
     return kernel;
 }
 

@@ -12,8 +12,7 @@
 namespace kbuild::test {
 
 // The plugin ABI as kbuild prints it ("1.2"), and the next minor version ("1.3").
-inline const std::string kAbi =
-    std::to_string(KBUILD_PLUGIN_ABI_MAJOR) + "." + std::to_string(KBUILD_PLUGIN_ABI_MINOR);
+inline const std::string kAbi = std::to_string(KBUILD_PLUGIN_ABI_MAJOR) + "." + std::to_string(KBUILD_PLUGIN_ABI_MINOR);
 inline const std::string kNextMinor =
     std::to_string(KBUILD_PLUGIN_ABI_MAJOR) + "." + std::to_string(KBUILD_PLUGIN_ABI_MINOR + 1);
 
@@ -52,8 +51,7 @@ struct Stopped {
     bool seen = false;     // the condition held before the signal
     int exit_status = -1;  // kbuild's, as its shell saw it (128 + N for signal N)
 };
-Stopped stop_kbuild_when(const std::vector<std::string>& args, const std::string& condition,
-                         const std::string& signal);
+Stopped stop_kbuild_when(const std::vector<std::string>& args, const std::string& condition, const std::string& signal);
 
 void write_file(const std::filesystem::path& path, const std::string& text);
 

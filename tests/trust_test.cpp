@@ -41,22 +41,30 @@ protected:
         planted_ = (dir_->path() / "planted-by-makefile").string();
         const fs::path debs = dir_->path() / "debs";
         fs::create_directories(debs);
-        deb_paths_ = {
-            test::make_deb(debs, {"linux-headers-6.1.0-99-amd64", "6.1.300-1", "amd64",
-                                  "linux-headers-6.1.0-99-common (= 6.1.300-1), linux-kbuild-6.1 (>= 6.1.300-1), "
-                                  "linux-compiler-gcc-12-x86",
-                                  {{"usr/src/linux-headers-6.1.0-99-amd64/Makefile",
-                                    "include /usr/src/linux-headers-6.1.0-99-common/Makefile\n"},
-                                   {"usr/src/linux-headers-6.1.0-99-amd64/.config",
-                                    "CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\nCONFIG_MODULES=y\n"}}})
-                .string(),
-            test::make_deb(debs, {"linux-headers-6.1.0-99-common", "6.1.300-1", "all", "",
-                                  {{"usr/src/linux-headers-6.1.0-99-common/Makefile",
-                                    "$(shell touch " + planted_ + ")\nmodules:\n\t@false\n"}}})
-                .string(),
-            test::make_deb(debs, {"linux-kbuild-6.1", "6.1.300-1", "amd64", "",
-                                  {{"usr/lib/linux-kbuild-6.1/scripts/Makefile.build", "# b\n"}}})
-                .string()};
+        deb_paths_ = {test::make_deb(
+                          debs, {"linux-headers-6.1.0-99-amd64",
+                                 "6.1.300-1",
+                                 "amd64",
+                                 "linux-headers-6.1.0-99-common (= 6.1.300-1), linux-kbuild-6.1 (>= 6.1.300-1), "
+                                 "linux-compiler-gcc-12-x86",
+                                 {{"usr/src/linux-headers-6.1.0-99-amd64/Makefile",
+                                   "include /usr/src/linux-headers-6.1.0-99-common/Makefile\n"},
+                                  {"usr/src/linux-headers-6.1.0-99-amd64/.config",
+                                   "CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\nCONFIG_MODULES=y\n"}}})
+                          .string(),
+                      test::make_deb(debs, {"linux-headers-6.1.0-99-common",
+                                            "6.1.300-1",
+                                            "all",
+                                            "",
+                                            {{"usr/src/linux-headers-6.1.0-99-common/Makefile",
+                                              "$(shell touch " + planted_ + ")\nmodules:\n\t@false\n"}}})
+                          .string(),
+                      test::make_deb(debs, {"linux-kbuild-6.1",
+                                            "6.1.300-1",
+                                            "amd64",
+                                            "",
+                                            {{"usr/lib/linux-kbuild-6.1/scripts/Makefile.build", "# b\n"}}})
+                          .string()};
         archive_ = dir_->path() / "archive";
         make_suite("good", {});
         make_suite("inline", {"--signing", "inline"});
@@ -75,11 +83,17 @@ protected:
         dir_ = nullptr;
     }
 
-    static void make_key(const std::string& name) { test::make_test_key(dir_->path() / ("key-" + name), "key " + name); }
+    static void make_key(const std::string& name) {
+        test::make_test_key(dir_->path() / ("key-" + name), "key " + name);
+    }
 
     static void make_suite(const std::string& suite, std::vector<std::string> args, const std::string& key = "a") {
         std::vector<std::string> argv = {(test::source_dir() / "tests/fixtures/deb/make-signed-archive").string(),
-                                         "--out", archive_.string(), "--suite", suite, "--key",
+                                         "--out",
+                                         archive_.string(),
+                                         "--suite",
+                                         suite,
+                                         "--key",
                                          (dir_->path() / ("key-" + key)).string()};
         argv.insert(argv.end(), args.begin(), args.end());
         argv.insert(argv.end(), deb_paths_.begin(), deb_paths_.end());
@@ -93,9 +107,9 @@ protected:
 
     // kbuild crawl of one suite, trusting key A unless told otherwise.
     ProcessResult crawl(const std::string& suite, std::vector<std::string> extra = {"--keyring", keyring("a")}) {
-        std::vector<std::string> args = {"--cache-dir", cache_.path().string(), "crawl", "--distro", "debian",
-                                         "--mirror", server_.url(), "--option", "suites=" + suite,
-                                         "--option", "components=main", "--output", "json"};
+        std::vector<std::string> args = {
+            "--cache-dir", cache_.path().string(), "crawl",    "--distro",        "debian",   "--mirror", server_.url(),
+            "--option",    "suites=" + suite,      "--option", "components=main", "--output", "json"};
         args.insert(args.end(), extra.begin(), extra.end());
         return test::run_kbuild(args);
     }
@@ -133,7 +147,9 @@ TEST_F(Trust, AGoodChainIsAcceptedSignedInlineDetachedOrBoth) {
     expect_accepted("detached");  // only Release and Release.gpg
 }
 
-TEST_F(Trust, AReleaseListingOnlySha512IsRead) { expect_accepted("sha512"); }
+TEST_F(Trust, AReleaseListingOnlySha512IsRead) {
+    expect_accepted("sha512");
+}
 
 TEST_F(Trust, AnArmouredKeyringIsReadAsABinaryOne) {
     const ProcessResult r = crawl("good", {"--keyring", keyring("a", "asc")});
@@ -159,7 +175,8 @@ TEST_F(Trust, UnsignedOtherKeyBadSignatureExpiredAndTamperedAreRefused) {
 TEST_F(Trust, DebianArchiveKeyringIsTheDefault) {
     const ProcessResult r = crawl("good", {});
     EXPECT_NE(r.exit_code, 0);
-    EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/good/InRelease: signature by unknown key 0x"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/good/InRelease: signature by unknown key 0x"), 1)
+        << r.err;
 }
 
 TEST_F(Trust, ARolledBackReleaseIsRefused) {
@@ -185,7 +202,8 @@ TEST_F(Trust, ABuildFromAnArchiveSignedByAnotherKeyBuildsNothing) {
          "--module-src", (test::source_dir() / "tests/fixtures/modules/netprobe").string(), "--out",
          out.path().string()});
     EXPECT_NE(r.exit_code, 0);
-    EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/otherkey/InRelease: signature by unknown key 0x"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/otherkey/InRelease: signature by unknown key 0x"), 1)
+        << r.err;
     EXPECT_FALSE(fs::exists(planted_));
     if (fs::exists(out / "index.json")) {
         EXPECT_TRUE(Json::parse(test::read_file(out / "index.json"))["targets"].empty());
@@ -197,8 +215,10 @@ TEST_F(Trust, AnInsecureMirrorIsUsedSaidAndRecorded) {
     const ProcessResult crawled = crawl("unsigned", {"--insecure-mirror", server_.url()});
     EXPECT_EQ(crawled.exit_code, 0) << crawled.err;
     EXPECT_NE(crawled.out.find(kRelease), std::string::npos);
-    EXPECT_EQ(test::lines_with(crawled.err, server_.url() + "/dists/unsigned/Release: used without checking its signature "
-                                                      "(insecure mirror " + server_.url() + ")"),
+    EXPECT_EQ(test::lines_with(crawled.err, server_.url() +
+                                                "/dists/unsigned/Release: used without checking its signature "
+                                                "(insecure mirror " +
+                                                server_.url() + ")"),
               1)
         << crawled.err;
 
@@ -224,13 +244,15 @@ TEST_F(Trust, KeyringsComeFromTheConfigFile) {
                                         cache_.path().string(), "crawl", "--distro", "debian", "--mirror",
                                         server_.url(), "--option", "suites=good", "--option", "components=main"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    test::write_file(dir / "kbuild.toml", "[debian]\nmirror-keyring = [\"" + server_.url() + "=" + keyring("b") + "\"]\n");
+    test::write_file(dir / "kbuild.toml",
+                     "[debian]\nmirror-keyring = [\"" + server_.url() + "=" + keyring("b") + "\"]\n");
     r = test::run_kbuild({"--config", (dir / "kbuild.toml").string(), "--cache-dir", cache_.path().string(), "crawl",
                           "--distro", "debian", "--mirror", server_.url(), "--option", "suites=otherkey,good",
                           "--option", "components=main", "--output", "json"});
     // Key B is the mirror's: otherkey is read, good (key A) is refused, and the run says so.
     EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/good/InRelease: signature by unknown key 0x"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, server_.url() + "/dists/good/InRelease: signature by unknown key 0x"), 1)
+        << r.err;
     EXPECT_EQ(Json::parse(r.out)["releases"].size(), 1u) << r.out;
 }
 

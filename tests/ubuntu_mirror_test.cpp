@@ -21,7 +21,9 @@ using namespace kbuild;
 
 namespace {
 
-std::string cache_dir() { return (test::binary_dir() / "test-cache").string(); }
+std::string cache_dir() {
+    return (test::binary_dir() / "test-cache").string();
+}
 
 class UbuntuMirror : public ::testing::Test {
 protected:
@@ -29,10 +31,10 @@ protected:
     static void SetUpTestSuite() {
         archive_ = new test::TempDir;
         // The newest bookworm 6.1 kernel's three packages, through kbuild's own crawl and cache.
-        const ProcessResult crawl = test::run_kbuild(
-            {"--cache-dir", cache_dir(), "crawl", "--distro", "debian", "--option",
-             "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-amd64$",
-             "--latest", "1", "--output", "json"});
+        const ProcessResult crawl =
+            test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "debian", "--option",
+                              "suites=bookworm,bookworm-updates,bookworm-security", "--kernel",
+                              "^6\\.1\\.0-[0-9]+-amd64$", "--latest", "1", "--output", "json"});
         ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
         const Json release = Json::parse(crawl.out)["releases"].at(0);
         std::smatch m;
@@ -72,8 +74,8 @@ protected:
 
     static ProcessResult kbuild(std::vector<std::string> args, const std::string& mirror) {
         args.insert(args.begin(), {"--cache-dir", cache_dir()});
-        args.insert(args.end(), {"--distro", "ubuntu", "--mirror", mirror, "--option", "components=main", "--keyring",
-                                 keyring()});
+        args.insert(args.end(),
+                    {"--distro", "ubuntu", "--mirror", mirror, "--option", "components=main", "--keyring", keyring()});
         return test::run_kbuild(args);
     }
 
@@ -96,7 +98,8 @@ TEST_F(UbuntuMirror, CrawlPairsEachFlavourWithItsCommonAndNamesWhatIsWrong) {
     test::TempDir dir;
     test::write_file(dir / "kbuild.toml", "[ubuntu]\nmirror = [\"" + server.url() +
                                               "\"]\noption = [\"series=jammy,focal\", \"components=main\"]\n"
-                                              "keyring = [\"" + keyring() + "\"]\n");
+                                              "keyring = [\"" +
+                                              keyring() + "\"]\n");
     const ProcessResult r = test::run_kbuild({"--cache-dir", cache_dir(), "--config", (dir / "kbuild.toml").string(),
                                               "crawl", "--distro", "ubuntu", "--output", "json"});
     // The focal index is refused: the crawl says so and fails, after listing the rest.
@@ -106,7 +109,8 @@ TEST_F(UbuntuMirror, CrawlPairsEachFlavourWithItsCommonAndNamesWhatIsWrong) {
     // (it depends on the headers' sizes, which change with the mirror's newest kernel), else by
     // its sha256.
     EXPECT_TRUE(r.err.find(": sha256 mismatch") != std::string::npos ||
-                r.err.find(": size mismatch") != std::string::npos) << r.err;
+                r.err.find(": size mismatch") != std::string::npos)
+        << r.err;
     const Json doc = Json::parse(r.out);
     ASSERT_EQ(doc["releases"].size(), 3u) << doc.dump(2);
     ASSERT_EQ(doc["errors"].size(), 1u);
@@ -115,10 +119,10 @@ TEST_F(UbuntuMirror, CrawlPairsEachFlavourWithItsCommonAndNamesWhatIsWrong) {
     EXPECT_EQ(generic["kernelversion"], "77");
     EXPECT_EQ(generic["target"], "ubuntu-generic");
     ASSERT_EQ(generic["headers"].size(), 2u);
-    EXPECT_EQ(generic["headers"][0], server.url() + "/pool/main/l/linux/linux-headers-" + abi_ +
-                                         "-generic_" + abi_ + ".77_amd64.deb");
-    EXPECT_EQ(generic["headers"][1], server.url() + "/pool/main/l/linux/linux-headers-" + abi_ + "_" +
-                                         abi_ + ".77_all.deb");
+    EXPECT_EQ(generic["headers"][0],
+              server.url() + "/pool/main/l/linux/linux-headers-" + abi_ + "-generic_" + abi_ + ".77_amd64.deb");
+    EXPECT_EQ(generic["headers"][1],
+              server.url() + "/pool/main/l/linux/linux-headers-" + abi_ + "_" + abi_ + ".77_all.deb");
     for (const auto& p : generic["packages"]) {
         EXPECT_EQ(p["sha256"].get<std::string>().size(), 64u);
         EXPECT_GT(p["size"].get<long long>(), 0);
@@ -133,9 +137,8 @@ TEST_F(UbuntuMirror, CrawlPairsEachFlavourWithItsCommonAndNamesWhatIsWrong) {
 TEST_F(UbuntuMirror, BuildsInTheContainerForItsGccAndRecordsTheBadOnes) {
     test::MirrorServer server(archive());
     test::TempDir out;
-    const ProcessResult r = kbuild({"build", "--builder", "docker", "--option", "series=jammy",
-                                    "--module-src", (test::source_dir() / "examples/hello").string(),
-                                    "--out", out.path().string()},
+    const ProcessResult r = kbuild({"build", "--builder", "docker", "--option", "series=jammy", "--module-src",
+                                    (test::source_dir() / "examples/hello").string(), "--out", out.path().string()},
                                    server.url());
     EXPECT_EQ(r.exit_code, 1) << r.err;  // one built, one unavailable, one failed
     const Json index = Json::parse(test::read_file(out / "index.json"));

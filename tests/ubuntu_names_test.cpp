@@ -32,12 +32,13 @@ Json batch(const fs::path& list) {
     return Json::parse(r.out);
 }
 
-std::string pool_dir(const std::string& url) { return fs::path(url).parent_path().string(); }
+std::string pool_dir(const std::string& url) {
+    return fs::path(url).parent_path().string();
+}
 
 // Every line of a list lands in exactly one place: a release's packages or the unclaimed
 // files, each unclaimed one with a reason.
-void expect_every_line_placed(const std::vector<std::string>& lines, const Json& result,
-                              const std::string& what) {
+void expect_every_line_placed(const std::vector<std::string>& lines, const Json& result, const std::string& what) {
     std::multiset<std::string> placed;
     for (const auto& e : result["entries"])
         for (const auto& h : e["headers"]) placed.insert(h.get<std::string>());
@@ -47,8 +48,7 @@ void expect_every_line_placed(const std::vector<std::string>& lines, const Json&
     }
     EXPECT_TRUE(result["errors"].empty()) << what << ": " << result["errors"];
     std::multiset<std::string> given(lines.begin(), lines.end());
-    for (const auto& line : given)
-        EXPECT_EQ(placed.count(line), given.count(line)) << what << ": " << line;
+    for (const auto& line : given) EXPECT_EQ(placed.count(line), given.count(line)) << what << ": " << line;
     EXPECT_EQ(placed.size(), given.size()) << what;
 }
 
@@ -77,7 +77,9 @@ TEST(UbuntuNames, EveryListedFileIsPlacedAndEveryHeadersPackageFindsItsCommon) {
         // The flavour's package, then its common package from the same source package.
         ASSERT_EQ(e["headers"].size(), 2u) << e.dump();
         const std::string headers = e["headers"][0], common = e["headers"][1];
-        EXPECT_EQ(fs::path(headers).filename().string().rfind("linux-headers-" + e["kernelrelease"].get<std::string>() + "_", 0), 0u)
+        EXPECT_EQ(fs::path(headers).filename().string().rfind(
+                      "linux-headers-" + e["kernelrelease"].get<std::string>() + "_", 0),
+                  0u)
             << headers;
         EXPECT_EQ(pool_dir(headers), pool_dir(common)) << e.dump();
         EXPECT_FALSE(e["kernelversion"].get<std::string>().empty()) << e.dump();
@@ -92,52 +94,87 @@ TEST(UbuntuNames, EveryListedFileIsPlacedAndEveryHeadersPackageFindsItsCommon) {
 }
 
 struct Case {
-    std::string file;     // the headers package's file name, as the list has it
-    std::string release;  // uname -r
+    std::string file;           // the headers package's file name, as the list has it
+    std::string release;        // uname -r
     std::string kernelversion;  // what uname -v carries between '#' and "-Ubuntu"
     std::string target;         // Falco's loader's target: ubuntu-aws also for aws-fips
-    std::string variant;  // a backport's tag
-    std::string common;   // the common package's file name, without its _arch.deb
+    std::string variant;        // a backport's tag
+    std::string common;         // the common package's file name, without its _arch.deb
 };
 
 // Checked by hand against the lists and Ubuntu's naming: main kernels, derivatives, backports
 // (~XX.04.1), FIPS, ESM (xenial's HWE and derivatives), universe and two uploads of one ABI.
 const std::vector<Case> kCases = {
-    {"linux-headers-4.15.0-2059-aws-fips_4.15.0-2059.61_amd64.deb", "4.15.0-2059-aws-fips", "61", "ubuntu-aws", "", "linux-aws-fips-headers-4.15.0-2059_4.15.0-2059.61"},
-    {"linux-headers-4.15.0-2094-aws-fips_4.15.0-2094.100_amd64.deb", "4.15.0-2094-aws-fips", "100", "ubuntu-aws", "", "linux-aws-fips-headers-4.15.0-2094_4.15.0-2094.100"},
-    {"linux-headers-5.15.0-1017-aws_5.15.0-1017.21~20.04.1_amd64.deb", "5.15.0-1017-aws", "21~20.04.1", "ubuntu-aws", "20.04.1", "linux-aws-5.15-headers-5.15.0-1017_5.15.0-1017.21~20.04.1"},
-    {"linux-headers-4.4.0-1087-aws_4.4.0-1087.98_amd64.deb", "4.4.0-1087-aws", "98", "ubuntu-aws", "", "linux-aws-headers-4.4.0-1087_4.4.0-1087.98"},
-    {"linux-headers-6.5.0-1008-aws_6.5.0-1008.8~22.04.1_amd64.deb", "6.5.0-1008-aws", "8~22.04.1", "ubuntu-aws", "22.04.1", "linux-aws-6.5-headers-6.5.0-1008_6.5.0-1008.8~22.04.1"},
-    {"linux-headers-5.4.0-1092-aws_5.4.0-1092.100_amd64.deb", "5.4.0-1092-aws", "100", "ubuntu-aws", "", "linux-aws-headers-5.4.0-1092_5.4.0-1092.100"},
-    {"linux-headers-4.4.0-1044-aws_4.4.0-1044.53_amd64.deb", "4.4.0-1044-aws", "53", "ubuntu-aws", "", "linux-aws-headers-4.4.0-1044_4.4.0-1044.53"},
-    {"linux-headers-4.15.0-2050-azure-fips_4.15.0-2050.54_amd64.deb", "4.15.0-2050-azure-fips", "54", "ubuntu-azure", "", "linux-azure-fips-headers-4.15.0-2050_4.15.0-2050.54"},
-    {"linux-headers-4.15.0-2009-azure-fips_4.15.0-2009.10_amd64.deb", "4.15.0-2009-azure-fips", "10", "ubuntu-azure", "", "linux-azure-fips-headers-4.15.0-2009_4.15.0-2009.10"},
-    {"linux-headers-6.2.0-1018-azure_6.2.0-1018.18_amd64.deb", "6.2.0-1018-azure", "18", "ubuntu-azure", "", "linux-azure-headers-6.2.0-1018_6.2.0-1018.18"},
-    {"linux-headers-6.5.0-1009-azure_6.5.0-1009.9~22.04.1_amd64.deb", "6.5.0-1009-azure", "9~22.04.1", "ubuntu-azure", "22.04.1", "linux-azure-6.5-headers-6.5.0-1009_6.5.0-1009.9~22.04.1"},
-    {"linux-headers-5.11.0-1012-azure_5.11.0-1012.13~20.04.1_amd64.deb", "5.11.0-1012-azure", "13~20.04.1", "ubuntu-azure", "20.04.1", "linux-azure-5.11-headers-5.11.0-1012_5.11.0-1012.13~20.04.1"},
-    {"linux-headers-4.15.0-1098-azure_4.15.0-1098.109~16.04.1_amd64.deb", "4.15.0-1098-azure", "109~16.04.1", "ubuntu-azure", "16.04.1", "linux-azure-headers-4.15.0-1098_4.15.0-1098.109~16.04.1"},
-    {"linux-headers-4.15.0-1109-gcp_4.15.0-1109.123~16.04.1_amd64.deb", "4.15.0-1109-gcp", "123~16.04.1", "ubuntu-gcp", "16.04.1", "linux-gcp-headers-4.15.0-1109_4.15.0-1109.123~16.04.1"},
-    {"linux-headers-4.15.0-161-generic_4.15.0-161.169~16.04.1_amd64.deb", "4.15.0-161-generic", "169~16.04.1", "ubuntu-generic", "16.04.1", "linux-headers-4.15.0-161_4.15.0-161.169~16.04.1"},
-    {"linux-headers-4.15.0-161-generic_4.15.0-161.169_amd64.deb", "4.15.0-161-generic", "169", "ubuntu-generic", "", "linux-headers-4.15.0-161_4.15.0-161.169"},
-    {"linux-headers-4.15.0-189-generic_4.15.0-189.200~16.04.1_amd64.deb", "4.15.0-189-generic", "200~16.04.1", "ubuntu-generic", "16.04.1", "linux-headers-4.15.0-189_4.15.0-189.200~16.04.1"},
-    {"linux-headers-4.15.0-1134-azure_4.15.0-1134.147~16.04.1_amd64.deb", "4.15.0-1134-azure", "147~16.04.1", "ubuntu-azure", "16.04.1", "linux-azure-headers-4.15.0-1134_4.15.0-1134.147~16.04.1"},
-    {"linux-headers-4.4.0-1017-fips_4.4.0-1017.22_amd64.deb", "4.4.0-1017-fips", "22", "ubuntu-fips", "", "linux-fips-headers-4.4.0-1017_4.4.0-1017.22"},
-    {"linux-headers-5.4.0-1085-fips_5.4.0-1085.94_amd64.deb", "5.4.0-1085-fips", "94", "ubuntu-fips", "", "linux-fips-headers-5.4.0-1085_5.4.0-1085.94"},
-    {"linux-headers-5.4.0-1090-fips_5.4.0-1090.100_amd64.deb", "5.4.0-1090-fips", "100", "ubuntu-fips", "", "linux-fips-headers-5.4.0-1090_5.4.0-1090.100"},
-    {"linux-headers-4.15.0-2018-gcp-fips_4.15.0-2018.20_amd64.deb", "4.15.0-2018-gcp-fips", "20", "ubuntu-gcp", "", "linux-gcp-fips-headers-4.15.0-2018_4.15.0-2018.20"},
-    {"linux-headers-4.15.0-2052-gcp-fips_4.15.0-2052.57_amd64.deb", "4.15.0-2052-gcp-fips", "57", "ubuntu-gcp", "", "linux-gcp-fips-headers-4.15.0-2052_4.15.0-2052.57"},
-    {"linux-headers-5.11.0-1022-gcp_5.11.0-1022.24~20.04.1_amd64.deb", "5.11.0-1022-gcp", "24~20.04.1", "ubuntu-gcp", "20.04.1", "linux-gcp-5.11-headers-5.11.0-1022_5.11.0-1022.24~20.04.1"},
-    {"linux-headers-5.4.0-1105-gcp_5.4.0-1105.114_amd64.deb", "5.4.0-1105-gcp", "114", "ubuntu-gcp", "", "linux-gcp-headers-5.4.0-1105_5.4.0-1105.114"},
-    {"linux-headers-6.5.0-1024-gcp_6.5.0-1024.26_amd64.deb", "6.5.0-1024-gcp", "26", "ubuntu-gcp", "", "linux-gcp-headers-6.5.0-1024_6.5.0-1024.26"},
-    {"linux-headers-5.4.0-1029-gcp_5.4.0-1029.31~18.04.1_amd64.deb", "5.4.0-1029-gcp", "31~18.04.1", "ubuntu-gcp", "18.04.1", "linux-gcp-5.4-headers-5.4.0-1029_5.4.0-1029.31~18.04.1"},
-    {"linux-headers-4.15.0-1087-gcp_4.15.0-1087.100_amd64.deb", "4.15.0-1087-gcp", "100", "ubuntu-gcp", "", "linux-gcp-4.15-headers-4.15.0-1087_4.15.0-1087.100"},
-    {"linux-headers-5.4.0-1077-gke_5.4.0-1077.83~18.04.1_amd64.deb", "5.4.0-1077-gke", "83~18.04.1", "ubuntu-gke", "18.04.1", "linux-gke-5.4-headers-5.4.0-1077_5.4.0-1077.83~18.04.1"},
-    {"linux-headers-4.15.0-1050-gke_4.15.0-1050.53_amd64.deb", "4.15.0-1050-gke", "53", "ubuntu-gke", "", "linux-gke-4.15-headers-4.15.0-1050_4.15.0-1050.53"},
-    {"linux-headers-5.15.0-1036-gke_5.15.0-1036.41~20.04.1_amd64.deb", "5.15.0-1036-gke", "41~20.04.1", "ubuntu-gke", "20.04.1", "linux-gke-5.15-headers-5.15.0-1036_5.15.0-1036.41~20.04.1"},
-    {"linux-headers-4.4.0-1032-gke_4.4.0-1032.32_amd64.deb", "4.4.0-1032-gke", "32", "ubuntu-gke", "", "linux-gke-headers-4.4.0-1032_4.4.0-1032.32"},
-    {"linux-headers-4.15.0-50-generic_4.15.0-50.54_amd64.deb", "4.15.0-50-generic", "54", "ubuntu-generic", "", "linux-headers-4.15.0-50_4.15.0-50.54"},
-    {"linux-headers-5.4.0-125-generic_5.4.0-125.141_amd64.deb", "5.4.0-125-generic", "141", "ubuntu-generic", "", "linux-headers-5.4.0-125_5.4.0-125.141"},
-    {"linux-headers-5.15.0-90-generic_5.15.0-90.100_amd64.deb", "5.15.0-90-generic", "100", "ubuntu-generic", "", "linux-headers-5.15.0-90_5.15.0-90.100"},
+    {"linux-headers-4.15.0-2059-aws-fips_4.15.0-2059.61_amd64.deb", "4.15.0-2059-aws-fips", "61", "ubuntu-aws", "",
+     "linux-aws-fips-headers-4.15.0-2059_4.15.0-2059.61"},
+    {"linux-headers-4.15.0-2094-aws-fips_4.15.0-2094.100_amd64.deb", "4.15.0-2094-aws-fips", "100", "ubuntu-aws", "",
+     "linux-aws-fips-headers-4.15.0-2094_4.15.0-2094.100"},
+    {"linux-headers-5.15.0-1017-aws_5.15.0-1017.21~20.04.1_amd64.deb", "5.15.0-1017-aws", "21~20.04.1", "ubuntu-aws",
+     "20.04.1", "linux-aws-5.15-headers-5.15.0-1017_5.15.0-1017.21~20.04.1"},
+    {"linux-headers-4.4.0-1087-aws_4.4.0-1087.98_amd64.deb", "4.4.0-1087-aws", "98", "ubuntu-aws", "",
+     "linux-aws-headers-4.4.0-1087_4.4.0-1087.98"},
+    {"linux-headers-6.5.0-1008-aws_6.5.0-1008.8~22.04.1_amd64.deb", "6.5.0-1008-aws", "8~22.04.1", "ubuntu-aws",
+     "22.04.1", "linux-aws-6.5-headers-6.5.0-1008_6.5.0-1008.8~22.04.1"},
+    {"linux-headers-5.4.0-1092-aws_5.4.0-1092.100_amd64.deb", "5.4.0-1092-aws", "100", "ubuntu-aws", "",
+     "linux-aws-headers-5.4.0-1092_5.4.0-1092.100"},
+    {"linux-headers-4.4.0-1044-aws_4.4.0-1044.53_amd64.deb", "4.4.0-1044-aws", "53", "ubuntu-aws", "",
+     "linux-aws-headers-4.4.0-1044_4.4.0-1044.53"},
+    {"linux-headers-4.15.0-2050-azure-fips_4.15.0-2050.54_amd64.deb", "4.15.0-2050-azure-fips", "54", "ubuntu-azure",
+     "", "linux-azure-fips-headers-4.15.0-2050_4.15.0-2050.54"},
+    {"linux-headers-4.15.0-2009-azure-fips_4.15.0-2009.10_amd64.deb", "4.15.0-2009-azure-fips", "10", "ubuntu-azure",
+     "", "linux-azure-fips-headers-4.15.0-2009_4.15.0-2009.10"},
+    {"linux-headers-6.2.0-1018-azure_6.2.0-1018.18_amd64.deb", "6.2.0-1018-azure", "18", "ubuntu-azure", "",
+     "linux-azure-headers-6.2.0-1018_6.2.0-1018.18"},
+    {"linux-headers-6.5.0-1009-azure_6.5.0-1009.9~22.04.1_amd64.deb", "6.5.0-1009-azure", "9~22.04.1", "ubuntu-azure",
+     "22.04.1", "linux-azure-6.5-headers-6.5.0-1009_6.5.0-1009.9~22.04.1"},
+    {"linux-headers-5.11.0-1012-azure_5.11.0-1012.13~20.04.1_amd64.deb", "5.11.0-1012-azure", "13~20.04.1",
+     "ubuntu-azure", "20.04.1", "linux-azure-5.11-headers-5.11.0-1012_5.11.0-1012.13~20.04.1"},
+    {"linux-headers-4.15.0-1098-azure_4.15.0-1098.109~16.04.1_amd64.deb", "4.15.0-1098-azure", "109~16.04.1",
+     "ubuntu-azure", "16.04.1", "linux-azure-headers-4.15.0-1098_4.15.0-1098.109~16.04.1"},
+    {"linux-headers-4.15.0-1109-gcp_4.15.0-1109.123~16.04.1_amd64.deb", "4.15.0-1109-gcp", "123~16.04.1", "ubuntu-gcp",
+     "16.04.1", "linux-gcp-headers-4.15.0-1109_4.15.0-1109.123~16.04.1"},
+    {"linux-headers-4.15.0-161-generic_4.15.0-161.169~16.04.1_amd64.deb", "4.15.0-161-generic", "169~16.04.1",
+     "ubuntu-generic", "16.04.1", "linux-headers-4.15.0-161_4.15.0-161.169~16.04.1"},
+    {"linux-headers-4.15.0-161-generic_4.15.0-161.169_amd64.deb", "4.15.0-161-generic", "169", "ubuntu-generic", "",
+     "linux-headers-4.15.0-161_4.15.0-161.169"},
+    {"linux-headers-4.15.0-189-generic_4.15.0-189.200~16.04.1_amd64.deb", "4.15.0-189-generic", "200~16.04.1",
+     "ubuntu-generic", "16.04.1", "linux-headers-4.15.0-189_4.15.0-189.200~16.04.1"},
+    {"linux-headers-4.15.0-1134-azure_4.15.0-1134.147~16.04.1_amd64.deb", "4.15.0-1134-azure", "147~16.04.1",
+     "ubuntu-azure", "16.04.1", "linux-azure-headers-4.15.0-1134_4.15.0-1134.147~16.04.1"},
+    {"linux-headers-4.4.0-1017-fips_4.4.0-1017.22_amd64.deb", "4.4.0-1017-fips", "22", "ubuntu-fips", "",
+     "linux-fips-headers-4.4.0-1017_4.4.0-1017.22"},
+    {"linux-headers-5.4.0-1085-fips_5.4.0-1085.94_amd64.deb", "5.4.0-1085-fips", "94", "ubuntu-fips", "",
+     "linux-fips-headers-5.4.0-1085_5.4.0-1085.94"},
+    {"linux-headers-5.4.0-1090-fips_5.4.0-1090.100_amd64.deb", "5.4.0-1090-fips", "100", "ubuntu-fips", "",
+     "linux-fips-headers-5.4.0-1090_5.4.0-1090.100"},
+    {"linux-headers-4.15.0-2018-gcp-fips_4.15.0-2018.20_amd64.deb", "4.15.0-2018-gcp-fips", "20", "ubuntu-gcp", "",
+     "linux-gcp-fips-headers-4.15.0-2018_4.15.0-2018.20"},
+    {"linux-headers-4.15.0-2052-gcp-fips_4.15.0-2052.57_amd64.deb", "4.15.0-2052-gcp-fips", "57", "ubuntu-gcp", "",
+     "linux-gcp-fips-headers-4.15.0-2052_4.15.0-2052.57"},
+    {"linux-headers-5.11.0-1022-gcp_5.11.0-1022.24~20.04.1_amd64.deb", "5.11.0-1022-gcp", "24~20.04.1", "ubuntu-gcp",
+     "20.04.1", "linux-gcp-5.11-headers-5.11.0-1022_5.11.0-1022.24~20.04.1"},
+    {"linux-headers-5.4.0-1105-gcp_5.4.0-1105.114_amd64.deb", "5.4.0-1105-gcp", "114", "ubuntu-gcp", "",
+     "linux-gcp-headers-5.4.0-1105_5.4.0-1105.114"},
+    {"linux-headers-6.5.0-1024-gcp_6.5.0-1024.26_amd64.deb", "6.5.0-1024-gcp", "26", "ubuntu-gcp", "",
+     "linux-gcp-headers-6.5.0-1024_6.5.0-1024.26"},
+    {"linux-headers-5.4.0-1029-gcp_5.4.0-1029.31~18.04.1_amd64.deb", "5.4.0-1029-gcp", "31~18.04.1", "ubuntu-gcp",
+     "18.04.1", "linux-gcp-5.4-headers-5.4.0-1029_5.4.0-1029.31~18.04.1"},
+    {"linux-headers-4.15.0-1087-gcp_4.15.0-1087.100_amd64.deb", "4.15.0-1087-gcp", "100", "ubuntu-gcp", "",
+     "linux-gcp-4.15-headers-4.15.0-1087_4.15.0-1087.100"},
+    {"linux-headers-5.4.0-1077-gke_5.4.0-1077.83~18.04.1_amd64.deb", "5.4.0-1077-gke", "83~18.04.1", "ubuntu-gke",
+     "18.04.1", "linux-gke-5.4-headers-5.4.0-1077_5.4.0-1077.83~18.04.1"},
+    {"linux-headers-4.15.0-1050-gke_4.15.0-1050.53_amd64.deb", "4.15.0-1050-gke", "53", "ubuntu-gke", "",
+     "linux-gke-4.15-headers-4.15.0-1050_4.15.0-1050.53"},
+    {"linux-headers-5.15.0-1036-gke_5.15.0-1036.41~20.04.1_amd64.deb", "5.15.0-1036-gke", "41~20.04.1", "ubuntu-gke",
+     "20.04.1", "linux-gke-5.15-headers-5.15.0-1036_5.15.0-1036.41~20.04.1"},
+    {"linux-headers-4.4.0-1032-gke_4.4.0-1032.32_amd64.deb", "4.4.0-1032-gke", "32", "ubuntu-gke", "",
+     "linux-gke-headers-4.4.0-1032_4.4.0-1032.32"},
+    {"linux-headers-4.15.0-50-generic_4.15.0-50.54_amd64.deb", "4.15.0-50-generic", "54", "ubuntu-generic", "",
+     "linux-headers-4.15.0-50_4.15.0-50.54"},
+    {"linux-headers-5.4.0-125-generic_5.4.0-125.141_amd64.deb", "5.4.0-125-generic", "141", "ubuntu-generic", "",
+     "linux-headers-5.4.0-125_5.4.0-125.141"},
+    {"linux-headers-5.15.0-90-generic_5.15.0-90.100_amd64.deb", "5.15.0-90-generic", "100", "ubuntu-generic", "",
+     "linux-headers-5.15.0-90_5.15.0-90.100"},
 };
 
 TEST(UbuntuNames, HandCheckedReleasesVersionsFlavoursAndCommons) {
@@ -302,7 +339,8 @@ TEST(UbuntuNames, BareNamesThatCannotTellTheCommonPackageAreUnclaimedSayingSo) {
     const std::string lowlatency_common = "linux-lowlatency-hwe-5.15-headers-5.15.0-91_5.15.0-91.101~20.04.1_all.deb";
     const std::string old_lowlatency = "linux-headers-5.4.0-150-lowlatency_5.4.0-150.167_amd64.deb";
     const std::string old_common = "linux-headers-5.4.0-150_5.4.0-150.167_all.deb";
-    const Json result = batch_names({generic, generic_common, lowlatency, lowlatency_common, old_lowlatency, old_common});
+    const Json result =
+        batch_names({generic, generic_common, lowlatency, lowlatency_common, old_lowlatency, old_common});
 
     EXPECT_EQ(result["releases"]["5.15.0-91-generic~20.04.1"], (Json{generic, generic_common}));
     EXPECT_EQ(result["releases"]["5.4.0-150-lowlatency"], (Json{old_lowlatency, old_common}));
@@ -326,7 +364,8 @@ TEST(UbuntuNames, BareNamesThatCannotTellTheCommonPackageAreUnclaimedSayingSo) {
                                    pool + "linux-lowlatency-hwe-5.15/" + lowlatency_common});
     EXPECT_TRUE(urls["unclaimed"].empty()) << urls["unclaimed"].dump(1);
     EXPECT_EQ(urls["releases"]["5.15.0-91-lowlatency~20.04.1"],
-              (Json{pool + "linux-lowlatency-hwe-5.15/" + lowlatency, pool + "linux-lowlatency-hwe-5.15/" + lowlatency_common}));
+              (Json{pool + "linux-lowlatency-hwe-5.15/" + lowlatency,
+                    pool + "linux-lowlatency-hwe-5.15/" + lowlatency_common}));
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // .modinfo reading on real ELF objects made by the compiler, and the vermagic rule.
-#include "util/process.h"
-#include "test_util.h"
 #include "build/verify.h"
+#include "test_util.h"
+#include "util/process.h"
 
 #include <kbuild/types.hpp>
 
@@ -22,8 +22,8 @@ fs::path object_with_modinfo(const test::TempDir& dir, const std::string& entrie
     const fs::path source = dir / "m.c";
     std::string array;
     for (char c : entries) array += std::to_string(static_cast<unsigned char>(c)) + ",";
-    test::write_file(source, "__attribute__((section(\".modinfo\"), used)) static const char info[] = {" +
-                                 array + "0};\nint f(void) { return 1; }\n");
+    test::write_file(source, "__attribute__((section(\".modinfo\"), used)) static const char info[] = {" + array +
+                                 "0};\nint f(void) { return 1; }\n");
     const fs::path object = dir / "m.ko";
     const ProcessResult cc = run_process({"cc", "-c", source.string(), "-o", object.string()});
     EXPECT_EQ(cc.exit_code, 0) << cc.err;
@@ -65,8 +65,7 @@ TEST(Verify, NamesTheFileThatIsNoModule) {
         read_modinfo(dir / "plain.ko");
         FAIL();
     } catch (const Error& e) {
-        EXPECT_EQ(std::string(e.what()),
-                  (dir / "plain.ko").string() + ": no .modinfo section (not a kernel module)");
+        EXPECT_EQ(std::string(e.what()), (dir / "plain.ko").string() + ": no .modinfo section (not a kernel module)");
     }
 }
 

@@ -1,10 +1,10 @@
 #include "app/cli.h"
 
-#include "output/artifacts.h"
 #include "app/commands.h"
 #include "app/config.h"
-#include "util/log.h"
+#include "output/artifacts.h"
 #include "serve/serve.h"
+#include "util/log.h"
 
 #include <kbuild/plugin_api.h>
 
@@ -20,8 +20,7 @@ namespace kbuild {
 namespace {
 
 void add_output_flag(CLI::App* verb, std::string& output) {
-    verb->add_option("--output", output, "table (default) or json")
-        ->check(CLI::IsMember({"table", "json"}));
+    verb->add_option("--output", output, "table (default) or json")->check(CLI::IsMember({"table", "json"}));
 }
 
 // The flags that pick kernels: shared by crawl, batch and build.
@@ -32,16 +31,13 @@ void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files, bo
     verb->add_option("--mirror", target.mirrors,
                      "Repository base URL (repeatable; default: the plugin's, e.g. apt's sources)")
         ->type_name("URL");
-    verb->add_option("--option", target.plugin_options, "Plugin option KEY=VALUE (repeatable)")
-        ->type_name("KEY=VALUE");
-    verb->add_option("--kernel", target.kernel_regex, "Only releases matching this regex")
-        ->type_name("REGEX");
+    verb->add_option("--option", target.plugin_options, "Plugin option KEY=VALUE (repeatable)")->type_name("KEY=VALUE");
+    verb->add_option("--kernel", target.kernel_regex, "Only releases matching this regex")->type_name("REGEX");
     verb->add_option("--latest", target.latest, "Only the N newest releases")->type_name("N");
     verb->add_option("--shard", target.shard,
                      "Only shard K of N (K from 0): a stable slice by distro and release, for fleets")
         ->type_name("K/N");
-    verb->add_option("--jobs,-j", target.jobs, "Downloads (and builds) at once (default 4)")
-        ->check(CLI::Range(1, 256));
+    verb->add_option("--jobs,-j", target.jobs, "Downloads (and builds) at once (default 4)")->check(CLI::Range(1, 256));
     verb->add_option("--keyring", target.keyrings,
                      "Check signatures (the mirrors' metadata, rpm packages, Flatcar DIGESTS) with this "
                      "keyring instead of the distro's (repeatable)")
@@ -62,8 +58,7 @@ void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files, bo
 }  // namespace
 
 int run_cli(int argc, char** argv) {
-    CLI::App app{"kbuild: build kernel modules and eBPF probes for every kernel of every distro",
-                 "kbuild"};
+    CLI::App app{"kbuild: build kernel modules and eBPF probes for every kernel of every distro", "kbuild"};
     app.set_version_flag("--version", std::string("kbuild ") + KBUILD_VERSION + " (plugin ABI " +
                                           std::to_string(KBUILD_PLUGIN_ABI_MAJOR) + "." +
                                           std::to_string(KBUILD_PLUGIN_ABI_MINOR) + ")");
@@ -79,8 +74,7 @@ int run_cli(int argc, char** argv) {
                    "Download and unpack cache (default $XDG_CACHE_HOME/kbuild, "
                    "/var/cache/kbuild as root)")
         ->type_name("DIR");
-    app.add_option("--builders-dir", global.builder_dirs,
-                   "Also read builder image definitions from DIR (repeatable)")
+    app.add_option("--builders-dir", global.builder_dirs, "Also read builder image definitions from DIR (repeatable)")
         ->type_name("DIR");
     std::string config;
     app.add_option("--config", config,
@@ -108,14 +102,14 @@ int run_cli(int argc, char** argv) {
     add_output_flag(batch, output);
     batch->footer("Example:\n  kbuild batch --distro debian --from-list kernels.txt --output json");
 
-    auto* build_verb = app.add_subcommand(
-        "build", "Fetch, unpack, build and verify a module for each selected kernel");
+    auto* build_verb = app.add_subcommand("build", "Fetch, unpack, build and verify a module for each selected kernel");
     add_target_flags(build_verb, target, true, false);
     add_output_flag(build_verb, output);
-    build_verb->add_option("--from-bundle", build.from_bundle,
-                           "Build from kernel bundles (kbuild bundle) instead of a distro's packages: "
-                           "no plugin, no network. A bundle carries no signature: it is as trustworthy as "
-                           "whoever made it (its sha256 is recorded in index.json)")
+    build_verb
+        ->add_option("--from-bundle", build.from_bundle,
+                     "Build from kernel bundles (kbuild bundle) instead of a distro's packages: "
+                     "no plugin, no network. A bundle carries no signature: it is as trustworthy as "
+                     "whoever made it (its sha256 is recorded in index.json)")
         ->type_name("FILE");
     build_verb->add_option("--module-src", build.module_src, "The module's source directory")
         ->required()
@@ -125,19 +119,21 @@ int run_cli(int argc, char** argv) {
                      "A module that is an artifact (repeatable; its path in the source without .ko); "
                      "default: the modules the source's top Kbuild or Makefile declares (obj-m)")
         ->type_name("NAME");
-    build_verb->add_option("--module-name", build.module_name,
-                           "Names the build, its logs and its default artifact (default: the declared module, "
-                           "else the source's directory)")
+    build_verb
+        ->add_option("--module-name", build.module_name,
+                     "Names the build, its logs and its default artifact (default: the declared module, "
+                     "else the source's directory)")
         ->type_name("NAME");
-    build_verb->add_option("--out", build.out_dir, "Artifacts, logs and index.json (default ./out)")
-        ->type_name("DIR");
+    build_verb->add_option("--out", build.out_dir, "Artifacts, logs and index.json (default ./out)")->type_name("DIR");
     build_verb->add_option("--module-version", build.module_version,
                            "Version in artifact names (default: the module's, else a source digest)");
-    build_verb->add_option("--builder", build.builder,
-                           "auto (default: docker when the daemon answers, else local), docker, local")
+    build_verb
+        ->add_option("--builder", build.builder,
+                     "auto (default: docker when the daemon answers, else local), docker, local")
         ->check(CLI::IsMember({"auto", "docker", "local"}));
-    auto* naming = build_verb->add_option("--naming", build.naming,
-                                          "Artifact names: probe-builder (default), falco, collector (.ko.gz), service")
+    auto* naming = build_verb
+                       ->add_option("--naming", build.naming,
+                                    "Artifact names: probe-builder (default), falco, collector (.ko.gz), service")
                        ->check(CLI::IsMember(naming_presets()));
     build_verb
         ->add_option("--naming-template", build.naming_template,
@@ -182,12 +178,10 @@ int run_cli(int argc, char** argv) {
     ImagesCommandOptions images;
     auto* images_verb = app.add_subcommand("images", "Builder images: build or list them");
     images_verb->require_subcommand(1);
-    auto* images_build = images_verb->add_subcommand(
-        "build", "Build builder images from their definitions (unchanged ones are kept)");
-    images_build->add_option("names", images.names, "Definitions to build (default: all)")
-        ->type_name("NAME");
-    images_build->add_option("--mirror", images.mirror,
-                             "debootstrap mirror (default: from apt's sources)")
+    auto* images_build =
+        images_verb->add_subcommand("build", "Build builder images from their definitions (unchanged ones are kept)");
+    images_build->add_option("names", images.names, "Definitions to build (default: all)")->type_name("NAME");
+    images_build->add_option("--mirror", images.mirror, "debootstrap mirror (default: from apt's sources)")
         ->type_name("URL");
     images_build->add_flag("--force", images.force, "Rebuild even when the definition is unchanged");
     images_build->footer("Example:\n  kbuild images build debian-bookworm");
@@ -199,8 +193,7 @@ int run_cli(int argc, char** argv) {
     ServeFlags serve_flags;
     auto* serve = app.add_subcommand("serve", "The HTTP build service: builds the module a node's kernel lacks");
     serve->add_option("--listen", serve_flags.listen, "HOST:PORT (default 127.0.0.1:8093; port 0: any free one)");
-    serve->add_option("--out", serve_flags.out, "Artifacts, logs, index.json files and service.json")
-        ->type_name("DIR");
+    serve->add_option("--out", serve_flags.out, "Artifacts, logs, index.json files and service.json")->type_name("DIR");
     serve->add_option("--jobs,-j", serve_flags.jobs, "Builds at once (default 2)")->check(CLI::Range(1, 256));
     serve->add_option("--queue", serve_flags.queue, "Targets that may wait; a new one beyond gets 429 (default 64)")
         ->check(CLI::Range(1, 1000000));
@@ -208,9 +201,10 @@ int run_cli(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "docker", "local"}));
     serve->add_option("--token-file", serve_flags.token_file, "POST needs 'Authorization: Bearer <the file's text>'")
         ->type_name("FILE");
-    auto* serve_sign_key =
-        serve->add_option("--sign-key", serve_flags.sign_key, "Sign each module with this PEM private key (with --sign-cert)")
-            ->type_name("KEY");
+    auto* serve_sign_key = serve
+                               ->add_option("--sign-key", serve_flags.sign_key,
+                                            "Sign each module with this PEM private key (with --sign-cert)")
+                               ->type_name("KEY");
     auto* serve_sign_cert =
         serve->add_option("--sign-cert", serve_flags.sign_cert, "The signing key's X.509 certificate (with --sign-key)")
             ->type_name("CERT");
@@ -218,7 +212,8 @@ int run_cli(int argc, char** argv) {
     serve_sign_cert->needs(serve_sign_key);
     serve->footer(
         "Module sources and limits come from the config file's [serve] table (packaging/serve/config.toml).\n\n"
-        "Example:\n  kbuild --config /etc/kbuild/config.toml serve --listen 127.0.0.1:8093 --out /var/lib/kbuild/serve");
+        "Example:\n  kbuild --config /etc/kbuild/config.toml serve --listen 127.0.0.1:8093 --out "
+        "/var/lib/kbuild/serve");
 
     std::vector<std::string> index_files;
     auto* index_verb = app.add_subcommand("index", "index.json files: merge the shards' into one");
@@ -235,10 +230,8 @@ int run_cli(int argc, char** argv) {
         // CLI11 reads an unknown verb as a stray argument; name it instead.
         if (app.get_subcommands().empty() && !app.remaining().empty()) {
             std::string verbs;
-            for (const auto* sub : app.get_subcommands({}))
-                verbs += (verbs.empty() ? "" : ", ") + sub->get_name();
-            std::cerr << "error: unknown verb '" << app.remaining().front() << "' (verbs: " << verbs
-                      << ")\n";
+            for (const auto* sub : app.get_subcommands({})) verbs += (verbs.empty() ? "" : ", ") + sub->get_name();
+            std::cerr << "error: unknown verb '" << app.remaining().front() << "' (verbs: " << verbs << ")\n";
             return kExitUsage;
         }
         const int code = app.exit(e);
@@ -246,9 +239,7 @@ int run_cli(int argc, char** argv) {
     }
     build.build_timeout = std::chrono::seconds(timeout_s);
 
-    setup_logging(global.quiet     ? Verbosity::quiet
-                  : global.verbose ? Verbosity::verbose
-                                   : Verbosity::normal);
+    setup_logging(global.quiet ? Verbosity::quiet : global.verbose ? Verbosity::verbose : Verbosity::normal);
     if (plugins->parsed()) return plugins_command(global, output);
     if (crawl->parsed() || batch->parsed() || build_verb->parsed() || bundle_verb->parsed()) {
         try {

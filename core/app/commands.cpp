@@ -1,25 +1,26 @@
 #include "app/commands.h"
 
-#include "fetch/apt_sources.h"
+#include "build/auto_builder.h"
 #include "build/builder.h"
-#include "output/bundle_writer.h"
 #include "build/docker.h"
 #include "build/images.h"
+#include "fetch/apt_sources.h"
 #include "fetch/fetch.h"
-#include "util/interrupt.h"
+#include "output/bundle_writer.h"
 #include "output/module_sign.h"
-#include "util/parallel.h"
 #include "pipeline/pipeline.h"
 #include "plugin/plugin_host.h"
 #include "targets/shard.h"
 #include "targets/targets.h"
-#include "build/auto_builder.h"
+#include "util/interrupt.h"
+#include "util/parallel.h"
 #include "util/table.h"
 
 #include <kbuild/deb.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
@@ -27,7 +28,6 @@
 #include <mutex>
 #include <optional>
 #include <regex>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -82,7 +82,8 @@ Json release_json(const Release& r) {
                   {"kernelversion", r.kernelversion},
                   {"target", r.target.empty() ? r.distro : r.target},
                   {"arch", r.arch},
-                  {"headers", headers},         {"packages", r.packages}};
+                  {"headers", headers},
+                  {"packages", r.packages}};
     if (!r.variant.empty()) entry["variant"] = r.variant;
     if (!r.unavailable.empty()) entry["unavailable"] = r.unavailable;
     return entry;
@@ -148,18 +149,16 @@ int images_build_command(const GlobalOptions& global, const ImagesCommandOptions
         if (!images.names.empty()) {
             std::vector<BuilderDefinition> picked;
             for (const auto& name : images.names) {
-                auto it = std::find_if(definitions.begin(), definitions.end(),
-                                       [&](const auto& d) { return d.name == name; });
-                if (it == definitions.end())
-                    throw UsageError("no builder definition named '" + name + "'");
+                auto it =
+                    std::find_if(definitions.begin(), definitions.end(), [&](const auto& d) { return d.name == name; });
+                if (it == definitions.end()) throw UsageError("no builder definition named '" + name + "'");
                 picked.push_back(*it);
             }
             definitions = picked;
         }
         if (definitions.empty()) throw UsageError("no builder definitions found (--builders-dir DIR)");
         Docker docker(docker_socket());
-        if (!docker.ping())
-            throw Error("docker: the daemon at " + docker_socket().string() + " does not answer");
+        if (!docker.ping()) throw Error("docker: the daemon at " + docker_socket().string() + " does not answer");
         ImageBuildOptions options;
         options.work_dir = cache_dir_of(global) / "images";
         options.mirror = images.mirror;
@@ -181,8 +180,7 @@ int images_build_command(const GlobalOptions& global, const ImagesCommandOptions
 int images_list_command(const GlobalOptions& global, const std::string& output) {
     return run_guarded([&] {
         Docker docker(docker_socket());
-        if (!docker.ping())
-            throw Error("docker: the daemon at " + docker_socket().string() + " does not answer");
+        if (!docker.ping()) throw Error("docker: the daemon at " + docker_socket().string() + " does not answer");
         const auto images = list_builder_images(docker);
         const auto definitions = load_definitions(builder_dirs(global));
         auto current = [&](const BuilderImage& image) {
@@ -193,16 +191,22 @@ int images_list_command(const GlobalOptions& global, const std::string& output) 
         if (output == "json") {
             Json list = Json::array();
             for (const auto& i : images)
-                list.push_back({{"name", i.name}, {"image", i.image}, {"gcc", i.gcc}, {"cc", i.cc},
-                                {"family", i.family}, {"size", i.size}, {"created", i.created},
-                                {"definition_hash", i.definition_hash}, {"current", current(i)}});
+                list.push_back({{"name", i.name},
+                                {"image", i.image},
+                                {"gcc", i.gcc},
+                                {"cc", i.cc},
+                                {"family", i.family},
+                                {"size", i.size},
+                                {"created", i.created},
+                                {"definition_hash", i.definition_hash},
+                                {"current", current(i)}});
             std::cout << Json{{"schema", kSchema}, {"images", list}}.dump(2) << '\n';
             return 0;
         }
         Table table({"NAME", "GCC", "SIZE", "CREATED", "DEFINITION", "CURRENT"});
         for (const auto& i : images)
-            table.add({i.name, std::to_string(i.gcc), std::to_string(i.size / (1 << 20)) + " MiB",
-                       i.created, i.definition_hash.substr(0, 12), current(i)});
+            table.add({i.name, std::to_string(i.gcc), std::to_string(i.size / (1 << 20)) + " MiB", i.created,
+                       i.definition_hash.substr(0, 12), current(i)});
         table.print(std::cout);
         return 0;
     });
@@ -228,8 +232,7 @@ int plugins_command(const GlobalOptions& global, const std::string& output) {
                 doc["plugins"].push_back({
                     {"name", plugin->name()},
                     {"version", plugin->version()},
-                    {"abi", std::to_string(plugin->abi_major()) + "." +
-                                std::to_string(plugin->abi_minor())},
+                    {"abi", std::to_string(plugin->abi_major()) + "." + std::to_string(plugin->abi_minor())},
                     {"distros", plugin->distros()},
                     {"targets", target_names(served_targets(*plugin, descriptions[i]))},
                     {"builder_family", plugin->builder_family()},
@@ -284,8 +287,11 @@ int crawl_command(const GlobalOptions& global, const TargetOptions& target, cons
         if (output == "json") {
             Json releases = Json::array();
             for (const auto& r : list.releases) releases.push_back(release_json(r));
-            std::cout << Json{{"schema", kSchema}, {"distro", target.distro}, {"releases", releases},
-                              {"errors", list.errors}}.dump(2)
+            std::cout << Json{{"schema", kSchema},
+                              {"distro", target.distro},
+                              {"releases", releases},
+                              {"errors", list.errors}}
+                             .dump(2)
                       << '\n';
             return report_errors(list);
         }
@@ -322,9 +328,10 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
             Json unclaimed = Json::array();
             for (const auto& u : list.unclaimed) unclaimed.push_back({{"file", u.file}, {"reason", u.reason}});
             // releases: release -> files (the plan); entries: the crawl's driverkit-style form.
-            std::cout << Json{{"schema", kSchema}, {"distro", target.distro}, {"releases", releases},
-                              {"unavailable", unavailable}, {"unclaimed", unclaimed},
-                              {"entries", entries}, {"errors", list.errors}}.dump(2)
+            std::cout << Json{{"schema", kSchema},          {"distro", target.distro}, {"releases", releases},
+                              {"unavailable", unavailable}, {"unclaimed", unclaimed},  {"entries", entries},
+                              {"errors", list.errors}}
+                             .dump(2)
                       << '\n';
             return report_errors(list);
         }
@@ -352,8 +359,8 @@ std::shared_ptr<const ModuleSigner> load_signer(const std::string& key, const st
     return signer;
 }
 
-int build_command(const GlobalOptions& global, const TargetOptions& flags,
-                  const BuildCommandOptions& build, const std::string& output) {
+int build_command(const GlobalOptions& global, const TargetOptions& flags, const BuildCommandOptions& build,
+                  const std::string& output) {
     return run_guarded([&] {
         // A key that cannot sign is refused before anything is fetched or built.
         const std::shared_ptr<const ModuleSigner> signer = load_signer(build.sign_key, build.sign_cert);
@@ -361,7 +368,8 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
         const bool from_bundles = !build.from_bundle.empty();
         if (from_bundles) {
             if (!target.distro.empty() || !target.files.empty() || !target.from_list.empty())
-                throw UsageError("--from-bundle builds from the bundles alone: no --distro, package files or --from-list");
+                throw UsageError(
+                    "--from-bundle builds from the bundles alone: no --distro, package files or --from-list");
             target.distro = "bundle";
             target.files = build.from_bundle;
         } else if (target.distro.empty()) {
@@ -369,8 +377,7 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
         }
         Session session(global, target, from_bundles ? &bundle_plugin() : nullptr);
         std::unique_ptr<Docker> docker;
-        const std::unique_ptr<Builder> builder =
-            make_builder(build.builder, docker, session.plugin.builder_family());
+        const std::unique_ptr<Builder> builder = make_builder(build.builder, docker, session.plugin.builder_family());
         PipelineOptions options;
         options.module_src = fs::absolute(build.module_src);
         options.out_dir = fs::absolute(build.out_dir);
@@ -378,7 +385,8 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
         options.module_version = build.module_version;
         for (const auto& m : build.modules) {
             const fs::path path(m);
-            if (m.empty() || path.is_absolute() || std::any_of(path.begin(), path.end(), [](const fs::path& c) { return c == ".."; }))
+            if (m.empty() || path.is_absolute() ||
+                std::any_of(path.begin(), path.end(), [](const fs::path& c) { return c == ".."; }))
                 throw UsageError("--module " + m + ": not a module's path inside the module source (NAME or DIR/NAME)");
         }
         options.modules = build.modules;
@@ -417,13 +425,13 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags,
             spdlog::warn("no kernel releases selected");
             return incomplete;
         }
-        spdlog::info("building {} for {} {}kernel release(s)", pipeline.module_name(),
-                     releases.size(), from_bundles ? "bundled " : target.distro + " ");
+        spdlog::info("building {} for {} {}kernel release(s)", pipeline.module_name(), releases.size(),
+                     from_bundles ? "bundled " : target.distro + " ");
         const PipelineSummary summary = pipeline.run(releases);
         const std::string counts = "built " + std::to_string(summary.built) + ", skipped " +
                                    std::to_string(summary.skipped) + ", failed " + std::to_string(summary.failed) +
-                                   ", unavailable " + std::to_string(summary.unavailable) + " (index: " +
-                                   (options.out_dir / "index.json").string() + ")";
+                                   ", unavailable " + std::to_string(summary.unavailable) +
+                                   " (index: " + (options.out_dir / "index.json").string() + ")";
         // The summary is the table output's data: on stdout, where a script reading it looks.
         if (output == "json") {
             spdlog::info("{}", counts);
@@ -461,8 +469,8 @@ int bundle_command(const GlobalOptions& global, const TargetOptions& target, con
             // One plugin instance per thread.
             return [&, instance = std::unique_ptr<PluginInstance>()](size_t i) mutable {
                 const Release& release = releases[i];
-                const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(releases.size()) +
-                                          "] " + release.distro + " " + release_id(release);
+                const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(releases.size()) + "] " +
+                                          release.distro + " " + release_id(release);
                 try {
                     if (!instance) instance = std::make_unique<PluginInstance>(session.plugin, session.context);
                     if (!release.unavailable.empty()) throw Error("unavailable: " + release.unavailable);
@@ -472,10 +480,12 @@ int bundle_command(const GlobalOptions& global, const TargetOptions& target, con
                     const BundleStats stats = write_bundle(tree.root, tree.kernel_dir, named, tree.checksum, out);
                     std::lock_guard lock(mutex);
                     spdlog::info("{}: {} ({:.1f} MiB, {} entries; {} of other architectures left out)", where,
-                                 stats.file.filename().string(), stats.bytes / 1048576.0, stats.entries,
-                                 stats.pruned);
-                    made.push_back({{"file", stats.file.string()}, {"kernelrelease", named.release},
-                                    {"distro", named.distro}, {"bytes", stats.bytes}, {"entries", stats.entries},
+                                 stats.file.filename().string(), stats.bytes / 1048576.0, stats.entries, stats.pruned);
+                    made.push_back({{"file", stats.file.string()},
+                                    {"kernelrelease", named.release},
+                                    {"distro", named.distro},
+                                    {"bytes", stats.bytes},
+                                    {"entries", stats.entries},
                                     {"checksum", tree.checksum}});
                 } catch (const std::exception& e) {
                     stop_here_if_interrupted();

@@ -33,7 +33,7 @@ int run_guarded(const std::function<int()>& verb);
 struct GlobalOptions {
     std::vector<std::string> plugin_dirs;
     std::vector<std::string> builder_dirs;  // builder image definitions; empty: the default
-    std::string cache_dir;  // empty: $XDG_CACHE_HOME/kbuild, /var/cache/kbuild as root
+    std::string cache_dir;                  // empty: $XDG_CACHE_HOME/kbuild, /var/cache/kbuild as root
     bool verbose = false;
     bool quiet = false;
 };
@@ -44,9 +44,9 @@ struct BuildCommandOptions {
     std::string module_name;           // --module-name
     std::string out_dir = "out";
     std::string module_version;
-    std::string builder = "auto";  // auto | docker | local
-    std::string naming;            // a preset's name; "": probe-builder
-    std::string naming_template;   // wins over naming
+    std::string builder = "auto";          // auto | docker | local
+    std::string naming;                    // a preset's name; "": probe-builder
+    std::string naming_template;           // wins over naming
     std::vector<std::string> from_bundle;  // kernel bundles: built with no plugin, no network
     bool force = false;
     std::chrono::seconds build_timeout{900};
@@ -69,8 +69,8 @@ int images_list_command(const GlobalOptions& global, const std::string& output);
 int plugins_command(const GlobalOptions& global, const std::string& output);
 int crawl_command(const GlobalOptions& global, const TargetOptions& target, const std::string& output);
 int batch_command(const GlobalOptions& global, const TargetOptions& target, const std::string& output);
-int build_command(const GlobalOptions& global, const TargetOptions& target,
-                  const BuildCommandOptions& build, const std::string& output);
+int build_command(const GlobalOptions& global, const TargetOptions& target, const BuildCommandOptions& build,
+                  const std::string& output);
 
 // kbuild bundle: each selected release's header tree as bundle-<uname>.tgz in out_dir.
 int bundle_command(const GlobalOptions& global, const TargetOptions& target, const std::string& out_dir,

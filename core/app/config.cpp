@@ -24,8 +24,7 @@ struct Config {
     // position for it.
     std::string at(const toml::source_region& where) const {
         if (where.begin.line == 0) return file.string() + ": ";
-        return file.string() + ":" + std::to_string(where.begin.line) + ":" + std::to_string(where.begin.column) +
-               ": ";
+        return file.string() + ":" + std::to_string(where.begin.line) + ":" + std::to_string(where.begin.column) + ": ";
     }
 
     // The table named `name` at the top, nullptr when the file has none.
@@ -78,8 +77,7 @@ long long number(const Config& c, const toml::key& key, const toml::node& value,
             size_t used = 0;
             const long long parsed = std::stoll(written, &used);
             if (used == written.size() && parsed >= min) return parsed;
-        } catch (const std::exception&) {
-        }
+        } catch (const std::exception&) {}
     } else {
         throw UsageError(where + ": expected one number");
     }
@@ -89,12 +87,12 @@ long long number(const Config& c, const toml::key& key, const toml::node& value,
 std::string text(const Config& c, const std::string& table, const toml::key& key, const toml::node& value,
                  const std::string& what = "string") {
     const auto* one = value.as_string();
-    if (one == nullptr) throw UsageError(c.at(value.source()) + "[" + table + "] " + std::string(key.str()) + ": expected one " + what);
+    if (one == nullptr)
+        throw UsageError(c.at(value.source()) + "[" + table + "] " + std::string(key.str()) + ": expected one " + what);
     return one->get();
 }
 
 }  // namespace
-
 
 std::optional<fs::path> config_file(const std::string& given) {
     if (!given.empty()) {
@@ -157,9 +155,12 @@ void apply_config(const fs::path& file, TargetOptions& target) {
             // A TOML boolean; the words in a string are taken too, as before.
             const auto* flag = value.as_boolean();
             const auto* word = value.as_string();
-            if (flag != nullptr) target.verify = flag->get();
-            else if (word != nullptr && (word->get() == "true" || word->get() == "false")) target.verify = word->get() == "true";
-            else throw Error(c.at(value.source()) + in_table + "verify: '" + shown(value) + "' is not true or false");
+            if (flag != nullptr)
+                target.verify = flag->get();
+            else if (word != nullptr && (word->get() == "true" || word->get() == "false"))
+                target.verify = word->get() == "true";
+            else
+                throw Error(c.at(value.source()) + in_table + "verify: '" + shown(value) + "' is not true or false");
         } else {
             throw Error(c.at(key.source()) + in_table + name +
                         ": unknown key (mirror, option, keyring, mirror-keyring and verify are known)");
@@ -209,40 +210,58 @@ void read_serve_config(const fs::path& file, ServeSettings& s) {
                 m.name = module_name;
                 for (const auto& [field, field_value] : *fields) {
                     const std::string f(field.str());
-                    if (f == "path") m.path = text(c, in_table, field, field_value);
-                    else if (f == "version") m.version = text(c, in_table, field, field_value);
-                    else throw UsageError(c.at(field.source()) + "[" + in_table + "] " + f +
-                                          ": unknown key (path and version are known)");
+                    if (f == "path")
+                        m.path = text(c, in_table, field, field_value);
+                    else if (f == "version")
+                        m.version = text(c, in_table, field, field_value);
+                    else
+                        throw UsageError(c.at(field.source()) + "[" + in_table + "] " + f +
+                                         ": unknown key (path and version are known)");
                 }
             }
             continue;
         }
         if (value.is_table())
             throw UsageError(c.at(key.source()) + "[serve] " + k + ": unknown table (modules.NAME is known)");
-        if (k == "listen") s.listen = text(c, "serve", key, value);
-        else if (k == "out") s.out = text(c, "serve", key, value);
-        else if (k == "builder") s.builder = text(c, "serve", key, value);
-        else if (k == "token_file") s.token_file = text(c, "serve", key, value);
-        else if (k == "jobs") s.jobs = static_cast<int>(number(c, key, value, 1));
-        else if (k == "queue") s.queue = static_cast<int>(number(c, key, value, 1));
-        else if (k == "build_timeout") s.build_timeout = std::chrono::seconds(number(c, key, value, 1));
-        else if (k == "max_body") s.max_body = static_cast<std::size_t>(number(c, key, value, 1024));
-        else if (k == "posts_per_minute") s.posts_per_minute = static_cast<int>(number(c, key, value, 0));
-        else if (k == "request_timeout") s.request_timeout = std::chrono::seconds(number(c, key, value, 1));
-        else if (k == "max_threads") s.max_threads = static_cast<int>(number(c, key, value, 2));
-        else if (k == "shutdown_grace") s.shutdown_grace = std::chrono::seconds(number(c, key, value, 0));
-        else if (k == "retry_failed_after") s.retry_failed_after = std::chrono::seconds(number(c, key, value, 0));
-        else if (k == "crawl_ttl") s.crawl_ttl = std::chrono::seconds(number(c, key, value, 0));
+        if (k == "listen")
+            s.listen = text(c, "serve", key, value);
+        else if (k == "out")
+            s.out = text(c, "serve", key, value);
+        else if (k == "builder")
+            s.builder = text(c, "serve", key, value);
+        else if (k == "token_file")
+            s.token_file = text(c, "serve", key, value);
+        else if (k == "jobs")
+            s.jobs = static_cast<int>(number(c, key, value, 1));
+        else if (k == "queue")
+            s.queue = static_cast<int>(number(c, key, value, 1));
+        else if (k == "build_timeout")
+            s.build_timeout = std::chrono::seconds(number(c, key, value, 1));
+        else if (k == "max_body")
+            s.max_body = static_cast<std::size_t>(number(c, key, value, 1024));
+        else if (k == "posts_per_minute")
+            s.posts_per_minute = static_cast<int>(number(c, key, value, 0));
+        else if (k == "request_timeout")
+            s.request_timeout = std::chrono::seconds(number(c, key, value, 1));
+        else if (k == "max_threads")
+            s.max_threads = static_cast<int>(number(c, key, value, 2));
+        else if (k == "shutdown_grace")
+            s.shutdown_grace = std::chrono::seconds(number(c, key, value, 0));
+        else if (k == "retry_failed_after")
+            s.retry_failed_after = std::chrono::seconds(number(c, key, value, 0));
+        else if (k == "crawl_ttl")
+            s.crawl_ttl = std::chrono::seconds(number(c, key, value, 0));
         else if (k == "build_types") {
             const auto types = strings(value);
-            if (!types) throw UsageError(c.at(value.source()) + "[serve] build_types: expected a string or an array of strings");
+            if (!types)
+                throw UsageError(c.at(value.source()) +
+                                 "[serve] build_types: expected a string or an array of strings");
             s.build_types = *types;
         } else if (k == "sign_key" || k == "sign_cert") {
             fs::path path = text(c, "serve", key, value);
             if (path.is_relative()) path = file.parent_path() / path;
             (k == "sign_key" ? s.sign_key : s.sign_cert) = path.string();
-        }
-        else
+        } else
             throw UsageError(c.at(key.source()) + "[serve] " + k + ": unknown key");
     }
     s.modules.clear();

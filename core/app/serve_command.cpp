@@ -2,8 +2,8 @@
 // service (serve/) runs with them.
 #include "app/commands.h"
 #include "app/config.h"
-#include "serve/serve.h"
 #include "plugin/plugin_host.h"
+#include "serve/serve.h"
 #include "serve/service.h"
 
 #include <set>
@@ -15,8 +15,9 @@ namespace {
 
 void check_modules(const std::vector<ModuleSource>& modules) {
     if (modules.empty())
-        throw UsageError("serve: no module sources: add a [serve.modules.NAME] table with path and version "
-                         "to the config file (--config)");
+        throw UsageError(
+            "serve: no module sources: add a [serve.modules.NAME] table with path and version "
+            "to the config file (--config)");
     std::set<std::string> versions;
     for (const auto& m : modules) {
         const std::string where = "[serve.modules." + m.name + "]";

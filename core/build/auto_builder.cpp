@@ -33,8 +33,7 @@ std::unique_ptr<Builder> make_builder(const std::string& wanted, std::unique_ptr
     }
     std::vector<BuilderImage> images = list_builder_images(*docker);
     if (images.empty()) {
-        if (wanted == "docker")
-            throw Error("docker: no kbuild builder images (run kbuild images build)");
+        if (wanted == "docker") throw Error("docker: no kbuild builder images (run kbuild images build)");
         spdlog::info("builder: local (auto: Docker answers but has no builder images; run kbuild images build)");
         return std::make_unique<LocalBuilder>();
     }

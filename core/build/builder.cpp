@@ -9,12 +9,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <regex>
 #include <set>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -138,8 +138,8 @@ std::vector<fs::path> select_modules(const fs::path& src, const BuildJob& job) {
     if (chosen.empty()) {
         std::vector<std::string> declared;
         for (const auto& name : job.modules) declared.push_back(name + ".ko");
-        throw Error("the build made none of the modules the source declares (" + listed(declared) +
-                    "; it made " + listed(made) + ")");
+        throw Error("the build made none of the modules the source declares (" + listed(declared) + "; it made " +
+                    listed(made) + ")");
     }
     return chosen;
 }
@@ -157,26 +157,23 @@ void make_writable_by_anyone(const fs::path& dir) {
     for (const auto& entry : fs::recursive_directory_iterator(dir))
         if (!entry.is_symlink())
             fs::permissions(entry.path(),
-                            entry.is_directory() ? fs::perms::all
-                                                 : fs::perms::owner_read | fs::perms::owner_write |
-                                                       fs::perms::group_read | fs::perms::group_write |
-                                                       fs::perms::others_read | fs::perms::others_write,
+                            entry.is_directory()
+                                ? fs::perms::all
+                                : fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                                      fs::perms::group_write | fs::perms::others_read | fs::perms::others_write,
                             fs::perm_options::add);
 }
 
 }  // namespace
 
-DockerBuilder::DockerBuilder(const Docker& docker, std::vector<BuilderImage> images,
-                             std::string family)
-    : docker_(docker),
-      images_(std::move(images)),
-      family_(std::move(family)),
-      cleanup_(add_cleanup([&docker] {
-          for (const auto& id : docker.containers({{"kbuild.pid", owner_label()}}))
-              docker.remove_container(id);
+DockerBuilder::DockerBuilder(const Docker& docker, std::vector<BuilderImage> images, std::string family)
+    : docker_(docker), images_(std::move(images)), family_(std::move(family)), cleanup_(add_cleanup([&docker] {
+          for (const auto& id : docker.containers({{"kbuild.pid", owner_label()}})) docker.remove_container(id);
       })) {}
 
-DockerBuilder::~DockerBuilder() { remove_cleanup(cleanup_); }
+DockerBuilder::~DockerBuilder() {
+    remove_cleanup(cleanup_);
+}
 
 std::string DockerBuilder::name(const BuildJob& job) const {
     std::string why;
@@ -222,8 +219,13 @@ BuildResult DockerBuilder::build(const BuildJob& job) {
     const std::string kernel_dir = (tree_in_container / fs::relative(job.kernel_dir, job.root)).string();
     // KERNELDIR: drivers whose Makefile builds probe modules of its own (Falco's) build them
     // against $(KERNELDIR), by default the running kernel's tree, which is not this one.
-    spec.command = {"make", "-C", kernel_dir, "M=/build", "-j" + std::to_string(std::max(1, job.make_jobs)),
-                    "CC=" + (image->cc.empty() ? job.compiler.program : image->cc), "KERNELDIR=" + kernel_dir,
+    spec.command = {"make",
+                    "-C",
+                    kernel_dir,
+                    "M=/build",
+                    "-j" + std::to_string(std::max(1, job.make_jobs)),
+                    "CC=" + (image->cc.empty() ? job.compiler.program : image->cc),
+                    "KERNELDIR=" + kernel_dir,
                     "modules"};
     // Debug info names the headers where the distro installs them, wherever the tree lies: a
     // module built from a bundle is the module built from the packages.
@@ -234,8 +236,7 @@ BuildResult DockerBuilder::build(const BuildJob& job) {
     spec.network = false;
     spec.cpus = cpus;
     spec.memory_bytes = memory_bytes;
-    spec.labels = {{"kbuild", "build"}, {"kbuild.pid", owner_label()},
-                   {"kbuild.release", job.release}};
+    spec.labels = {{"kbuild", "build"}, {"kbuild.pid", owner_label()}, {"kbuild.release", job.release}};
     {
         std::ofstream log(job.log, std::ios::app);
         log << "+ docker run --network none " << image->image;
@@ -250,8 +251,7 @@ BuildResult DockerBuilder::build(const BuildJob& job) {
 void copy_module_source(const fs::path& from, const fs::path& to) {
     if (!fs::is_directory(from)) throw Error(from.string() + ": module source is not a directory");
     fs::create_directories(to);
-    for (auto it = fs::recursive_directory_iterator(from); it != fs::recursive_directory_iterator();
-         ++it) {
+    for (auto it = fs::recursive_directory_iterator(from); it != fs::recursive_directory_iterator(); ++it) {
         const fs::path relative = fs::relative(it->path(), from);
         const fs::path target = to / relative;
         if (it->is_symlink()) {
@@ -315,8 +315,8 @@ void lay_over(std::vector<std::string>& args, const fs::path& tree_dir, const fs
 // only what setpriv needs to become nobody; anyone else gets a user namespace too.
 std::vector<std::string> bwrap_namespaces(bool as_root) {
     if (as_root)
-        return {"bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                "--die-with-parent", "--new-session"};
+        return {"bwrap",         "--unshare-net",        "--unshare-pid",     "--unshare-ipc",
+                "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session"};
     return {"bwrap", "--unshare-all", "--die-with-parent", "--new-session"};
 }
 
@@ -330,8 +330,10 @@ void run_as_nobody(std::vector<std::string>& args) {
 std::string sandbox_refused(bool as_root) {
     std::vector<std::string> argv = bwrap_namespaces(as_root);
     argv.insert(argv.end(), {"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"});
-    if (as_root) run_as_nobody(argv);
-    else argv.push_back("--");
+    if (as_root)
+        run_as_nobody(argv);
+    else
+        argv.push_back("--");
     argv.push_back("true");
     ProcessOptions options;
     options.cwd = "/";
@@ -373,7 +375,8 @@ BuildResult LocalBuilder::build(const BuildJob& job) {
         (job.self_contained ? fs::path("/kernel") : fs::path("/")) / fs::relative(job.kernel_dir, job.root);
     std::vector<std::string> argv = bwrap_namespaces(as_root);
     bind_entries(argv, "/", "/", {"dev", "proc", "tmp", "run", "build", "kernel"});
-    argv.insert(argv.end(), {"--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run"});
+    argv.insert(argv.end(),
+                {"--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run"});
     if (job.self_contained) {
         argv.insert(argv.end(), {"--ro-bind", job.root.string(), "/kernel"});
     } else {
@@ -381,14 +384,16 @@ BuildResult LocalBuilder::build(const BuildJob& job) {
         lay_over(argv, job.root / "usr/lib", "/usr/lib");
     }
     const char* path = std::getenv("PATH");
-    argv.insert(argv.end(), {"--bind", src.string(), "/build", "--remount-ro", "/", "--chdir", "/build",
-                             "--clearenv", "--setenv", "PATH", path && *path ? path : "/usr/local/bin:/usr/bin:/bin",
-                             "--setenv", "HOME", "/tmp", "--setenv", "LC_ALL", "C"});
-    if (as_root) run_as_nobody(argv);
-    else argv.push_back("--");
-    argv.insert(argv.end(), {"make", "-C", kernel_in_sandbox.string(), "M=/build",
-                             "-j" + std::to_string(std::max(1, job.make_jobs)),
-                             "KERNELDIR=" + kernel_in_sandbox.string()});
+    argv.insert(argv.end(), {"--bind", src.string(), "/build", "--remount-ro", "/", "--chdir", "/build", "--clearenv",
+                             "--setenv", "PATH", path && *path ? path : "/usr/local/bin:/usr/bin:/bin", "--setenv",
+                             "HOME", "/tmp", "--setenv", "LC_ALL", "C"});
+    if (as_root)
+        run_as_nobody(argv);
+    else
+        argv.push_back("--");
+    argv.insert(argv.end(),
+                {"make", "-C", kernel_in_sandbox.string(), "M=/build",
+                 "-j" + std::to_string(std::max(1, job.make_jobs)), "KERNELDIR=" + kernel_in_sandbox.string()});
     // Debug info names the headers where the distro installs them, wherever the tree lies: a
     // module built from a bundle is the module built from the packages.
     if (job.self_contained) argv.push_back("KCFLAGS=-ffile-prefix-map=/kernel/=/");
@@ -402,8 +407,7 @@ BuildResult LocalBuilder::build(const BuildJob& job) {
     {
         std::ofstream log(job.log, std::ios::app);
         log << "kbuild: sandbox: bwrap, make as uid " << (as_root ? kBuildUid : ::geteuid())
-            << ", the host read-only, no network, only the module's copy writable (" << src.string()
-            << " at /build)\n"
+            << ", the host read-only, no network, only the module's copy writable (" << src.string() << " at /build)\n"
             << "+ make -C " << kernel_in_sandbox.string() << " M=/build modules\n";
         log.flush();
         log_before = static_cast<std::uintmax_t>(log.tellp());

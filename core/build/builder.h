@@ -4,8 +4,8 @@
 // over the host's, so their absolute paths resolve without touching the host's /usr.
 #pragma once
 
-#include "kernel/compiler.h"
 #include "build/images.h"
+#include "kernel/compiler.h"
 
 #include <chrono>
 #include <filesystem>
@@ -31,8 +31,8 @@ struct BuildJob {
     // Subdirectories of module_src that are module trees of their own (module_tree.h): their
     // .ko files are not artifacts, their errors not the build's.
     std::vector<std::string> nested_trees;
-    std::filesystem::path work_dir;    // private, empty; the builder may fill it
-    std::filesystem::path log;         // the build's output goes here
+    std::filesystem::path work_dir;  // private, empty; the builder may fill it
+    std::filesystem::path log;       // the build's output goes here
     std::chrono::seconds timeout{900};
     int make_jobs = 1;
 };

@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -12,10 +14,8 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
-#include <sys/socket.h>
 #include <system_error>
 #include <thread>
-#include <unistd.h>
 #include <utility>
 
 namespace kbuild {
@@ -66,8 +66,7 @@ std::string one_line(std::string text) {
 }
 
 std::string seconds_text(std::chrono::milliseconds duration) {
-    return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(duration).count()) +
-           " s";
+    return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(duration).count()) + " s";
 }
 
 std::string iso_utc(std::time_t time) {
@@ -83,9 +82,8 @@ std::string iso_utc(std::time_t time) {
 std::string rfc3339_to_utc_seconds(const std::string& text) {
     std::tm parts{};
     int consumed = 0;
-    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &parts.tm_year, &parts.tm_mon,
-                    &parts.tm_mday, &parts.tm_hour, &parts.tm_min, &parts.tm_sec,
-                    &consumed) != 6)
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &parts.tm_year, &parts.tm_mon, &parts.tm_mday,
+                    &parts.tm_hour, &parts.tm_min, &parts.tm_sec, &consumed) != 6)
         return text;
     parts.tm_year -= 1900;
     parts.tm_mon -= 1;
@@ -108,8 +106,7 @@ std::string rfc3339_to_utc_seconds(const std::string& text) {
 std::pair<std::string, std::string> split_tag(const std::string& reference) {
     const auto colon = reference.rfind(':');
     const auto slash = reference.rfind('/');
-    if (colon == std::string::npos || (slash != std::string::npos && colon < slash))
-        return {reference, "latest"};
+    if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) return {reference, "latest"};
     return {reference.substr(0, colon), reference.substr(colon + 1)};
 }
 
@@ -131,8 +128,8 @@ std::string label_filter(const Labels& labels) {
 // One request to the daemon, on a connection of its own: a unix socket costs nothing to open,
 // and nothing one call leaves unread can confuse the next one, or another thread's. The host
 // in the URL is what HTTP/1.1 asks for; the daemon ignores it.
-http::Request daemon_request(const fs::path& socket, const std::string& method,
-                             const std::string& target, std::chrono::milliseconds timeout) {
+http::Request daemon_request(const fs::path& socket, const std::string& method, const std::string& target,
+                             std::chrono::milliseconds timeout) {
     http::Request request;
     request.method = method;
     request.url = "http://docker" + target;
@@ -173,9 +170,8 @@ std::string refusal(const Reply& reply) {
 }
 
 // One request with an optional JSON body; the whole answer is read. `what` begins every error.
-Reply exchange(const fs::path& socket, const std::string& method, const std::string& target,
-               const std::string& what, const Json* body = nullptr,
-               std::chrono::milliseconds timeout = kRequestTimeout) {
+Reply exchange(const fs::path& socket, const std::string& method, const std::string& target, const std::string& what,
+               const Json* body = nullptr, std::chrono::milliseconds timeout = kRequestTimeout) {
     http::Request request = daemon_request(socket, method, target, timeout);
     if (body) {
         request.headers.push_back("Content-Type: application/json");
@@ -186,8 +182,7 @@ Reply exchange(const fs::path& socket, const std::string& method, const std::str
         request, [&](const http::Head& head) { reply.status = head.status; },
         [&](const char* bytes, std::size_t count) { reply.body.append(bytes, count); });
     if (outcome.failure != http::Failure::none)
-        throw daemon_failure(outcome, socket, what,
-                             "no answer from the daemon within " + seconds_text(timeout));
+        throw daemon_failure(outcome, socket, what, "no answer from the daemon within " + seconds_text(timeout));
     return reply;
 }
 
@@ -198,8 +193,7 @@ Json parse_json(const Reply& reply, const std::string& what) {
 }
 
 // Throws with the daemon's reason unless the status is one of `expected`.
-void expect_status(const Reply& reply, std::initializer_list<int> expected,
-                   const std::string& what) {
+void expect_status(const Reply& reply, std::initializer_list<int> expected, const std::string& what) {
     if (std::find(expected.begin(), expected.end(), reply.status) == expected.end())
         throw Error(what + ": " + refusal(reply));
 }
@@ -225,8 +219,7 @@ std::vector<std::string> tags_field(const Json& j) {
     const auto it = j.find("RepoTags");
     if (it == j.end() || !it->is_array()) return tags;
     for (const auto& tag : *it)
-        if (tag.is_string() && tag.get<std::string>() != "<none>:<none>")
-            tags.push_back(tag.get<std::string>());
+        if (tag.is_string() && tag.get<std::string>() != "<none>:<none>") tags.push_back(tag.get<std::string>());
     return tags;
 }
 
@@ -415,11 +408,10 @@ private:
 
 // POSTs the tree under `root` as a tar body made on the fly, then follows the daemon's
 // progress to its end. Throws with the daemon's message when it reports an error.
-void post_tree(const fs::path& socket, const std::string& target, const fs::path& root,
-               const std::string& what, const DockerProgress& progress) {
+void post_tree(const fs::path& socket, const std::string& target, const fs::path& root, const std::string& what,
+               const DockerProgress& progress) {
     std::error_code error;
-    if (!fs::is_directory(root, error))
-        throw Error(what + ": " + root.string() + ": not a directory");
+    if (!fs::is_directory(root, error)) throw Error(what + ": " + root.string() + ": not a directory");
     http::Request request = daemon_request(socket, "POST", target, kStreamSilenceLimit);
     request.headers.push_back("Content-Type: application/x-tar");
     Reply refused;
@@ -432,16 +424,17 @@ void post_tree(const fs::path& socket, const std::string& target, const fs::path
             outcome = http::exchange(
                 request, [&](const http::Head& head) { refused.status = head.status; },
                 [&](const char* bytes, std::size_t count) {
-                    if (refused.status == 200) messages.add(bytes, count);
-                    else refused.body.append(bytes, count);
+                    if (refused.status == 200)
+                        messages.add(bytes, count);
+                    else
+                        refused.body.append(bytes, count);
                 });
         } catch (const Error& e) {
             throw Error(what + ": " + e.what());
         }
     }
     if (outcome.failure != http::Failure::none)
-        throw daemon_failure(outcome, socket, what,
-                             "no word from the daemon for " + seconds_text(kStreamSilenceLimit));
+        throw daemon_failure(outcome, socket, what, "no word from the daemon for " + seconds_text(kStreamSilenceLimit));
     if (refused.status != 200) throw Error(what + ": " + refusal(refused));
     if (auto failure = messages.finish()) throw Error(what + ": " + *failure);
 }
@@ -473,10 +466,9 @@ Json container_config(const ContainerSpec& spec) {
                           {"Source", fs::absolute(mount.source).string()},
                           {"Target", mount.target},
                           {"ReadOnly", mount.read_only}});
-    Json host{{"Mounts", mounts},
-              {"LogConfig",
-               {{"Type", "json-file"},
-                {"Config", {{"max-size", kLogFileSize}, {"max-file", kLogFiles}}}}}};
+    Json host{
+        {"Mounts", mounts},
+        {"LogConfig", {{"Type", "json-file"}, {"Config", {{"max-size", kLogFileSize}, {"max-file", kLogFiles}}}}}};
     if (!spec.network) host["NetworkMode"] = "none";
     if (spec.cpus > 0) {
         // The daemon refuses more CPUs than the machine has; a limit above that is no limit.
@@ -488,29 +480,20 @@ Json container_config(const ContainerSpec& spec) {
         host["Memory"] = spec.memory_bytes;
         host["MemorySwap"] = spec.memory_bytes;  // equal: no swap on top
     }
-    Json config{{"Image", spec.image},
-                {"Env", spec.env},
-                {"Labels", spec.labels},
-                {"AttachStdin", false},
-                {"AttachStdout", false},
-                {"AttachStderr", false},
-                {"Tty", false},
-                {"HostConfig", host}};
+    Json config{{"Image", spec.image},   {"Env", spec.env},       {"Labels", spec.labels}, {"AttachStdin", false},
+                {"AttachStdout", false}, {"AttachStderr", false}, {"Tty", false},          {"HostConfig", host}};
     if (!spec.command.empty()) config["Cmd"] = spec.command;
     if (!spec.user.empty()) config["User"] = spec.user;
     if (!spec.working_dir.empty()) config["WorkingDir"] = spec.working_dir;
     return config;
 }
 
-std::string create_container(const fs::path& socket, const ContainerSpec& spec,
-                             const std::string& what) {
+std::string create_container(const fs::path& socket, const ContainerSpec& spec, const std::string& what) {
     Query query;
     if (!spec.name.empty()) query.emplace_back("name", spec.name);
     const Json config = container_config(spec);
-    const Reply reply = exchange(socket, "POST",
-                                 api_target("/containers/create", query), what, &config);
-    if (reply.status == 404)
-        throw Error("docker: image " + spec.image + ": not found");
+    const Reply reply = exchange(socket, "POST", api_target("/containers/create", query), what, &config);
+    if (reply.status == 404) throw Error("docker: image " + spec.image + ": not found");
     expect_status(reply, {201}, what + ": create");
     const Json created = parse_json(reply, what);
     const auto warnings = created.find("Warnings");
@@ -528,10 +511,8 @@ struct ContainerState {
     int exit_code = -1;
 };
 
-ContainerState container_state(const fs::path& socket, const std::string& id,
-                               const std::string& what) {
-    const Reply reply = exchange(socket, "GET",
-                                 api_target("/containers/" + id + "/json"), what);
+ContainerState container_state(const fs::path& socket, const std::string& id, const std::string& what) {
+    const Reply reply = exchange(socket, "GET", api_target("/containers/" + id + "/json"), what);
     expect_status(reply, {200}, what + ": inspect");
     const Json state = parse_json(reply, what).value("State", Json::object());
     ContainerState out;
@@ -542,8 +523,8 @@ ContainerState container_state(const fs::path& socket, const std::string& id,
 }
 
 // Polls until the container stops or the deadline passes; returns the last state seen.
-ContainerState wait_for_stop(const fs::path& socket, const std::string& id,
-                             Clock::time_point deadline, const std::string& what) {
+ContainerState wait_for_stop(const fs::path& socket, const std::string& id, Clock::time_point deadline,
+                             const std::string& what) {
     const auto started = Clock::now();
     for (;;) {
         const ContainerState state = container_state(socket, id, what);
@@ -579,9 +560,7 @@ Docker::Docker(fs::path socket) : socket_(std::move(socket)) {}
 
 bool Docker::ping(std::chrono::milliseconds timeout) const {
     try {
-        const Reply reply =
-            exchange(socket_, "GET", api_target("/_ping"), "docker: ping",
-                     nullptr, timeout);
+        const Reply reply = exchange(socket_, "GET", api_target("/_ping"), "docker: ping", nullptr, timeout);
         return reply.status == 200;
     } catch (const std::exception&) {
         return false;
@@ -592,8 +571,7 @@ std::vector<DockerImage> Docker::images(const Labels& labels) const {
     const std::string what = "docker: list images";
     Query query;
     if (!labels.empty()) query.emplace_back("filters", label_filter(labels));
-    const Reply reply =
-        exchange(socket_, "GET", api_target("/images/json", query), what);
+    const Reply reply = exchange(socket_, "GET", api_target("/images/json", query), what);
     expect_status(reply, {200}, what);
     const Json list = parse_json(reply, what);
     if (!list.is_array()) throw Error(what + ": the daemon's answer is not a list");
@@ -604,26 +582,21 @@ std::vector<DockerImage> Docker::images(const Labels& labels) const {
 
 std::optional<DockerImage> Docker::image(const std::string& name_or_id) const {
     const std::string what = "docker: image " + name_or_id;
-    const Reply reply = exchange(socket_, "GET",
-                                 api_target("/images/" + name_or_id + "/json"), what);
+    const Reply reply = exchange(socket_, "GET", api_target("/images/" + name_or_id + "/json"), what);
     if (reply.status == 404) return std::nullopt;
     expect_status(reply, {200}, what);
     return image_from_inspect(parse_json(reply, what));
 }
 
-void Docker::import_directory(const fs::path& root, const std::string& tag,
-                              const DockerProgress& progress) const {
+void Docker::import_directory(const fs::path& root, const std::string& tag, const DockerProgress& progress) const {
     const std::string what = "docker import " + tag;
     const auto [repo, version] = split_tag(tag);
-    post_tree(socket_,
-              api_target("/images/create", {{"fromSrc", "-"}, {"repo", repo}, {"tag", version}}),
-              root, what, progress);
-    if (!image(tag))
-        throw Error(what + ": the import ended without error but " + tag + " is missing");
+    post_tree(socket_, api_target("/images/create", {{"fromSrc", "-"}, {"repo", repo}, {"tag", version}}), root, what,
+              progress);
+    if (!image(tag)) throw Error(what + ": the import ended without error but " + tag + " is missing");
 }
 
-void Docker::build(const fs::path& context, const std::string& tag,
-                   const Labels& build_args, const Labels& labels,
+void Docker::build(const fs::path& context, const std::string& tag, const Labels& build_args, const Labels& labels,
                    const DockerProgress& progress) const {
     const std::string what = "docker build " + tag;
     const Query query{{"t", tag},
@@ -632,14 +605,12 @@ void Docker::build(const fs::path& context, const std::string& tag,
                       {"rm", "1"},
                       {"forcerm", "1"}};
     post_tree(socket_, api_target("/build", query), context, what, progress);
-    if (!image(tag))
-        throw Error(what + ": the build ended without error but " + tag + " is missing");
+    if (!image(tag)) throw Error(what + ": the build ended without error but " + tag + " is missing");
 }
 
 void Docker::remove_image(const std::string& name_or_id) const {
     const std::string what = "docker: remove image " + name_or_id;
-    const Reply reply = exchange(socket_, "DELETE",
-                                 api_target("/images/" + name_or_id, {{"force", "1"}}), what);
+    const Reply reply = exchange(socket_, "DELETE", api_target("/images/" + name_or_id, {{"force", "1"}}), what);
     expect_status(reply, {200, 404}, what);
 }
 
@@ -648,20 +619,16 @@ ContainerResult Docker::run(const ContainerSpec& spec, std::chrono::seconds time
     const std::string id = create_container(socket_, spec, what);
     const ContainerRemoval removal(*this, id);
 
-    const Reply started = exchange(socket_, "POST",
-                                   api_target("/containers/" + id + "/start"), what);
-    expect_status(started, {204, 304},
-                  what + ": start");
+    const Reply started = exchange(socket_, "POST", api_target("/containers/" + id + "/start"), what);
+    expect_status(started, {204, 304}, what + ": start");
 
     const auto deadline = timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();
     ContainerResult result;
     ContainerState state = wait_for_stop(socket_, id, deadline, what);
     if (state.running) {
-        const Reply killed = exchange(socket_, "POST",
-                                      api_target("/containers/" + id + "/kill"), what);
+        const Reply killed = exchange(socket_, "POST", api_target("/containers/" + id + "/kill"), what);
         // 409: it stopped on its own between the last look and the kill.
-        expect_status(killed, {204, 409},
-                      what + ": kill");
+        expect_status(killed, {204, 409}, what + ": kill");
         result.timed_out = killed.status == 204;
         state = wait_for_stop(socket_, id, Clock::now() + kStopAfterKill, what);
     }
@@ -669,9 +636,7 @@ ContainerResult Docker::run(const ContainerSpec& spec, std::chrono::seconds time
     result.out_of_memory = state.out_of_memory;
 
     const Reply logs =
-        exchange(socket_, "GET",
-                 api_target("/containers/" + id + "/logs", {{"stdout", "1"}, {"stderr", "1"}}),
-                 what);
+        exchange(socket_, "GET", api_target("/containers/" + id + "/logs", {{"stdout", "1"}, {"stderr", "1"}}), what);
     expect_status(logs, {200}, what + ": logs");
     result.output = demultiplex(logs.body);
     return result;
@@ -681,8 +646,7 @@ std::vector<std::string> Docker::containers(const Labels& labels) const {
     const std::string what = "docker: list containers";
     Query query{{"all", "1"}};
     if (!labels.empty()) query.emplace_back("filters", label_filter(labels));
-    const Reply reply =
-        exchange(socket_, "GET", api_target("/containers/json", query), what);
+    const Reply reply = exchange(socket_, "GET", api_target("/containers/json", query), what);
     expect_status(reply, {200}, what);
     const Json list = parse_json(reply, what);
     if (!list.is_array()) throw Error(what + ": the daemon's answer is not a list");
@@ -694,13 +658,9 @@ std::vector<std::string> Docker::containers(const Labels& labels) const {
 void Docker::remove_container(const std::string& id) const {
     const std::string what = "docker: remove container " + id;
     const Reply reply =
-        exchange(socket_, "DELETE",
-                 api_target("/containers/" + id, {{"force", "1"}, {"v", "1"}}), what);
+        exchange(socket_, "DELETE", api_target("/containers/" + id, {{"force", "1"}, {"v", "1"}}), what);
     // 409: a removal is already under way (another cleanup got there first).
-    expect_status(reply,
-                  {204, 404,
-                   409},
-                  what);
+    expect_status(reply, {204, 404, 409}, what);
 }
 
 }  // namespace kbuild

@@ -17,11 +17,11 @@
 namespace kbuild {
 
 struct DockerImage {
-    std::string id;                            // sha256:...
-    std::vector<std::string> tags;             // repo:tag
+    std::string id;                 // sha256:...
+    std::vector<std::string> tags;  // repo:tag
     std::map<std::string, std::string> labels;
-    std::int64_t size = 0;                     // bytes
-    std::string created;                       // RFC 3339 / ISO 8601, UTC
+    std::int64_t size = 0;  // bytes
+    std::string created;    // RFC 3339 / ISO 8601, UTC
 };
 
 struct Mount {
@@ -33,22 +33,22 @@ struct Mount {
 struct ContainerSpec {
     std::string image;
     std::vector<std::string> command;
-    std::vector<std::string> env;              // NAME=value
+    std::vector<std::string> env;  // NAME=value
     std::vector<Mount> mounts;
-    std::string user;                          // "uid:gid"; empty: the image's
+    std::string user;  // "uid:gid"; empty: the image's
     std::string working_dir;
-    bool network = false;                      // false: --network none
-    double cpus = 0;                           // 0: no limit
-    std::int64_t memory_bytes = 0;             // 0: no limit
+    bool network = false;           // false: --network none
+    double cpus = 0;                // 0: no limit
+    std::int64_t memory_bytes = 0;  // 0: no limit
     std::map<std::string, std::string> labels;
-    std::string name;                          // empty: Docker picks one
+    std::string name;  // empty: Docker picks one
 };
 
 struct ContainerResult {
     int exit_code = -1;
     bool timed_out = false;
     bool out_of_memory = false;  // the kernel's OOM killer ended it (at memory_bytes)
-    std::string output;  // stdout and stderr, interleaved as the container wrote them
+    std::string output;          // stdout and stderr, interleaved as the container wrote them
 };
 
 // Progress of a long operation (image build, import): one human line per call.
@@ -72,8 +72,7 @@ public:
 
     // POST /build: the directory is the build context (tarred on the fly).
     void build(const std::filesystem::path& context, const std::string& tag,
-               const std::map<std::string, std::string>& build_args,
-               const std::map<std::string, std::string>& labels,
+               const std::map<std::string, std::string>& build_args, const std::map<std::string, std::string>& labels,
                const DockerProgress& progress = {}) const;
 
     void remove_image(const std::string& name_or_id) const;

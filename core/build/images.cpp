@@ -1,7 +1,7 @@
 #include "build/images.h"
 
-#include "fetch/apt_sources.h"
 #include "build/docker.h"
+#include "fetch/apt_sources.h"
 #include "unpack/extract.h"
 #include "util/process.h"
 
@@ -10,10 +10,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <fstream>
 #include <map>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -44,8 +44,7 @@ BuilderDefinition read_definition(const fs::path& dir) {
     d.gcc = j.value("gcc", 0);
     d.cc = j.value("cc", d.gcc ? "gcc-" + std::to_string(d.gcc) : "gcc");
     if (d.gcc <= 0) throw fail("\"gcc\" must be the image's gcc major version");
-    if (d.name.empty() || d.name.find_first_of("/: ") != std::string::npos)
-        throw fail("\"name\" must be a plain word");
+    if (d.name.empty() || d.name.find_first_of("/: ") != std::string::npos) throw fail("\"name\" must be a plain word");
     const Json base = j.value("base", Json::object());
     d.debootstrap_suite = base.value("debootstrap", "");
     const std::string rootfs = base.value("rootfs", "");
@@ -60,8 +59,7 @@ BuilderDefinition read_definition(const fs::path& dir) {
 std::string debootstrap_mirror(const std::string& suite) {
     const auto sources = read_apt_sources();
     for (const auto& source : sources)
-        if (std::find(source.suites.begin(), source.suites.end(), suite) != source.suites.end())
-            return source.uri;
+        if (std::find(source.suites.begin(), source.suites.end(), suite) != source.suites.end()) return source.uri;
     if (sources.empty()) throw Error("no apt sources to take a debootstrap mirror from; use --mirror");
     return sources.front().uri;
 }
@@ -89,11 +87,12 @@ void remove_replaced(const Docker& docker, const std::string& old_id, const std:
     }
 }
 
-std::string base_tag(const BuilderDefinition& d) { return "kbuild/base-" + d.name + ":" + d.hash.substr(0, 12); }
+std::string base_tag(const BuilderDefinition& d) {
+    return "kbuild/base-" + d.name + ":" + d.hash.substr(0, 12);
+}
 
 // The base root file system, imported as base_tag(d).
-std::string import_base(const Docker& docker, const BuilderDefinition& d,
-                        const ImageBuildOptions& options) {
+std::string import_base(const Docker& docker, const BuilderDefinition& d, const ImageBuildOptions& options) {
     const std::string tag = base_tag(d);
     if (!options.force && docker.image(tag)) return tag;  // --force starts from debootstrap
     const fs::path root = options.work_dir / (d.name + "-rootfs.part-" + std::to_string(::getpid()));
@@ -108,15 +107,14 @@ std::string import_base(const Docker& docker, const BuilderDefinition& d,
         }
     } cleanup{root};
     if (!d.debootstrap_suite.empty()) {
-        const std::string mirror =
-            options.mirror.empty() ? debootstrap_mirror(d.debootstrap_suite) : options.mirror;
+        const std::string mirror = options.mirror.empty() ? debootstrap_mirror(d.debootstrap_suite) : options.mirror;
         spdlog::info("{}: debootstrap --variant=minbase {} from {}", d.name, d.debootstrap_suite, mirror);
         const fs::path log = options.work_dir / (d.name + "-debootstrap.log");
         ProcessOptions run;
         run.log = log;
         std::ofstream(log, std::ios::trunc);
-        const ProcessResult r = run_process({"debootstrap", "--variant=minbase", d.debootstrap_suite,
-                                             root.string(), mirror}, run);
+        const ProcessResult r =
+            run_process({"debootstrap", "--variant=minbase", d.debootstrap_suite, root.string(), mirror}, run);
         if (r.exit_code != 0)
             throw Error(d.name + ": debootstrap " + d.debootstrap_suite + " failed (exit " +
                         std::to_string(r.exit_code) + "; see " + log.string() + ")");
@@ -138,8 +136,7 @@ std::vector<BuilderDefinition> load_definitions(const std::vector<fs::path>& dir
         if (!fs::is_directory(dir, ec)) continue;
         std::vector<fs::path> subdirs;
         for (const auto& entry : fs::directory_iterator(dir))
-            if (entry.is_directory() && fs::exists(entry.path() / "builder.json"))
-                subdirs.push_back(entry.path());
+            if (entry.is_directory() && fs::exists(entry.path() / "builder.json")) subdirs.push_back(entry.path());
         std::sort(subdirs.begin(), subdirs.end());
         for (const auto& sub : subdirs) {
             BuilderDefinition d = read_definition(sub);
@@ -182,8 +179,7 @@ std::vector<BuilderImage> list_builder_images(const Docker& docker) {
     return out;
 }
 
-bool build_builder_image(const Docker& docker, const BuilderDefinition& d,
-                         const ImageBuildOptions& options) {
+bool build_builder_image(const Docker& docker, const BuilderDefinition& d, const ImageBuildOptions& options) {
     if (!options.force) {
         if (auto existing = docker.image(d.image())) {
             const auto it = existing->labels.find(kLabelHash);
@@ -199,8 +195,11 @@ bool build_builder_image(const Docker& docker, const BuilderDefinition& d,
     const std::string base = import_base(docker, d, options);
     spdlog::info("{}: building {} (gcc {})", d.name, d.image(), d.gcc);
     docker.build(d.dir, d.image(), {{"BASE", base}},
-                 {{kLabelBuilder, d.name}, {kLabelGcc, std::to_string(d.gcc)}, {kLabelCc, d.cc},
-                  {kLabelFamily, d.family}, {kLabelHash, d.hash}},
+                 {{kLabelBuilder, d.name},
+                  {kLabelGcc, std::to_string(d.gcc)},
+                  {kLabelCc, d.cc},
+                  {kLabelFamily, d.family},
+                  {kLabelHash, d.hash}},
                  [&](const std::string& line) { spdlog::info("{}: {}", d.name, line); });
     // The old builder first: an image built from the old base holds it.
     remove_replaced(docker, old_image, d.image(), d.name);
@@ -209,8 +208,8 @@ bool build_builder_image(const Docker& docker, const BuilderDefinition& d,
 }
 
 std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>& images,
-                                                 const KernelCompiler& compiler,
-                                                 const std::string& family, std::string& why) {
+                                                 const KernelCompiler& compiler, const std::string& family,
+                                                 std::string& why) {
     const BuilderImage* best = nullptr;
     auto rank = [&](const BuilderImage& image) {
         // Lower is better: same gcc (preferred family first), then newer by distance, then older.
@@ -225,13 +224,14 @@ std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>
         why = kernel + "; no builder image (run kbuild images build)";
         return std::nullopt;
     }
-    if (best->gcc == compiler.major) why = kernel + ": " + best->image + " has the same gcc";
+    if (best->gcc == compiler.major)
+        why = kernel + ": " + best->image + " has the same gcc";
     else if (best->gcc > compiler.major)
         why = kernel + ": no image with gcc " + std::to_string(compiler.major) + "; " + best->image +
               " has the nearest newer, gcc " + std::to_string(best->gcc);
     else
-        why = kernel + ": no image with gcc " + std::to_string(compiler.major) + " or newer; " +
-              best->image + " has the nearest older, gcc " + std::to_string(best->gcc);
+        why = kernel + ": no image with gcc " + std::to_string(compiler.major) + " or newer; " + best->image +
+              " has the nearest older, gcc " + std::to_string(best->gcc);
     return *best;
 }
 

@@ -15,14 +15,14 @@ namespace kbuild {
 class Docker;
 
 struct BuilderDefinition {
-    std::string name;      // image: kbuild/builder-<name>
-    std::string family;    // debian, ubuntu, centos...
-    int gcc = 0;           // gcc major version inside
-    std::string cc;        // the compiler command, passed as CC=
-    std::string debootstrap_suite;     // base from debootstrap, or
-    std::filesystem::path rootfs;      // base from a root file system tarball
-    std::filesystem::path dir;         // the definition's directory (the build context)
-    std::string hash;                  // sha256 of the directory's files
+    std::string name;               // image: kbuild/builder-<name>
+    std::string family;             // debian, ubuntu, centos...
+    int gcc = 0;                    // gcc major version inside
+    std::string cc;                 // the compiler command, passed as CC=
+    std::string debootstrap_suite;  // base from debootstrap, or
+    std::filesystem::path rootfs;   // base from a root file system tarball
+    std::filesystem::path dir;      // the definition's directory (the build context)
+    std::string hash;               // sha256 of the directory's files
 
     std::string image() const { return "kbuild/builder-" + name + ":latest"; }
 };
@@ -62,13 +62,12 @@ struct ImageBuildOptions {
 // up to date. The images the new one and its new base replace are removed (one a container
 // still uses stays, with a warning). Logs progress. Throws kbuild::Error naming the builder and
 // the failing step.
-bool build_builder_image(const Docker& docker, const BuilderDefinition& definition,
-                         const ImageBuildOptions& options);
+bool build_builder_image(const Docker& docker, const BuilderDefinition& definition, const ImageBuildOptions& options);
 
 // The image for a kernel: the same gcc major (preferring `family`), else the nearest newer
 // gcc, else the nearest older. `why` says which and why, in one line.
 std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>& images,
-                                                 const KernelCompiler& compiler,
-                                                 const std::string& family, std::string& why);
+                                                 const KernelCompiler& compiler, const std::string& family,
+                                                 std::string& why);
 
 }  // namespace kbuild

@@ -30,8 +30,7 @@ std::string modinfo_section(const std::vector<char>& image, const std::string& f
         const char* name = image.data() + names.sh_offset + section.sh_name;
         const size_t room = names.sh_size - section.sh_name;
         if (strnlen(name, room) == room || std::strcmp(name, ".modinfo") != 0) continue;
-        if (section.sh_offset + section.sh_size > image.size())
-            throw fail(".modinfo lies past the end of the file");
+        if (section.sh_offset + section.sh_size > image.size()) throw fail(".modinfo lies past the end of the file");
         return std::string(image.data() + section.sh_offset, section.sh_size);
     }
     throw fail("no .modinfo section (not a kernel module)");
@@ -46,9 +45,8 @@ std::map<std::string, std::string> read_modinfo(const std::filesystem::path& ko)
     std::vector<char> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (image.size() < EI_NIDENT || std::memcmp(image.data(), ELFMAG, SELFMAG) != 0)
         throw Error(file + ": not an ELF file");
-    const std::string section = image[EI_CLASS] == ELFCLASS64
-                                    ? modinfo_section<Elf64_Ehdr, Elf64_Shdr>(image, file)
-                                    : modinfo_section<Elf32_Ehdr, Elf32_Shdr>(image, file);
+    const std::string section = image[EI_CLASS] == ELFCLASS64 ? modinfo_section<Elf64_Ehdr, Elf64_Shdr>(image, file)
+                                                              : modinfo_section<Elf32_Ehdr, Elf32_Shdr>(image, file);
     std::map<std::string, std::string> info;
     size_t start = 0;
     while (start < section.size()) {

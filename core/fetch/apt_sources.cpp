@@ -54,8 +54,7 @@ void read_deb822_file(const fs::path& path, std::vector<AptSource>& out) {
         if (std::find(types.begin(), types.end(), "deb") == types.end()) return;
         if (p.get("Enabled") == "no") return;
         for (const auto& uri : words(p.get("URIs")))
-            out.push_back({without_trailing_slash(uri), words(p.get("Suites")),
-                           words(p.get("Components"))});
+            out.push_back({without_trailing_slash(uri), words(p.get("Suites")), words(p.get("Components"))});
     });
 }
 
@@ -64,11 +63,9 @@ void read_deb822_file(const fs::path& path, std::vector<AptSource>& out) {
 std::vector<AptSource> read_apt_sources(const fs::path& etc_apt) {
     std::vector<AptSource> sources;
     std::error_code ec;
-    if (fs::is_regular_file(etc_apt / "sources.list", ec))
-        read_one_line_file(etc_apt / "sources.list", sources);
+    if (fs::is_regular_file(etc_apt / "sources.list", ec)) read_one_line_file(etc_apt / "sources.list", sources);
     std::vector<fs::path> parts;
-    for (const auto& entry : fs::directory_iterator(etc_apt / "sources.list.d", ec))
-        parts.push_back(entry.path());
+    for (const auto& entry : fs::directory_iterator(etc_apt / "sources.list.d", ec)) parts.push_back(entry.path());
     std::sort(parts.begin(), parts.end());
     for (const auto& part : parts) {
         if (part.extension() == ".list") read_one_line_file(part, sources);
@@ -80,8 +77,7 @@ std::vector<AptSource> read_apt_sources(const fs::path& etc_apt) {
 std::vector<std::string> apt_mirror_uris(const std::vector<AptSource>& sources) {
     std::vector<std::string> uris;
     for (const auto& source : sources)
-        if (std::find(uris.begin(), uris.end(), source.uri) == uris.end())
-            uris.push_back(source.uri);
+        if (std::find(uris.begin(), uris.end(), source.uri) == uris.end()) uris.push_back(source.uri);
     return uris;
 }
 

@@ -8,6 +8,10 @@
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -15,15 +19,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
 #include <mutex>
 #include <optional>
 #include <sstream>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <thread>
-#include <unistd.h>
 #include <utility>
 
 namespace kbuild {
@@ -39,8 +39,7 @@ constexpr int kMaxRedirects = 5;
 // attempt may succeed.
 class AttemptFailed : public std::runtime_error {
 public:
-    AttemptFailed(const std::string& cause, bool retryable)
-        : std::runtime_error(cause), retryable_(retryable) {}
+    AttemptFailed(const std::string& cause, bool retryable) : std::runtime_error(cause), retryable_(retryable) {}
     bool retryable() const { return retryable_; }
 
 private:
@@ -59,9 +58,8 @@ std::string lowercase(std::string text) {
 }
 
 bool is_sha256_hex(const std::string& text) {
-    return text.size() == 64 && std::all_of(text.begin(), text.end(), [](unsigned char c) {
-               return std::isxdigit(c) != 0;
-           });
+    return text.size() == 64 &&
+           std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c) != 0; });
 }
 
 // "30 s", "0.3 s": how the timeout reads in an error.
@@ -71,7 +69,9 @@ std::string seconds_text(std::chrono::milliseconds duration) {
     return out.str();
 }
 
-std::string sha256_of(const std::string& text) { return sha256_text(text); }
+std::string sha256_of(const std::string& text) {
+    return sha256_text(text);
+}
 
 // A URL's parts as libcurl reads them.
 class Url {
@@ -108,8 +108,8 @@ std::string file_name_for(const std::string& url) {
     const auto slash = path.rfind('/');
     std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
     for (char& c : name) {
-        const bool safe = std::isalnum(static_cast<unsigned char>(c)) ||
-                          (c != '\0' && std::strchr("._+-~", c) != nullptr);
+        const bool safe =
+            std::isalnum(static_cast<unsigned char>(c)) || (c != '\0' && std::strchr("._+-~", c) != nullptr);
         if (!safe) c = '_';
     }
     if (name.size() > 200) name.resize(200);
@@ -130,8 +130,8 @@ std::string environment(const char* lower, const char* upper) {
 // The proxy for a URL from HTTP(S)_PROXY, and NO_PROXY's hosts for its port, for libcurl,
 // which reads them: a setting without a scheme is http://, user and password are sent.
 void set_proxy(http::Request& request, const Url& url) {
-    request.proxy = url.scheme() == "https" ? environment("https_proxy", "HTTPS_PROXY")
-                                            : environment("http_proxy", "HTTP_PROXY");
+    request.proxy =
+        url.scheme() == "https" ? environment("https_proxy", "HTTPS_PROXY") : environment("http_proxy", "HTTP_PROXY");
     if (!request.proxy.empty())
         request.no_proxy = http::no_proxy_for_port(environment("no_proxy", "NO_PROXY"), url.port());
 }
@@ -186,8 +186,7 @@ void write_validators(const fs::path& final_path, const Validators& validators) 
     if (validators.empty()) return;
     std::ofstream out(validators_path(final_path));
     if (!validators.etag.empty()) out << "etag " << one_line(validators.etag) << "\n";
-    if (!validators.last_modified.empty())
-        out << "last-modified " << one_line(validators.last_modified) << "\n";
+    if (!validators.last_modified.empty()) out << "last-modified " << one_line(validators.last_modified) << "\n";
 }
 
 std::optional<std::int64_t> regular_file_size(const fs::path& path) {
@@ -226,8 +225,7 @@ class PartFile {
 public:
     explicit PartFile(fs::path path) : path_(std::move(path)) {
         fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd_ < 0) throw AttemptFailed("cannot write " + path_.string() + ": " +
-                                         std::strerror(errno), false);
+        if (fd_ < 0) throw AttemptFailed("cannot write " + path_.string() + ": " + std::strerror(errno), false);
     }
     ~PartFile() {
         if (fd_ >= 0) ::close(fd_);
@@ -260,9 +258,7 @@ public:
 
 private:
     [[noreturn]] void fail(const char* what) {
-        throw AttemptFailed(std::string(what) + " " + path_.string() + ": " +
-                                std::strerror(errno),
-                            false);
+        throw AttemptFailed(std::string(what) + " " + path_.string() + ": " + std::strerror(errno), false);
     }
 
     fs::path path_;
@@ -294,8 +290,10 @@ public:
         if (files_done_ == files_total_) restart();
         files_total_ += static_cast<int>(requests.size());
         for (const auto& request : requests) {
-            if (request.size >= 0) bytes_expected_ += request.size;
-            else sizes_known_ = false;
+            if (request.size >= 0)
+                bytes_expected_ += request.size;
+            else
+                sizes_known_ = false;
         }
     }
 
@@ -322,8 +320,7 @@ private:
     bool claim_redraw() {
         const auto now = Clock::now().time_since_epoch().count();
         auto last = last_draw_.load();
-        if (now - last < std::chrono::nanoseconds(std::chrono::milliseconds(100)).count())
-            return false;
+        if (now - last < std::chrono::nanoseconds(std::chrono::milliseconds(100)).count()) return false;
         return last_draw_.compare_exchange_strong(last, now);
     }
 
@@ -339,9 +336,8 @@ private:
         const std::int64_t bytes = bytes_done_.load();
         const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
         const double rate = seconds > 0 ? static_cast<double>(bytes) / seconds : 0;
-        std::string line = "fetch: " + std::to_string(files_done_) + "/" +
-                           std::to_string(files_total_) + " files, " + human_bytes(bytes) + ", " +
-                           human_bytes(rate) + "/s";
+        std::string line = "fetch: " + std::to_string(files_done_) + "/" + std::to_string(files_total_) + " files, " +
+                           human_bytes(bytes) + ", " + human_bytes(rate) + "/s";
         if (!last && sizes_known_ && rate > 0 && bytes_expected_ > bytes) {
             const auto eta = static_cast<long>(static_cast<double>(bytes_expected_ - bytes) / rate);
             char text[32];
@@ -402,21 +398,17 @@ FetchedFile Fetcher::fetch_one(const FetchRequest& request) {
     try {
         parse_url(request.url);
         if (!request.sha256.empty() && !is_sha256_hex(request.sha256))
-            throw Error(request.url + ": expected sha256 '" + request.sha256 +
-                        "' is not 64 hex digits");
+            throw Error(request.url + ": expected sha256 '" + request.sha256 + "' is not 64 hex digits");
         const fs::path final_path = cache_path(request);
         std::error_code ec;
         fs::create_directories(final_path.parent_path(), ec);
-        if (ec)
-            throw Error(request.url + ": cannot create " + final_path.parent_path().string() +
-                        ": " + ec.message());
+        if (ec) throw Error(request.url + ": cannot create " + final_path.parent_path().string() + ": " + ec.message());
         const CacheLock lock(final_path, request.url);
         const auto cached_size = regular_file_size(final_path);
         // The name was given only after the sha256 matched, so it is trusted as is.
         if (request.digest_known() && cached_size && (request.size < 0 || *cached_size == request.size)) {
             progress_->file_done(request.size);
-            if (!options_.progress)
-                spdlog::debug("{}: cached as {}", request.url, final_path.string());
+            if (!options_.progress) spdlog::debug("{}: cached as {}", request.url, final_path.string());
             return {final_path.string(),
                     request.sha256.empty() ? sha256_file(final_path.string()) : lowercase(request.sha256),
                     *cached_size};
@@ -440,12 +432,9 @@ FetchedFile Fetcher::download(const FetchRequest& request, const fs::path& final
             if (!failure.retryable()) throw Error(request.url + ": " + failure.what());
             if (attempt >= attempts)
                 throw Error(request.url + ": " + failure.what() +
-                            (attempts > 1 ? "; gave up after " + std::to_string(attempts) +
-                                                " attempts"
-                                          : ""));
+                            (attempts > 1 ? "; gave up after " + std::to_string(attempts) + " attempts" : ""));
             if (!options_.progress)
-                spdlog::debug("{}: {}; retrying in {} ms", request.url, failure.what(),
-                              delay.count());
+                spdlog::debug("{}: {}; retrying in {} ms", request.url, failure.what(), delay.count());
             std::this_thread::sleep_for(delay);
             delay *= 2;
         }
@@ -457,8 +446,7 @@ namespace {
 void check_status(const http::Head& head) {
     const int status = head.status;
     if (status == 200) return;
-    if (is_redirect(status))
-        throw AttemptFailed("HTTP " + std::to_string(status) + " without a Location", false);
+    if (is_redirect(status)) throw AttemptFailed("HTTP " + std::to_string(status) + " without a Location", false);
     // A server that is busy or failing may recover; any other answer will not change.
     const bool retryable = status >= 500 || status == 408 || status == 429;
     std::string text = "HTTP " + std::to_string(status);
@@ -466,64 +454,54 @@ void check_status(const http::Head& head) {
     throw AttemptFailed(text, retryable);
 }
 
-std::string count_text(std::int64_t count) { return std::to_string(count); }
+std::string count_text(std::int64_t count) {
+    return std::to_string(count);
+}
 
 // Checks what arrived against what the server announced and what the index expects.
 void check_length(std::int64_t received, std::int64_t announced, std::int64_t expected) {
     if (announced >= 0 && received < announced)
-        throw AttemptFailed("short read (got " + count_text(received) + " of " +
-                                count_text(announced) + " bytes)",
+        throw AttemptFailed("short read (got " + count_text(received) + " of " + count_text(announced) + " bytes)",
                             true);
     if (expected < 0 || received == expected) return;
     // Without a Content-Length, a body cut short looks like a small one.
     if (announced < 0 && received < expected)
-        throw AttemptFailed("short read (got " + count_text(received) + " of " +
-                                count_text(expected) + " bytes)",
+        throw AttemptFailed("short read (got " + count_text(received) + " of " + count_text(expected) + " bytes)",
                             true);
-    throw AttemptFailed("size mismatch (expected " + count_text(expected) + " bytes, got " +
-                            count_text(received) + ")",
+    throw AttemptFailed("size mismatch (expected " + count_text(expected) + " bytes, got " + count_text(received) + ")",
                         false);
 }
 
 // Why an exchange failed, as one attempt's failure.
-AttemptFailed failure_of(const http::Outcome& outcome, const std::string& host,
-                         std::chrono::milliseconds timeout) {
+AttemptFailed failure_of(const http::Outcome& outcome, const std::string& host, std::chrono::milliseconds timeout) {
     using http::Failure;
     switch (outcome.failure) {
-    case Failure::refused:
-        return {"connection refused", true};
-    case Failure::connect:
-        return {outcome.os_error != 0 ? "cannot connect: " + std::string(std::strerror(outcome.os_error))
-                                      : outcome.message,
-                true};
-    // A name that does not exist will not exist in a second.
-    case Failure::resolve:
-        return {"host not found: " + host, false};
-    case Failure::timed_out:
-        return {"timed out after " + seconds_text(timeout), true};
-    // A certificate that does not verify will not verify on the next attempt either.
-    case Failure::tls_certificate:
-        return {"TLS certificate: " + outcome.message, false};
-    case Failure::tls:
-        return {"TLS: " + outcome.message, true};
-    case Failure::too_many_redirects:
-        return {"more than " + std::to_string(kMaxRedirects) + " redirects", false};
-    case Failure::closed_early:
-        // The zero-size last chunk is the only proof a chunked body is whole.
-        if (outcome.head.status != 0 && outcome.head.chunked())
-            return {"short read (got " + count_text(outcome.body_bytes) +
-                        " bytes of a chunked body before the connection closed)",
+        case Failure::refused: return {"connection refused", true};
+        case Failure::connect:
+            return {outcome.os_error != 0 ? "cannot connect: " + std::string(std::strerror(outcome.os_error))
+                                          : outcome.message,
                     true};
-        if (outcome.head.status != 0 && outcome.head.content_length() >= 0)
-            return {"short read (got " + count_text(outcome.body_bytes) + " of " +
-                        count_text(outcome.head.content_length()) + " bytes)",
-                    true};
-        if (outcome.head.status == 0) return {"connection closed before a response", true};
-        return {outcome.message, true};
-    case Failure::protocol:
-        return {outcome.message, false};
-    default:
-        return {outcome.message, true};
+        // A name that does not exist will not exist in a second.
+        case Failure::resolve: return {"host not found: " + host, false};
+        case Failure::timed_out: return {"timed out after " + seconds_text(timeout), true};
+        // A certificate that does not verify will not verify on the next attempt either.
+        case Failure::tls_certificate: return {"TLS certificate: " + outcome.message, false};
+        case Failure::tls: return {"TLS: " + outcome.message, true};
+        case Failure::too_many_redirects: return {"more than " + std::to_string(kMaxRedirects) + " redirects", false};
+        case Failure::closed_early:
+            // The zero-size last chunk is the only proof a chunked body is whole.
+            if (outcome.head.status != 0 && outcome.head.chunked())
+                return {"short read (got " + count_text(outcome.body_bytes) +
+                            " bytes of a chunked body before the connection closed)",
+                        true};
+            if (outcome.head.status != 0 && outcome.head.content_length() >= 0)
+                return {"short read (got " + count_text(outcome.body_bytes) + " of " +
+                            count_text(outcome.head.content_length()) + " bytes)",
+                        true};
+            if (outcome.head.status == 0) return {"connection closed before a response", true};
+            return {outcome.message, true};
+        case Failure::protocol: return {outcome.message, false};
+        default: return {outcome.message, true};
     }
 }
 
@@ -531,8 +509,8 @@ AttemptFailed failure_of(const http::Outcome& outcome, const std::string& host,
 // reach or last reached.
 bool failed_at(const http::Outcome& outcome, const std::string& endpoint) {
     const auto colon = endpoint.rfind(':');
-    return outcome.message.find(" " + endpoint.substr(0, colon) + " port " +
-                                endpoint.substr(colon + 1) + " ") != std::string::npos;
+    return outcome.message.find(" " + endpoint.substr(0, colon) + " port " + endpoint.substr(colon + 1) + " ") !=
+           std::string::npos;
 }
 
 }  // namespace
@@ -551,8 +529,7 @@ FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_
     exchange.max_redirects = kMaxRedirects;
     exchange.headers.push_back("User-Agent: kbuild/" KBUILD_VERSION);
     if (!sent.etag.empty()) exchange.headers.push_back("If-None-Match: " + sent.etag);
-    if (!sent.last_modified.empty())
-        exchange.headers.push_back("If-Modified-Since: " + sent.last_modified);
+    if (!sent.last_modified.empty()) exchange.headers.push_back("If-Modified-Since: " + sent.last_modified);
     set_proxy(exchange, url);
 
     std::int64_t received = 0;
@@ -571,8 +548,8 @@ FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_
         check_status(answer);
         announced = answer.chunked() ? -1 : answer.content_length();
         if (request.size >= 0 && announced >= 0 && announced != request.size)
-            throw AttemptFailed("size mismatch (expected " + count_text(request.size) +
-                                    " bytes, Content-Length is " + count_text(announced) + ")",
+            throw AttemptFailed("size mismatch (expected " + count_text(request.size) + " bytes, Content-Length is " +
+                                    count_text(announced) + ")",
                                 false);
         part.emplace(final_path.string() + ".part");
     };
@@ -588,21 +565,19 @@ FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_
         if (outcome.failure != http::Failure::none) {
             AttemptFailed failure = failure_of(outcome, url.host(), options_.timeout);
             if (!exchange.proxy.empty() && failed_at(outcome, proxy_endpoint(exchange.proxy)))
-                failure = AttemptFailed(std::string(failure.what()) + " (through proxy " +
-                                            proxy_endpoint(exchange.proxy) + ")",
-                                        failure.retryable());
+                failure = AttemptFailed(
+                    std::string(failure.what()) + " (through proxy " + proxy_endpoint(exchange.proxy) + ")",
+                    failure.retryable());
             throw failure;
         }
         if (not_modified) {
-            if (!options_.progress)
-                spdlog::debug("{}: not modified, cached as {}", request.url, final_path.string());
+            if (!options_.progress) spdlog::debug("{}: not modified, cached as {}", request.url, final_path.string());
             return {final_path.string(), sha256_file(final_path.string()), *cached_size};
         }
         check_length(received, announced, request.size);
         const std::string sha256 = hash.hex();
         if (!request.sha256.empty() && sha256 != lowercase(request.sha256))
-            throw AttemptFailed("sha256 mismatch (expected " + lowercase(request.sha256) +
-                                    ", got " + sha256 + ")",
+            throw AttemptFailed("sha256 mismatch (expected " + lowercase(request.sha256) + ", got " + sha256 + ")",
                                 false);
         if (!request.sha512.empty()) {
             const std::string sha512 = file_digest(part->path().string(), "sha512");
@@ -613,8 +588,7 @@ FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_
         // The old validators describe the old file: drop them before it is replaced.
         if (!request.digest_known()) write_validators(final_path, {});
         part->commit(final_path);
-        if (!request.digest_known())
-            write_validators(final_path, {head.field("etag"), head.field("last-modified")});
+        if (!request.digest_known()) write_validators(final_path, {head.field("etag"), head.field("last-modified")});
 
         const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
         if (!options_.progress)

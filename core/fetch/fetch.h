@@ -16,12 +16,12 @@
 namespace kbuild {
 
 struct FetchOptions {
-    std::filesystem::path cache_dir;                 // downloads go to <cache_dir>/downloads
-    int jobs = 4;                                    // downloads at once in fetch_all
-    int attempts = 4;                                // tries per URL before giving up
-    std::chrono::milliseconds backoff{500};          // first retry delay, doubled each time
-    std::chrono::milliseconds timeout{30000};        // connect, and each read with no byte
-    bool progress = false;                           // redraw a progress line on stderr (a tty)
+    std::filesystem::path cache_dir;           // downloads go to <cache_dir>/downloads
+    int jobs = 4;                              // downloads at once in fetch_all
+    int attempts = 4;                          // tries per URL before giving up
+    std::chrono::milliseconds backoff{500};    // first retry delay, doubled each time
+    std::chrono::milliseconds timeout{30000};  // connect, and each read with no byte
+    bool progress = false;                     // redraw a progress line on stderr (a tty)
 };
 
 // What to download. sha256 and sha512 empty: not known (metadata such as Release, a Flatcar image), so the
@@ -39,7 +39,7 @@ struct FetchRequest {
 // One result of fetch_all: the file, or the one-line error that stopped it.
 struct FetchOutcome {
     FetchRequest request;
-    FetchedFile file;   // set when error is empty
+    FetchedFile file;  // set when error is empty
     std::string error;
 };
 

@@ -35,8 +35,7 @@ std::string trim(const std::string& text) {
 void global_init() {
     static std::once_flag once;
     std::call_once(once, [] {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            throw Error("libcurl cannot start");
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) throw Error("libcurl cannot start");
     });
 }
 
@@ -98,8 +97,7 @@ private:
         }
         const auto colon = line.find(':');
         if (colon == std::string::npos) return;
-        pending_.fields.emplace_back(lowercase(trim(line.substr(0, colon))),
-                                     trim(line.substr(colon + 1)));
+        pending_.fields.emplace_back(lowercase(trim(line.substr(0, colon))), trim(line.substr(colon + 1)));
     }
 
     // The final head, once: before its first body byte, or at the end when there is none.
@@ -119,8 +117,7 @@ private:
     bool body(const char* data, size_t count) {
         last_activity_ = Clock::now();
         // The body of a redirect being followed is not the answer.
-        if (request_.max_redirects > 0 && is_redirect(pending_.status) &&
-            !pending_.field("location").empty())
+        if (request_.max_redirects > 0 && is_redirect(pending_.status) && !pending_.field("location").empty())
             return true;
         if (!deliver_head()) return false;
         try {
@@ -178,8 +175,7 @@ void Exchange::configure(CURL* easy, curl_slist* headers) {
     // Set even when empty: libcurl would otherwise read the environment itself.
     curl_easy_setopt(easy, CURLOPT_PROXY, request_.proxy.c_str());
     curl_easy_setopt(easy, CURLOPT_NOPROXY, request_.no_proxy.c_str());
-    if (!request_.unix_socket.empty())
-        curl_easy_setopt(easy, CURLOPT_UNIX_SOCKET_PATH, request_.unix_socket.c_str());
+    if (!request_.unix_socket.empty()) curl_easy_setopt(easy, CURLOPT_UNIX_SOCKET_PATH, request_.unix_socket.c_str());
     if (request_.max_redirects > 0) {
         curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(easy, CURLOPT_MAXREDIRS, static_cast<long>(request_.max_redirects));
@@ -191,8 +187,7 @@ void Exchange::configure(CURL* easy, curl_slist* headers) {
         curl_easy_setopt(easy, CURLOPT_READDATA, this);
     } else if (!request_.body.empty() || request_.method == "POST") {
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request_.body.c_str());
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                         static_cast<curl_off_t>(request_.body.size()));
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_.body.size()));
     }
     if (request_.method != "GET" && request_.method != "POST")
         curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request_.method.c_str());
@@ -245,8 +240,8 @@ Outcome Exchange::run() {
 
     // The multi interface, polled here, so silence is measured to the millisecond.
     curl_multi_add_handle(multi.get(), easy.get());
-    const auto poll_ms = static_cast<int>(
-        std::clamp<std::chrono::milliseconds::rep>(request_.timeout.count() / 10, 5, 200));
+    const auto poll_ms =
+        static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(request_.timeout.count() / 10, 5, 200));
     CURLcode code = CURLE_OK;
     bool timed_out = false;
     for (int running = 1;;) {
@@ -294,9 +289,7 @@ bool Head::chunked() const {
 
 std::int64_t Head::content_length() const {
     const std::string text = field("content-length");
-    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos ||
-        text.size() > 18)
-        return -1;
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 18) return -1;
     return std::stoll(text);
 }
 

@@ -18,13 +18,13 @@ namespace kbuild::http {
 
 struct Request {
     std::string method = "GET";
-    std::string url;                          // http(s)://...; with unix_socket, http://host/path
-    std::filesystem::path unix_socket;        // set: connect to this socket, not to the host
-    std::vector<std::string> headers;         // "Name: value"
-    std::string proxy;                        // empty: none (the environment is not read here)
-    std::string no_proxy;                     // hosts, domains, CIDRs the proxy is not used for
-    std::chrono::milliseconds timeout{30000}; // to connect, and the longest silence after
-    int max_redirects = 0;                    // 0: a redirect is the answer
+    std::string url;                           // http(s)://...; with unix_socket, http://host/path
+    std::filesystem::path unix_socket;         // set: connect to this socket, not to the host
+    std::vector<std::string> headers;          // "Name: value"
+    std::string proxy;                         // empty: none (the environment is not read here)
+    std::string no_proxy;                      // hosts, domains, CIDRs the proxy is not used for
+    std::chrono::milliseconds timeout{30000};  // to connect, and the longest silence after
+    int max_redirects = 0;                     // 0: a redirect is the answer
     // A body: `body` whole, or `body_source` streamed (chunked), which fills the buffer and
     // returns how much it wrote, 0 at the end; it throws to abandon the request, which then
     // never ends well-formed.
@@ -35,11 +35,11 @@ struct Request {
 // The head of the final response (after redirects).
 struct Head {
     int status = 0;
-    std::string reason;                                        // "Not Found"; empty in HTTP/2
-    std::vector<std::pair<std::string, std::string>> fields;   // names in lower case
-    std::string field(const std::string& lower_name) const;    // the last one's value, or ""
+    std::string reason;                                       // "Not Found"; empty in HTTP/2
+    std::vector<std::pair<std::string, std::string>> fields;  // names in lower case
+    std::string field(const std::string& lower_name) const;   // the last one's value, or ""
     bool chunked() const;
-    std::int64_t content_length() const;                      // -1 when not given
+    std::int64_t content_length() const;  // -1 when not given
 };
 
 // Why an exchange ended early.
@@ -52,15 +52,15 @@ enum class Failure {
     tls_certificate,  // the server's certificate does not verify
     tls,              // another TLS failure
     too_many_redirects,
-    closed_early,     // the connection ended before the body did
-    protocol,         // a reply that is not HTTP, a redirect to another scheme
+    closed_early,  // the connection ended before the body did
+    protocol,      // a reply that is not HTTP, a redirect to another scheme
     other,
 };
 
 struct Outcome {
     Failure failure = Failure::none;
-    std::string message;   // libcurl's words, one line
-    int os_error = 0;      // errno behind a failed connection, if any
+    std::string message;  // libcurl's words, one line
+    int os_error = 0;     // errno behind a failed connection, if any
     Head head;
     std::int64_t body_bytes = 0;  // body bytes handed to on_body
     bool head_seen = false;

@@ -10,12 +10,12 @@
 #include <Poco/Base64Encoder.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <fstream>
 #include <sstream>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -190,8 +190,10 @@ std::string dearmored_keyring(const std::string& bytes, const std::string& name)
             if (!line.empty() && line.back() == '\r') line.pop_back();
             const bool blank = line.find_first_not_of(" \t") == std::string::npos;
             if (in_headers) {
-                if (blank) in_headers = false;
-                else if (line.find(':') == std::string::npos) in_headers = false, base64 += line;
+                if (blank)
+                    in_headers = false;
+                else if (line.find(':') == std::string::npos)
+                    in_headers = false, base64 += line;
                 continue;
             }
             if (blank) continue;
@@ -289,8 +291,10 @@ Verified Trust::unchecked(const VerifyRequest& request, const std::string& reaso
         std::lock_guard lock(mutex_);
         if (warned_.insert(request.url).second) {
             unverified_.push_back({request.url, reason, request.package});
-            if (warn) spdlog::warn("{}: used without checking its signature ({})", request.url, reason);
-            else spdlog::debug("{}: used without checking its signature ({})", request.url, reason);
+            if (warn)
+                spdlog::warn("{}: used without checking its signature ({})", request.url, reason);
+            else
+                spdlog::debug("{}: used without checking its signature ({})", request.url, reason);
         }
     }
     Verified verified{request.file, "", reason};
@@ -420,7 +424,8 @@ fs::path Trust::rpm_database(const std::vector<fs::path>& keyrings) {
                 throw Error(std::string(e.what()) + " (rpmkeys checks rpm packages' signatures: apt-get install rpm)");
             }
             if (run.exit_code != 0)
-                throw Error(keyrings[i].string() + ": rpmkeys cannot import its keys: " + first_line(run.err + run.out));
+                throw Error(keyrings[i].string() +
+                            ": rpmkeys cannot import its keys: " + first_line(run.err + run.out));
             fs::remove(key);
         }
         std::error_code ec;

@@ -2,11 +2,11 @@
 
 #include <kbuild/error.hpp>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
 #include <sstream>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -20,8 +20,7 @@ std::string config_value(const fs::path& config, const std::string& key) {
     for (std::string line; std::getline(in, line);) {
         if (line.compare(0, prefix.size(), prefix) != 0) continue;
         std::string value = line.substr(prefix.size());
-        if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
-            value = value.substr(1, value.size() - 2);
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
         return value;
     }
     return {};

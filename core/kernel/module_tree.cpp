@@ -85,8 +85,10 @@ DeclaredModules declared_modules(const fs::path& dir) {
         }
         std::string resolved = value;
         substitute(resolved, variables);
-        if (op == "+=" && variables.count(name)) variables[name] += " " + resolved;
-        else if (op != "?=" || !variables.count(name)) variables[name] = resolved;
+        if (op == "+=" && variables.count(name))
+            variables[name] += " " + resolved;
+        else if (op != "?=" || !variables.count(name))
+            variables[name] = resolved;
     }
     for (std::string word : entries) {
         if (!substitute(word, variables) || word.size() < 3 || word.compare(word.size() - 2, 2, ".o") != 0) {

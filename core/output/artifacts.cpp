@@ -17,18 +17,25 @@ const std::vector<std::pair<std::string, std::string>>& presets() {
         // driver distro code), not Debian's name of the architecture.
         {"falco", "{module_version}/{machine}/falco_{target}_{kernelrelease}_{kernelversion}.ko"},
         {"collector", "{module_version}/collector-{kernelrelease}.ko.gz"},
-        {"service", "v1/module/{target}/{arch}/{module_version}/{kernelrelease}/{kernelversion}/"
-                    "{config_sha256}/{module}.ko"},
+        {"service",
+         "v1/module/{target}/{arch}/{module_version}/{kernelrelease}/{kernelversion}/"
+         "{config_sha256}/{module}.ko"},
     };
     return table;
 }
 
 const std::string* field(const NamingFields& f, const std::string& name) {
-    const std::pair<const char*, const std::string*> fields[] = {
-        {"module", &f.module},         {"module_version", &f.module_version}, {"arch", &f.arch},
-        {"kernelrelease", &f.kernelrelease}, {"kernelversion", &f.kernelversion},
-        {"config_md5", &f.config_md5}, {"config_sha256", &f.config_sha256}, {"target", &f.target},
-        {"distro", &f.distro},         {"variant", &f.variant},      {"machine", &f.machine}};
+    const std::pair<const char*, const std::string*> fields[] = {{"module", &f.module},
+                                                                 {"module_version", &f.module_version},
+                                                                 {"arch", &f.arch},
+                                                                 {"kernelrelease", &f.kernelrelease},
+                                                                 {"kernelversion", &f.kernelversion},
+                                                                 {"config_md5", &f.config_md5},
+                                                                 {"config_sha256", &f.config_sha256},
+                                                                 {"target", &f.target},
+                                                                 {"distro", &f.distro},
+                                                                 {"variant", &f.variant},
+                                                                 {"machine", &f.machine}};
     for (const auto& [key, value] : fields)
         if (name == key) return value;
     return nullptr;
@@ -88,7 +95,9 @@ std::vector<std::string> naming_presets() {
     return names;
 }
 
-void check_naming_template(const std::string& naming) { render(naming, {}, /*check=*/true); }
+void check_naming_template(const std::string& naming) {
+    render(naming, {}, /*check=*/true);
+}
 
 std::string artifact_name(const std::string& naming, const NamingFields& fields) {
     return render(naming, fields, /*check=*/false);
@@ -114,7 +123,9 @@ std::optional<TargetStatus> target_status(std::string_view text) {
     return std::nullopt;
 }
 
-void to_json(Json& j, TargetStatus status) { j = to_string(status); }
+void to_json(Json& j, TargetStatus status) {
+    j = to_string(status);
+}
 
 void from_json(const Json& j, TargetStatus& status) {
     const std::string text = j.get<std::string>();
@@ -165,8 +176,10 @@ void Index::put(const TargetRecord& record) {
     std::lock_guard lock(mutex_);
     auto it = std::find_if(records_.begin(), records_.end(),
                            [&](const TargetRecord& r) { return target_key(r) == target_key(record); });
-    if (it != records_.end()) *it = record;
-    else records_.push_back(record);
+    if (it != records_.end())
+        *it = record;
+    else
+        records_.push_back(record);
     std::sort(records_.begin(), records_.end(),
               [](const TargetRecord& a, const TargetRecord& b) { return target_key(a) < target_key(b); });
     save_locked();

@@ -18,17 +18,17 @@ namespace kbuild {
 
 // What an artifact's name may be made of: the fields of a naming template, written {field}.
 struct NamingFields {
-    std::string module;          // the .ko's name without .ko
+    std::string module;  // the .ko's name without .ko
     std::string module_version;
-    std::string arch;            // amd64, arm64
-    std::string kernelrelease;   // uname -r
-    std::string kernelversion;   // the N of uname -v's #N
+    std::string arch;           // amd64, arm64
+    std::string kernelrelease;  // uname -r
+    std::string kernelversion;  // the N of uname -v's #N
     std::string config_md5;
     std::string config_sha256;
-    std::string target;          // driverkit-style: debian, ubuntu-aws, flatcar
+    std::string target;  // driverkit-style: debian, ubuntu-aws, flatcar
     std::string distro;
-    std::string variant;         // "" or Release::variant (20.04.1, a Flatcar version)
-    std::string machine;         // uname -m: x86_64, aarch64 (machine_of(arch))
+    std::string variant;  // "" or Release::variant (20.04.1, a Flatcar version)
+    std::string machine;  // uname -m: x86_64, aarch64 (machine_of(arch))
 };
 
 // `uname -m` of a distro's architecture: amd64 -> x86_64, arm64 -> aarch64; any other (an rpm
@@ -55,7 +55,7 @@ void check_naming_template(const std::string& naming);
 std::string artifact_name(const std::string& naming, const NamingFields& fields);
 
 struct ArtifactRecord {
-    std::string path;      // relative to the output directory
+    std::string path;  // relative to the output directory
     std::string sha256;
     std::string vermagic;
     ModuleSignature signature;  // empty: not signed (then not written to index.json)
@@ -86,22 +86,22 @@ struct TargetRecord {
     std::string module_version;
     std::string config_md5;
     TargetStatus status = TargetStatus::failed;  // built | failed | skipped | unavailable
-    std::string reason;  // why, when not built
+    std::string reason;                          // why, when not built
     std::vector<ArtifactRecord> artifacts;
-    std::string compiler;  // the kernel's CONFIG_CC_VERSION_TEXT
-    std::string builder;   // "local", or the builder image
+    std::string compiler;        // the kernel's CONFIG_CC_VERSION_TEXT
+    std::string builder;         // "local", or the builder image
     std::string builder_reason;  // why that image (the kernel's gcc and what was found)
-    std::string log;       // relative to the output directory
+    std::string log;             // relative to the output directory
     double duration_s = 0;
-    std::string inputs;    // digest of everything the artifacts depend on
+    std::string inputs;                 // digest of everything the artifacts depend on
     std::vector<std::string> packages;  // URLs or paths the kernel came from
     // The sha256 of each of packages, in the same order, once they were fetched: what a build
     // from a bundle (which carries no signature) was made from.
     std::vector<std::string> package_sha256;
-    std::string finished_at;            // UTC, ISO 8601
-    std::string target;                 // driverkit-style target: "ubuntu-aws", "debian"
-    std::string variant;                // Release::variant: "20.04.1" for an Ubuntu backport
-    std::string naming;                 // the naming template the artifacts were named by
+    std::string finished_at;  // UTC, ISO 8601
+    std::string target;       // driverkit-style target: "ubuntu-aws", "debian"
+    std::string variant;      // Release::variant: "20.04.1" for an Ubuntu backport
+    std::string naming;       // the naming template the artifacts were named by
     // Sources of the run used without their signature checked ("<url>: <why>"): an insecure
     // mirror, a repository with no key configured. Empty when everything was verified.
     std::vector<std::string> unverified;
@@ -122,12 +122,10 @@ inline void from_json(const Json& j, ArtifactRecord& a) {
     a.vermagic = j.value("vermagic", "");
     if (j.contains("signature")) a.signature = j.at("signature").get<ModuleSignature>();
 }
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kernelrelease,
-                                                kernelversion, module, module_version, config_md5,
-                                                status, reason, artifacts, compiler, builder,
-                                                builder_reason, log,
-                                                duration_s, inputs, packages, package_sha256,
-                                                finished_at, target, variant, naming, unverified)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kernelrelease, kernelversion, module,
+                                                module_version, config_md5, status, reason, artifacts, compiler,
+                                                builder, builder_reason, log, duration_s, inputs, packages,
+                                                package_sha256, finished_at, target, variant, naming, unverified)
 
 // <out>/index.json: loaded at start, rewritten atomically (temporary file + rename) after every
 // change so an interrupted run keeps what finished. Thread-safe.

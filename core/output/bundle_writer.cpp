@@ -4,12 +4,12 @@
 
 #include <kbuild/files.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <fstream>
 #include <set>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -18,18 +18,24 @@ namespace {
 
 // Every directory Linux has had under arch/: only these are taken for other architectures.
 const std::set<std::string> kArchitectures = {
-    "alpha", "arc",   "arm",     "arm64",    "avr32", "blackfin", "c6x",        "cris",  "csky",
-    "frv",   "h8300", "hexagon", "ia64",     "loongarch", "m32r", "m68k",     "metag", "microblaze",
-    "mips",  "mn10300", "nds32", "nios2",    "openrisc", "parisc", "powerpc", "riscv", "s390",
-    "score", "sh",    "sparc",   "tile",     "um",    "unicore32", "x86",      "xtensa"};
+    "alpha", "arc",     "arm",     "arm64", "avr32",     "blackfin",  "c6x",     "cris",  "csky",
+    "frv",   "h8300",   "hexagon", "ia64",  "loongarch", "m32r",      "m68k",    "metag", "microblaze",
+    "mips",  "mn10300", "nds32",   "nios2", "openrisc",  "parisc",    "powerpc", "riscv", "s390",
+    "score", "sh",      "sparc",   "tile",  "um",        "unicore32", "x86",     "xtensa"};
 
 // The arch/ directory a kernel's .config builds from, "" when it cannot tell (nothing pruned).
 std::string source_arch(const fs::path& config) {
     static const std::array<std::pair<const char*, const char*>, 11> symbols = {{
-        {"CONFIG_X86=y", "x86"},         {"CONFIG_ARM64=y", "arm64"}, {"CONFIG_ARM=y", "arm"},
-        {"CONFIG_PPC=y", "powerpc"},     {"CONFIG_S390=y", "s390"},   {"CONFIG_RISCV=y", "riscv"},
-        {"CONFIG_MIPS=y", "mips"},       {"CONFIG_SPARC=y", "sparc"},
-        {"CONFIG_LOONGARCH=y", "loongarch"}, {"CONFIG_PARISC=y", "parisc"},
+        {"CONFIG_X86=y", "x86"},
+        {"CONFIG_ARM64=y", "arm64"},
+        {"CONFIG_ARM=y", "arm"},
+        {"CONFIG_PPC=y", "powerpc"},
+        {"CONFIG_S390=y", "s390"},
+        {"CONFIG_RISCV=y", "riscv"},
+        {"CONFIG_MIPS=y", "mips"},
+        {"CONFIG_SPARC=y", "sparc"},
+        {"CONFIG_LOONGARCH=y", "loongarch"},
+        {"CONFIG_PARISC=y", "parisc"},
         {"CONFIG_ALPHA=y", "alpha"},
     }};
     std::ifstream in(config);

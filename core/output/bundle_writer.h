@@ -19,7 +19,6 @@ struct BundleStats {
 // Writes `root` (an unpacked tree: usr/src/..., usr/lib/...) as a bundle into out_dir. The
 // kernel_dir is where make runs, inside root. The file appears complete or not at all.
 BundleStats write_bundle(const std::filesystem::path& root, const std::filesystem::path& kernel_dir,
-                         const Release& release, const std::string& checksum,
-                         const std::filesystem::path& out_dir);
+                         const Release& release, const std::string& checksum, const std::filesystem::path& out_dir);
 
 }  // namespace kbuild

@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -22,7 +23,6 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -42,7 +42,9 @@ using CmsPtr = std::unique_ptr<CMS_ContentInfo, Freer<CMS_ContentInfo, CMS_Conte
 using X509Ptr = std::unique_ptr<X509, Freer<X509, X509_free>>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, Freer<EVP_PKEY, EVP_PKEY_free>>;
 
-void free_x509_stack(STACK_OF(X509) * stack) { sk_X509_free(stack); }
+void free_x509_stack(STACK_OF(X509) * stack) {
+    sk_X509_free(stack);
+}
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), Freer<STACK_OF(X509), free_x509_stack>>;
 
 // OpenSSL's queued errors as one phrase (the last is the most specific), and the queue cleared.
@@ -149,10 +151,11 @@ std::string module_sig_hash(const fs::path& config) {
 }
 
 std::string check_module_sig_hash(const std::string& hash) {
-    static const char* const known[] = {"sha1",     "sha224",   "sha256",  "sha384",
-                                        "sha512",   "sha3-256", "sha3-384", "sha3-512"};
+    static const char* const known[] = {"sha1",   "sha224",   "sha256",   "sha384",
+                                        "sha512", "sha3-256", "sha3-384", "sha3-512"};
     if (std::find(std::begin(known), std::end(known), hash) == std::end(known))
-        return "'" + hash + "' is not a hash the kernel signs modules with (sha1, sha224, sha256, sha384, sha512, "
+        return "'" + hash +
+               "' is not a hash the kernel signs modules with (sha1, sha224, sha256, sha384, sha512, "
                "sha3-256, sha3-384, sha3-512)";
     if (EVP_get_digestbyname(hash.c_str()) == nullptr) return "OpenSSL has no digest '" + hash + "'";
     return {};
@@ -196,7 +199,8 @@ ModuleSigner::ModuleSigner(const fs::path& key_file, const fs::path& cert_file)
         if (!keys_->key) {
             const std::string why = openssl_errors();
             if (pin.asked && std::getenv("KBUILD_SIGN_PIN") == nullptr)
-                throw Error(key_file.string() + ": the signing key is encrypted: set KBUILD_SIGN_PIN to its passphrase");
+                throw Error(key_file.string() +
+                            ": the signing key is encrypted: set KBUILD_SIGN_PIN to its passphrase");
             if (pin.asked)
                 throw Error(key_file.string() + ": cannot decrypt the signing key with KBUILD_SIGN_PIN (" + why + ")");
             throw Error(key_file.string() + ": no PEM private key in it (" + why + ")");
@@ -246,10 +250,11 @@ void ModuleSigner::sign(const fs::path& module, const std::string& hash, const f
         const BioPtr content = memory_bio(bytes);
         // As sign-file: detached, binary, no certificates, no S/MIME capabilities, no signed
         // attributes; the signer named by issuer and serial number.
-        const CmsPtr cms(CMS_sign(nullptr, nullptr, nullptr, nullptr,
-                                  CMS_NOCERTS | CMS_PARTIAL | CMS_BINARY | CMS_DETACHED));
-        if (!cms || !CMS_add1_signer(cms.get(), keys_->cert.get(), keys_->key.get(), digest,
-                                     CMS_NOCERTS | CMS_BINARY | CMS_NOSMIMECAP | CMS_NOATTR) ||
+        const CmsPtr cms(
+            CMS_sign(nullptr, nullptr, nullptr, nullptr, CMS_NOCERTS | CMS_PARTIAL | CMS_BINARY | CMS_DETACHED));
+        if (!cms ||
+            !CMS_add1_signer(cms.get(), keys_->cert.get(), keys_->key.get(), digest,
+                             CMS_NOCERTS | CMS_BINARY | CMS_NOSMIMECAP | CMS_NOATTR) ||
             CMS_final(cms.get(), content.get(), nullptr, CMS_NOCERTS | CMS_BINARY) != 1)
             throw Error(where + "cannot sign: " + openssl_errors());
         BioPtr der(BIO_new(BIO_s_mem()));
@@ -310,7 +315,8 @@ std::string ModuleSigner::verify(const fs::path& module, ModuleSignature* found)
         ASN1_INTEGER* serial = nullptr;
         std::string who = "another key";
         if (CMS_SignerInfo_get0_signer_id(info, &key_id, &issuer, &serial) == 1 && issuer && serial)
-            who = signer_name(issuer) + " (serial " + colon_hex(ASN1_STRING_get0_data(serial), ASN1_STRING_length(serial)) + ")";
+            who = signer_name(issuer) + " (serial " +
+                  colon_hex(ASN1_STRING_get0_data(serial), ASN1_STRING_length(serial)) + ")";
         ERR_clear_error();
         return "signed by " + who + ", not by " + identity_.signer + " (serial " + identity_.key_id + ") of " +
                cert_file_.string();

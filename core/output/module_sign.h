@@ -72,8 +72,7 @@ public:
     // appended, through a temporary file renamed into place, so that `out` is never half
     // signed. Throws Error naming the module on an unknown hash, a module already signed, or
     // a failure to read, sign or write.
-    void sign(const std::filesystem::path& module, const std::string& hash,
-              const std::filesystem::path& out) const;
+    void sign(const std::filesystem::path& module, const std::string& hash, const std::filesystem::path& out) const;
 
     // Empty when `module` ends with a signature by this certificate that holds over the bytes
     // before it (CMS_verify, detached; the certificate is trusted as given, no chain is built)

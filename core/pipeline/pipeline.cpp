@@ -1,18 +1,20 @@
 #include "pipeline/pipeline.h"
 
+#include "build/verify.h"
+#include "kernel/module_tree.h"
+#include "output/module_sign.h"
 #include "unpack/disk_image.h"
 #include "unpack/extract.h"
 #include "util/interrupt.h"
-#include "output/module_sign.h"
-#include "kernel/module_tree.h"
 #include "util/parallel.h"
-#include "build/verify.h"
 
 #include <kbuild/digest.hpp>
 #include <kbuild/files.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+#include <zlib.h>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -22,8 +24,6 @@
 #include <regex>
 #include <set>
 #include <thread>
-#include <unistd.h>
-#include <zlib.h>
 
 namespace fs = std::filesystem;
 
@@ -53,8 +53,7 @@ bool artifacts_intact(const TargetRecord& record, const fs::path& out_dir) {
     for (const auto& artifact : record.artifacts) {
         const fs::path file = out_dir / artifact.path;
         std::error_code ec;
-        if (!fs::is_regular_file(file, ec) || sha256_file(file.string()) != artifact.sha256)
-            return false;
+        if (!fs::is_regular_file(file, ec) || sha256_file(file.string()) != artifact.sha256) return false;
     }
     return true;
 }
@@ -65,8 +64,7 @@ void gzip_file(const fs::path& from, const fs::path& to) {
     gzFile out = gzopen(to.c_str(), "wb9");
     if (out == nullptr) throw Error(to.string() + ": cannot write");
     const int written = gzwrite(out, bytes.data(), static_cast<unsigned>(bytes.size()));
-    if (gzclose(out) != Z_OK || written != static_cast<int>(bytes.size()))
-        throw Error(to.string() + ": gzip failed");
+    if (gzclose(out) != Z_OK || written != static_cast<int>(bytes.size())) throw Error(to.string() + ": gzip failed");
 }
 
 }  // namespace
@@ -150,8 +148,7 @@ void Pipeline::commit(TargetRecord& record, std::vector<Staged>& staged) {
 }
 
 TargetRecord Pipeline::new_record(const Release& release) const {
-    TargetRecord record{release.distro, release.arch, release.release, release.kernelversion,
-                        module_name_};
+    TargetRecord record{release.distro, release.arch, release.release, release.kernelversion, module_name_};
     record.target = release.target.empty() ? release.distro : release.target;
     record.variant = release.variant;
     for (const auto& p : release.packages) record.packages.push_back(p.where());
@@ -178,8 +175,7 @@ std::string digest_tree(const fs::path& dir) {
     std::string manifest;
     for (const auto& file : files) {
         manifest += fs::relative(file, dir).string() + '\0';
-        manifest += fs::is_symlink(file) ? "->" + fs::read_symlink(file).string()
-                                         : sha256_file(file.string());
+        manifest += fs::is_symlink(file) ? "->" + fs::read_symlink(file).string() : sha256_file(file.string());
         manifest += '\n';
     }
     return sha256_text(manifest);
@@ -234,8 +230,7 @@ HostContext make_host_context(const fs::path& cache_dir, Fetcher& fetcher, Trust
     return context;
 }
 
-Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder,
-                   PipelineOptions options)
+Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, PipelineOptions options)
     : plugin_(plugin),
       builder_(builder),
       options_(std::move(options)),
@@ -260,8 +255,8 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder,
     }
     nested_trees_ = nested_module_trees(options_.module_src);
     module_name_ = !options_.module_name.empty() ? options_.module_name
-                   : modules_.size() == 1       ? fs::path(modules_.front()).filename().string()
-                                                : fs::weakly_canonical(options_.module_src).filename().string();
+                   : modules_.size() == 1        ? fs::path(modules_.front()).filename().string()
+                                                 : fs::weakly_canonical(options_.module_src).filename().string();
     remove_abandoned_files(options_.out_dir);
 }
 
@@ -286,12 +281,11 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
             if (instance) record = build_one(*instance, release, workers);
             std::lock_guard lock(summary_mutex);
             summary.records.push_back(record);
-            const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(total) +
-                                      "] " + release.distro + " " + release_id(release);
+            const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(total) + "] " +
+                                      release.distro + " " + release_id(release);
             if (has_artifacts(record.status)) {
                 spdlog::info("{}: {} {} ({:.1f} s)", where, to_string(record.status),
-                             record.artifacts.empty() ? "" : record.artifacts.front().path,
-                             record.duration_s);
+                             record.artifacts.empty() ? "" : record.artifacts.front().path, record.duration_s);
             } else {
                 spdlog::error("{}: {}: {}", where, to_string(record.status), record.reason);
             }
@@ -299,14 +293,19 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
     });
     // A target built early in the run may have lost its name to one that sorts first since.
     for (auto& record : summary.records) {
-        if (const auto now = index_.find(record); now && now->status == TargetStatus::failed && record.status != TargetStatus::failed) {
+        if (const auto now = index_.find(record);
+            now && now->status == TargetStatus::failed && record.status != TargetStatus::failed) {
             record = *now;
             spdlog::error("{} {}: failed: {}", record.distro, record.kernelrelease, record.reason);
         }
-        if (record.status == TargetStatus::built) ++summary.built;
-        else if (record.status == TargetStatus::skipped) ++summary.skipped;
-        else if (record.status == TargetStatus::unavailable) ++summary.unavailable;
-        else ++summary.failed;
+        if (record.status == TargetStatus::built)
+            ++summary.built;
+        else if (record.status == TargetStatus::skipped)
+            ++summary.skipped;
+        else if (record.status == TargetStatus::unavailable)
+            ++summary.unavailable;
+        else
+            ++summary.failed;
     }
     return summary;
 }
@@ -344,8 +343,7 @@ std::vector<UnverifiedSource> load_unverified(const fs::path& file) {
     const Json list = Json::parse(in, nullptr, false);
     if (!list.is_array()) return sources;
     for (const auto& s : list)
-        if (s.is_object())
-            sources.push_back({s.value("url", ""), s.value("reason", ""), s.value("package", "")});
+        if (s.is_object()) sources.push_back({s.value("url", ""), s.value("reason", ""), s.value("package", "")});
     return sources;
 }
 
@@ -371,8 +369,7 @@ fs::path KernelTrees::unpacked_root(PluginInstance& plugin, const Release& relea
     try {
         const UnpackResult result = plugin.unpack({unpack_release, temporary.string()});
         if (fs::weakly_canonical(result.root) != fs::weakly_canonical(temporary))
-            throw Error(plugin_.name() + ": unpack: root " + result.root +
-                        " is not the directory it was given");
+            throw Error(plugin_.name() + ": unpack: root " + result.root + " is not the directory it was given");
     } catch (...) {
         std::error_code ec;
         fs::remove_all(temporary, ec);
@@ -453,8 +450,7 @@ TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& rele
 }
 
 TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release, int workers) {
-    if (release.release.empty() && release.unavailable.empty())
-        return build_unnamed(plugin, release, workers);
+    if (release.release.empty() && release.unavailable.empty()) return build_unnamed(plugin, release, workers);
     TargetRecord record = new_record(release);
     if (!release.unavailable.empty()) {
         record.status = TargetStatus::unavailable;
@@ -464,8 +460,10 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         return record;
     }
 
-    Json inputs = {{"release", release}, {"source", source_digest_},
-                   {"module_version", options_.module_version}, {"plugin", plugin_.name()}};
+    Json inputs = {{"release", release},
+                   {"source", source_digest_},
+                   {"module_version", options_.module_version},
+                   {"plugin", plugin_.name()}};
     inputs["naming"] = options_.naming;
     inputs["modules"] = modules_;
     // Another key makes other artifacts; unsigned builds name nothing new (their inputs stay).
@@ -473,8 +471,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
     record.inputs = sha256_text(inputs.dump());
     record.naming = options_.naming;
     const auto previous = index_.find(record);
-    if (!options_.force && previous && previous->inputs == record.inputs &&
-        has_artifacts(previous->status) &&
+    if (!options_.force && previous && previous->inputs == record.inputs && has_artifacts(previous->status) &&
         artifacts_intact(*previous, options_.out_dir)) {
         record = *previous;
         record.status = TargetStatus::skipped;
@@ -486,8 +483,8 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
     const auto started = std::chrono::steady_clock::now();
     const fs::path work = options_.cache_dir / "work" / random_suffix();
     const fs::path log_dir = options_.out_dir / "logs";
-    const std::string log_name = safe_component(release.distro + "_" + release.arch + "_" +
-                                                release_id(release) + "_" + module_name_ + ".log");
+    const std::string log_name =
+        safe_component(release.distro + "_" + release.arch + "_" + release_id(release) + "_" + module_name_ + ".log");
     record.log = "logs/" + log_name;
     std::vector<Staged> staged;
     bool committed = false;
@@ -526,8 +523,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         job.log = log_dir / log_name;
         job.timeout = options_.build_timeout;
         // The cores are shared by the releases built at once.
-        job.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                                        workers);
+        job.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / workers);
         record.compiler = job.compiler.text;
         record.builder = builder_.name(job);
         record.builder_reason = builder_.choice(job);
@@ -535,8 +531,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
             spdlog::info("{} {}: {}", release.distro, release.release, record.builder_reason);
         fs::create_directories(work);
         const BuildResult built = builder_.build(job);
-        if (!built.error.empty())
-            throw Error(built.error + " (log: " + (options_.out_dir / record.log).string() + ")");
+        if (!built.error.empty()) throw Error(built.error + " (log: " + (options_.out_dir / record.log).string() + ")");
 
         const std::string config_sha256 = sha256_file(config.config);
         const fs::path src = work / "src";
@@ -564,14 +559,15 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
             std::string version = options_.module_version;
             if (version.empty() && modinfo.count("version")) version = modinfo.at("version");
             if (version.empty()) version = "src-" + source_digest_.substr(0, 12);
-            const std::string name = artifact_name(
-                options_.naming, {ko.stem().string(), version, release.arch, release.release, release.kernelversion,
-                                  config.md5, config_sha256, record.target, release.distro,
-                                  release.variant, machine_of(release.arch)});
+            const std::string name =
+                artifact_name(options_.naming, {ko.stem().string(), version, release.arch, release.release,
+                                                release.kernelversion, config.md5, config_sha256, record.target,
+                                                release.distro, release.variant, machine_of(release.arch)});
             for (const auto& other : staged)
                 if (other.name == name)
                     throw Error(name + ": the artifact of both " + fs::relative(other.module, src).string() + " and " +
-                                fs::relative(built_ko, src).string() + "; the naming cannot tell them apart (add {module})");
+                                fs::relative(built_ko, src).string() +
+                                "; the naming cannot tell them apart (add {module})");
             const fs::path final_path = options_.out_dir / name;
             fs::create_directories(final_path.parent_path());
             Staged next{name, final_path.string() + ".tmp-" + random_suffix(), built_ko, {}};

@@ -3,18 +3,18 @@
 // artifact and index record. Releases are independent: one failing never stops the others.
 #pragma once
 
-#include "output/artifacts.h"
 #include "build/builder.h"
 #include "fetch/fetch.h"
-#include "plugin/host_services.h"
-#include "output/module_sign.h"
-#include "plugin/plugin_host.h"
 #include "fetch/trust.h"
+#include "output/artifacts.h"
+#include "output/module_sign.h"
+#include "plugin/host_services.h"
+#include "plugin/plugin_host.h"
 
 #include <chrono>
-#include <mutex>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -32,8 +32,8 @@ struct PipelineOptions {
     // declared, else module_src's directory name.
     std::string module_name;
     std::string naming = naming_preset("probe-builder");  // artifact names (artifacts.h)
-    bool force = false;          // rebuild targets already built from the same inputs
-    int jobs = 1;                // releases worked on at once
+    bool force = false;                                   // rebuild targets already built from the same inputs
+    int jobs = 1;                                         // releases worked on at once
     std::chrono::seconds build_timeout{900};
     // What checked the run's sources: its unverified ones are recorded in index.json.
     Trust* trust = nullptr;
@@ -48,9 +48,9 @@ struct PreparedTree {
     std::vector<Package> packages;  // with local paths and sha256
     std::filesystem::path root;     // the unpacked packages (cached by their sha256)
     std::filesystem::path kernel_dir;
-    bool self_contained = false;    // the plugin says the tree builds where it lies (a bundle's)
+    bool self_contained = false;  // the plugin says the tree builds where it lies (a bundle's)
     ConfigHash config;
-    std::string checksum;           // of the packages: the tree's cache key
+    std::string checksum;  // of the packages: the tree's cache key
 };
 
 // A plugin's releases fetched and unpacked once into the cache (trees/<key of the packages>,
@@ -63,8 +63,7 @@ public:
 
     // Fetches and unpacks a release's packages and finds its kernel tree. Throws. sha256s, when
     // given, gets the packages' sha256 as soon as they are fetched (before anything can fail).
-    PreparedTree prepare(PluginInstance& plugin, const Release& release,
-                         std::vector<std::string>* sha256s = nullptr);
+    PreparedTree prepare(PluginInstance& plugin, const Release& release, std::vector<std::string>* sha256s = nullptr);
 
 private:
     // The packages with local paths and sha256, downloaded where needed.
@@ -107,8 +106,8 @@ private:
     // vouches for its own packages ("<url>: <why>").
     std::vector<std::string> unverified_of(const Release& release) const;
     struct Staged {
-        std::string name;         // the artifact's path in the output directory
-        std::filesystem::path file;  // its bytes, staged beside it under a temporary name
+        std::string name;              // the artifact's path in the output directory
+        std::filesystem::path file;    // its bytes, staged beside it under a temporary name
         std::filesystem::path module;  // the .ko it was made from
         ArtifactRecord artifact;
     };

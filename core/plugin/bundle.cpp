@@ -1,7 +1,7 @@
 #include "plugin/bundle.h"
 
-#include "unpack/archive_handle.h"
 #include "plugin/plugin_host.h"
+#include "unpack/archive_handle.h"
 
 #include <kbuild/files.hpp>
 #include <kbuild/kernel_tree.hpp>
@@ -9,14 +9,14 @@
 
 #include <archive_entry.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <set>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #ifndef KBUILD_VERSION
 #define KBUILD_VERSION "0.0.0"
@@ -28,8 +28,7 @@ namespace kbuild {
 namespace {
 
 std::string trimmed(std::string value) {
-    while (!value.empty() && (value.back() == '\n' || value.back() == '\r' || value.back() == ' '))
-        value.pop_back();
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r' || value.back() == ' ')) value.pop_back();
     return value;
 }
 
@@ -118,8 +117,7 @@ BundleMeta read_bundle_meta(const fs::path& bundle) {
         value.resize(static_cast<size_t>(n));
         meta[name] = trimmed(value);
     }
-    if (status == ARCHIVE_FATAL || status == ARCHIVE_RETRY)
-        throw Error(where + archive_message(reader.get()));
+    if (status == ARCHIVE_FATAL || status == ARCHIVE_RETRY) throw Error(where + archive_message(reader.get()));
 
     auto get = [&](const char* name) {
         const auto it = meta.find(name);
@@ -137,8 +135,8 @@ BundleMeta read_bundle_meta(const fs::path& bundle) {
     m.kernelversion = get("BUNDLE_KERNELVERSION");
     m.target = get("BUNDLE_TARGET");
     m.variant = get("BUNDLE_VARIANT");
-    for (const auto& [value, name] : {std::pair{&m.uname, "BUNDLE_UNAME"}, {&m.build_dir, "BUNDLE_BUILD_DIR"},
-                                      {&m.distro, "BUNDLE_DISTRO"}})
+    for (const auto& [value, name] :
+         {std::pair{&m.uname, "BUNDLE_UNAME"}, {&m.build_dir, "BUNDLE_BUILD_DIR"}, {&m.distro, "BUNDLE_DISTRO"}})
         if (value->empty()) throw Error(where + "no " + name);
     if (m.uname.find('/') != std::string::npos || m.uname.find_first_of(" \t") != std::string::npos)
         throw Error(bundle.string() + ": BUNDLE_UNAME '" + m.uname + "' is not a kernel release");
@@ -151,8 +149,7 @@ const Plugin& bundle_plugin() {
     // No builder family: a bundle may hold any distro's kernel, and BUNDLE_DISTRO is not one
     // the host could map to a family without naming distros; the kernel's compiler alone picks
     // the builder image (compiler.h), as it does among images of any family.
-    static const kb_plugin_api api =
-        detail::make_table<BundleReader>("bundle", KBUILD_VERSION, "", distros);
+    static const kb_plugin_api api = detail::make_table<BundleReader>("bundle", KBUILD_VERSION, "", distros);
     static const Plugin plugin("(built in)", nullptr, api, {"bundle"});
     return plugin;
 }

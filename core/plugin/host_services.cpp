@@ -12,7 +12,9 @@ namespace {
 // Strings handed to a plugin live until its next service call on the same thread.
 thread_local std::string service_answer;
 
-const HostServices& self(void* host) { return *static_cast<const HostServices*>(host); }
+const HostServices& self(void* host) {
+    return *static_cast<const HostServices*>(host);
+}
 
 void log(void* host, kb_log_level level, const char* message) {
     const auto& name = self(host).plugin_name();
@@ -25,8 +27,8 @@ void log(void* host, kb_log_level level, const char* message) {
     }
 }
 
-kb_status answer(const std::function<std::string(const std::string&)>& service,
-                 const char* request, const char** out) noexcept {
+kb_status answer(const std::function<std::string(const std::string&)>& service, const char* request,
+                 const char** out) noexcept {
     try {
         service_answer = service(request ? request : "");
         *out = service_answer.c_str();
@@ -54,8 +56,9 @@ kb_status extract_image(void* host, const char* request, const char** out) {
 
 kb_status verify(void* host, const char* request, const char** out) {
     const HostServices& services = self(host);
-    return answer([&](const std::string& r) { return services.context().verify(r, services.distro(), services.handed()); },
-                  request, out);
+    return answer(
+        [&](const std::string& r) { return services.context().verify(r, services.distro(), services.handed()); },
+        request, out);
 }
 
 kb_status cache_dir(void* host, const char** out) {

@@ -3,8 +3,8 @@
 #include "plugin/host_services.h"
 
 #define BOOST_DLL_USE_STD_FS
-#include <boost/dll/shared_library.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/dll/shared_library.hpp>
 
 #include <dlfcn.h>
 
@@ -33,8 +33,7 @@ const std::string kHostAbi = abi_text(KBUILD_PLUGIN_ABI_MAJOR, KBUILD_PLUGIN_ABI
 
 bool is_plugin_file_name(const std::string& file) {
     const size_t p = std::strlen(kPrefix), s = std::strlen(kSuffix);
-    return file.size() > p + s && file.compare(0, p, kPrefix) == 0 &&
-           file.compare(file.size() - s, s, kSuffix) == 0;
+    return file.size() > p + s && file.compare(0, p, kPrefix) == 0 && file.compare(file.size() - s, s, kSuffix) == 0;
 }
 
 std::string name_from_file(const std::string& file) {
@@ -63,28 +62,26 @@ std::string read_table(const kb_plugin_api* exported, kb_plugin_api& api) {
     if (exported == nullptr) return "kbuild_plugin_entry returned no table";
     const unsigned major = exported->abi_major, minor = exported->abi_minor;
     if (major != KBUILD_PLUGIN_ABI_MAJOR)
-        return "plugin ABI " + abi_text(major, minor) + " is not compatible with kbuild's ABI " +
-               kHostAbi + " (major versions differ)";
+        return "plugin ABI " + abi_text(major, minor) + " is not compatible with kbuild's ABI " + kHostAbi +
+               " (major versions differ)";
     if (minor > KBUILD_PLUGIN_ABI_MINOR)
         return "plugin ABI " + abi_text(major, minor) + " is newer than kbuild's ABI " + kHostAbi +
                " (rebuild the plugin against this SDK or upgrade kbuild)";
     if (exported->struct_size < KBUILD_PLUGIN_API_SIZE_1_0)
-        return "plugin table is " + std::to_string(exported->struct_size) +
-               " bytes, smaller than ABI 1.0's " + std::to_string(KBUILD_PLUGIN_API_SIZE_1_0);
+        return "plugin table is " + std::to_string(exported->struct_size) + " bytes, smaller than ABI 1.0's " +
+               std::to_string(KBUILD_PLUGIN_API_SIZE_1_0);
     api = kb_plugin_api{};
     std::memcpy(&api, exported, std::min<size_t>(exported->struct_size, sizeof api));
     if (api.name == nullptr || *api.name == '\0') return "plugin has no name";
     if (api.version == nullptr) return "plugin has no version";
     if (api.distros == nullptr || api.distros[0] == nullptr) return "plugin serves no distro";
-    if (const char* hook = missing_required_hook(api))
-        return std::string("missing required hook '") + hook + "'";
+    if (const char* hook = missing_required_hook(api)) return std::string("missing required hook '") + hook + "'";
     return {};
 }
 
 }  // namespace
 
-Plugin::Plugin(fs::path path, std::shared_ptr<void> library, const kb_plugin_api& api,
-               std::vector<std::string> distros)
+Plugin::Plugin(fs::path path, std::shared_ptr<void> library, const kb_plugin_api& api, std::vector<std::string> distros)
     : path_(std::move(path)),
       library_(std::move(library)),
       api_(api),
@@ -112,7 +109,9 @@ std::vector<TargetInfo> served_targets(const Plugin& plugin, const std::optional
     return targets;
 }
 
-std::string Refusal::message() const { return path.string() + ": refused: " + reason; }
+std::string Refusal::message() const {
+    return path.string() + ": refused: " + reason;
+}
 
 std::optional<Refusal> PluginHost::load_file(const fs::path& path) {
     auto refuse = [&](std::string reason) {
@@ -138,21 +137,20 @@ std::optional<Refusal> PluginHost::load_file(const fs::path& path) {
 
     const std::string file = path.filename().string();
     if (is_plugin_file_name(file) && name_from_file(file) != api.name)
-        return refuse("file name '" + file + "' does not match the plugin's name '" + api.name +
-                      "' (expected '" + kPrefix + api.name + kSuffix + "')");
+        return refuse("file name '" + file + "' does not match the plugin's name '" + api.name + "' (expected '" +
+                      kPrefix + api.name + kSuffix + "')");
 
     // First on the search path wins each distro; a plugin left with none is refused.
     std::vector<std::string> claimed;
     for (const char* const* d = api.distros; *d != nullptr; ++d) {
         if (const Plugin* owner = find(*d)) {
-            spdlog::warn("{}: distro '{}' is already served by {}; using that one", path.string(),
-                         *d, owner->path().string());
+            spdlog::warn("{}: distro '{}' is already served by {}; using that one", path.string(), *d,
+                         owner->path().string());
         } else {
             claimed.emplace_back(*d);
         }
     }
-    if (claimed.empty())
-        return refuse("every distro it serves is already served by an earlier plugin");
+    if (claimed.empty()) return refuse("every distro it serves is already served by an earlier plugin");
     plugins_.push_back(std::make_unique<Plugin>(path, library, api, std::move(claimed)));
     spdlog::debug("{}: loaded plugin {} {} (ABI {})", path.string(), api.name, api.version,
                   abi_text(api.abi_major, api.abi_minor));
@@ -186,8 +184,7 @@ const Plugin* PluginHost::find(const std::string& distro) const {
 
 std::vector<std::string> PluginHost::known_distros() const {
     std::vector<std::string> out;
-    for (const auto& plugin : plugins_)
-        out.insert(out.end(), plugin->distros().begin(), plugin->distros().end());
+    for (const auto& plugin : plugins_) out.insert(out.end(), plugin->distros().begin(), plugin->distros().end());
     std::sort(out.begin(), out.end());
     return out;
 }
@@ -202,8 +199,7 @@ std::vector<fs::path> PluginHost::default_directories() {
     return dirs;
 }
 
-PluginInstance::PluginInstance(const Plugin& plugin, const HostContext& context,
-                               const Json& config)
+PluginInstance::PluginInstance(const Plugin& plugin, const HostContext& context, const Json& config)
     : plugin_(plugin), services_(std::make_unique<HostServices>(plugin.name(), context)) {
     Json document = config.is_object() ? config : Json::object();
     document["schema"] = kSchema;
@@ -211,7 +207,9 @@ PluginInstance::PluginInstance(const Plugin& plugin, const HostContext& context,
     if (instance_ == nullptr) throw Error(plugin_.name() + ": create failed");
 }
 
-PluginInstance::~PluginInstance() { plugin_.api().destroy(instance_); }
+PluginInstance::~PluginInstance() {
+    plugin_.api().destroy(instance_);
+}
 
 template <class Result>
 Result PluginInstance::call(Hook hook, const char* what, const std::string& request) {
@@ -270,8 +268,8 @@ std::optional<std::vector<size_t>> PluginInstance::order_releases(const std::str
                                                                   const std::vector<Release>& releases) {
     if (plugin_.api().order_releases == nullptr) return std::nullopt;
     services_->set_call(distro);
-    const ReleaseOrder answer =
-        call<ReleaseOrder>(plugin_.api().order_releases, "order_releases", to_document(ReleaseOrderRequest{distro, releases}));
+    const ReleaseOrder answer = call<ReleaseOrder>(plugin_.api().order_releases, "order_releases",
+                                                   to_document(ReleaseOrderRequest{distro, releases}));
     // Every index once: anything else would drop or repeat a release.
     std::vector<bool> seen(releases.size(), false);
     for (const size_t i : answer.order) {

@@ -1,16 +1,16 @@
 #include "serve/serve.h"
 
-#include "build/builder.h"
 #include "build/auto_builder.h"
+#include "build/builder.h"
 #include "build/docker.h"
-#include "fetch/fetch.h"
 #include "build/images.h"
-#include "util/interrupt.h"
+#include "fetch/fetch.h"
 #include "output/module_sign.h"
 #include "pipeline/pipeline.h"
 #include "plugin/plugin_host.h"
 #include "serve/service.h"
 #include "serve/service_http.h"
+#include "util/interrupt.h"
 #include "util/table.h"
 
 #include <spdlog/spdlog.h>
@@ -162,8 +162,8 @@ public:
             return outcome;
         }
         // <stem>-<version>-<arch>-<release>-<config md5>.ko: the node asks for <stem>.ko.
-        const std::string suffix = "-" + record.module_version + "-" + record.arch + "-" + record.kernelrelease +
-                                   "-" + record.config_md5 + ".ko";
+        const std::string suffix = "-" + record.module_version + "-" + record.arch + "-" + record.kernelrelease + "-" +
+                                   record.config_md5 + ".ko";
         std::vector<std::string> names;
         for (const auto& a : record.artifacts) {
             if (a.path.size() <= suffix.size() || a.path.compare(a.path.size() - suffix.size(), suffix.size(), suffix))
@@ -193,9 +193,8 @@ private:
     // "<distro>-<flavour>"; a plain name wins over a pattern), served by that plugin's crawl of
     // the target's distro.
     std::optional<Kind> kind_of(const std::string& build_type) const {
-        if (!settings_.build_types.empty() &&
-            std::find(settings_.build_types.begin(), settings_.build_types.end(), build_type) ==
-                settings_.build_types.end())
+        if (!settings_.build_types.empty() && std::find(settings_.build_types.begin(), settings_.build_types.end(),
+                                                        build_type) == settings_.build_types.end())
             return std::nullopt;
         for (const bool exact : {true, false})
             for (const auto& s : served_)
@@ -241,7 +240,7 @@ private:
     }
 
     std::pair<std::shared_ptr<const ReleaseList>, Clock::time_point> crawl(const Kind& kind, const std::string& arch,
-                                                                            bool fresh) {
+                                                                           bool fresh) {
         std::lock_guard lock(crawl_mutex_);
         const std::string key = kind.distro + "/" + arch;
         const auto cached = crawls_.find(key);
@@ -376,11 +375,11 @@ int run_service(const ServeSettings& settings, const ServeContext& context) {
     server.start();
     std::string modules;
     for (const auto& m : settings.modules) modules += (modules.empty() ? "" : ", ") + m.name + " " + m.version;
-    spdlog::info("serving on {}:{} (out: {}; modules: {}; {} build(s) at once)", host, server.port(),
-                 out.string(), modules, settings.jobs);
+    spdlog::info("serving on {}:{} (out: {}; modules: {}; {} build(s) at once)", host, server.port(), out.string(),
+                 modules, settings.jobs);
     // The address, for scripts (and tests) that asked for port 0.
-    std::cout << "http://" << (host.find(':') != std::string::npos ? "[" + host + "]" : host) << ":"
-              << server.port() << std::endl;
+    std::cout << "http://" << (host.find(':') != std::string::npos ? "[" + host + "]" : host) << ":" << server.port()
+              << std::endl;
     // The signal thread ends the process (see core/util/interrupt).
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
 }

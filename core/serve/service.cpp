@@ -6,23 +6,29 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fcntl.h>
 #include <fstream>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 
 namespace kbuild {
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_lower_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z'); }
-bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool is_lower_alnum(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'z');
+}
+bool is_alnum(char c) {
+    return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
 
 bool all_of(std::string_view text, bool (*allowed)(char)) {
     return std::all_of(text.begin(), text.end(), allowed);
@@ -52,8 +58,8 @@ void check_build_type(std::string_view v) {
 
 void check_kernelrelease(std::string_view v) {
     const bool chars = all_of(v, [](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '+' || c == '-'; });
-    if (v.size() < 3 || v.size() > 128 || !is_digit(v[0]) || v.find('.') == std::string_view::npos ||
-        !chars || v.find("..") != std::string_view::npos)
+    if (v.size() < 3 || v.size() > 128 || !is_digit(v[0]) || v.find('.') == std::string_view::npos || !chars ||
+        v.find("..") != std::string_view::npos)
         throw Error("kernelrelease: " + shown(v) +
                     " is not a kernel release (uname -r: a digit first, then letters, digits, '.', '_', "
                     "'+', '-'; at most 128)");
@@ -83,17 +89,16 @@ void check_sha256(std::string_view v) {
 
 void check_module_name(std::string_view v) {
     const std::string_view suffix = ".ko";
-    const bool ko = v.size() > suffix.size() && v.size() <= 64 + suffix.size() &&
-                    v.substr(v.size() - suffix.size()) == suffix;
-    if (!ko || !all_of(v.substr(0, v.size() - suffix.size()),
-                       [](char c) { return is_alnum(c) || c == '_' || c == '-'; }))
+    const bool ko =
+        v.size() > suffix.size() && v.size() <= 64 + suffix.size() && v.substr(v.size() - suffix.size()) == suffix;
+    if (!ko ||
+        !all_of(v.substr(0, v.size() - suffix.size()), [](char c) { return is_alnum(c) || c == '_' || c == '-'; }))
         throw Error("name: " + shown(v) + " is not a module file name (<name>.ko)");
 }
 
 std::string fingerprint(const struct stat& st) {
-    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
-           std::to_string(st.st_size) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
-           std::to_string(st.st_ctim.tv_nsec);
+    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+           std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
 }
 
 Json to_json(const TargetState& s) {
@@ -159,8 +164,8 @@ std::optional<TargetState> target_from(const Json& j, const fs::path& file) {
 }  // namespace
 
 std::string ModuleRequest::key() const {
-    return build_type + "/" + arch + "/" + module_version + "/" + kernelrelease + "/" + kernelversion +
-           "/" + config_sha256;
+    return build_type + "/" + arch + "/" + module_version + "/" + kernelrelease + "/" + kernelversion + "/" +
+           config_sha256;
 }
 
 void check_field(std::string_view field, std::string_view value) {
@@ -376,8 +381,7 @@ BuildQueue::Submitted BuildQueue::submit(const ModuleRequest& request, const std
     TargetState& state = it->second;
     switch (state.status) {
         case TargetStatus::queued:
-        case TargetStatus::building:
-            return {Answer::pending, state};
+        case TargetStatus::building: return {Answer::pending, state};
         case TargetStatus::built:
         case TargetStatus::skipped:
             if (intact_locked(state)) return {Answer::built, state};
@@ -417,7 +421,7 @@ namespace {
 // (or changed since: another inode, size or ctime), else by that identity alone. Throws
 // kbuild::Error saying why it fails.
 void check_artifact(const fs::path& out_dir, const ServiceArtifact& artifact,
-                           std::map<std::string, std::string>& verified, OpenArtifact& file) {
+                    std::map<std::string, std::string>& verified, OpenArtifact& file) {
     const fs::path path = out_dir / artifact.path;
     file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (file.fd < 0) throw Error(artifact.path + ": " + std::strerror(errno));
@@ -458,16 +462,11 @@ BuildQueue::Lookup BuildQueue::open_artifact(const std::string& key, const std::
     lookup.state = state;
     switch (state.status) {
         case TargetStatus::queued:
-        case TargetStatus::building:
-            lookup.answer = Answer::pending;
-            return lookup;
+        case TargetStatus::building: lookup.answer = Answer::pending; return lookup;
         case TargetStatus::failed:
-        case TargetStatus::unavailable:
-            lookup.answer = Answer::failed;
-            return lookup;
+        case TargetStatus::unavailable: lookup.answer = Answer::failed; return lookup;
         case TargetStatus::built:
-        case TargetStatus::skipped:
-            break;
+        case TargetStatus::skipped: break;
     }
     const auto artifact = std::find_if(state.artifacts.begin(), state.artifacts.end(),
                                        [&](const ServiceArtifact& a) { return a.name == name; });

@@ -76,10 +76,10 @@ struct TargetState {
     std::vector<ServiceArtifact> artifacts;  // when built
     std::string reason;                      // when failed (or why it was queued again)
     std::string log;                         // relative to the out dir, when there is one
-    std::string config_match;  // "yes", "no" (the node's config is not the headers'), "" unknown
-    std::string queued_at, finished_at;  // UTC, ISO 8601
+    std::string config_match;                // "yes", "no" (the node's config is not the headers'), "" unknown
+    std::string queued_at, finished_at;      // UTC, ISO 8601
     double duration_s = 0;
-    std::int64_t finished_epoch = 0;     // for retrying failures after a while
+    std::int64_t finished_epoch = 0;  // for retrying failures after a while
 };
 
 // What a build callback answers.
@@ -93,9 +93,9 @@ struct BuildOutcome {
 using BuildRunner = std::function<BuildOutcome(const TargetState&)>;
 
 struct QueueOptions {
-    std::filesystem::path out_dir;  // holds service.json; artifact paths are relative to it
-    int jobs = 1;                   // builds at once
-    std::size_t max_queued = 64;    // targets waiting; a new one beyond is refused
+    std::filesystem::path out_dir;                  // holds service.json; artifact paths are relative to it
+    int jobs = 1;                                   // builds at once
+    std::size_t max_queued = 64;                    // targets waiting; a new one beyond is refused
     std::chrono::seconds retry_failed_after{3600};  // a failure older than this is tried again
 };
 

@@ -18,13 +18,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <optional>
 #include <set>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
 #include <thread>
 #include <unordered_map>
 
@@ -94,14 +94,11 @@ private:
                 ++timeouts_;
                 try {
                     // Never blocks: a client that reads nothing must not stall this thread.
-                    slot->socket.sendBytes(answer.data(), static_cast<int>(answer.size()),
-                                           MSG_DONTWAIT | MSG_NOSIGNAL);
-                } catch (const Poco::Exception&) {
-                }
+                    slot->socket.sendBytes(answer.data(), static_cast<int>(answer.size()), MSG_DONTWAIT | MSG_NOSIGNAL);
+                } catch (const Poco::Exception&) {}
                 try {
                     slot->socket.shutdown();
-                } catch (const Poco::Exception&) {
-                }
+                } catch (const Poco::Exception&) {}
             }
         }
     }
@@ -196,8 +193,7 @@ public:
             spdlog::error("{} {}: {}", method, request.getURI().substr(0, 200), e.what());
             try {
                 if (!response.sent()) reply(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, {{"error", e.what()}});
-            } catch (const std::exception&) {
-            }
+            } catch (const std::exception&) {}
         }
         // The connection's next request has its own deadline.
         if (t_slot) c_.watch.arm(t_slot, c_.options.request_timeout);
@@ -222,8 +218,10 @@ private:
                 get_module(request, uri.substr(std::string(kModulePrefix).size()), response);
         } else if (uri == "/v1/health") {
             if (!only(HTTPRequest::HTTP_GET)) return;
-            if (c_.shutting_down) reply(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, {{"status", "shutting down"}});
-            else reply(response, HTTPResponse::HTTP_OK, {{"status", "ok"}});
+            if (c_.shutting_down)
+                reply(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, {{"status", "shutting down"}});
+            else
+                reply(response, HTTPResponse::HTTP_OK, {{"status", "ok"}});
         } else if (uri == "/v1/metrics") {
             if (only(HTTPRequest::HTTP_GET)) metrics(response);
         } else {
@@ -304,11 +302,9 @@ private:
                     const int n = socket.receiveBytes(sink, sizeof sink);
                     if (n <= 0) break;
                     dropped += static_cast<std::size_t>(n);
-                } catch (const Poco::TimeoutException&) {
-                }
+                } catch (const Poco::TimeoutException&) {}
             }
-        } catch (const Poco::Exception&) {
-        }
+        } catch (const Poco::Exception&) {}
     }
 
     void post_module(HTTPServerRequest& request, HTTPServerResponse& response) {
@@ -344,8 +340,8 @@ private:
             return;
         }
         std::map<std::string, std::string> fields;
-        for (const std::string name : {"buildType", "architecture", "kernelrelease", "kernelversion",
-                                       "moduleVersion", "kernelConfigData"}) {
+        for (const std::string name :
+             {"buildType", "architecture", "kernelrelease", "kernelversion", "moduleVersion", "kernelConfigData"}) {
             const auto it = doc.find(name);
             if (it == doc.end() || !it->is_string()) {
                 bad_field(response, name, name + (it == doc.end() ? ": missing" : ": not a string"));
@@ -398,10 +394,14 @@ private:
             case Answer::built: {
                 Json artifacts = Json::array();
                 for (const auto& a : state.artifacts)
-                    artifacts.push_back({{"name", a.name}, {"location", location_of(state, a.name)},
-                                         {"sha256", a.sha256}, {"vermagic", a.vermagic}});
+                    artifacts.push_back({{"name", a.name},
+                                         {"location", location_of(state, a.name)},
+                                         {"sha256", a.sha256},
+                                         {"vermagic", a.vermagic}});
                 reply(response, HTTPResponse::HTTP_OK,
-                      {{"status", "built"}, {"location", location_of(state, name)}, {"artifacts", artifacts},
+                      {{"status", "built"},
+                       {"location", location_of(state, name)},
+                       {"artifacts", artifacts},
                        {"config_match", state.config_match}});
                 return;
             }
@@ -409,12 +409,15 @@ private:
                 response.set("Location", location_of(state, name));
                 response.set("Retry-After", "5");
                 reply(response, HTTPResponse::HTTP_ACCEPTED,
-                      {{"status", to_string(state.status)}, {"location", location_of(state, name)},
+                      {{"status", to_string(state.status)},
+                       {"location", location_of(state, name)},
                        {"reason", state.reason}});
                 return;
             case Answer::failed:
                 reply(response, HTTPResponse::HTTP_UNPROCESSABLE_ENTITY,
-                      {{"status", "failed"}, {"reason", state.reason}, {"log", state.log},
+                      {{"status", "failed"},
+                       {"reason", state.reason},
+                       {"log", state.log},
                        {"finished_at", state.finished_at}});
                 return;
             case Answer::queue_full:
@@ -441,8 +444,9 @@ private:
                                              "kernelversion", "configSha256", "name"};
         if (parts.size() != std::size(fields)) {
             refuse(response, HTTPResponse::HTTP_NOT_FOUND,
-                   {{"error", "no such path: a module is /v1/module/<buildType>/<arch>/<moduleVersion>/"
-                              "<kernelrelease>/<kernelversion>/<config-sha256>/<name>.ko"}});
+                   {{"error",
+                     "no such path: a module is /v1/module/<buildType>/<arch>/<moduleVersion>/"
+                     "<kernelrelease>/<kernelversion>/<config-sha256>/<name>.ko"}});
             return;
         }
         for (size_t i = 0; i < parts.size(); ++i) {
@@ -464,8 +468,7 @@ private:
         }
         BuildQueue::Lookup lookup = c_.queue.open_artifact(asked->key(), name);
         if (!lookup.answer) {
-            reply(response, HTTPResponse::HTTP_NOT_FOUND,
-                  {{"error", "no such module: POST /v1/module to ask for it"}});
+            reply(response, HTTPResponse::HTTP_NOT_FOUND, {{"error", "no such module: POST /v1/module to ask for it"}});
             return;
         }
         if (*lookup.answer != BuildQueue::Answer::built) {
@@ -534,8 +537,8 @@ private:
 // An HTTP connection with a deadline for each request it reads (see ConnectionWatch).
 class WatchedConnection : public HTTPServerConnection {
 public:
-    WatchedConnection(const StreamSocket& socket, HTTPServerParams::Ptr params,
-                      HTTPRequestHandlerFactory::Ptr factory, Context& context)
+    WatchedConnection(const StreamSocket& socket, HTTPServerParams::Ptr params, HTTPRequestHandlerFactory::Ptr factory,
+                      Context& context)
         : HTTPServerConnection(socket, params, factory), c_(context) {}
 
     void run() override {
@@ -591,12 +594,12 @@ struct ServiceServer::Impl {
         params->setMaxKeepAliveRequests(1000);
         params->setServerName("kbuild");
         ServerSocket socket(SocketAddress(o.host, o.port), 1024);
-        server = std::make_unique<TCPServer>(new WatchedConnectionFactory(params, handlers, context), pool,
-                                             socket, params);
+        server =
+            std::make_unique<TCPServer>(new WatchedConnectionFactory(params, handlers, context), pool, socket, params);
     }
 
     Context context;
-    Poco::ThreadPool pool;  // outlives the server, which runs its connections on it
+    Poco::ThreadPool pool;    // outlives the server, which runs its connections on it
     HandlerFactory* factory;  // owned by handlers
     HTTPRequestHandlerFactory::Ptr handlers;
     std::unique_ptr<TCPServer> server;
@@ -606,13 +609,21 @@ struct ServiceServer::Impl {
 ServiceServer::ServiceServer(BuildQueue& queue, ServiceCatalog catalog, HttpOptions options)
     : impl_(std::make_unique<Impl>(queue, std::move(catalog), std::move(options))) {}
 
-ServiceServer::~ServiceServer() { stop(); }
+ServiceServer::~ServiceServer() {
+    stop();
+}
 
-void ServiceServer::start() { impl_->server->start(); }
+void ServiceServer::start() {
+    impl_->server->start();
+}
 
-std::uint16_t ServiceServer::port() const { return impl_->server->port(); }
+std::uint16_t ServiceServer::port() const {
+    return impl_->server->port();
+}
 
-void ServiceServer::begin_shutdown() { impl_->context.shutting_down = true; }
+void ServiceServer::begin_shutdown() {
+    impl_->context.shutting_down = true;
+}
 
 void ServiceServer::stop() {
     if (impl_->stopped) return;

@@ -28,14 +28,14 @@ namespace kbuild {
 
 struct HttpOptions {
     std::string host = "127.0.0.1";
-    std::uint16_t port = 8093;  // 0: any free port (see ServiceServer::port)
-    std::size_t max_body = 1 << 20;                // bytes of a POST body; more: 413
-    int max_threads = 32;                          // requests handled at once
-    int max_queued = 256;                          // connections waiting for a thread
-    std::chrono::seconds request_timeout{10};      // to send one request's headers and body
-    std::chrono::seconds keep_alive{5};            // idle time before a connection is closed
-    int posts_per_minute = 60;                     // per client address; 0: no limit
-    std::string token;                             // set: POST needs "Authorization: Bearer <token>"
+    std::uint16_t port = 8093;                 // 0: any free port (see ServiceServer::port)
+    std::size_t max_body = 1 << 20;            // bytes of a POST body; more: 413
+    int max_threads = 32;                      // requests handled at once
+    int max_queued = 256;                      // connections waiting for a thread
+    std::chrono::seconds request_timeout{10};  // to send one request's headers and body
+    std::chrono::seconds keep_alive{5};        // idle time before a connection is closed
+    int posts_per_minute = 60;                 // per client address; 0: no limit
+    std::string token;                         // set: POST needs "Authorization: Bearer <token>"
 };
 
 // What the HTTP layer asks of the service beyond the queue.

@@ -18,8 +18,7 @@ Shard parse_shard(const std::string& text) {
     };
     const long k = slash == std::string::npos ? -1 : number(text.substr(0, slash));
     const long n = slash == std::string::npos ? -1 : number(text.substr(slash + 1));
-    if (k < 0 || n < 1 || k >= n)
-        throw Error("--shard " + text + ": expected K/N with 0 <= K < N (K counts from 0)");
+    if (k < 0 || n < 1 || k >= n) throw Error("--shard " + text + ": expected K/N with 0 <= K < N (K counts from 0)");
     return {static_cast<unsigned>(k), static_cast<unsigned>(n)};
 }
 

@@ -19,8 +19,7 @@ Options parse_plugin_options(const std::vector<std::string>& pairs) {
     Options options;
     for (const auto& pair : pairs) {
         const size_t eq = pair.find('=');
-        if (eq == std::string::npos || eq == 0)
-            throw UsageError("--option " + pair + ": expected KEY=VALUE");
+        if (eq == std::string::npos || eq == 0) throw UsageError("--option " + pair + ": expected KEY=VALUE");
         options[pair.substr(0, eq)] = pair.substr(eq + 1);
     }
     return options;
@@ -41,8 +40,7 @@ Options plugin_options(PluginInstance& instance, const TargetOptions& target) {
         const auto file = target.option_files.find(key);
         throw UsageError(target.distro + ": unknown option '" + key + "'" +
                          (file == target.option_files.end() ? "" : " in " + file->second) + " (" +
-                         (declared.empty() ? std::string("it takes none") : "options: " + join(declared, ", ")) +
-                         ")");
+                         (declared.empty() ? std::string("it takes none") : "options: " + join(declared, ", ")) + ")");
     }
     return options;
 }
@@ -93,10 +91,9 @@ TrustPolicy trust_policy(const TargetOptions& target) {
 const Plugin& plugin_for(const PluginHost& host, const std::string& distro) {
     if (const Plugin* plugin = host.find(distro)) return *plugin;
     const auto known = host.known_distros();
-    throw UsageError("unknown distro '" + distro + "' (" +
-                     (known.empty() ? std::string("no plugins loaded; see kbuild plugins")
-                                    : "known: " + join(known, ", ")) +
-                     ")");
+    throw UsageError(
+        "unknown distro '" + distro + "' (" +
+        (known.empty() ? std::string("no plugins loaded; see kbuild plugins") : "known: " + join(known, ", ")) + ")");
 }
 
 // Keeps the releases --kernel, --latest and --shard select; newest first when --latest is set.
@@ -137,9 +134,7 @@ void select_releases(std::vector<Release>& releases, const TargetOptions& target
             throw UsageError("--kernel " + target.kernel_regex + ": " + e.what());
         }
         releases.erase(std::remove_if(releases.begin(), releases.end(),
-                                      [&](const Release& r) {
-                                          return !std::regex_search(r.release, pattern);
-                                      }),
+                                      [&](const Release& r) { return !std::regex_search(r.release, pattern); }),
                        releases.end());
     }
     if (target.latest > 0) {
@@ -201,8 +196,7 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target)
         return instance.batch_packages(request);
     }
     if (!instance.can_crawl())
-        throw UsageError("the " + instance.plugin().name() +
-                         " plugin cannot crawl: give package files or --from-list");
+        throw UsageError("the " + instance.plugin().name() + " plugin cannot crawl: give package files or --from-list");
     return instance.crawl(crawl_request(instance, target));
 }
 

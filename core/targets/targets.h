@@ -36,8 +36,8 @@ struct TargetOptions {
     std::vector<std::string> keyrings;
     std::vector<std::string> insecure_mirrors;
     std::vector<std::pair<std::string, std::string>> mirror_keyrings;  // URL prefix, keyring
-    std::vector<std::string> distro_keyrings;  // the config's keyring for the distro
-    bool verify = true;                        // false: the config's verify = false for the distro
+    std::vector<std::string> distro_keyrings;                          // the config's keyring for the distro
+    bool verify = true;  // false: the config's verify = false for the distro
 };
 
 // Adds a target's trust settings to a policy: its distro's keyrings (the config's, replaced by

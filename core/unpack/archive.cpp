@@ -14,20 +14,20 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <fcntl.h>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string_view>
-#include <sys/stat.h>
 #include <thread>
-#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -71,8 +71,7 @@ constexpr std::size_t kBlocksInFlight = 8;
 // SECURE_SYMLINKS is left out because libarchive would lstat every component of that absolute
 // path for every entry, which TreeWriter does once per directory (see TreeWriter::check_parents).
 // No ARCHIVE_EXTRACT_OWNER: a header tree belongs to whoever unpacks it.
-constexpr int kDiskFlags =
-    ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_NODOTDOT;
+constexpr int kDiskFlags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_NODOTDOT;
 
 [[noreturn]] void fail(const std::string& archive_name, struct archive* a) {
     throw Error(archive_name + ": " + archive_message(a));
@@ -83,15 +82,15 @@ constexpr int kDiskFlags =
 class CompressedPayload {
 public:
     // `container` reads `file` and is positioned at the entry whose data is the payload.
-    CompressedPayload(UniqueFd file, ReadArchive container)
-        : file_(std::move(file)), container_(std::move(container)) {
+    CompressedPayload(UniqueFd file, ReadArchive container) : file_(std::move(file)), container_(std::move(container)) {
         pending_size_ = read_block(&pending_);  // read ahead, to see the magic number
     }
 
     // The first block's bytes (read ahead), to tell its compression.
     std::string_view lead() const {
-        return pending_size_ > 0 ? std::string_view(static_cast<const char*>(pending_), static_cast<std::size_t>(pending_size_))
-                                 : std::string_view();
+        return pending_size_ > 0
+                   ? std::string_view(static_cast<const char*>(pending_), static_cast<std::size_t>(pending_size_))
+                   : std::string_view();
     }
 
     // The next block, valid until the next call; 0 at the end, negative on error (see error()).
@@ -193,8 +192,7 @@ public:
         : payload_(std::move(payload)), reader_(new_reader()) {
         archive_read_support_format_raw(reader_.get());
         support_compressions(reader_.get());
-        if (archive_read_open(reader_.get(), &payload_, nullptr, &read_compressed, nullptr) !=
-            ARCHIVE_OK) {
+        if (archive_read_open(reader_.get(), &payload_, nullptr, &read_compressed, nullptr) != ARCHIVE_OK) {
             fail(archive_name, reader_.get());
         }
         struct archive_entry* entry = nullptr;
@@ -246,9 +244,8 @@ std::unique_ptr<PayloadDecompressor> open_payload(const fs::path& path, DebMembe
         const std::string wanted = member == DebMember::data ? "data.tar" : "control.tar";
         for (;;) {
             const std::string_view member_name = archive_entry_pathname(entry);
-            const bool found = member_name == wanted ||
-                               (member_name.size() > wanted.size() + 1 &&
-                                member_name.compare(0, wanted.size() + 1, wanted + ".") == 0);
+            const bool found = member_name == wanted || (member_name.size() > wanted.size() + 1 &&
+                                                         member_name.compare(0, wanted.size() + 1, wanted + ".") == 0);
             if (found) break;
             status = archive_read_next_header(file.get(), &entry);
             if (status == ARCHIVE_EOF) {
@@ -270,8 +267,7 @@ std::unique_ptr<PayloadDecompressor> open_payload(const fs::path& path, DebMembe
 // with its tar process. The consumer reads it through a libarchive read callback.
 class PayloadStream {
 public:
-    explicit PayloadStream(std::unique_ptr<PayloadDecompressor> decompressor)
-        : decompressor_(std::move(decompressor)) {
+    explicit PayloadStream(std::unique_ptr<PayloadDecompressor> decompressor) : decompressor_(std::move(decompressor)) {
         producer_ = std::thread([this] { produce(); });
     }
 
@@ -479,8 +475,7 @@ private:
     }
 
     // `name` without "./", "." or empty components; refused when absolute or with "..".
-    std::string relative_path(std::string_view name, const std::string& entry_name,
-                              const char* what) const {
+    std::string relative_path(std::string_view name, const std::string& entry_name, const char* what) const {
         if (!name.empty() && name.front() == '/') {
             throw refusal(entry_name, std::string(what) + " is absolute: it escapes the target");
         }
@@ -509,14 +504,12 @@ private:
     // Refuses `path` when a directory on the way to it (or the path itself, for a directory) is
     // a symlink on disk: writing through it could land anywhere. A directory found real, or
     // about to be created by libarchive, is remembered, so each is looked at once per archive.
-    void check_parents(const std::string& path, const std::string& entry_name, const char* what,
-                       Check check) {
+    void check_parents(const std::string& path, const std::string& entry_name, const char* what, Check check) {
         const bool self = check == Check::with_self;
         // Most entries sit in a directory already known: the directories remembered always
         // include all their ancestors, so checking resumes below the deepest one remembered.
         std::size_t end = self ? path.size() : path.rfind('/');
-        while (end != std::string::npos &&
-               real_dirs_.find(std::string_view(path.data(), end)) == real_dirs_.end()) {
+        while (end != std::string::npos && real_dirs_.find(std::string_view(path.data(), end)) == real_dirs_.end()) {
             end = end == 0 ? std::string::npos : path.rfind('/', end - 1);
         }
         if (end == path.size()) return;
@@ -532,9 +525,8 @@ private:
                 struct stat st;
                 if (::lstat(full.c_str(), &st) == 0) {
                     if (S_ISLNK(st.st_mode)) {
-                        throw refusal(entry_name, std::string(what) +
-                                                      " passes through the symlink " +
-                                                      std::string(dir));
+                        throw refusal(entry_name,
+                                      std::string(what) + " passes through the symlink " + std::string(dir));
                     }
                     if (S_ISDIR(st.st_mode)) real_dirs_.emplace(dir);
                 } else if (errno == ENOENT) {
@@ -598,8 +590,7 @@ ExtractStats extract_archive(const fs::path& archive, const fs::path& dest, DebM
     ReadArchive entries = new_reader();
     archive_read_support_format_tar(entries.get());
     archive_read_support_format_cpio(entries.get());
-    if (archive_read_open(entries.get(), &payload, nullptr, &read_payload, nullptr) !=
-        ARCHIVE_OK) {
+    if (archive_read_open(entries.get(), &payload, nullptr, &read_payload, nullptr) != ARCHIVE_OK) {
         fail(name, entries.get());
     }
     TreeWriter writer(name, root);

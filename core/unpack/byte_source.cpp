@@ -24,12 +24,11 @@ public:
     std::size_t read(std::uint64_t offset, void* buf, std::size_t len) override {
         std::size_t done = 0;
         while (done < len && offset + done < size_) {
-            const ssize_t n = ::pread(fd_.get(), static_cast<char*>(buf) + done, len - done,
-                                      static_cast<off_t>(offset + done));
+            const ssize_t n =
+                ::pread(fd_.get(), static_cast<char*>(buf) + done, len - done, static_cast<off_t>(offset + done));
             if (n < 0 && errno == EINTR) continue;
             if (n < 0)
-                throw Error(name_ + ": read at byte " + std::to_string(offset + done) + ": " +
-                            errno_text(errno));
+                throw Error(name_ + ": read at byte " + std::to_string(offset + done) + ": " + errno_text(errno));
             if (n == 0) break;
             done += static_cast<std::size_t>(n);
         }

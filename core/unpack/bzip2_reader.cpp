@@ -107,8 +107,7 @@ void put_bits(std::vector<unsigned char>& buf, std::uint64_t pos, std::uint64_t 
 // The block alone as a complete stream libbz2 decodes: "BZh9" (the largest block size, so any
 // block fits), the block's bits moved to a byte boundary, the end magic and the combined CRC,
 // which for one block is the block's own CRC.
-std::vector<unsigned char> one_block_stream(const unsigned char* data, std::size_t size,
-                                            const Span& span) {
+std::vector<unsigned char> one_block_stream(const unsigned char* data, std::size_t size, const Span& span) {
     const std::uint64_t bits = span.end - span.begin;
     const std::size_t body = (bits + 7) / 8;
     const std::uint64_t total_bits = 32 + bits + kMagicBits + 32;
@@ -200,8 +199,7 @@ struct Mapping {
 }  // namespace
 
 bool is_bzip2(const unsigned char* head, std::size_t size) {
-    if (size < 10 || std::memcmp(head, "BZh", 3) != 0 || head[3] < '1' || head[3] > '9')
-        return false;
+    if (size < 10 || std::memcmp(head, "BZh", 3) != 0 || head[3] < '1' || head[3] > '9') return false;
     std::uint64_t magic = 0;
     for (int i = 4; i < 10; ++i) magic = magic << 8 | head[i];
     return magic == kBlockMagic || magic == kEndMagic;
@@ -313,7 +311,9 @@ Bzip2Reader::Impl::Impl(const std::string& path, const Options& options)
     }
 }
 
-Bzip2Reader::Impl::~Impl() { stop(); }
+Bzip2Reader::Impl::~Impl() {
+    stop();
+}
 
 // Drops queued work and joins the workers once their current block is done.
 void Bzip2Reader::Impl::stop() {
@@ -336,9 +336,8 @@ void Bzip2Reader::Impl::index(unsigned threads, bool false_magics) {
     std::vector<std::vector<Bzip2Magic>> found((map_.size + part - 1) / part);
     std::vector<std::thread> scanners;
     for (std::size_t p = 1; p < found.size(); ++p)
-        scanners.emplace_back([&, p] {
-            scan_range(map_.data, map_.size, p * part, std::min(map_.size, (p + 1) * part), found[p]);
-        });
+        scanners.emplace_back(
+            [&, p] { scan_range(map_.data, map_.size, p * part, std::min(map_.size, (p + 1) * part), found[p]); });
     scan_range(map_.data, map_.size, 0, std::min(map_.size, part), found[0]);
     for (std::thread& t : scanners) t.join();
     ::madvise(const_cast<unsigned char*>(map_.data), map_.size, MADV_NORMAL);
@@ -362,19 +361,19 @@ void Bzip2Reader::Impl::index(unsigned threads, bool false_magics) {
         for (std::size_t k = 0; k < blocks_.size(); ++k) {
             const Span& s = blocks_[k];
             if (s.truncated) continue;
-            magics.push_back({s.begin + kBlockHeaderBits + (s.end - s.begin - kBlockHeaderBits) / 2,
-                              k % 2 == 1});
+            magics.push_back({s.begin + kBlockHeaderBits + (s.end - s.begin - kBlockHeaderBits) / 2, k % 2 == 1});
         }
-        std::sort(magics.begin(), magics.end(),
-                  [](const Bzip2Magic& a, const Bzip2Magic& b) { return a.bit < b.bit; });
+        std::sort(magics.begin(), magics.end(), [](const Bzip2Magic& a, const Bzip2Magic& b) { return a.bit < b.bit; });
         build();
     }
     if (magics.empty() || !magics.back().end) return;  // no end, or a block cut short
     // All blocks are whole; the end-of-stream marker, or the next stream's header, may not be.
     const std::uint64_t end_bit = magics.back().bit;
     if (end_bit + kBlockHeaderBits > data_bits) {
-        tail_error_ = name_ + ": truncated: the bzip2 data ends inside an end-of-stream marker "
-                              "(compressed byte " + std::to_string(end_bit / 8) + ")";
+        tail_error_ = name_ +
+                      ": truncated: the bzip2 data ends inside an end-of-stream marker "
+                      "(compressed byte " +
+                      std::to_string(end_bit / 8) + ")";
         return;
     }
     const std::size_t next = (end_bit + kBlockHeaderBits + 7) / 8;
@@ -383,8 +382,10 @@ void Bzip2Reader::Impl::index(unsigned threads, bool false_magics) {
                               std::memcmp(map_.data + next, "BZh", std::min<std::size_t>(rest, 3)) == 0 &&
                               (rest < 4 || (map_.data[next + 3] >= '1' && map_.data[next + 3] <= '9'));
     if (header_start)
-        tail_error_ = name_ + ": truncated: the bzip2 data ends inside the header of a stream "
-                              "(compressed byte " + std::to_string(next) + ")";
+        tail_error_ = name_ +
+                      ": truncated: the bzip2 data ends inside the header of a stream "
+                      "(compressed byte " +
+                      std::to_string(next) + ")";
 }
 
 Error Bzip2Reader::Impl::block_error(std::size_t k, const std::string& cause) const {
@@ -451,8 +452,7 @@ void Bzip2Reader::Impl::remember(const Span& span, std::shared_ptr<const Bytes> 
     }
 }
 
-Bzip2Reader::Impl::Outcome Bzip2Reader::Impl::wait_outcome(std::unique_lock<std::mutex>& lock,
-                                                           const Span& span) {
+Bzip2Reader::Impl::Outcome Bzip2Reader::Impl::wait_outcome(std::unique_lock<std::mutex>& lock, const Span& span) {
     for (;;) {
         const auto it = outcomes_.find(span.begin);
         if (it != outcomes_.end() && it->second.end == span.end) return it->second;
@@ -473,8 +473,7 @@ void Bzip2Reader::Impl::schedule(std::size_t from, std::size_t count, bool for_d
         const auto known = outcomes_.find(span.begin);
         const bool decoded = known != outcomes_.end() && known->second.end == span.end;
         if (decoded && (!for_data || !known->second.error.empty())) continue;
-        if (for_data && cache_.count(span.begin) != 0 && cache_.at(span.begin).end == span.end)
-            continue;
+        if (for_data && cache_.count(span.begin) != 0 && cache_.at(span.begin).end == span.end) continue;
         enqueue(span, /*urgent=*/false);
     }
 }
@@ -544,8 +543,8 @@ std::size_t Bzip2Reader::Impl::read(std::uint64_t offset, char* buf, std::size_t
     while (done < len) {
         const std::uint64_t pos = offset + done;
         if (!reach(pos)) break;
-        const std::size_t k = static_cast<std::size_t>(
-            std::upper_bound(ends_.begin(), ends_.end(), pos) - ends_.begin());
+        const std::size_t k =
+            static_cast<std::size_t>(std::upper_bound(ends_.begin(), ends_.end(), pos) - ends_.begin());
         const std::uint64_t start = k == 0 ? 0 : ends_[k - 1];
         const std::shared_ptr<const Bytes> data = block_data(k);
         if (data->size() != ends_[k] - start)
@@ -580,10 +579,16 @@ std::size_t Bzip2Reader::read(std::uint64_t offset, void* buf, std::size_t len) 
     return impl_->read(offset, static_cast<char*>(buf), len);
 }
 
-std::uint64_t Bzip2Reader::size() { return impl_->size(); }
+std::uint64_t Bzip2Reader::size() {
+    return impl_->size();
+}
 
-const std::string& Bzip2Reader::name() const { return impl_->name(); }
+const std::string& Bzip2Reader::name() const {
+    return impl_->name();
+}
 
-std::size_t Bzip2Reader::block_count() const { return impl_->block_count(); }
+std::size_t Bzip2Reader::block_count() const {
+    return impl_->block_count();
+}
 
 }  // namespace kbuild

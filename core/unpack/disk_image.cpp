@@ -6,8 +6,8 @@
 
 #include <kbuild/error.hpp>
 
-#include <boost/crc.hpp>
 #include <ext2fs/ext2fs.h>
+#include <boost/crc.hpp>
 
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -32,7 +32,9 @@ namespace {
 constexpr std::uint64_t kSector = 512;
 constexpr std::uint16_t kExtMagic = 0xEF53;
 
-std::uint16_t le16(const unsigned char* p) { return static_cast<std::uint16_t>(p[0] | p[1] << 8); }
+std::uint16_t le16(const unsigned char* p) {
+    return static_cast<std::uint16_t>(p[0] | p[1] << 8);
+}
 std::uint32_t le32(const unsigned char* p) {
     return static_cast<std::uint32_t>(le16(p)) | static_cast<std::uint32_t>(le16(p + 2)) << 16;
 }
@@ -50,8 +52,7 @@ std::vector<unsigned char> read_exactly(ByteSource& image, std::uint64_t offset,
                                         const std::string& what) {
     std::vector<unsigned char> bytes(size);
     if (image.read(offset, bytes.data(), size) != size)
-        throw Error(image.name() + ": " + what + " (byte " + std::to_string(offset) +
-                    ") is past the image's end");
+        throw Error(image.name() + ": " + what + " (byte " + std::to_string(offset) + ") is past the image's end");
     return bytes;
 }
 
@@ -87,21 +88,20 @@ std::vector<Partition> gpt_partitions(ByteSource& image) {
         throw Error(name + ": GPT header size " + std::to_string(header_size) + " is not valid");
     auto copy = header;
     std::memset(&copy[16], 0, 4);
-    if (crc32(copy.data(), header_size) != le32(&header[16]))
-        throw Error(name + ": the GPT header fails its CRC32");
+    if (crc32(copy.data(), header_size) != le32(&header[16])) throw Error(name + ": the GPT header fails its CRC32");
     const std::uint64_t backup_lba = le64(&header[32]);
     const std::uint64_t last_usable = le64(&header[48]);
     const std::uint64_t entries_lba = le64(&header[72]);
     const std::uint32_t count = le32(&header[80]);
     const std::uint32_t entry_size = le32(&header[84]);
     if (entry_size < 128 || entry_size > 4096 || count > 4096)
-        throw Error(name + ": GPT of " + std::to_string(count) + " entries of " +
-                    std::to_string(entry_size) + " bytes is not valid");
+        throw Error(name + ": GPT of " + std::to_string(count) + " entries of " + std::to_string(entry_size) +
+                    " bytes is not valid");
     if (last_usable >= backup_lba)
         throw Error(name + ": GPT's last usable LBA " + std::to_string(last_usable) +
                     " is not before the disk's last LBA " + std::to_string(backup_lba));
-    const auto entries = read_exactly(image, entries_lba * kSector,
-                                      static_cast<std::size_t>(count) * entry_size, "the GPT entries");
+    const auto entries =
+        read_exactly(image, entries_lba * kSector, static_cast<std::size_t>(count) * entry_size, "the GPT entries");
     if (crc32(entries.data(), entries.size()) != le32(&header[88]))
         throw Error(name + ": the GPT partition entries fail their CRC32");
 
@@ -110,20 +110,18 @@ std::vector<Partition> gpt_partitions(ByteSource& image) {
         const unsigned char* e = &entries[static_cast<std::size_t>(i) * entry_size];
         if (std::all_of(e, e + 16, [](unsigned char c) { return c == 0; })) continue;  // unused
         const std::uint64_t first = le64(e + 32), last = le64(e + 40);
-        const std::string which = "GPT partition " + std::to_string(i + 1) + " (LBA " +
-                                  std::to_string(first) + "-" + std::to_string(last) + ")";
+        const std::string which = "GPT partition " + std::to_string(i + 1) + " (LBA " + std::to_string(first) + "-" +
+                                  std::to_string(last) + ")";
         if (first > last) throw Error(name + ": " + which + " ends before it starts");
         if (last > last_usable)
-            throw Error(name + ": " + which + " ends past the disk's last usable LBA " +
-                        std::to_string(last_usable));
+            throw Error(name + ": " + which + " ends past the disk's last usable LBA " + std::to_string(last_usable));
         partitions.push_back({static_cast<int>(i + 1), first * kSector, (last - first + 1) * kSector});
     }
     return partitions;
 }
 
 // The ext file system's own size, checked against the room it has.
-ImageFilesystem filesystem_at(ByteSource& image, std::uint64_t offset, std::uint64_t room,
-                              std::string where) {
+ImageFilesystem filesystem_at(ByteSource& image, std::uint64_t offset, std::uint64_t room, std::string where) {
     std::uint64_t size = 0;
     holds_ext(image, offset, &size);
     if (room && size > room)
@@ -163,8 +161,8 @@ ImageFilesystem find_filesystem(ByteSource& image) {
     for (const auto& p : partitions)
         if (holds_ext(image, p.offset))
             return filesystem_at(image, p.offset, p.length, table + " partition " + std::to_string(p.number));
-    throw Error(name + ": no ext2/3/4 file system in its " + std::to_string(partitions.size()) + " " +
-                table + " partition" + (partitions.size() == 1 ? "" : "s"));
+    throw Error(name + ": no ext2/3/4 file system in its " + std::to_string(partitions.size()) + " " + table +
+                " partition" + (partitions.size() == 1 ? "" : "s"));
 }
 
 namespace {
@@ -182,13 +180,13 @@ std::map<std::string, Channel*> channels;  // by the name handed to ext2fs_open2
 
 errcode_t channel_read(io_channel io, unsigned long long block, int count, void* data) {
     auto& channel = *static_cast<Channel*>(io->private_data);
-    const std::uint64_t size = count < 0 ? static_cast<std::uint64_t>(-count)
-                                         : static_cast<std::uint64_t>(count) * io->block_size;
+    const std::uint64_t size =
+        count < 0 ? static_cast<std::uint64_t>(-count) : static_cast<std::uint64_t>(count) * io->block_size;
     const std::uint64_t pos = block * static_cast<std::uint64_t>(io->block_size);
     const ImageFilesystem& fs = channel.filesystem;
     if (pos + size > fs.length) {
-        channel.error = channel.image->name() + ": the file system reads byte " + std::to_string(pos + size) +
-                        " of " + fs.where + ", which has " + std::to_string(fs.length);
+        channel.error = channel.image->name() + ": the file system reads byte " + std::to_string(pos + size) + " of " +
+                        fs.where + ", which has " + std::to_string(fs.length);
         return EXT2_ET_SHORT_READ;
     }
     try {
@@ -243,10 +241,18 @@ errcode_t channel_read32(io_channel io, unsigned long block, int count, void* da
     return channel_read(io, block, count, data);
 }
 
-errcode_t channel_write(io_channel, unsigned long, int, const void*) { return EXT2_ET_RO_FILSYS; }
-errcode_t channel_write64(io_channel, unsigned long long, int, const void*) { return EXT2_ET_RO_FILSYS; }
-errcode_t channel_flush(io_channel) { return 0; }
-errcode_t channel_set_option(io_channel, const char*, const char*) { return EXT2_ET_INVALID_ARGUMENT; }
+errcode_t channel_write(io_channel, unsigned long, int, const void*) {
+    return EXT2_ET_RO_FILSYS;
+}
+errcode_t channel_write64(io_channel, unsigned long long, int, const void*) {
+    return EXT2_ET_RO_FILSYS;
+}
+errcode_t channel_flush(io_channel) {
+    return 0;
+}
+errcode_t channel_set_option(io_channel, const char*, const char*) {
+    return EXT2_ET_INVALID_ARGUMENT;
+}
 
 io_manager image_io_manager() {
     static struct_io_manager manager = [] {
@@ -289,7 +295,9 @@ std::string join(const Components& parts, std::size_t count = std::string::npos)
     return path;
 }
 
-bool is_glob(const std::string& part) { return part.find_first_of("*?[") != std::string::npos; }
+bool is_glob(const std::string& part) {
+    return part.find_first_of("*?[") != std::string::npos;
+}
 
 class ImageReader {
 public:
@@ -305,8 +313,8 @@ public:
         }
         static std::once_flag tables;
         std::call_once(tables, [] { initialize_ext2_error_table(); });
-        const errcode_t err = ext2fs_open2(io_name_.c_str(), nullptr, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP,
-                                           0, 0, image_io_manager(), &fs_);
+        const errcode_t err = ext2fs_open2(io_name_.c_str(), nullptr, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0,
+                                           image_io_manager(), &fs_);
         if (err) {
             fs_ = nullptr;
             unregister();
@@ -354,8 +362,7 @@ private:
 
     ext2_inode inode(ext2_ino_t ino) const {
         ext2_inode node{};
-        if (const errcode_t err = ext2fs_read_inode(fs_, ino, &node))
-            fail(err, "inode " + std::to_string(ino));
+        if (const errcode_t err = ext2fs_read_inode(fs_, ino, &node)) fail(err, "inode " + std::to_string(ino));
         return node;
     }
 
@@ -373,8 +380,8 @@ private:
             const int length = ext2fs_dirent_name_len(dirent);
             std::string name(dirent->name, static_cast<std::size_t>(length));
             if (name != "." && name != ".." && dirent->inode)
-                static_cast<std::vector<std::pair<std::string, ext2_ino_t>>*>(priv)->emplace_back(
-                    std::move(name), dirent->inode);
+                static_cast<std::vector<std::pair<std::string, ext2_ino_t>>*>(priv)->emplace_back(std::move(name),
+                                                                                                  dirent->inode);
             return 0;
         };
         if (const errcode_t err = ext2fs_dir_iterate2(fs_, dir, 0, nullptr, each, &entries))
@@ -384,8 +391,8 @@ private:
 
     std::string link_target(ext2_ino_t ino, ext2_inode& node, const Components& at) const {
         const std::size_t size = EXT2_I_SIZE(&node);
-        if (size == 0 || size > 4096) throw Error(source_->name() + ": /" + join(at) + ": symlink of " +
-                                                  std::to_string(size) + " bytes");
+        if (size == 0 || size > 4096)
+            throw Error(source_->name() + ": /" + join(at) + ": symlink of " + std::to_string(size) + " bytes");
         std::string target(size, '\0');
         if (node.i_flags & EXT4_INLINE_DATA_FL) {
             std::vector<char> buf(size + 64);
@@ -422,7 +429,7 @@ private:
     }
 
     Resolved resolve(Components path, bool follow_last) {
-        for (int links = 0;; ) {
+        for (int links = 0;;) {
             ext2_ino_t ino = EXT2_ROOT_INO;
             Components real;
             bool restarted = false;
@@ -545,8 +552,8 @@ private:
         } else if (LINUX_S_ISREG(node.i_mode)) {
             make_parents(real);
             ::unlink(where.c_str());
-            const UniqueFd file(::open(where.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                                       node.i_mode & 0777));
+            const UniqueFd file(
+                ::open(where.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, node.i_mode & 0777));
             if (!file) throw Error(where.string() + ": " + errno_text(errno));
             const int fd = file.get();
             read_file(ino, real, [&](const char* data, std::size_t length, std::uint64_t) {
@@ -557,8 +564,7 @@ private:
                 }
                 stats_.bytes += static_cast<std::int64_t>(length);
             });
-            const timespec times[2] = {{static_cast<time_t>(node.i_atime), 0},
-                                       {static_cast<time_t>(node.i_mtime), 0}};
+            const timespec times[2] = {{static_cast<time_t>(node.i_atime), 0}, {static_cast<time_t>(node.i_mtime), 0}};
             ::futimens(fd, times);
             ++stats_.entries;
         }

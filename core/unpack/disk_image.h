@@ -29,18 +29,17 @@ struct ImageFilesystem {
 ImageFilesystem find_filesystem(ByteSource& image);
 
 struct ImageExtractStats {
-    std::int64_t entries = 0;            // files, directories and links written
-    std::int64_t bytes = 0;              // bytes of file data written
-    std::vector<std::string> matched;    // the paths the patterns matched, image-relative
-    std::string where;                   // ImageFilesystem::where
+    std::int64_t entries = 0;          // files, directories and links written
+    std::int64_t bytes = 0;            // bytes of file data written
+    std::vector<std::string> matched;  // the paths the patterns matched, image-relative
+    std::string where;                 // ImageFilesystem::where
 };
 
 // Copies from `image` into `dest` (created if missing) every subtree one of `patterns` names:
 // image-relative paths ("usr/lib/modules/*/build") whose components may hold fnmatch globs.
 // Each lands at its own path under dest; symlinks met on the way are followed inside the image
 // and re-created as they are. A pattern matching nothing is not an error (see `matched`).
-ImageExtractStats extract_from_image(const std::filesystem::path& image,
-                                     const std::filesystem::path& dest,
+ImageExtractStats extract_from_image(const std::filesystem::path& image, const std::filesystem::path& dest,
                                      const std::vector<std::string>& patterns);
 
 }  // namespace kbuild

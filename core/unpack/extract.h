@@ -23,8 +23,7 @@ struct ExtractStats {
 // Extracts `archive` into `dest` (created if missing; existing files are replaced, so several
 // packages can be unpacked into one root). The format is read from the content, not the name.
 // Throws kbuild::Error: "<archive>: <entry>: <why>" or "<archive>: <why>".
-ExtractStats extract_archive(const std::filesystem::path& archive,
-                             const std::filesystem::path& dest,
+ExtractStats extract_archive(const std::filesystem::path& archive, const std::filesystem::path& dest,
                              DebMember member = DebMember::data);
 
 }  // namespace kbuild

@@ -7,13 +7,13 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <system_error>
-#include <unistd.h>
 #include <vector>
 
 namespace kbuild {
@@ -21,7 +21,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string errno_text(int code) { return std::generic_category().message(code); }
+std::string errno_text(int code) {
+    return std::generic_category().message(code);
+}
 
 struct EntryFree {
     void operator()(archive_entry* e) const { archive_entry_free(e); }
@@ -48,13 +50,11 @@ TarWriter::TarWriter(const fs::path& file, Compression compression)
 }
 
 TarWriter::TarWriter(Sink sink)
-    : subject_("tar stream"), archive_(archive_write_new(), archive_write_free),
-      sink_(std::move(sink)) {
+    : subject_("tar stream"), archive_(archive_write_new(), archive_write_free), sink_(std::move(sink)) {
     if (!archive_) throw Error("libarchive: out of memory");
     archive_write_set_format_pax_restricted(archive_.get());
     archive_write_set_bytes_in_last_block(archive_.get(), 1);
-    if (archive_write_open(archive_.get(), this, nullptr, &TarWriter::write_callback, nullptr) !=
-        ARCHIVE_OK)
+    if (archive_write_open(archive_.get(), this, nullptr, &TarWriter::write_callback, nullptr) != ARCHIVE_OK)
         fail(subject_);
 }
 
@@ -63,8 +63,7 @@ TarWriter::~TarWriter() {
     archive_.reset();
 }
 
-long TarWriter::write_callback(struct archive* writer, void* self, const void* buffer,
-                               std::size_t length) {
+long TarWriter::write_callback(struct archive* writer, void* self, const void* buffer, std::size_t length) {
     auto* tar = static_cast<TarWriter*>(self);
     if (tar->abandoned_) return -1;
     try {
@@ -101,8 +100,7 @@ void TarWriter::write_header(const TarEntry& entry) {
 }
 
 void TarWriter::write_data(const char* bytes, std::size_t count) {
-    if (count > 0 && archive_write_data(archive_.get(), bytes, count) != static_cast<la_ssize_t>(count))
-        fail(subject_);
+    if (count > 0 && archive_write_data(archive_.get(), bytes, count) != static_cast<la_ssize_t>(count)) fail(subject_);
 }
 
 void TarWriter::add(TarEntry entry, const std::string& data) {
@@ -118,8 +116,7 @@ void TarWriter::add_tree(const fs::path& root, bool keep_owners) {
     add_directory_contents(root, "", keep_owners);
 }
 
-void TarWriter::add_directory_contents(const fs::path& dir, const std::string& name,
-                                       bool keep_owners) {
+void TarWriter::add_directory_contents(const fs::path& dir, const std::string& name, bool keep_owners) {
     std::error_code error;
     std::vector<fs::path> children;
     for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error))
@@ -127,8 +124,7 @@ void TarWriter::add_directory_contents(const fs::path& dir, const std::string& n
     if (error) throw Error(dir.string() + ": cannot list: " + error.message());
     std::sort(children.begin(), children.end());
     for (const auto& child : children)
-        add_path(child, name.empty() ? child.filename().string() : name + "/" + child.filename().string(),
-                 keep_owners);
+        add_path(child, name.empty() ? child.filename().string() : name + "/" + child.filename().string(), keep_owners);
 }
 
 void TarWriter::add_path(const fs::path& path, const std::string& name, bool keep_owners) {
@@ -151,8 +147,7 @@ void TarWriter::add_path(const fs::path& path, const std::string& name, bool kee
     } else if (type == S_IFREG) {
         entry.size = status.st_size;
         if (status.st_nlink > 1) {
-            const auto [it, first] =
-                first_names_.emplace(std::make_pair(status.st_dev, status.st_ino), name);
+            const auto [it, first] = first_names_.emplace(std::make_pair(status.st_dev, status.st_ino), name);
             if (!first) entry.hardlink = it->second;
         }
     }
@@ -168,14 +163,13 @@ void TarWriter::write_file_contents(const fs::path& path, std::int64_t size) {
     if (file.fd < 0) throw Error(path.string() + ": cannot read: " + errno_text(errno));
     std::vector<char> buffer(256 * 1024);
     for (std::int64_t left = size; left > 0;) {
-        const auto want = static_cast<std::size_t>(
-            std::min<std::int64_t>(left, static_cast<std::int64_t>(buffer.size())));
+        const auto want =
+            static_cast<std::size_t>(std::min<std::int64_t>(left, static_cast<std::int64_t>(buffer.size())));
         const ssize_t got = ::read(file.fd, buffer.data(), want);
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) throw Error(path.string() + ": cannot read: " + errno_text(errno));
         if (got == 0) throw Error(path.string() + ": shrank while being written");
-        if (archive_write_data(archive_.get(), buffer.data(), static_cast<size_t>(got)) < 0)
-            fail(path.string());
+        if (archive_write_data(archive_.get(), buffer.data(), static_cast<size_t>(got)) < 0) fail(path.string());
         left -= got;
     }
 }

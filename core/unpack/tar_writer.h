@@ -3,6 +3,7 @@
 // daemon), so a large tree is never whole in memory.
 #pragma once
 
+#include <sys/types.h>
 #include <cstdint>
 #include <ctime>
 #include <exception>
@@ -11,7 +12,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <sys/types.h>
 #include <utility>
 
 struct archive;
@@ -20,16 +20,16 @@ namespace kbuild {
 
 struct TarEntry {
     std::string name;
-    mode_t mode = 0;            // type and permissions: S_IFREG | 0644
+    mode_t mode = 0;  // type and permissions: S_IFREG | 0644
     std::time_t mtime = 0;
     long mtime_nsec = 0;
     std::int64_t uid = 0;
     std::int64_t gid = 0;
-    std::string owner;          // user and group names; empty: none written
+    std::string owner;  // user and group names; empty: none written
     std::string group;
-    std::string symlink;        // a symbolic link's target
-    std::string hardlink;       // an earlier entry this one is another name of
-    std::int64_t size = 0;      // bytes of a regular file's contents
+    std::string symlink;    // a symbolic link's target
+    std::string hardlink;   // an earlier entry this one is another name of
+    std::int64_t size = 0;  // bytes of a regular file's contents
 };
 
 class TarWriter {
@@ -64,14 +64,12 @@ public:
 
 private:
     void add_path(const std::filesystem::path& path, const std::string& name, bool keep_owners);
-    void add_directory_contents(const std::filesystem::path& dir, const std::string& name,
-                                bool keep_owners);
+    void add_directory_contents(const std::filesystem::path& dir, const std::string& name, bool keep_owners);
     void write_header(const TarEntry& entry);
     void write_data(const char* bytes, std::size_t count);
     void write_file_contents(const std::filesystem::path& path, std::int64_t size);
     [[noreturn]] void fail(const std::string& subject);
-    static long write_callback(struct archive* writer, void* self, const void* buffer,
-                               std::size_t length);
+    static long write_callback(struct archive* writer, void* self, const void* buffer, std::size_t length);
 
     std::string subject_;  // what errors name: the file, or "tar stream"
     std::unique_ptr<struct archive, int (*)(struct archive*)> archive_;

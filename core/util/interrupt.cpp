@@ -2,11 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
 #include <atomic>
 #include <csignal>
 #include <map>
 #include <mutex>
-#include <pthread.h>
 #include <thread>
 
 namespace kbuild {
@@ -60,7 +60,9 @@ void remove_cleanup(int handle) {
     g_cleanups.erase(handle);
 }
 
-bool interrupted() { return g_interrupted; }
+bool interrupted() {
+    return g_interrupted;
+}
 
 void stop_here_if_interrupted() {
     if (!g_interrupted) return;

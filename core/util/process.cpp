@@ -6,16 +6,16 @@
 
 #include <kbuild/types.hpp>
 
-#include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <csignal>
 #include <fcntl.h>
-#include <memory>
 #include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <memory>
 
 extern char** environ;
 
@@ -144,8 +144,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
     if (!logging) out = std::make_unique<Pipe>(), err = std::make_unique<Pipe>();
 
     SpawnActions actions(program);
-    if (in) actions.dup2(in->read.get(), 0);
-    else actions.open(0, "/dev/null", O_RDONLY);
+    if (in)
+        actions.dup2(in->read.get(), 0);
+    else
+        actions.open(0, "/dev/null", O_RDONLY);
     actions.dup2(logging ? log.get() : out->write.get(), 1);
     actions.dup2(logging ? log.get() : err->write.get(), 2);
     if (!options.cwd.empty()) actions.chdir(options.cwd);
@@ -162,8 +164,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
     pid_t pid = -1;
     // posix_spawnp searches PATH as execvp does; a program that cannot run (not found, not
     // executable, a working directory it cannot enter) is its return value.
-    if (const int code = ::posix_spawnp(&pid, program.c_str(), actions.get(), attributes.get(), c_argv.data(),
-                                        c_env.data());
+    if (const int code =
+            ::posix_spawnp(&pid, program.c_str(), actions.get(), attributes.get(), c_argv.data(), c_env.data());
         code != 0)
         throw Error(program + ": cannot run: " + errno_text(code));
     group_cleanup.started(pid);
@@ -189,8 +191,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
     while (running) {
         int wait_ms = 200;
         if (options.timeout.count() > 0) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) {
                 result.timed_out = true;
                 ::kill(-pid, SIGKILL);
@@ -231,8 +233,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
     }
     // Children of the program that still hold nothing of ours are left alone; a timed-out
     // group was killed above.
-    if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+    if (WIFEXITED(status))
+        result.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+        result.exit_code = 128 + WTERMSIG(status);
     return result;
 }
 

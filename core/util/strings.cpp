@@ -18,6 +18,8 @@ std::string one_line(std::string text) {
     return trim(text);
 }
 
-std::string errno_text(int code) { return std::generic_category().message(code); }
+std::string errno_text(int code) {
+    return std::generic_category().message(code);
+}
 
 }  // namespace kbuild

@@ -24,8 +24,7 @@ public:
     void print(std::ostream& out) const {
         std::vector<size_t> width(rows_.front().size(), 0);
         for (const auto& row : rows_)
-            for (size_t i = 0; i < row.size() && i < width.size(); ++i)
-                width[i] = std::max(width[i], row[i].size());
+            for (size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
         for (const auto& row : rows_) {
             std::string line;
             for (size_t i = 0; i < row.size(); ++i) {

@@ -12,10 +12,11 @@ public:
     AmazonLinux(kbuild::Host& host, const kbuild::Json&)
         : FamilyPlugin(host, kbuild::rpm::kernel_devel_package,
                        {{{"amazonlinux", "latest/main/mirror.list,latest/updates/mirror.list"},
-                         {"amazonlinux2", "2/core/latest/{arch}/mirror.list,"
-                                          "2/extras/kernel-5.4/latest/{arch}/mirror.list,"
-                                          "2/extras/kernel-5.10/latest/{arch}/mirror.list,"
-                                          "2/extras/kernel-5.15/latest/{arch}/mirror.list"},
+                         {"amazonlinux2",
+                          "2/core/latest/{arch}/mirror.list,"
+                          "2/extras/kernel-5.4/latest/{arch}/mirror.list,"
+                          "2/extras/kernel-5.10/latest/{arch}/mirror.list,"
+                          "2/extras/kernel-5.15/latest/{arch}/mirror.list"},
                          {"amazonlinux2023", "al2023/core/mirrors/latest/{arch}/mirror.list"}},
                         /*mirror_lists=*/true,
                         "comma-separated paths of mirror.list files under the mirror ({arch}: x86_64, "
@@ -24,5 +25,4 @@ public:
 
 }  // namespace
 
-KBUILD_PLUGIN(AmazonLinux, "amazonlinux", "0.1.0", "amazonlinux", "amazonlinux", "amazonlinux2",
-              "amazonlinux2023")
+KBUILD_PLUGIN(AmazonLinux, "amazonlinux", "0.1.0", "amazonlinux", "amazonlinux", "amazonlinux2", "amazonlinux2023")

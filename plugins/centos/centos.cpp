@@ -11,13 +11,15 @@ class CentOS : public kbuild::rpm::FamilyPlugin {
 public:
     CentOS(kbuild::Host& host, const kbuild::Json&)
         : FamilyPlugin(host, kbuild::rpm::kernel_devel_package,
-                       {{{"centos", "7/os/{arch},7/updates/{arch},8-stream/AppStream/{arch}/os,"
-                                    "9-stream/AppStream/{arch}/os"},
+                       {{{"centos",
+                          "7/os/{arch},7/updates/{arch},8-stream/AppStream/{arch}/os,"
+                          "9-stream/AppStream/{arch}/os"},
                          {"almalinux", "8/AppStream/{arch}/os,9/AppStream/{arch}/os"},
                          {"rocky", "8/AppStream/{arch}/os,9/AppStream/{arch}/os"},
                          {"fedora", "releases/40/Everything/{arch}/os,updates/40/Everything/{arch}"},
-                         {"oracle", "OL8/appstream/{arch},OL8/UEKR7/{arch},OL9/appstream/{arch},"
-                                    "OL9/UEKR7/{arch}"}},
+                         {"oracle",
+                          "OL8/appstream/{arch},OL8/UEKR7/{arch},OL9/appstream/{arch},"
+                          "OL9/UEKR7/{arch}"}},
                         /*mirror_lists=*/false,
                         "comma-separated repository paths under the mirror ({arch}: x86_64, aarch64)"}) {}
 };

@@ -57,7 +57,9 @@ const Flavour* flavour_named(const std::string& distro) {
 }
 
 // amd64 -> amd64-usr: the release server's board directory.
-std::string board_of(const std::string& arch) { return arch + "-usr"; }
+std::string board_of(const std::string& arch) {
+    return arch + "-usr";
+}
 
 bool is_version(const std::string& text) {
     static const std::regex version(R"(\d+\.\d+\.\d+)");
@@ -74,8 +76,10 @@ std::optional<std::string> release_from_config(const std::string& text) {
     std::string suffix;
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) {
-        if (!version && std::regex_match(line, m, header)) version = m[1];
-        else if (std::regex_match(line, m, local)) suffix = m[1];
+        if (!version && std::regex_match(line, m, header))
+            version = m[1];
+        else if (std::regex_match(line, m, local))
+            suffix = m[1];
     }
     if (!version) return std::nullopt;
     return *version + suffix;
@@ -98,7 +102,8 @@ std::optional<std::string> sha512_in_digests(const std::string& text, const std:
         words >> digest >> file;
         if (!file.empty() && file.front() == '*') file.erase(0, 1);  // sha512sum's binary mode
         if (sha512 && file == name && std::regex_match(digest, hex)) {
-            std::transform(digest.begin(), digest.end(), digest.begin(), [](unsigned char c) { return std::tolower(c); });
+            std::transform(digest.begin(), digest.end(), digest.begin(),
+                           [](unsigned char c) { return std::tolower(c); });
             return digest;
         }
     }
@@ -119,10 +124,10 @@ public:
     CoreOS(Host& host, const Json&) : FamilyPlugin(host, rpm::kernel_devel_package, {}) {}
 
     Description describe() const {
-        return {{{"channels", "comma-separated release channels (flatcar, coreos)",
-                  "flatcar: stable,beta,alpha,lts; coreos: stable,beta,alpha"},
-                 {"dist", "comma-separated Fedora dist tags of the kernels crawled (fedora-coreos)",
-                  "fc40,fc41,fc42"}}};
+        return {
+            {{"channels", "comma-separated release channels (flatcar, coreos)",
+              "flatcar: stable,beta,alpha,lts; coreos: stable,beta,alpha"},
+             {"dist", "comma-separated Fedora dist tags of the kernels crawled (fedora-coreos)", "fc40,fc41,fc42"}}};
     }
 
     // Flatcar and Container Linux releases are their OS versions (the variant, 3510.2.0;
@@ -137,9 +142,9 @@ public:
         if (const Flavour* f = flavour_named(request.distro)) return crawl_release_server(request, *f);
         if (request.mirrors.empty())
             throw Error("no fedora-coreos mirror to crawl (give --mirror URL of Fedora's build system)");
-        const rpm::Crawled crawled = rpm::crawl_build_system(
-            host_, request.mirrors, rpm::rpm_arch(request.arch),
-            split_list(option(request.options, "dist", "fc40,fc41,fc42")));
+        const rpm::Crawled crawled =
+            rpm::crawl_build_system(host_, request.mirrors, rpm::rpm_arch(request.arch),
+                                    split_list(option(request.options, "dist", "fc40,fc41,fc42")));
         ReleaseList list = rpm::group(crawled.binaries, request.distro, request.arch,
                                       [this](Release& r, const rpm::Binary& b) { describe_release(r, b); });
         list.errors = crawled.errors;
@@ -157,7 +162,8 @@ public:
         for (const auto& package : request.release.packages) {
             check_image(package);
             const ImageExtractResult r = host_.extract_image(
-                {package.path, request.dest,
+                {package.path,
+                 request.dest,
                  {"usr/lib/modules/" + release + "/build", "usr/lib/modules/" + release + "/source",
                   "usr/lib64/modules/" + release + "/build", "usr/lib64/modules/" + release + "/source"}});
             const bool build = std::any_of(r.matched.begin(), r.matched.end(), [](const std::string& m) {
@@ -193,7 +199,8 @@ public:
 private:
     ReleaseList crawl_release_server(const CrawlRequest& request, const Flavour& f) {
         if (request.mirrors.empty())
-            throw Error("no " + f.distro + " release server to crawl (give --mirror URL, with {channel} "
+            throw Error("no " + f.distro +
+                        " release server to crawl (give --mirror URL, with {channel} "
                         "where the channel goes, else URL/<channel>/ is read)");
         const fs::path cache = fs::path(host_.cache_dir()) / (f.distro + "-releases.json");
         Json known = Json::object();  // release directory URL -> kernel release: releases never change
@@ -332,7 +339,7 @@ private:
         request.signature = signature.path;
         const Verified verified = host_.verify(request);
         host_.debug(request.url + (verified.signed_by.empty() ? ": not verified (" + verified.unverified + ")"
-                                                               : ": signed by " + verified.signed_by));
+                                                              : ": signed by " + verified.signed_by));
         const auto sha512 = sha512_in_digests(read_file(verified.path), image_name);
         if (!sha512) throw Error(request.url + ": lists no SHA512 of " + image_name);
         known = Json{{"url", request.url}, {"sha256", digests.sha256}, {"inline", request.inline_signed}};
@@ -378,14 +385,15 @@ private:
             const std::string board = dir.parent_path().filename().string();
             if (!is_version(version)) version = request.names_only ? "" : version_from_file(dir / "version.txt", f);
             if (version.empty()) {
-                list.unclaimed.push_back({file, "names no version: neither its path (<board>/<version>/) nor a "
-                                                "version.txt beside it"});
+                list.unclaimed.push_back({file,
+                                          "names no version: neither its path (<board>/<version>/) nor a "
+                                          "version.txt beside it"});
                 continue;
             }
             if (board.size() > 4 && board.compare(board.size() - 4, 4, "-usr") == 0 &&
                 board != board_of(request.arch)) {
-                list.unclaimed.push_back({file, "an " + board + " image, not " + request.arch + "'s " +
-                                                    board_of(request.arch)});
+                list.unclaimed.push_back(
+                    {file, "an " + board + " image, not " + request.arch + "'s " + board_of(request.arch)});
                 continue;
             }
             if (const auto it = taken.find(version); it != taken.end()) {
@@ -397,8 +405,8 @@ private:
             if (!request.names_only) {
                 // Without the config beside it, the tree names the kernel once unpacked.
                 const fs::path config = dir / f.config();
-                if (const auto release = fs::exists(config) ? release_from_config(read_file(config.string()))
-                                                            : std::nullopt)
+                if (const auto release =
+                        fs::exists(config) ? release_from_config(read_file(config.string())) : std::nullopt)
                     r.release = *release;
             }
             Package p;

@@ -34,8 +34,7 @@ bool wanted_package(std::string_view name) {
 bool names_common_package(const std::vector<std::vector<Relation>>& depends) {
     for (const auto& group : depends)
         for (const auto& r : group)
-            if (starts_with(r.name, "linux-headers-") && r.name.find("-common") != std::string::npos)
-                return true;
+            if (starts_with(r.name, "linux-headers-") && r.name.find("-common") != std::string::npos) return true;
     return false;
 }
 
@@ -101,8 +100,7 @@ public:
     Debian(kbuild::Host& host, const kbuild::Json&) : FamilyPlugin(host, wanted_package, rules()) {}
 
     kbuild::Description describe() {
-        return {{{"suites", "comma-separated suites to crawl; missing ones are skipped",
-                  kDefaultSuites},
+        return {{{"suites", "comma-separated suites to crawl; missing ones are skipped", kDefaultSuites},
                  {"components", "comma-separated components", "main"}},
                 {{"debian", "debian"}}};
     }
@@ -113,8 +111,7 @@ public:
         // The user's mirrors, else the host's apt sources (a Debian host's are Debian mirrors).
         kbuild::deb::ArchiveQuery query;
         query.mirrors = request.mirrors.empty() ? request.apt_mirrors : request.mirrors;
-        if (query.mirrors.empty())
-            throw kbuild::Error("no mirror to crawl (give --mirror URL, or configure apt)");
+        if (query.mirrors.empty()) throw kbuild::Error("no mirror to crawl (give --mirror URL, or configure apt)");
         query.suites = split_list(option(request.options, "suites", kDefaultSuites));
         query.components = split_list(option(request.options, "components", "main"));
         query.arch = request.arch;

@@ -74,18 +74,21 @@ std::string falco_target(const std::string& release) {
     while (start != std::string::npos) {
         const size_t end = release.find('-', start + 1);
         const std::string part = release.substr(start + 1, end == std::string::npos ? end : end - start - 1);
-        const bool letters = !part.empty() && std::all_of(part.begin(), part.end(), [](unsigned char c) {
-            return std::isalpha(c) != 0;
-        });
+        const bool letters = !part.empty() && std::all_of(part.begin(), part.end(),
+                                                          [](unsigned char c) { return std::isalpha(c) != 0; });
         if (letters) return "ubuntu-" + part;
         start = end;
     }
     return "ubuntu-generic";
 }
 
-bool lowlatency(const std::string& flavour) { return flavour.rfind("lowlatency", 0) == 0; }
+bool lowlatency(const std::string& flavour) {
+    return flavour.rfind("lowlatency", 0) == 0;
+}
 
-bool generic_family(const std::string& flavour) { return flavour.rfind("generic", 0) == 0 || lowlatency(flavour); }
+bool generic_family(const std::string& flavour) {
+    return flavour.rfind("generic", 0) == 0 || lowlatency(flavour);
+}
 
 // The pool directory a headers package came from names its source package; without it, the
 // common package is one of several guesses.
@@ -102,8 +105,10 @@ std::vector<std::vector<Relation>> depends_from_name(const Binary& headers, cons
     if (!kernel) return {};
     std::vector<std::string> names;
     const std::string source = source_of(headers);
-    if (source == "linux") names.push_back("linux-headers-" + kernel->abi);
-    else if (!source.empty()) names.push_back(source + "-headers-" + kernel->abi);
+    if (source == "linux")
+        names.push_back("linux-headers-" + kernel->abi);
+    else if (!source.empty())
+        names.push_back(source + "-headers-" + kernel->abi);
     names.push_back("linux-" + kernel->flavour + "-" + kernel->series + "-headers-" + kernel->abi);
     names.push_back("linux-" + kernel->flavour + "-headers-" + kernel->abi);
     // generic and lowlatency were built from linux and linux-hwe*; lowlatency later also from its
@@ -116,8 +121,8 @@ std::vector<std::vector<Relation>> depends_from_name(const Binary& headers, cons
     for (const auto& common : sources) names.push_back(common + "-headers-" + kernel->abi);
     std::vector<Relation> alternatives;
     for (const auto& name : names) {
-        const bool seen = std::any_of(alternatives.begin(), alternatives.end(),
-                                      [&](const Relation& r) { return r.name == name; });
+        const bool seen =
+            std::any_of(alternatives.begin(), alternatives.end(), [&](const Relation& r) { return r.name == name; });
         if (!seen) alternatives.push_back({name, "=", headers.version});
     }
     return {alternatives};
@@ -138,7 +143,9 @@ std::string backport_of(const Binary& headers) {
 // A bare file name has no pool directory: which of the guessed common packages a flavour needs
 // is then not known (focal's lowlatency and generic backports have a common package each, of
 // one version), and two of them in one batch must not be decided by the guesses' order.
-bool guessed_depends(const Binary& headers) { return source_of(headers).empty(); }
+bool guessed_depends(const Binary& headers) {
+    return source_of(headers).empty();
+}
 
 kbuild::deb::PairingRules rules() {
     kbuild::deb::PairingRules r;
@@ -155,12 +162,12 @@ public:
     Ubuntu(kbuild::Host& host, const kbuild::Json&) : FamilyPlugin(host, wanted_package, rules()) {}
 
     kbuild::Description describe() {
-        return {{{"series", "comma-separated series to crawl", kDefaultSeries},
-                 {"pockets", "comma-separated pockets: release, updates, security, proposed, backports",
-                  kDefaultPockets},
-                 {"components", "comma-separated components", kDefaultComponents}},
-                // falco_target: every release's target is ubuntu-<its flavour's first word>.
-                {{"ubuntu-<flavour>", "ubuntu"}}};
+        return {
+            {{"series", "comma-separated series to crawl", kDefaultSeries},
+             {"pockets", "comma-separated pockets: release, updates, security, proposed, backports", kDefaultPockets},
+             {"components", "comma-separated components", kDefaultComponents}},
+            // falco_target: every release's target is ubuntu-<its flavour's first word>.
+            {{"ubuntu-<flavour>", "ubuntu"}}};
     }
 
     kbuild::ReleaseList crawl(const kbuild::CrawlRequest& request) {

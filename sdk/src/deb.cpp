@@ -14,8 +14,12 @@ namespace {
 
 // ---- version comparison ----
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 // A character's weight in dpkg's non-digit comparison: the end of the string sorts after '~'
 // and before everything else, letters before non-letters.
@@ -26,7 +30,9 @@ int order(char c) {
     return static_cast<unsigned char>(c) + 256;
 }
 
-char char_at(std::string_view s, std::size_t i) { return i < s.size() ? s[i] : '\0'; }
+char char_at(std::string_view s, std::size_t i) {
+    return i < s.size() ? s[i] : '\0';
+}
 
 // dpkg's verrevcmp: alternating non-digit runs (by order()) and digit runs (numerically).
 int compare_fragment(std::string_view a, std::string_view b) {
@@ -58,7 +64,9 @@ struct SplitVersion {
     std::string_view revision;
 };
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
@@ -105,8 +113,7 @@ bool iequals(std::string_view a, std::string_view b) {
 // Calls fn for each complete paragraph of text and returns how many bytes were consumed. Without
 // at_end, the last paragraph is complete only once a blank line follows it; the unconsumed tail
 // is the start of a paragraph the next chunk completes.
-std::size_t emit_paragraphs(std::string_view text, bool at_end, Paragraph& paragraph,
-                            const ParagraphFn& fn) {
+std::size_t emit_paragraphs(std::string_view text, bool at_end, Paragraph& paragraph, const ParagraphFn& fn) {
     const char* const data = text.data();
     const char* const end = data + text.size();
     const char* start = data;  // first line of the paragraph being collected
@@ -117,8 +124,8 @@ std::size_t emit_paragraphs(std::string_view text, bool at_end, Paragraph& parag
             if (!at_end) break;
             newline = end;
         }
-        const bool blank = newline == line || ((*line == ' ' || *line == '\t' || *line == '\r') &&
-                                               is_blank_line(line, newline));
+        const bool blank =
+            newline == line || ((*line == ' ' || *line == '\t' || *line == '\r') && is_blank_line(line, newline));
         if (blank) {
             if (line > start) {
                 paragraph.parse(std::string_view(start, line - start));
@@ -158,7 +165,6 @@ bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
 
-
 // ---- relations ----
 
 // "name:any (>= 1.0) [amd64] <!nocheck>" -> name and version constraint.
@@ -170,9 +176,7 @@ Relation parse_relation(std::string_view text) {
     };
     skip_space();
     const std::size_t name_begin = i;
-    while (i < text.size() && !is_space(text[i]) && text[i] != '(' && text[i] != '[' &&
-           text[i] != '<')
-        ++i;
+    while (i < text.size() && !is_space(text[i]) && text[i] != '(' && text[i] != '[' && text[i] != '<') ++i;
     std::string_view name = text.substr(name_begin, i - name_begin);
     name = name.substr(0, name.find(':'));  // ":any", ":native" or an architecture
     relation.name = std::string(name);
@@ -242,8 +246,7 @@ void Paragraph::parse(std::string_view text) {
                 // As dpkg: skip blanks after ':' but not the newline, so a value that starts on
                 // the next line keeps its leading "\n".
                 value_begin = colon + 1;
-                while (value_begin < line_end && (*value_begin == ' ' || *value_begin == '\t'))
-                    ++value_begin;
+                while (value_begin < line_end && (*value_begin == ' ' || *value_begin == '\t')) ++value_begin;
                 const char* value_end = line_end;
                 while (value_end > value_begin && is_space(value_end[-1])) --value_end;
                 fields_.emplace_back(std::string_view(line, name_end - line),
@@ -268,8 +271,7 @@ void read_paragraphs(const std::string& path, const ParagraphFn& fn) {
         const std::size_t got = source->read(buffer.data() + filled, buffer.size() - filled);
         at_end = got == 0;
         filled += got;
-        const std::size_t consumed =
-            emit_paragraphs(std::string_view(buffer.data(), filled), at_end, paragraph, fn);
+        const std::size_t consumed = emit_paragraphs(std::string_view(buffer.data(), filled), at_end, paragraph, fn);
         std::memmove(buffer.data(), buffer.data() + consumed, filled - consumed);
         filled -= consumed;
     }

@@ -20,7 +20,6 @@ namespace {
 using detail::read_text;
 using detail::trim_slash;
 
-
 Json binary_to_json(const Binary& b) {
     Json depends = Json::array();
     for (const auto& group : b.depends) {
@@ -28,8 +27,7 @@ Json binary_to_json(const Binary& b) {
         for (const auto& r : group) alternatives.push_back({r.name, r.op, r.version});
         depends.push_back(alternatives);
     }
-    return {{"name", b.name}, {"version", b.version}, {"arch", b.arch}, {"depends", depends},
-            {"file", b.file}};
+    return {{"name", b.name}, {"version", b.version}, {"arch", b.arch}, {"depends", depends}, {"file", b.file}};
 }
 
 Binary binary_from_json(const Json& j) {
@@ -43,8 +41,7 @@ Binary binary_from_json(const Json& j) {
 }
 
 Binary binary_from_paragraph(const Paragraph& p) {
-    Binary b{std::string(p.get("Package")), std::string(p.get("Version")),
-             std::string(p.get("Architecture"))};
+    Binary b{std::string(p.get("Package")), std::string(p.get("Version")), std::string(p.get("Architecture"))};
     if (b.arch == "all") b.arch.clear();
     b.depends = parse_relations(p.get("Depends"));
     b.file.name = b.name;
@@ -146,7 +143,7 @@ std::optional<ReleaseFile> verified_release(Host& host, const std::string& dir, 
     ReleaseFile release = parse_release(read_text(verified.path));
     if (!verified.signed_by.empty()) check_freshness(host, request.url, release);
     host.debug(request.url + (verified.signed_by.empty() ? ": not verified (" + verified.unverified + ")"
-                                                          : ": signed by " + verified.signed_by));
+                                                         : ": signed by " + verified.signed_by));
     return release;
 }
 
@@ -322,10 +319,10 @@ void report_undecided(ReleaseList& list, const std::vector<Undecided>& undecided
         std::string names;
         for (size_t i = 0; i < u.candidates.size(); ++i)
             names += (i == 0 ? "" : i + 1 == u.candidates.size() ? " and " : ", ") + u.candidates[i]->name;
-        list.unclaimed.push_back({u.headers->file.where(),
-                                  "which of " + names + " (" + u.headers->version +
-                                      ") it needs, file names alone cannot tell: list URLs with their pool "
-                                      "directories, or the .deb files"});
+        list.unclaimed.push_back(
+            {u.headers->file.where(), "which of " + names + " (" + u.headers->version +
+                                          ") it needs, file names alone cannot tell: list URLs with their pool "
+                                          "directories, or the .deb files"});
         for (const Binary* c : u.candidates) {
             if (used.count(c->file.where()) || !named.insert(c->file.where()).second) continue;
             list.unclaimed.push_back({c->file.where(), "one of the packages " + u.headers->name +
@@ -336,8 +333,8 @@ void report_undecided(ReleaseList& list, const std::vector<Undecided>& undecided
 
 }  // namespace
 
-ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
-                 const std::string& arch, const PairingRules& rules) {
+ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
+                 const PairingRules& rules) {
     std::map<std::string, std::vector<const Binary*>> by_name;
     for (const auto& b : binaries) by_name[b.name].push_back(&b);
 
@@ -386,8 +383,8 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
             } else if (release.unavailable.empty()) {
                 std::string wanted;
                 for (const auto& r : group) wanted += (wanted.empty() ? "" : " | ") + describe(r);
-                release.unavailable = header->name + " " + header->version + " needs " + wanted +
-                                      ", which no index or list holds";
+                release.unavailable =
+                    header->name + " " + header->version + " needs " + wanted + ", which no index or list holds";
             }
         }
         if (decided) list.releases.push_back(std::move(release));

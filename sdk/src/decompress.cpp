@@ -6,14 +6,14 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <cstring>
-#include <fcntl.h>
 #include <system_error>
-#include <unistd.h>
 #include <vector>
 
 namespace kbuild {
@@ -66,8 +66,7 @@ private:
 
 class Base : public Decompressor {
 protected:
-    Base(std::unique_ptr<CompressedInput> input, std::string name)
-        : input_(std::move(input)), name_(std::move(name)) {}
+    Base(std::unique_ptr<CompressedInput> input, std::string name) : input_(std::move(input)), name_(std::move(name)) {}
 
     [[noreturn]] void fail(const std::string& cause) const {
         throw Error(name_.empty() ? cause : name_ + ": " + cause);
@@ -266,7 +265,10 @@ private:
 Compression detect_compression(std::string_view lead) {
     const auto starts_with = [&](std::string_view prefix) { return lead.substr(0, prefix.size()) == prefix; };
     if (starts_with("\x1F\x8B")) return Compression::gzip;
-    if (starts_with(std::string_view("\xFD" "7zXZ\0", 6))) return Compression::xz;
+    if (starts_with(std::string_view("\xFD"
+                                     "7zXZ\0",
+                                     6)))
+        return Compression::xz;
     if (starts_with("\x28\xB5\x2F\xFD")) return Compression::zstd;
     if (starts_with("BZh")) return Compression::bzip2;
     return Compression::none;

@@ -3,11 +3,11 @@
 
 #include <openssl/evp.h>
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <memory>
-#include <unistd.h>
 #include <vector>
 
 namespace kbuild {
@@ -74,9 +74,13 @@ std::string DigestStream::hex() {
     return hex_of(raw, length);
 }
 
-std::string md5_file(const std::string& path) { return digest_file(path, "md5"); }
+std::string md5_file(const std::string& path) {
+    return digest_file(path, "md5");
+}
 
-std::string sha256_file(const std::string& path) { return digest_file(path, "sha256"); }
+std::string sha256_file(const std::string& path) {
+    return digest_file(path, "sha256");
+}
 
 std::string file_digest(const std::string& path, const std::string& algorithm) {
     digest_named(algorithm, path);  // an unknown algorithm is named with the file
@@ -94,8 +98,12 @@ std::string digest_text(const std::string& bytes, const EVP_MD* md) {
 
 }  // namespace
 
-std::string sha256_text(const std::string& bytes) { return digest_text(bytes, EVP_sha256()); }
+std::string sha256_text(const std::string& bytes) {
+    return digest_text(bytes, EVP_sha256());
+}
 
-std::string md5_text(const std::string& bytes) { return digest_text(bytes, EVP_md5()); }
+std::string md5_text(const std::string& bytes) {
+    return digest_text(bytes, EVP_md5());
+}
 
 }  // namespace kbuild

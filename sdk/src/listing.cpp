@@ -18,8 +18,7 @@ int hex_value(char c) {
 std::string percent_decoded(std::string_view text) {
     std::string out;
     for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() &&
-            hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
+        if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
             out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
             i += 2;
         } else {
@@ -30,8 +29,8 @@ std::string percent_decoded(std::string_view text) {
 }
 
 std::string entity_decoded(std::string text) {
-    const std::pair<std::string_view, char> entities[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'},
-                                                          {"&quot;", '"'}, {"&#39;", '\''}};
+    const std::pair<std::string_view, char> entities[] = {
+        {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&#39;", '\''}};
     for (const auto& [entity, c] : entities)
         for (std::size_t at; (at = text.find(entity)) != std::string::npos;) text.replace(at, entity.size(), 1, c);
     return text;

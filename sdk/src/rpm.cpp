@@ -5,16 +5,16 @@
 
 #include <expat.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <exception>
-#include <fcntl.h>
 #include <memory>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace kbuild::rpm {
 namespace {
@@ -22,9 +22,15 @@ namespace {
 // ---- version comparison ----
 
 // rpm's own ctype: ASCII only, whatever the locale.
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_alnum(char c) { return is_digit(c) || is_alpha(c); }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_alnum(char c) {
+    return is_digit(c) || is_alpha(c);
+}
 
 // Digit strings without leading zeros, compared as numbers of any length.
 int compare_numbers(std::string_view a, std::string_view b) {
@@ -63,7 +69,9 @@ Evr split_evr(std::string_view evr) {
 
 // ---- small text helpers ----
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
@@ -76,8 +84,7 @@ std::optional<std::int64_t> parse_size(std::string_view text) {
     text = trim(text);
     std::int64_t value = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 0)
-        return std::nullopt;
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 0) return std::nullopt;
     return value;
 }
 
@@ -93,8 +100,7 @@ std::string url_decode(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
-            hex_value(text[i + 2]) >= 0) {
+        if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
             out.push_back(static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2])));
             i += 2;
         } else {
@@ -171,8 +177,7 @@ const XML_Char* attribute(const XML_Char** attributes, std::string_view name) {
     return nullptr;
 }
 
-std::string attribute_or(const XML_Char** attributes, std::string_view name,
-                         std::string_view fallback) {
+std::string attribute_or(const XML_Char** attributes, std::string_view name, std::string_view fallback) {
     const XML_Char* value = attribute(attributes, name);
     return std::string(value != nullptr ? std::string_view(value) : fallback);
 }
@@ -190,8 +195,7 @@ public:
 class XmlParser {
 public:
     XmlParser(XmlHandler& handler, std::string origin)
-        : handler_(handler), origin_(std::move(origin)),
-          parser_(XML_ParserCreateNS(nullptr, kNsSeparator)) {
+        : handler_(handler), origin_(std::move(origin)), parser_(XML_ParserCreateNS(nullptr, kNsSeparator)) {
         if (parser_ == nullptr) throw Error(origin_ + ": cannot start the XML parser");
         XML_SetUserData(parser_, this);
         XML_SetElementHandler(parser_, &XmlParser::on_start, &XmlParser::on_end);
@@ -219,8 +223,7 @@ public:
         do {
             const std::size_t size = std::min(text.size(), kPiece);
             const bool is_final = size == text.size();
-            check(XML_Parse(parser_, text.data(), static_cast<int>(size),
-                            is_final ? XML_TRUE : XML_FALSE));
+            check(XML_Parse(parser_, text.data(), static_cast<int>(size), is_final ? XML_TRUE : XML_FALSE));
             text.remove_prefix(size);
         } while (!text.empty());
     }
@@ -229,9 +232,8 @@ private:
     void check(XML_Status status) {
         if (failure_) std::rethrow_exception(failure_);
         if (status == XML_STATUS_ERROR)
-            throw Error(origin_ + ": XML error at line " +
-                        std::to_string(XML_GetCurrentLineNumber(parser_)) + ", column " +
-                        std::to_string(XML_GetCurrentColumnNumber(parser_) + 1) + ": " +
+            throw Error(origin_ + ": XML error at line " + std::to_string(XML_GetCurrentLineNumber(parser_)) +
+                        ", column " + std::to_string(XML_GetCurrentColumnNumber(parser_) + 1) + ": " +
                         XML_ErrorString(XML_GetErrorCode(parser_)));
     }
 
@@ -256,9 +258,7 @@ private:
         dispatch(data, [&](XmlHandler& h) { h.end(local_name(name)); });
     }
     static void on_text(void* data, const XML_Char* text, int size) {
-        dispatch(data, [&](XmlHandler& h) {
-            h.text(std::string_view(text, static_cast<std::size_t>(size)));
-        });
+        dispatch(data, [&](XmlHandler& h) { h.text(std::string_view(text, static_cast<std::size_t>(size))); });
     }
 
     XmlHandler& handler_;
@@ -312,8 +312,8 @@ public:
         if (number_field_ != nullptr) {
             const std::optional<std::int64_t> value = parse_size(number_);
             if (!value)
-                throw Error(origin_ + ": <data type=\"" + data.back().type + "\">: <" +
-                            std::string(name) + "> is not a size: \"" + number_ + "\"");
+                throw Error(origin_ + ": <data type=\"" + data.back().type + "\">: <" + std::string(name) +
+                            "> is not a size: \"" + number_ + "\"");
             *number_field_ = *value;
             number_field_ = nullptr;
         }
@@ -321,8 +321,7 @@ public:
             in_data_ = false;
             const RepoData& d = data.back();
             if (d.type.empty()) throw Error(origin_ + ": a <data> element has no type");
-            if (d.location.empty())
-                throw Error(origin_ + ": <data type=\"" + d.type + "\"> has no location");
+            if (d.location.empty()) throw Error(origin_ + ": <data type=\"" + d.type + "\"> has no location");
         }
         --depth_;
     }
@@ -387,8 +386,8 @@ public:
                 if (const XML_Char* value = attribute(attributes, "package")) {
                     const std::optional<std::int64_t> size = parse_size(value);
                     if (!size)
-                        throw Error(path_ + ": package " + package_.name +
-                                    ": <size package> is not a size: \"" + value + "\"");
+                        throw Error(path_ + ": package " + package_.name + ": <size package> is not a size: \"" +
+                                    value + "\"");
                     package_.size = *size;
                 }
             } else if (name == "location") {
@@ -397,12 +396,14 @@ public:
                 in_format_ = true;
             }
         } else if (depth_ == 4 && in_format_) {
-            if (name == "sourcerpm") capture(package_.sourcerpm);
-            else if (name == "provides") entries_ = &package_.provides;
-            else if (name == "requires") entries_ = &package_.requires_;
+            if (name == "sourcerpm")
+                capture(package_.sourcerpm);
+            else if (name == "provides")
+                entries_ = &package_.provides;
+            else if (name == "requires")
+                entries_ = &package_.requires_;
         } else if (depth_ == 5 && entries_ != nullptr && name == "entry") {
-            if (const XML_Char* entry = attribute(attributes, "name"))
-                entries_->emplace_back(entry);
+            if (const XML_Char* entry = attribute(attributes, "name")) entries_->emplace_back(entry);
         }
     }
 
@@ -436,9 +437,8 @@ private:
 
     void begin_package() {
         // Cleared field by field: the strings and vectors keep their capacity.
-        for (std::string* s : {&package_.name, &package_.arch, &package_.version, &package_.release,
-                               &package_.location, &package_.checksum_type, &package_.checksum,
-                               &package_.sourcerpm})
+        for (std::string* s : {&package_.name, &package_.arch, &package_.version, &package_.release, &package_.location,
+                               &package_.checksum_type, &package_.checksum, &package_.sourcerpm})
             s->clear();
         package_.epoch = "0";
         package_.size = -1;
@@ -495,8 +495,7 @@ enum Tag : std::uint32_t {
 };
 
 std::uint32_t be32(const unsigned char* p) {
-    return std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 |
-           std::uint32_t(p[3]);
+    return std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 | std::uint32_t(p[3]);
 }
 
 struct HeaderBlob {
@@ -513,24 +512,21 @@ struct HeaderBlob {
 // file holds from here, so a damaged count cannot make us allocate more than the file.
 HeaderBlob read_header_blob(InputFile& file, std::int64_t remaining, const std::string& what) {
     unsigned char intro[16];
-    if (file.read_full(intro, sizeof intro) < sizeof intro)
-        throw Error(file.path() + ": " + what + " truncated");
+    if (file.read_full(intro, sizeof intro) < sizeof intro) throw Error(file.path() + ": " + what + " truncated");
     if (!std::equal(kHeaderMagic.begin(), kHeaderMagic.end(), intro))
         throw Error(file.path() + ": " + what + ": bad magic");
     HeaderBlob blob;
     blob.entries = be32(intro + 8);
     const std::uint32_t data_size = be32(intro + 12);
     if (blob.entries > kMaxIndexEntries)
-        throw Error(file.path() + ": " + what + ": bad index entry count " +
-                    std::to_string(blob.entries));
+        throw Error(file.path() + ": " + what + ": bad index entry count " + std::to_string(blob.entries));
     if (data_size > kMaxDataSize)
         throw Error(file.path() + ": " + what + ": bad data size " + std::to_string(data_size));
     const std::size_t size = 16 * std::size_t(blob.entries) + data_size;
     if (static_cast<std::int64_t>(sizeof intro + size) > remaining)
         throw Error(file.path() + ": " + what + " truncated");
     blob.bytes.resize(size);
-    if (file.read_full(blob.bytes.data(), size) < size)
-        throw Error(file.path() + ": " + what + " truncated");
+    if (file.read_full(blob.bytes.data(), size) < size) throw Error(file.path() + ": " + what + " truncated");
     blob.total = sizeof intro + size;
     return blob;
 }
@@ -549,8 +545,7 @@ public:
         }
     }
 
-    std::string string(std::uint32_t tag, std::uint32_t type, std::uint32_t offset,
-                       std::uint32_t count) const {
+    std::string string(std::uint32_t tag, std::uint32_t type, std::uint32_t offset, std::uint32_t count) const {
         expect(tag, type, kString);
         if (count != 1) fail(tag, "a string with count " + std::to_string(count));
         std::size_t pos = offset;
@@ -570,8 +565,7 @@ public:
         return out;
     }
 
-    std::uint32_t int32(std::uint32_t tag, std::uint32_t type, std::uint32_t offset,
-                        std::uint32_t count) const {
+    std::uint32_t int32(std::uint32_t tag, std::uint32_t type, std::uint32_t offset, std::uint32_t count) const {
         expect(tag, type, kInt32);
         if (count < 1) fail(tag, "an empty integer array");
         if (std::size_t(offset) + 4 > blob_.data_size()) fail(tag, "data past the header's end");
@@ -592,8 +586,7 @@ private:
     }
 
     void expect(std::uint32_t tag, std::uint32_t type, std::uint32_t wanted) const {
-        if (type != wanted)
-            fail(tag, "type " + std::to_string(type) + ", expected " + std::to_string(wanted));
+        if (type != wanted) fail(tag, "type " + std::to_string(type) + ", expected " + std::to_string(wanted));
     }
 
     [[noreturn]] void fail(std::uint32_t tag, const std::string& what) const {
@@ -698,14 +691,11 @@ void read_primary(const std::string& path, const std::function<bool(std::string_
 
 std::optional<Package> parse_file_name(const std::string& file) {
     const std::size_t slash = file.rfind('/');
-    const std::string name = url_decode(std::string_view(file).substr(
-        slash == std::string::npos ? 0 : slash + 1));
+    const std::string name = url_decode(std::string_view(file).substr(slash == std::string::npos ? 0 : slash + 1));
     // An escaped '/' or NUL cannot be part of a file name.
-    if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos)
-        return std::nullopt;
+    if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos) return std::nullopt;
     constexpr std::string_view kSuffix = ".rpm";
-    if (name.size() <= kSuffix.size() ||
-        name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0)
+    if (name.size() <= kSuffix.size() || name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0)
         return std::nullopt;
     std::string_view nevra(name.data(), name.size() - kSuffix.size());
 
@@ -723,12 +713,9 @@ std::optional<Package> parse_file_name(const std::string& file) {
     const std::string_view package_name = nevra.substr(0, version_dash);
 
     const auto plain = [](std::string_view s) {
-        return !s.empty() && std::none_of(s.begin(), s.end(), [](char c) {
-            return is_space(c) || c == '-';
-        });
+        return !s.empty() && std::none_of(s.begin(), s.end(), [](char c) { return is_space(c) || c == '-'; });
     };
-    if (package_name.empty() || !plain(arch) || !plain(release) || !plain(version))
-        return std::nullopt;
+    if (package_name.empty() || !plain(arch) || !plain(release) || !plain(version)) return std::nullopt;
     Package p;
     p.name = std::string(package_name);
     p.version = std::string(version);
@@ -751,8 +738,7 @@ Package read_header(const std::string& path) {
         throw Error(path + ": unsupported signature type " + std::to_string(signature_type));
 
     std::int64_t position = kLeadSize;
-    const HeaderBlob signature =
-        read_header_blob(file, file_size - position, "signature header");
+    const HeaderBlob signature = read_header_blob(file, file_size - position, "signature header");
     position += static_cast<std::int64_t>(signature.total);
     // The signature header is padded to a multiple of 8 bytes.
     const std::size_t padding = (8 - signature.total % 8) % 8;
@@ -765,8 +751,7 @@ Package read_header(const std::string& path) {
     p.size = file_size;
     bool has_sourcerpm = false, no_source = false;
     const HeaderReader reader(header, path);
-    reader.for_each([&](std::uint32_t tag, std::uint32_t type, std::uint32_t offset,
-                        std::uint32_t count) {
+    reader.for_each([&](std::uint32_t tag, std::uint32_t type, std::uint32_t offset, std::uint32_t count) {
         switch (tag) {
             case kName: p.name = reader.string(tag, type, offset, count); break;
             case kVersion: p.version = reader.string(tag, type, offset, count); break;

@@ -1,10 +1,10 @@
 #include <kbuild/digest.hpp>
 
-#include "repo_util.h"
 #include <kbuild/listing.hpp>
 #include <kbuild/options.hpp>
 #include <kbuild/rpm.hpp>
 #include <kbuild/rpm_repo.hpp>
+#include "repo_util.h"
 
 #include <filesystem>
 #include <fstream>
@@ -20,7 +20,6 @@ namespace {
 
 using detail::read_text;
 using detail::trim_slash;
-
 
 // base + "/" + a relative location, with "." and ".." segments resolved (Amazon Linux's
 // primary indexes point into ../../blobstore/).
@@ -51,8 +50,8 @@ Binary binary_of(const rpm::Package& p) {
 }
 
 Json binary_to_json(const Binary& b) {
-    return {{"name", b.name}, {"epoch", b.epoch}, {"version", b.version}, {"release", b.release},
-            {"arch", b.arch}, {"file", b.file}};
+    return {{"name", b.name},       {"epoch", b.epoch}, {"version", b.version},
+            {"release", b.release}, {"arch", b.arch},   {"file", b.file}};
 }
 
 Binary binary_from_json(const Json& j) {
@@ -99,8 +98,7 @@ std::vector<Binary> read_repository(const Host& host, const std::string& base, c
     } else {
         // sha256 is checked by the host as it downloads; another algorithm here.
         const bool sha256 = primary->checksum_type == "sha256";
-        const FetchedFile index =
-            host.fetch({"primary", url, "", sha256 ? primary->checksum : "", primary->size});
+        const FetchedFile index = host.fetch({"primary", url, "", sha256 ? primary->checksum : "", primary->size});
         if (!sha256) {
             const std::string digest = file_digest(index.path, primary->checksum_type);
             if (digest != primary->checksum)
@@ -140,13 +138,15 @@ std::string verified_repomd(const Host& host, const std::string& base, const std
     }
     const Verified verified = host.verify(request);
     host.debug(request.url + (verified.signed_by.empty() ? ": not verified (" + verified.unverified + ")"
-                                                          : ": signed by " + verified.signed_by));
+                                                         : ": signed by " + verified.signed_by));
     return verified.path;
 }
 
 }  // namespace
 
-std::string kernel_release(const Binary& b) { return b.version + "-" + b.release + "." + b.arch; }
+std::string kernel_release(const Binary& b) {
+    return b.version + "-" + b.release + "." + b.arch;
+}
 
 std::string rpm_arch(const std::string& arch) {
     if (arch == "amd64") return "x86_64";
@@ -273,8 +273,7 @@ int FamilyPlugin::compare_releases(const Release& a, const Release& b) const {
 }
 
 ReleaseList FamilyPlugin::crawl(const CrawlRequest& request) {
-    if (request.mirrors.empty())
-        throw Error("no " + request.distro + " mirror to crawl (give --mirror URL)");
+    if (request.mirrors.empty()) throw Error("no " + request.distro + " mirror to crawl (give --mirror URL)");
     RepoQuery query;
     query.mirrors = request.mirrors;
     query.mirror_lists = repositories_.mirror_lists;
@@ -307,7 +306,7 @@ UnpackResult FamilyPlugin::unpack(const UnpackRequest& request) {
         check.required = false;
         const Verified verified = host_.verify(check);
         host_.debug(check.url + (verified.signed_by.empty() ? ": not verified (" + verified.unverified + ")"
-                                                             : ": signed by key ID " + verified.signed_by));
+                                                            : ": signed by key ID " + verified.signed_by));
         host_.extract({package.path, request.dest, "data"});
     }
     return {request.dest};
@@ -354,13 +353,12 @@ ReleaseList FamilyPlugin::batch_packages(const BatchRequest& request) {
         (request.names_only ? b.file.url : b.file.path) = file;
         binaries.push_back(std::move(b));
     }
-    ReleaseList list = group(binaries, request.distro, request.arch,
-                             [this](Release& r, const Binary& b) { describe_release(r, b); });
+    ReleaseList list =
+        group(binaries, request.distro, request.arch, [this](Release& r, const Binary& b) { describe_release(r, b); });
     // A second copy of a release's package (another repository, another URL) is named with
     // the one taken.
     std::map<std::string, std::string> taken;
-    for (const auto& r : list.releases)
-        taken[r.release] = r.packages[0].where();
+    for (const auto& r : list.releases) taken[r.release] = r.packages[0].where();
     for (const auto& b : binaries) {
         const std::string where = b.file.where();
         const std::string& first = taken[kernel_release(b)];

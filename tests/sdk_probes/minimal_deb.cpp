@@ -3,7 +3,9 @@
 
 namespace {
 
-bool wanted(std::string_view name) { return name.rfind("linux-headers-", 0) == 0; }
+bool wanted(std::string_view name) {
+    return name.rfind("linux-headers-", 0) == 0;
+}
 
 kbuild::deb::PairingRules rules() {
     kbuild::deb::PairingRules r;

@@ -8,7 +8,9 @@ public:
     kbuild::ReleaseList crawl(const kbuild::CrawlRequest&) { return {}; }
     kbuild::ReleaseList batch_packages(const kbuild::BatchRequest&) { return {}; }
     kbuild::KernelDir get_kernel_dir(const kbuild::KernelDirRequest& r) { return {r.root}; }
-    int compare_releases(const kbuild::Release& a, const kbuild::Release& b) const { return a.release.compare(b.release); }
+    int compare_releases(const kbuild::Release& a, const kbuild::Release& b) const {
+        return a.release.compare(b.release);
+    }
     void refresh() {}
 };
 

@@ -120,8 +120,8 @@ struct PairingRules {
 // that runs where the headers do, else the newest. A group no package satisfies makes the
 // release unavailable, with the packages named. Guessed Depends that two packages satisfy
 // (guessed_depends) leave the headers and those packages unclaimed, with the reason.
-ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
-                 const std::string& arch, const PairingRules& rules);
+ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
+                 const PairingRules& rules);
 
 // For a batch: the batch's unclaimed files and errors go into the list, and so do the files
 // that no release took and pair did not name ("no headers package in the batch needs it").

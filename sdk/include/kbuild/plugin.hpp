@@ -32,9 +32,9 @@
 // the class says the name is meant: `using kbuild_not_hooks = void;`.
 #pragma once
 
+#include <kbuild/plugin_api.h>
 #include <kbuild/detail/hook_typos.hpp>
 #include <kbuild/kernel_tree.hpp>
-#include <kbuild/plugin_api.h>
 #include <kbuild/types.hpp>
 
 #include <algorithm>
@@ -62,21 +62,20 @@ public:
     // Downloads (or finds in the cache) the package's url, checked against sha256 and size when
     // they are set.
     FetchedFile fetch(const Package& package) const {
-        const char* out = call(offered(services_->fetch) ? services_->fetch : nullptr, "fetch",
-                               to_document(package));
+        const char* out = call(offered(services_->fetch) ? services_->fetch : nullptr, "fetch", to_document(package));
         return from_document<FetchedFile>(out, "fetch");
     }
 
     ExtractResult extract(const ExtractRequest& request) const {
-        const char* out = call(offered(services_->extract) ? services_->extract : nullptr,
-                               "extract", to_document(request));
+        const char* out =
+            call(offered(services_->extract) ? services_->extract : nullptr, "extract", to_document(request));
         return from_document<ExtractResult>(out, "extract");
     }
 
     // Subtrees of a disk image's file system (ABI 1.3).
     ImageExtractResult extract_image(const ImageExtractRequest& request) const {
-        const char* out = call(offered(services_->extract_image) ? services_->extract_image : nullptr,
-                               "extract_image", to_document(request));
+        const char* out = call(offered(services_->extract_image) ? services_->extract_image : nullptr, "extract_image",
+                               to_document(request));
         return from_document<ImageExtractResult>(out, "extract_image");
     }
 
@@ -95,8 +94,7 @@ public:
 
     // The usual unpack: every package's data extracted into the one root the host gave.
     UnpackResult extract_all(const UnpackRequest& request) const {
-        for (const auto& package : request.release.packages)
-            extract({package.path, request.dest, "data"});
+        for (const auto& package : request.release.packages) extract({package.path, request.dest, "data"});
         return {request.dest};
     }
 
@@ -116,13 +114,11 @@ private:
     template <class F>
     bool offered(const F& field) const {
         const auto end = reinterpret_cast<const char*>(&field) + sizeof(field);
-        return end <= reinterpret_cast<const char*>(services_) + services_->struct_size &&
-               field != nullptr;
+        return end <= reinterpret_cast<const char*>(services_) + services_->struct_size && field != nullptr;
     }
 
     const char* call(Service service, const char* what, const std::string& request) const {
-        if (service == nullptr)
-            throw NotSupported(std::string(what) + ": this kbuild host does not offer it");
+        if (service == nullptr) throw NotSupported(std::string(what) + ": this kbuild host does not offer it");
         const char* out = nullptr;
         if (service(services_->host, request.c_str(), &out) != KB_OK)
             throw Error(out ? out : (std::string(what) + ": failed"));
@@ -137,26 +133,23 @@ namespace detail {
 // Hook detection. `named_X` says the class has a member called X (of any type); `fits_X` that
 // it is callable as the hook must be. A member named like a hook that does not fit is a wrong
 // signature, refused at compile time rather than silently left out of the table.
-#define KBUILD_DETAIL_HOOK(hook, call, result)                                                 \
-    template <class P, class = void>                                                          \
-    struct named_##hook : std::false_type {};                                                 \
-    template <class P>                                                                        \
-    struct named_##hook<P, std::void_t<decltype(&P::hook)>> : std::true_type {};              \
-    template <class P, class = void>                                                          \
-    struct fits_##hook : std::false_type {};                                                  \
-    template <class P>                                                                        \
-    struct fits_##hook<P, std::enable_if_t<std::is_convertible_v<decltype(call), result>>>    \
-        : std::true_type {};
+#define KBUILD_DETAIL_HOOK(hook, call, result)                                   \
+    template <class P, class = void>                                             \
+    struct named_##hook : std::false_type {};                                    \
+    template <class P>                                                           \
+    struct named_##hook<P, std::void_t<decltype(&P::hook)>> : std::true_type {}; \
+    template <class P, class = void>                                             \
+    struct fits_##hook : std::false_type {};                                     \
+    template <class P>                                                           \
+    struct fits_##hook<P, std::enable_if_t<std::is_convertible_v<decltype(call), result>>> : std::true_type {};
 
 KBUILD_DETAIL_HOOK(crawl, std::declval<P&>().crawl(std::declval<const CrawlRequest&>()), ReleaseList)
 KBUILD_DETAIL_HOOK(describe, std::declval<P&>().describe(), Description)
 KBUILD_DETAIL_HOOK(compare_releases,
-                   std::declval<P&>().compare_releases(std::declval<const Release&>(),
-                                                       std::declval<const Release&>()),
+                   std::declval<P&>().compare_releases(std::declval<const Release&>(), std::declval<const Release&>()),
                    int)
 KBUILD_DETAIL_HOOK(unpack, std::declval<P&>().unpack(std::declval<const UnpackRequest&>()), UnpackResult)
-KBUILD_DETAIL_HOOK(hash_config, std::declval<P&>().hash_config(std::declval<const ConfigHashRequest&>()),
-                   ConfigHash)
+KBUILD_DETAIL_HOOK(hash_config, std::declval<P&>().hash_config(std::declval<const ConfigHashRequest&>()), ConfigHash)
 #undef KBUILD_DETAIL_HOOK
 
 // Whether the class means to offer an optional hook; a member named like it that does not fit
@@ -188,21 +181,27 @@ template <class P>
 constexpr bool check_names() {
     if constexpr (!allows_near_names<P>::value) {
         using namespace typos;
-        static_assert(!near_crawl<P>, "kbuild plugin: a member is named one typo away from `crawl` "
-                                      "(declare `using kbuild_not_hooks = void;` if it is meant)");
-        static_assert(!near_describe<P>, "kbuild plugin: a member is named one typo away from `describe` "
-                                         "(declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_crawl<P>,
+                      "kbuild plugin: a member is named one typo away from `crawl` "
+                      "(declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_describe<P>,
+                      "kbuild plugin: a member is named one typo away from `describe` "
+                      "(declare `using kbuild_not_hooks = void;` if it is meant)");
         static_assert(!near_compare_releases<P>,
                       "kbuild plugin: a member is named one typo away from `compare_releases` "
                       "(declare `using kbuild_not_hooks = void;` if it is meant)");
-        static_assert(!near_unpack<P>, "kbuild plugin: a member is named one typo away from `unpack` "
-                                       "(declare `using kbuild_not_hooks = void;` if it is meant)");
-        static_assert(!near_hash_config<P>, "kbuild plugin: a member is named one typo away from "
-                                            "`hash_config` (declare `using kbuild_not_hooks = void;` if it is meant)");
-        static_assert(!near_batch_packages<P>, "kbuild plugin: a member is named one typo away from "
-                                               "`batch_packages` (declare `using kbuild_not_hooks = void;` if it is meant)");
-        static_assert(!near_get_kernel_dir<P>, "kbuild plugin: a member is named one typo away from "
-                                               "`get_kernel_dir` (declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_unpack<P>,
+                      "kbuild plugin: a member is named one typo away from `unpack` "
+                      "(declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_hash_config<P>,
+                      "kbuild plugin: a member is named one typo away from "
+                      "`hash_config` (declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_batch_packages<P>,
+                      "kbuild plugin: a member is named one typo away from "
+                      "`batch_packages` (declare `using kbuild_not_hooks = void;` if it is meant)");
+        static_assert(!near_get_kernel_dir<P>,
+                      "kbuild plugin: a member is named one typo away from "
+                      "`get_kernel_dir` (declare `using kbuild_not_hooks = void;` if it is meant)");
     }
     return true;
 }
@@ -279,9 +278,7 @@ kb_status crawl(kb_plugin* plugin, const char* in, const char** out) noexcept {
 
 template <class P>
 kb_status batch_packages(kb_plugin* plugin, const char* in, const char** out) noexcept {
-    return guarded<P>(plugin, out, [&](P& p) {
-        return p.batch_packages(request<BatchRequest>(in, "batch_packages"));
-    });
+    return guarded<P>(plugin, out, [&](P& p) { return p.batch_packages(request<BatchRequest>(in, "batch_packages")); });
 }
 
 template <class P>
@@ -289,24 +286,27 @@ kb_status unpack(kb_plugin* plugin, const char* in, const char** out) noexcept {
     Host& host = instance<P>(plugin)->host;
     return guarded<P>(plugin, out, [&](P& p) {
         const auto r = request<UnpackRequest>(in, "unpack");
-        if constexpr (fits_unpack<P>::value) return UnpackResult(p.unpack(r));
-        else return host.extract_all(r);  // the default: every package's data into the root
+        if constexpr (fits_unpack<P>::value)
+            return UnpackResult(p.unpack(r));
+        else
+            return host.extract_all(r);  // the default: every package's data into the root
     });
 }
 
 template <class P>
 kb_status get_kernel_dir(kb_plugin* plugin, const char* in, const char** out) noexcept {
-    return guarded<P>(plugin, out, [&](P& p) {
-        return p.get_kernel_dir(request<KernelDirRequest>(in, "get_kernel_dir"));
-    });
+    return guarded<P>(plugin, out,
+                      [&](P& p) { return p.get_kernel_dir(request<KernelDirRequest>(in, "get_kernel_dir")); });
 }
 
 template <class P>
 kb_status hash_config(kb_plugin* plugin, const char* in, const char** out) noexcept {
     return guarded<P>(plugin, out, [&](P& p) {
         const auto r = request<ConfigHashRequest>(in, "hash_config");
-        if constexpr (fits_hash_config<P>::value) return ConfigHash(p.hash_config(r));
-        else return config_in_kernel_dir(r);  // the default: <kernel dir>/.config's MD5
+        if constexpr (fits_hash_config<P>::value)
+            return ConfigHash(p.hash_config(r));
+        else
+            return config_in_kernel_dir(r);  // the default: <kernel dir>/.config's MD5
     });
 }
 
@@ -358,11 +358,9 @@ kb_plugin_api make_table(const char* name, const char* version, const char* buil
 }  // namespace detail
 }  // namespace kbuild
 
-#define KBUILD_PLUGIN(CLASS, NAME, VERSION, BUILDER_FAMILY, ...)                              \
-    extern "C" __attribute__((visibility("default"))) const kb_plugin_api*                   \
-    kbuild_plugin_entry(void) {                                                               \
-        static const char* const distros[] = {__VA_ARGS__, nullptr};                          \
-        static const kb_plugin_api api =                                                      \
-            ::kbuild::detail::make_table<CLASS>(NAME, VERSION, BUILDER_FAMILY, distros);      \
-        return &api;                                                                          \
+#define KBUILD_PLUGIN(CLASS, NAME, VERSION, BUILDER_FAMILY, ...)                                                      \
+    extern "C" __attribute__((visibility("default"))) const kb_plugin_api* kbuild_plugin_entry(void) {                \
+        static const char* const distros[] = {__VA_ARGS__, nullptr};                                                  \
+        static const kb_plugin_api api = ::kbuild::detail::make_table<CLASS>(NAME, VERSION, BUILDER_FAMILY, distros); \
+        return &api;                                                                                                  \
     }

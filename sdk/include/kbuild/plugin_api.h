@@ -51,16 +51,11 @@ extern "C" {
 
 typedef enum kb_status {
     KB_OK = 0,
-    KB_ERROR = 1,         /* failed; last_error() (or the service's out string) says why */
-    KB_NOT_SUPPORTED = 2  /* this plugin or host does not offer the operation */
+    KB_ERROR = 1,        /* failed; last_error() (or the service's out string) says why */
+    KB_NOT_SUPPORTED = 2 /* this plugin or host does not offer the operation */
 } kb_status;
 
-typedef enum kb_log_level {
-    KB_LOG_DEBUG = 0,
-    KB_LOG_INFO = 1,
-    KB_LOG_WARN = 2,
-    KB_LOG_ERROR = 3
-} kb_log_level;
+typedef enum kb_log_level { KB_LOG_DEBUG = 0, KB_LOG_INFO = 1, KB_LOG_WARN = 2, KB_LOG_ERROR = 3 } kb_log_level;
 
 /* Opaque plugin instance, made by create() and ended by destroy(). */
 typedef struct kb_plugin kb_plugin;

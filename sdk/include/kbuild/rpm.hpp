@@ -35,11 +35,11 @@ int compare_evr(std::string_view a, std::string_view b);
 
 // One <data> entry of repodata/repomd.xml.
 struct RepoData {
-    std::string type;           // "primary", "filelists", "other", "primary_db", ...
-    std::string location;       // href, relative to the repository ("repodata/...-primary.xml.gz")
-    std::string checksum_type;  // "sha256" (old repositories: "sha" = sha1)
-    std::string checksum;       // of the file as stored (compressed)
-    std::int64_t size = -1;     // of the file as stored; -1 when not given
+    std::string type;             // "primary", "filelists", "other", "primary_db", ...
+    std::string location;         // href, relative to the repository ("repodata/...-primary.xml.gz")
+    std::string checksum_type;    // "sha256" (old repositories: "sha" = sha1)
+    std::string checksum;         // of the file as stored (compressed)
+    std::int64_t size = -1;       // of the file as stored; -1 when not given
     std::int64_t open_size = -1;  // decompressed; -1 when not given
     std::string open_checksum;    // of the decompressed file ("" when not given), same type
 };

@@ -99,9 +99,7 @@ public:
     // Each package's own signature checked (rpmkeys, through the host's verify), then its data
     // extracted into the one root the host gave.
     UnpackResult unpack(const UnpackRequest& request);
-    KernelDir get_kernel_dir(const KernelDirRequest& request) {
-        return kernel_dir_in(request, "usr/src/kernels");
-    }
+    KernelDir get_kernel_dir(const KernelDirRequest& request) { return kernel_dir_in(request, "usr/src/kernels"); }
     // rpm's order (rpmvercmp over version, then release.arch): --latest's newest.
     int compare_releases(const Release& a, const Release& b) const;
     // hash_config is plugin.hpp's default: the .config's MD5.

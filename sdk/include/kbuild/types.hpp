@@ -2,8 +2,8 @@
 // One definition serves both sides: plugins (through plugin.hpp) and the kbuild host.
 #pragma once
 
-#include <kbuild/error.hpp>
 #include <kbuild/plugin_api.h>
+#include <kbuild/error.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -152,8 +152,8 @@ inline bool target_matches(const std::string& declared, const std::string& name)
     if (name.compare(name.size() - tail.size(), tail.size(), tail) != 0) return false;
     for (size_t i = head.size(); i < name.size() - tail.size(); ++i) {
         const char c = name[i];
-        const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                          c == '.' || c == '_' || c == '+';
+        const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                          c == '_' || c == '+';
         if (!word) return false;
     }
     return true;
@@ -197,11 +197,11 @@ struct ImageExtractResult {
 
 // A downloaded file whose signature the host's verify service checks (ABI 1.4).
 struct VerifyRequest {
-    std::string file;       // the path fetch gave (kind rpm: a package the host handed over)
-    std::string url;        // where it came from: names it, and picks the mirror's keyrings
-    std::string signature;  // a detached signature's path; empty when inline or when none was found
+    std::string file;            // the path fetch gave (kind rpm: a package the host handed over)
+    std::string url;             // where it came from: names it, and picks the mirror's keyrings
+    std::string signature;       // a detached signature's path; empty when inline or when none was found
     bool inline_signed = false;  // the file is clearsigned (an InRelease)
-    bool required = true;   // false: with no key configured for this source, used unverified
+    bool required = true;        // false: with no key configured for this source, used unverified
     // "openpgp": the file's OpenPGP signature (inline or detached), checked with gpgv. "rpm": an
     // rpm package's own signature, checked with rpmkeys --checksig.
     std::string kind = "openpgp";
@@ -230,15 +230,12 @@ struct FetchedFile {
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Package, name, url, path, sha256, size, sha512)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Release, release, kernelversion, distro, arch,
-                                                packages, unavailable, target,
-                                                variant)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Release, release, kernelversion, distro, arch, packages, unavailable,
+                                                target, variant)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Unclaimed, file, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseList, releases, unclaimed, errors)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CrawlRequest, distro, arch, mirrors, apt_mirrors,
-                                                options)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BatchRequest, distro, arch, files, names_only,
-                                                options)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CrawlRequest, distro, arch, mirrors, apt_mirrors, options)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BatchRequest, distro, arch, files, names_only, options)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UnpackRequest, release, dest)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UnpackResult, root)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KernelDirRequest, release, root)
@@ -256,9 +253,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Verified, path, signed_by, unver
 
 // "inline" is a C++ keyword: VerifyRequest's document is spelled by hand.
 inline void to_json(Json& j, const VerifyRequest& r) {
-    j = {{"file", r.file},         {"url", r.url},         {"signature", r.signature},
-         {"inline", r.inline_signed}, {"required", r.required}, {"kind", r.kind},
-         {"package", r.package},   {"signature_optional", r.signature_optional}};
+    j = {{"file", r.file},           {"url", r.url},
+         {"signature", r.signature}, {"inline", r.inline_signed},
+         {"required", r.required},   {"kind", r.kind},
+         {"package", r.package},     {"signature_optional", r.signature_optional}};
 }
 inline void from_json(const Json& j, VerifyRequest& r) {
     r.file = j.value("file", "");
@@ -290,8 +288,7 @@ T from_document(const char* text, const char* what) {
     if (!j.is_object()) throw Error(std::string(what) + ": not a JSON object");
     const int schema = j.value("schema", 0);
     if (schema != kSchema)
-        throw Error(std::string(what) + ": schema " + std::to_string(schema) + ", expected " +
-                    std::to_string(kSchema));
+        throw Error(std::string(what) + ": schema " + std::to_string(schema) + ", expected " + std::to_string(kSchema));
     try {
         return j.get<T>();
     } catch (const Json::exception& e) {
