@@ -43,12 +43,11 @@ int main(int argc, char** argv) {
         kbuild::Fetcher fetcher(options);
         const auto start = std::chrono::steady_clock::now();
         bytes = 0;
-        for (const auto& outcome : fetcher.fetch_all(requests)) {
-            if (!outcome.error.empty()) {
-                std::fprintf(stderr, "%s\n", outcome.error.c_str());
-                return 1;
-            }
-            bytes += outcome.file.size;
+        try {
+            for (const auto& outcome : fetcher.fetch_all(requests)) bytes += outcome.file().size;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "%s\n", e.what());
+            return 1;
         }
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }

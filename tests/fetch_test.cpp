@@ -670,11 +670,12 @@ TEST_F(FetchTest, FetchAllRunsJobsAtOnceAndKeepsRequestOrder) {
         SCOPED_TRACE(i);
         EXPECT_EQ(outcomes[i].request.url, requests[i].url);
         if (i == 5) {
-            EXPECT_EQ(outcomes[i].error, requests[i].url + ": HTTP 404 Not Found");
+            EXPECT_FALSE(outcomes[i].ok());
+            EXPECT_EQ(kbuild::test::error_of([&] { outcomes[i].file(); }), requests[i].url + ": HTTP 404 Not Found");
             continue;
         }
-        EXPECT_EQ(outcomes[i].error, "");
-        EXPECT_EQ(kbuild::test::read_file(outcomes[i].file.path), "file " + std::to_string(i));
+        ASSERT_TRUE(outcomes[i].ok());
+        EXPECT_EQ(kbuild::test::read_file(outcomes[i].file().path), "file " + std::to_string(i));
     }
     EXPECT_GT(server_.max_in_flight(), 1);
     EXPECT_LE(server_.max_in_flight(), 4);

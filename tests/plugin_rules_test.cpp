@@ -80,6 +80,30 @@ std::vector<std::string> target_names(const std::vector<TargetInfo>& targets) {
 
 // ---- the order of releases ----
 
+// The host knows no distro's key: the deb plugins name their archives' keyrings (describe,
+// ABI 1.6), the config's keyring and --keyring replace them, and the rpm family names none.
+TEST_F(InTreePlugins, DebAndUbuntuPluginsNameTheirArchiveKeyrings) {
+    for (const std::string distro : {"debian", "ubuntu"}) {
+        SCOPED_TRACE(distro);
+        const Plugin* plugin = host_.find(distro);
+        ASSERT_NE(plugin, nullptr);
+        TargetOptions target;
+        target.distro = distro;
+        const std::vector<fs::path> archive{"/usr/share/keyrings/" + distro + "-archive-keyring.gpg"};
+        EXPECT_EQ(trust_policy(*plugin, target).distro_keyrings.at(distro), archive);
+        target.distro_keyrings = {"/etc/kbuild/keys/config.gpg"};
+        EXPECT_EQ(trust_policy(*plugin, target).distro_keyrings.at(distro),
+                  std::vector<fs::path>{"/etc/kbuild/keys/config.gpg"});
+        target.keyrings = {"/tmp/cli.gpg"};
+        EXPECT_EQ(trust_policy(*plugin, target).distro_keyrings.at(distro), std::vector<fs::path>{"/tmp/cli.gpg"});
+    }
+    const Plugin* centos = host_.find("centos");
+    ASSERT_NE(centos, nullptr);
+    TargetOptions target;
+    target.distro = "centos";
+    EXPECT_TRUE(trust_policy(*centos, target).distro_keyrings.empty());
+}
+
 TEST_F(InTreePlugins, DebianOrdersReleasesAsDpkgDoesWithEpochsAndTildes) {
     // dpkg: an epoch beats any version, '~' sorts before anything (even the end), a number is
     // compared as a number. Natural text order would put 6.1.0-18~bpo11-amd64 above

@@ -65,7 +65,7 @@ struct Session {
         : plugins(fixed ? nullptr : load_plugins(global)),
           plugin(fixed ? *fixed : plugin_for(*plugins, target.distro)),
           fetcher(fetch_options(global, target)),
-          trust(trust_policy(target), cache_dir_of(global)),
+          trust(trust_policy(plugin, target), cache_dir_of(global)),
           context(make_host_context(cache_dir_of(global), fetcher, &trust)) {}
 
     std::unique_ptr<PluginHost> plugins;
@@ -94,20 +94,6 @@ Json release_json(const Release& r) {
 int report_errors(const ReleaseList& list) {
     for (const auto& e : list.errors) spdlog::error("{}", e);
     return list.errors.empty() ? 0 : kExitFailed;
-}
-
-// The options a plugin declares, for kbuild plugins; nullopt when it has no describe hook
-// or its describe fails (said in a warning: the plugin is still listed).
-std::optional<Description> description_of(const Plugin& plugin) {
-    if (plugin.api().describe == nullptr) return std::nullopt;
-    try {
-        const HostContext context;
-        PluginInstance instance(plugin, context);
-        return instance.describe();
-    } catch (const std::exception& e) {
-        spdlog::warn("{}", e.what());
-        return std::nullopt;
-    }
 }
 
 std::vector<std::string> target_names(const std::vector<TargetInfo>& targets) {
@@ -238,6 +224,7 @@ int plugins_command(const GlobalOptions& global, const std::string& output) {
                     {"builder_family", plugin->builder_family()},
                     {"path", plugin->path().string()},
                     {"options", options},
+                    {"keyrings", descriptions[i] ? Json(descriptions[i]->keyrings) : Json::object()},
                 });
             }
             for (const auto& refusal : host->refusals())

@@ -61,24 +61,16 @@ std::string readable(std::string line) {
     return line;
 }
 
-// How a finished make ended, for either builder: the modules, or one line saying why not.
+// How a finished make ended, for either builder: the modules, or Error saying why not.
 // `build_dir`: the module's directory as the log names it.
-BuildResult outcome(const BuildJob& job, const fs::path& src, const std::string& build_dir, bool timed_out,
-                    int exit_code) {
-    BuildResult result;
-    if (timed_out) {
-        result.error = "timed out after " + std::to_string(job.timeout.count()) + " s";
-    } else if (exit_code != 0) {
+std::vector<fs::path> finished(const BuildJob& job, const fs::path& src, const std::string& build_dir, bool timed_out,
+                               int exit_code) {
+    if (timed_out) throw Error("timed out after " + std::to_string(job.timeout.count()) + " s");
+    if (exit_code != 0) {
         const std::string line = build_error_line(job.log, build_dir, job.nested_trees);
-        result.error = "make exited with " + std::to_string(exit_code) + (line.empty() ? "" : ": " + line);
-    } else {
-        try {
-            result.modules = select_modules(src, job);
-        } catch (const Error& e) {
-            result.error = e.what();
-        }
+        throw Error("make exited with " + std::to_string(exit_code) + (line.empty() ? "" : ": " + line));
     }
-    return result;
+    return select_modules(src, job);
 }
 
 }  // namespace
@@ -187,15 +179,11 @@ std::string DockerBuilder::choice(const BuildJob& job) const {
     return why;
 }
 
-BuildResult DockerBuilder::build(const BuildJob& job) {
-    BuildResult result;
+std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
     std::string why;
     const auto image = choose_builder_image(images_, job.compiler, family_, why);
     std::ofstream(job.log, std::ios::app) << "kbuild: " << why << '\n';
-    if (!image) {
-        result.error = why;
-        return result;
-    }
+    if (!image) throw Error(why);
     const fs::path src = job.work_dir / "src";
     copy_module_source(job.module_src, src);
     make_writable_by_anyone(src);
@@ -245,7 +233,7 @@ BuildResult DockerBuilder::build(const BuildJob& job) {
     }
     const ContainerResult run = docker_.run(spec, job.timeout);
     std::ofstream(job.log, std::ios::app) << run.output;
-    return outcome(job, src, "/build", run.timed_out, run.exit_code);
+    return finished(job, src, "/build", run.timed_out, run.exit_code);
 }
 
 void copy_module_source(const fs::path& from, const fs::path& to) {
@@ -346,22 +334,20 @@ std::string sandbox_refused(bool as_root) {
 
 }  // namespace
 
-BuildResult LocalBuilder::build(const BuildJob& job) {
-    BuildResult result;
+std::vector<fs::path> LocalBuilder::build(const BuildJob& job) {
     const auto fail = [&](const std::string& why) {
-        result.error = why;
         std::ofstream(job.log, std::ios::app) << why << '\n';
-        return result;
+        return Error(why);
     };
     if (!job.compiler.program.empty() && !on_path(job.compiler.program))
-        return fail("kernel " + job.release + " was built by " + job.compiler.program + " (" + job.compiler.text +
-                    "), which is not installed on this host; use a builder that has it (--builder docker)");
+        throw fail("kernel " + job.release + " was built by " + job.compiler.program + " (" + job.compiler.text +
+                   "), which is not installed on this host; use a builder that has it (--builder docker)");
     // The build runs sandboxed or not at all.
     const bool as_root = ::geteuid() == 0;
-    if (!on_path("bwrap")) return fail("local builder: bwrap not found (install bubblewrap)");
-    if (as_root && !on_path("setpriv")) return fail("local builder: setpriv not found (install util-linux)");
+    if (!on_path("bwrap")) throw fail("local builder: bwrap not found (install bubblewrap)");
+    if (as_root && !on_path("setpriv")) throw fail("local builder: setpriv not found (install util-linux)");
     if (const std::string refused = sandbox_refused(as_root); !refused.empty())
-        return fail("local builder: bwrap cannot make the build's sandbox: " + refused);
+        throw fail("local builder: bwrap cannot make the build's sandbox: " + refused);
     const fs::path src = job.work_dir / "src";
     copy_module_source(job.module_src, src);
     if (as_root) give_to(src, kBuildUid, kBuildGid);
@@ -420,9 +406,9 @@ BuildResult LocalBuilder::build(const BuildJob& job) {
         log.seekg(static_cast<std::streamoff>(log_before));
         std::string line;
         std::getline(log, line);
-        if (line.rfind("bwrap: ", 0) == 0 || line.rfind("setpriv: ", 0) == 0) return fail("local builder: " + line);
+        if (line.rfind("bwrap: ", 0) == 0 || line.rfind("setpriv: ", 0) == 0) throw fail("local builder: " + line);
     }
-    return outcome(job, src, "/build", run.timed_out, run.exit_code);
+    return finished(job, src, "/build", run.timed_out, run.exit_code);
 }
 
 }  // namespace kbuild

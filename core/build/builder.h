@@ -37,11 +37,6 @@ struct BuildJob {
     int make_jobs = 1;
 };
 
-struct BuildResult {
-    std::vector<std::filesystem::path> modules;  // the artifacts' .ko files (inside work_dir)
-    std::string error;                           // empty when the build succeeded
-};
-
 // The one-line reason of a failed build from its log: the first compiler "error:" of the
 // module's own compilation (never of a nested tree's, nor a probe's output a Makefile echoes),
 // else a Makefile's own "*** ... Stop.", else modpost's ERROR, else make's last Error line; cut
@@ -60,7 +55,9 @@ public:
     virtual std::string name(const BuildJob& job) const = 0;
     // Why this builder (image) for this job, in one line; empty when there is no choice.
     virtual std::string choice(const BuildJob&) const { return {}; }
-    virtual BuildResult build(const BuildJob& job) = 0;
+    // Builds the job: the artifacts' .ko files (inside work_dir), or throws Error with one line
+    // saying why not (no image for the compiler, make's first error, a time limit, ...).
+    virtual std::vector<std::filesystem::path> build(const BuildJob& job) = 0;
 };
 
 // Runs make under bwrap: new mount, pid, network, ipc and uts namespaces (and user, when not
@@ -72,7 +69,7 @@ public:
 class LocalBuilder : public Builder {
 public:
     std::string name(const BuildJob&) const override { return "local"; }
-    BuildResult build(const BuildJob& job) override;
+    std::vector<std::filesystem::path> build(const BuildJob& job) override;
 };
 
 class Docker;
@@ -90,7 +87,7 @@ public:
     DockerBuilder& operator=(const DockerBuilder&) = delete;
     std::string name(const BuildJob& job) const override;
     std::string choice(const BuildJob& job) const override;
-    BuildResult build(const BuildJob& job) override;
+    std::vector<std::filesystem::path> build(const BuildJob& job) override;
 
     double cpus = 2;
     std::int64_t memory_bytes = std::int64_t{4} << 30;

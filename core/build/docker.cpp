@@ -198,6 +198,17 @@ void expect_status(const Reply& reply, std::initializer_list<int> expected, cons
         throw Error(what + ": " + refusal(reply));
 }
 
+// GET `path` filtered to objects carrying every label: the daemon's list, checked to be one.
+Json get_list(const fs::path& socket, const std::string& path, Query query, const Labels& labels,
+              const std::string& what) {
+    if (!labels.empty()) query.emplace_back("filters", label_filter(labels));
+    const Reply reply = exchange(socket, "GET", api_target(path, query), what);
+    expect_status(reply, {200}, what);
+    Json list = parse_json(reply, what);
+    if (!list.is_array()) throw Error(what + ": the daemon's answer is not a list");
+    return list;
+}
+
 // ---- JSON fields (the daemon writes null for empty lists and maps) ----
 
 std::string string_field(const Json& j, const char* key) {
@@ -568,15 +579,9 @@ bool Docker::ping(std::chrono::milliseconds timeout) const {
 }
 
 std::vector<DockerImage> Docker::images(const Labels& labels) const {
-    const std::string what = "docker: list images";
-    Query query;
-    if (!labels.empty()) query.emplace_back("filters", label_filter(labels));
-    const Reply reply = exchange(socket_, "GET", api_target("/images/json", query), what);
-    expect_status(reply, {200}, what);
-    const Json list = parse_json(reply, what);
-    if (!list.is_array()) throw Error(what + ": the daemon's answer is not a list");
     std::vector<DockerImage> images;
-    for (const auto& item : list) images.push_back(image_from_list(item));
+    for (const auto& item : get_list(socket_, "/images/json", {}, labels, "docker: list images"))
+        images.push_back(image_from_list(item));
     return images;
 }
 
@@ -643,15 +648,9 @@ ContainerResult Docker::run(const ContainerSpec& spec, std::chrono::seconds time
 }
 
 std::vector<std::string> Docker::containers(const Labels& labels) const {
-    const std::string what = "docker: list containers";
-    Query query{{"all", "1"}};
-    if (!labels.empty()) query.emplace_back("filters", label_filter(labels));
-    const Reply reply = exchange(socket_, "GET", api_target("/containers/json", query), what);
-    expect_status(reply, {200}, what);
-    const Json list = parse_json(reply, what);
-    if (!list.is_array()) throw Error(what + ": the daemon's answer is not a list");
     std::vector<std::string> ids;
-    for (const auto& item : list) ids.push_back(string_field(item, "Id"));
+    for (const auto& item : get_list(socket_, "/containers/json", {{"all", "1"}}, labels, "docker: list containers"))
+        ids.push_back(string_field(item, "Id"));
     return ids;
 }
 

@@ -385,9 +385,9 @@ std::vector<FetchOutcome> Fetcher::fetch_all(const std::vector<FetchRequest>& re
         return [&](std::size_t i) {
             outcomes[i].request = requests[i];
             try {
-                outcomes[i].file = fetch_one(requests[i]);
-            } catch (const std::exception& e) {
-                outcomes[i].error = e.what();
+                outcomes[i].file_ = fetch_one(requests[i]);
+            } catch (const std::exception&) {
+                outcomes[i].failure_ = std::current_exception();
             }
         };
     });

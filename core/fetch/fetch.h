@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -36,11 +37,21 @@ struct FetchRequest {
     bool digest_known() const { return !sha256.empty() || !sha512.empty(); }
 };
 
-// One result of fetch_all: the file, or the one-line error that stopped it.
-struct FetchOutcome {
+// One result of fetch_all: the file, or the failure that stopped it, thrown again by file().
+class FetchOutcome {
+public:
     FetchRequest request;
-    FetchedFile file;  // set when error is empty
-    std::string error;
+    bool ok() const { return !failure_; }
+    // The downloaded file; throws the Error that stopped its download.
+    const FetchedFile& file() const {
+        if (failure_) std::rethrow_exception(failure_);
+        return file_;
+    }
+
+private:
+    friend class Fetcher;
+    FetchedFile file_;
+    std::exception_ptr failure_;
 };
 
 class Fetcher {

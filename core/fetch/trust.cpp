@@ -112,28 +112,28 @@ std::string keyring_bytes(const fs::path& keyring, const std::string& hint) {
 
 }  // namespace
 
-TrustPolicy default_trust_policy() {
-    TrustPolicy policy;
-    policy.distro_keyrings["debian"] = {"/usr/share/keyrings/debian-archive-keyring.gpg"};
-    policy.distro_keyrings["ubuntu"] = {"/usr/share/keyrings/ubuntu-archive-keyring.gpg"};
-    return policy;
-}
-
 namespace {
-// Why gpgv took no signature: its status's reason, with what gpgv said when its status names none.
-std::string gpgv_failure(const SignatureCheck& check, const ProcessResult& run) {
+// The key whose signature gpgv took; else Error naming `url` and why: the status's reason (with
+// gpgv's exit and words when it wrote no status at all: killed, or a keyring it cannot read), or
+// gpgv's words when it took the signature but wrote no output.
+std::string gpgv_signer(const ProcessResult& run, const std::string& url, bool wrote_output) {
     const std::string said = one_line(run.err);
-    if (check.error.empty()) return "gpgv failed: " + said;
-    // No status at all: gpgv did not get as far as the signature (killed, or a keyring it cannot read).
-    if (check.error == "no valid signature" && run.out.empty())
-        return check.error + " (gpgv " +
-               (run.timed_out ? std::string("timed out") : "exited " + std::to_string(run.exit_code)) +
-               (said.empty() ? "" : ": " + said) + ")";
-    return check.error;
+    std::string signer;
+    try {
+        signer = read_gpgv_status(run.out);
+    } catch (const Error& e) {
+        std::string why = e.what();
+        if (why == "no valid signature" && run.out.empty())
+            why += " (gpgv " + (run.timed_out ? std::string("timed out") : "exited " + std::to_string(run.exit_code)) +
+                   (said.empty() ? "" : ": " + said) + ")";
+        throw Error(url + ": " + why);
+    }
+    if (!wrote_output) throw Error(url + ": gpgv failed: " + said);
+    return signer;
 }
 }  // namespace
 
-SignatureCheck read_gpgv_status(const std::string& status) {
+std::string read_gpgv_status(const std::string& status) {
     std::istringstream in(status);
     std::string good, bad, first_problem;
     for (std::string line; std::getline(in, line);) {
@@ -167,9 +167,9 @@ SignatureCheck read_gpgv_status(const std::string& status) {
         }
         if (!problem.empty() && first_problem.empty()) first_problem = problem;
     }
-    if (!bad.empty()) return {"", bad};
-    if (!good.empty()) return {good, ""};
-    return {"", first_problem.empty() ? "no valid signature" : first_problem};
+    if (!bad.empty()) throw Error(bad);
+    if (!good.empty()) return good;
+    throw Error(first_problem.empty() ? "no valid signature" : first_problem);
 }
 
 std::string dearmored_keyring(const std::string& bytes, const std::string& name) {
@@ -210,7 +210,7 @@ std::string dearmored_keyring(const std::string& bytes, const std::string& name)
     return binary;
 }
 
-SignatureCheck read_rpmkeys_output(const std::string& output) {
+std::string read_rpmkeys_output(const std::string& output) {
     // After the file's name, one indented line per check:
     //   "    Header V4 RSA/SHA256 Signature, key ID fd431d51: OK"
     //   "    Payload SHA256 digest: BAD (Expected ... != ...)"
@@ -242,13 +242,13 @@ SignatureCheck read_rpmkeys_output(const std::string& output) {
                                               : "rpm signature by key ID " + key + " cannot be checked (" + state + ")";
         }
     }
-    if (!bad_signature.empty()) return {"", bad_signature};
-    if (!bad_digest.empty()) return {"", bad_digest};
-    if (!problem.empty()) return {"", problem};
-    if (!signed_at_all || signers.empty()) return {"", "not signed"};
+    if (!bad_signature.empty()) throw Error(bad_signature);
+    if (!bad_digest.empty()) throw Error(bad_digest);
+    if (!problem.empty()) throw Error(problem);
+    if (!signed_at_all || signers.empty()) throw Error("not signed");
     std::string by;
     for (const auto& s : signers) by += (by.empty() ? "" : ",") + s;
-    return {by, ""};
+    return by;
 }
 
 std::string armoured_keyring(const std::string& bytes) {
@@ -341,22 +341,22 @@ Verified Trust::verify(const VerifyRequest& request, const std::string& distro) 
         const fs::path tmp = text.string() + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
         argv.insert(argv.end(), {"--output", tmp.string(), request.file});
         const ProcessResult run = run_process(argv);
-        const SignatureCheck check = read_gpgv_status(run.out);
         // gpgv exits non-zero when one of several signatures is by a key it lacks; one good
         // signature and no bad one is enough, as for apt.
-        if (!check.error.empty() || !fs::exists(tmp)) {
+        std::string signed_by;
+        try {
+            signed_by = gpgv_signer(run, request.url, fs::exists(tmp));
+        } catch (const Error&) {
             std::error_code ec;
             fs::remove(tmp, ec);
-            throw Error(request.url + ": " + gpgv_failure(check, run));
+            throw;
         }
         fs::rename(tmp, text);
-        return {text.string(), check.signed_by, ""};
+        return {text.string(), signed_by, ""};
     }
     argv.insert(argv.end(), {request.signature, request.file});
     const ProcessResult run = run_process(argv);
-    const SignatureCheck check = read_gpgv_status(run.out);
-    if (!check.error.empty()) throw Error(request.url + ": " + gpgv_failure(check, run));
-    return {request.file, check.signed_by, ""};
+    return {request.file, gpgv_signer(run, request.url, true), ""};
 }
 
 std::vector<UnverifiedSource> Trust::unverified() const {
@@ -456,10 +456,14 @@ Verified Trust::verify_rpm(const VerifyRequest& request, const std::vector<fs::p
     // Each check is an indented line; with none, rpmkeys could not read the package.
     const bool read = run.out.find("\n ") != std::string::npos || run.out.find("\n\t") != std::string::npos;
     if (!read) throw Error(request.url + ": rpmkeys cannot read it: " + first_line(run.err + run.out));
-    const SignatureCheck check = read_rpmkeys_output(run.out);
-    if (!check.error.empty()) throw Error(request.url + ": " + check.error);
+    std::string signed_by;
+    try {
+        signed_by = read_rpmkeys_output(run.out);
+    } catch (const Error& e) {
+        throw Error(request.url + ": " + e.what());
+    }
     if (run.exit_code != 0) throw Error(request.url + ": rpmkeys --checksig failed: " + first_line(run.err + run.out));
-    return {request.file, check.signed_by, ""};
+    return {request.file, signed_by, ""};
 }
 
 }  // namespace kbuild

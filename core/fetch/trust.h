@@ -29,9 +29,6 @@ struct TrustPolicy {
     std::set<std::string> insecure_distros;
 };
 
-// Debian's and Ubuntu's archive keyrings where their packages install them.
-TrustPolicy default_trust_policy();
-
 // One source used without its signature checked, and why.
 struct UnverifiedSource {
     std::string url;
@@ -84,18 +81,14 @@ private:
 };
 
 // What gpgv's status lines (--status-fd) say about a signature: the signer's fingerprint when
-// one good signature with a strong digest was made by a trusted key and none is bad, else the
-// cause in words ("signature by unknown key 0x...", "no signature", ...).
-struct SignatureCheck {
-    std::string signed_by;
-    std::string error;
-};
-SignatureCheck read_gpgv_status(const std::string& status);
+// one good signature with a strong digest was made by a trusted key and none is bad; else throws
+// Error with the cause in words ("signature by unknown key 0x...", "no signature", ...).
+std::string read_gpgv_status(const std::string& status);
 
-// What `rpmkeys --checksig -v` says of a package: the signing key IDs when every signature and
-// digest it checked is OK and there is at least one signature, else the cause in words ("rpm
-// signature by unknown key ID 32f8a030", "BAD rpm signature by key ID ...", "not signed", ...).
-SignatureCheck read_rpmkeys_output(const std::string& output);
+// What `rpmkeys --checksig -v` says of a package: the signing key IDs ("a,b") when every
+// signature and digest it checked is OK and there is at least one signature; else throws Error
+// with the cause ("rpm signature by unknown key ID 32f8a030", "BAD rpm signature ...", "not signed").
+std::string read_rpmkeys_output(const std::string& output);
 
 // The ASCII-armoured form of a binary OpenPGP keyring (rpmkeys --import reads only armour); an
 // armoured one is returned as it is.

@@ -150,15 +150,14 @@ std::string module_sig_hash(const fs::path& config) {
     return {};
 }
 
-std::string check_module_sig_hash(const std::string& hash) {
+void check_module_sig_hash(const std::string& hash) {
     static const char* const known[] = {"sha1",   "sha224",   "sha256",   "sha384",
                                         "sha512", "sha3-256", "sha3-384", "sha3-512"};
     if (std::find(std::begin(known), std::end(known), hash) == std::end(known))
-        return "'" + hash +
-               "' is not a hash the kernel signs modules with (sha1, sha224, sha256, sha384, sha512, "
-               "sha3-256, sha3-384, sha3-512)";
-    if (EVP_get_digestbyname(hash.c_str()) == nullptr) return "OpenSSL has no digest '" + hash + "'";
-    return {};
+        throw Error("'" + hash +
+                    "' is not a hash the kernel signs modules with (sha1, sha224, sha256, sha384, sha512, "
+                    "sha3-256, sha3-384, sha3-512)");
+    if (EVP_get_digestbyname(hash.c_str()) == nullptr) throw Error("OpenSSL has no digest '" + hash + "'");
 }
 
 std::optional<AppendedSignature> find_appended_signature(const std::string& bytes) {
@@ -234,7 +233,11 @@ ModuleSigner::~ModuleSigner() = default;
 
 void ModuleSigner::sign(const fs::path& module, const std::string& hash, const fs::path& out) const {
     const std::string where = module.string() + ": ";
-    if (const std::string why = check_module_sig_hash(hash); !why.empty()) throw Error(where + why);
+    try {
+        check_module_sig_hash(hash);
+    } catch (const Error& e) {
+        throw Error(where + e.what());
+    }
     const std::string bytes = read_bytes(module, "module");
     try {
         if (find_appended_signature(bytes)) throw Error("already signed");
@@ -285,29 +288,25 @@ void ModuleSigner::sign(const fs::path& module, const std::string& hash, const f
     }
 }
 
-std::string ModuleSigner::verify(const fs::path& module, ModuleSignature* found) const {
-    std::string bytes;
-    try {
-        bytes = read_bytes(module, "module");
-    } catch (const Error& e) {
-        return e.what();
-    }
+ModuleSignature ModuleSigner::verify(const fs::path& module) const {
+    const std::string bytes = read_bytes(module, "module");
+    const auto fail = [&](const std::string& why) { return Error(module.string() + ": " + why); };
     std::optional<AppendedSignature> appended;
     try {
         appended = find_appended_signature(bytes);
     } catch (const Error& e) {
-        return e.what();
+        throw fail(e.what());
     }
-    if (!appended) return "no signature appended (no \"~Module signature appended~\" at its end)";
+    if (!appended) throw fail("no signature appended (no \"~Module signature appended~\" at its end)");
 
     ERR_clear_error();
     const BioPtr der = memory_bio(appended->pkcs7);
     const CmsPtr cms(d2i_CMS_bio(der.get(), nullptr));
-    if (!cms) return "the appended signature is not PKCS#7 DER (" + openssl_errors() + ")";
+    if (!cms) throw fail("the appended signature is not PKCS#7 DER (" + openssl_errors() + ")");
     STACK_OF(CMS_SignerInfo)* infos = CMS_get0_SignerInfos(cms.get());
     if (infos == nullptr || sk_CMS_SignerInfo_num(infos) != 1)
-        return "the appended signature has " + std::to_string(infos ? sk_CMS_SignerInfo_num(infos) : 0) +
-               " signers, not one";
+        throw fail("the appended signature has " + std::to_string(infos ? sk_CMS_SignerInfo_num(infos) : 0) +
+                   " signers, not one");
     CMS_SignerInfo* info = sk_CMS_SignerInfo_value(infos, 0);
     if (CMS_SignerInfo_cert_cmp(info, keys_->cert.get()) != 0) {
         ASN1_OCTET_STRING* key_id = nullptr;
@@ -318,8 +317,8 @@ std::string ModuleSigner::verify(const fs::path& module, ModuleSignature* found)
             who = signer_name(issuer) + " (serial " +
                   colon_hex(ASN1_STRING_get0_data(serial), ASN1_STRING_length(serial)) + ")";
         ERR_clear_error();
-        return "signed by " + who + ", not by " + identity_.signer + " (serial " + identity_.key_id + ") of " +
-               cert_file_.string();
+        throw fail("signed by " + who + ", not by " + identity_.signer + " (serial " + identity_.key_id + ") of " +
+                   cert_file_.string());
     }
     X509_ALGOR* digest = nullptr;
     CMS_SignerInfo_get0_algs(info, nullptr, nullptr, &digest, nullptr);
@@ -329,18 +328,16 @@ std::string ModuleSigner::verify(const fs::path& module, ModuleSignature* found)
     const std::string hash = nid == NID_undef ? "unknown" : lower(OBJ_nid2sn(nid));
 
     X509StackPtr certs(sk_X509_new_null());
-    if (!certs || !sk_X509_push(certs.get(), keys_->cert.get())) return "out of memory (OpenSSL)";
+    if (!certs || !sk_X509_push(certs.get(), keys_->cert.get())) throw fail("out of memory (OpenSSL)");
     const std::string signed_bytes = bytes.substr(0, appended->signed_size);
     const BioPtr content = memory_bio(signed_bytes);
     if (CMS_verify(cms.get(), certs.get(), nullptr, content.get(), nullptr,
                    CMS_BINARY | CMS_NOINTERN | CMS_NO_SIGNER_CERT_VERIFY) != 1)
-        return "the " + hash + " signature by " + identity_.signer + " does not hold over the module's " +
-               std::to_string(signed_bytes.size()) + " bytes (" + openssl_errors() + ")";
-    if (found) {
-        *found = identity_;
-        found->hash = hash;
-    }
-    return {};
+        throw fail("the " + hash + " signature by " + identity_.signer + " does not hold over the module's " +
+                   std::to_string(signed_bytes.size()) + " bytes (" + openssl_errors() + ")");
+    ModuleSignature found = identity_;
+    found.hash = hash;
+    return found;
 }
 
 }  // namespace kbuild

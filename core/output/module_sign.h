@@ -27,9 +27,9 @@ std::string module_sig_hash(const std::filesystem::path& config);
 // SHA-1, was the default; OpenSSL 3 setups distrust it).
 inline constexpr const char* kDefaultModuleSigHash = "sha512";
 
-// Empty when the kernel can sign modules with this hash (sha1, sha224, sha256, sha384, sha512,
-// sha3-256, sha3-384, sha3-512); else why not.
-std::string check_module_sig_hash(const std::string& hash);
+// Returns when the kernel can sign modules with this hash (sha1, sha224, sha256, sha384, sha512,
+// sha3-256, sha3-384, sha3-512); else throws Error saying why not ("'md5' is not a hash ...").
+void check_module_sig_hash(const std::string& hash);
 
 // Who signed a module and with what: index.json's "signature" of an artifact.
 struct ModuleSignature {
@@ -74,11 +74,11 @@ public:
     // a failure to read, sign or write.
     void sign(const std::filesystem::path& module, const std::string& hash, const std::filesystem::path& out) const;
 
-    // Empty when `module` ends with a signature by this certificate that holds over the bytes
-    // before it (CMS_verify, detached; the certificate is trusted as given, no chain is built)
-    // and fills `found`; else why not ("no signature appended", "... does not hold over the
-    // module's bytes", "signed by ..., not by ...").
-    std::string verify(const std::filesystem::path& module, ModuleSignature* found = nullptr) const;
+    // Who signed `module` and with what hash, when it ends with a signature by this certificate
+    // that holds over the bytes before it (CMS_verify, detached; the certificate is trusted as
+    // given, no chain is built). Else throws Error naming the module and why not ("no signature
+    // appended", "... does not hold over the module's bytes", "signed by ..., not by ...").
+    ModuleSignature verify(const std::filesystem::path& module) const;
 
 private:
     struct Keys;

@@ -402,9 +402,9 @@ std::vector<Package> KernelTrees::fetched(std::vector<Package> packages) {
     }
     const auto outcomes = fetcher_.fetch_all(requests);
     for (size_t k = 0; k < outcomes.size(); ++k) {
-        if (!outcomes[k].error.empty()) throw Error(outcomes[k].error);
-        packages[remote[k]].path = outcomes[k].file.path;
-        packages[remote[k]].sha256 = outcomes[k].file.sha256;
+        const FetchedFile& file = outcomes[k].file();
+        packages[remote[k]].path = file.path;
+        packages[remote[k]].sha256 = file.sha256;
     }
     for (auto& package : packages)
         if (package.sha256.empty()) package.sha256 = sha256_file(package.path);
@@ -504,8 +504,12 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
                 sig_hash = kDefaultModuleSigHash;
                 spdlog::info("{} {}: the kernel's config names no CONFIG_MODULE_SIG_HASH: signing with {}",
                              release.distro, release.release, sig_hash);
-            } else if (const std::string why = check_module_sig_hash(sig_hash); !why.empty()) {
-                throw Error(config.config + ": CONFIG_MODULE_SIG_HASH " + why);
+            } else {
+                try {
+                    check_module_sig_hash(sig_hash);
+                } catch (const Error& e) {
+                    throw Error(config.config + ": CONFIG_MODULE_SIG_HASH " + e.what());
+                }
             }
         }
 
@@ -530,12 +534,16 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         if (!record.builder_reason.empty())
             spdlog::info("{} {}: {}", release.distro, release.release, record.builder_reason);
         fs::create_directories(work);
-        const BuildResult built = builder_.build(job);
-        if (!built.error.empty()) throw Error(built.error + " (log: " + (options_.out_dir / record.log).string() + ")");
+        std::vector<fs::path> built;
+        try {
+            built = builder_.build(job);
+        } catch (const Error& e) {
+            throw Error(std::string(e.what()) + " (log: " + (options_.out_dir / record.log).string() + ")");
+        }
 
         const std::string config_sha256 = sha256_file(config.config);
         const fs::path src = work / "src";
-        for (const auto& built_ko : built.modules) {
+        for (const auto& built_ko : built) {
             const auto modinfo = read_modinfo(built_ko);
             try {
                 check_vermagic(modinfo, release.release);
@@ -550,8 +558,11 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
                 ko = work / "signed" / std::to_string(staged.size()) / built_ko.filename();
                 fs::create_directories(ko.parent_path());
                 options_.signer->sign(built_ko, sig_hash, ko);
-                if (const std::string why = options_.signer->verify(ko, &signature); !why.empty())
-                    throw Error(ko.filename().string() + ": signature check failed: " + why);
+                try {
+                    signature = options_.signer->verify(ko);
+                } catch (const Error& e) {
+                    throw Error("the signature check of the signed module failed: " + std::string(e.what()));
+                }
                 if (signature.hash != sig_hash)
                     throw Error(ko.filename().string() + ": signed with " + signature.hash + ", not the kernel's " +
                                 sig_hash);

@@ -94,6 +94,18 @@ bool Plugin::serves(const std::string& distro) const {
     return std::find(distros_.begin(), distros_.end(), distro) != distros_.end();
 }
 
+std::optional<Description> description_of(const Plugin& plugin) {
+    if (plugin.api().describe == nullptr) return std::nullopt;
+    try {
+        const HostContext context;
+        PluginInstance instance(plugin, context);
+        return instance.describe();
+    } catch (const std::exception& e) {
+        spdlog::warn("{}", e.what());
+        return std::nullopt;
+    }
+}
+
 std::vector<TargetInfo> served_targets(const Plugin& plugin, const std::optional<Description>& description) {
     std::vector<TargetInfo> targets;
     for (const auto& distro : plugin.distros()) {

@@ -77,6 +77,10 @@ private:
     kb_plugin* instance_ = nullptr;
 };
 
+// What a plugin's describe says (an instance made for the question alone); nullopt when it has
+// no describe hook, or its describe fails (said in a warning: the plugin still works).
+std::optional<Description> description_of(const Plugin& plugin);
+
 // The targets a plugin serves here, each with its distro: those its describe lists (ABI 1.5)
 // for the distros it serves here, and each served distro no listed target names, as itself.
 // Without a description (no describe hook), every served distro is its own target.

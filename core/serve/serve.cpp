@@ -99,19 +99,20 @@ public:
     // One policy for every distro served: each distro's table of the config file adds its own.
     static TrustPolicy served_trust(const PluginHost& plugins,
                                     const std::function<TargetOptions(const std::string&)>& target_of) {
-        TrustPolicy policy = default_trust_policy();
+        TrustPolicy policy;
+        for (const auto& plugin : plugins.plugins()) add_plugin_keyrings(policy, *plugin);
         for (const auto& distro : plugins.known_distros()) add_trust(policy, target_of(distro));
         return policy;
     }
 
-    std::string check_build_type(const std::string& build_type) const {
-        if (kind_of(build_type)) return {};
+    void check_build_type(const std::string& build_type) const {
+        if (kind_of(build_type)) return;
         std::vector<std::string> known = settings_.build_types;
         if (known.empty()) {
             for (const auto& s : served_) known.push_back(s.target.name);
             std::sort(known.begin(), known.end());
         }
-        return "buildType: unknown '" + build_type + "' (known: " + join(known) + ")";
+        throw Error("buildType: unknown '" + build_type + "' (known: " + join(known) + ")");
     }
 
     BuildOutcome build(const TargetState& state) {
@@ -120,16 +121,10 @@ public:
         const auto kind = kind_of(r.build_type);
         const auto source = std::find_if(settings_.modules.begin(), settings_.modules.end(),
                                          [&](const ModuleSource& m) { return m.version == r.module_version; });
-        if (!kind || source == settings_.modules.end()) {
-            outcome.reason = "no longer served: build type " + r.build_type + ", module version " + r.module_version;
-            return outcome;
-        }
+        if (!kind || source == settings_.modules.end())
+            throw Error("no longer served: build type " + r.build_type + ", module version " + r.module_version);
         const Plugin& plugin = *kind->plugin;
-        Release release;
-        if (std::string why = find_release(*kind, r, release); !why.empty()) {
-            outcome.reason = why;
-            return outcome;
-        }
+        const Release release = find_release(*kind, r);
 
         Pipeline& pipeline = pipeline_for(plugin, *source);
         const std::string prefix = "builds/" + plugin.name() + "/" + source->name + "/";
@@ -204,16 +199,17 @@ private:
     }
 
     // The release the request names, from the distro's crawl (reused for crawl_ttl; crawled
-    // again once when the kernel is not in a crawl older than a minute). Returns why not.
-    std::string find_release(const Kind& kind, const ModuleRequest& r, Release& found) {
+    // again once when the kernel is not in a crawl older than a minute). Throws Error saying
+    // why not: the crawl failed, the release has another kernel version, or no such release.
+    Release find_release(const Kind& kind, const ModuleRequest& r) {
         const std::string arch = plugin_arch(r.arch);
-        for (int attempt = 0; attempt < 2; ++attempt) {
+        for (int attempt = 0;; ++attempt) {  // a second attempt only after a stale crawl
             std::shared_ptr<const ReleaseList> list;
             Clock::time_point when;
             try {
                 std::tie(list, when) = crawl(kind, arch, attempt > 0);
             } catch (const std::exception& e) {
-                return std::string("crawl: ") + e.what();
+                throw Error(std::string("crawl: ") + e.what());
             }
             std::vector<std::string> versions;
             const Release* match = nullptr;
@@ -224,19 +220,15 @@ private:
                 if (release.kernelversion != r.kernelversion) continue;
                 if (!match || (!match->variant.empty() && release.variant.empty())) match = &release;
             }
-            if (match) {
-                found = *match;
-                return {};
-            }
+            if (match) return *match;
             if (attempt == 0 && Clock::now() - when > std::chrono::minutes(1)) continue;
             if (!versions.empty())
-                return kind.target + " has kernel " + r.kernelrelease + " as " + join(versions) + ", not #" +
-                       r.kernelversion;
-            return kind.target + ": no kernel " + r.kernelrelease + " (" + arch + ") in the crawl of " +
-                   std::to_string(list->releases.size()) + " releases" +
-                   (list->errors.empty() ? std::string() : "; the crawl's errors: " + join(list->errors));
+                throw Error(kind.target + " has kernel " + r.kernelrelease + " as " + join(versions) + ", not #" +
+                            r.kernelversion);
+            throw Error(kind.target + ": no kernel " + r.kernelrelease + " (" + arch + ") in the crawl of " +
+                        std::to_string(list->releases.size()) + " releases" +
+                        (list->errors.empty() ? std::string() : "; the crawl's errors: " + join(list->errors)));
         }
-        return {};
     }
 
     std::pair<std::shared_ptr<const ReleaseList>, Clock::time_point> crawl(const Kind& kind, const std::string& arch,
@@ -363,7 +355,7 @@ int run_service(const ServeSettings& settings, const ServeContext& context) {
     BuildQueue queue(queue_options, [&builds](const TargetState& state) { return builds.build(state); });
 
     ServiceCatalog catalog;
-    catalog.check_build_type = [&builds](const std::string& type) { return builds.check_build_type(type); };
+    catalog.check_build_type = [&builds](const std::string& type) { builds.check_build_type(type); };
     for (const auto& m : settings.modules) catalog.modules[m.version] = m.name;
     ServiceServer server(queue, catalog, http);
     {

@@ -349,20 +349,17 @@ private:
             }
             const std::string& value = fields[name] = it->get<std::string>();
             if (name == "kernelConfigData") continue;
-            std::string why;
             try {
                 check_field(name, value);
+                if (name == "buildType") c_.catalog.check_build_type(value);
+                if (name == "moduleVersion" && !c_.catalog.modules.count(value)) {
+                    std::string known;
+                    for (const auto& [version, module] : c_.catalog.modules)
+                        known += (known.empty() ? "" : ", ") + version;
+                    throw Error("moduleVersion: no module source has version '" + value + "' (known: " + known + ")");
+                }
             } catch (const Error& e) {
-                why = e.what();
-            }
-            if (why.empty() && name == "buildType") why = c_.catalog.check_build_type(value);
-            if (why.empty() && name == "moduleVersion" && !c_.catalog.modules.count(value)) {
-                std::string known;
-                for (const auto& [version, module] : c_.catalog.modules) known += (known.empty() ? "" : ", ") + version;
-                why = "moduleVersion: no module source has version '" + value + "' (known: " + known + ")";
-            }
-            if (!why.empty()) {
-                bad_field(response, name, why);
+                bad_field(response, name, e.what());
                 return;
             }
         }

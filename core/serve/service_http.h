@@ -40,8 +40,9 @@ struct HttpOptions {
 
 // What the HTTP layer asks of the service beyond the queue.
 struct ServiceCatalog {
-    // Why a build type cannot be served ("" when it can), e.g. "buildType: unknown 'x' (known: ...)".
-    std::function<std::string(const std::string&)> check_build_type;
+    // Returns when the build type can be served; else throws Error saying why, e.g.
+    // "buildType: unknown 'x' (known: ...)".
+    std::function<void(const std::string&)> check_build_type;
     // Module version -> the module source's name (the <name>.ko a Location names).
     std::map<std::string, std::string> modules;
 };

@@ -81,9 +81,16 @@ void add_trust(TrustPolicy& policy, const TargetOptions& target) {
     if (!target.verify) policy.insecure_distros.insert(target.distro);
 }
 
-// The trust policy of a run: the defaults, then the config file's, then the command line's.
-TrustPolicy trust_policy(const TargetOptions& target) {
-    TrustPolicy policy = default_trust_policy();
+void add_plugin_keyrings(TrustPolicy& policy, const Plugin& plugin) {
+    const std::optional<Description> description = description_of(plugin);
+    if (!description) return;
+    for (const auto& [distro, keyrings] : description->keyrings)
+        if (plugin.serves(distro)) policy.distro_keyrings[distro] = {keyrings.begin(), keyrings.end()};
+}
+
+TrustPolicy trust_policy(const Plugin& plugin, const TargetOptions& target) {
+    TrustPolicy policy;
+    add_plugin_keyrings(policy, plugin);
     add_trust(policy, target);
     return policy;
 }

@@ -44,8 +44,12 @@ struct TargetOptions {
 // --keyring), mirror keyrings, insecure mirrors, verify = false.
 void add_trust(TrustPolicy& policy, const TargetOptions& target);
 
-// The trust policy of a run: the defaults, then the config file's, then the command line's.
-TrustPolicy trust_policy(const TargetOptions& target);
+// Adds the keyrings a plugin's describe names for the distros it serves (ABI 1.6): Debian's and
+// Ubuntu's archive keyrings where their packages install them.
+void add_plugin_keyrings(TrustPolicy& policy, const Plugin& plugin);
+
+// The trust policy of a run: the plugin's keyrings, then the config file's, then the command line's.
+TrustPolicy trust_policy(const Plugin& plugin, const TargetOptions& target);
 
 // The plugin serving a distro; an unknown distro is a UsageError naming the known ones.
 const Plugin& plugin_for(const PluginHost& host, const std::string& distro);

@@ -102,7 +102,8 @@ public:
     kbuild::Description describe() {
         return {{{"suites", "comma-separated suites to crawl; missing ones are skipped", kDefaultSuites},
                  {"components", "comma-separated components", "main"}},
-                {{"debian", "debian"}}};
+                {{"debian", "debian"}},
+                {{"debian", {"/usr/share/keyrings/debian-archive-keyring.gpg"}}}};
     }
 
     kbuild::ReleaseList crawl(const kbuild::CrawlRequest& request) {

@@ -167,7 +167,8 @@ public:
              {"pockets", "comma-separated pockets: release, updates, security, proposed, backports", kDefaultPockets},
              {"components", "comma-separated components", kDefaultComponents}},
             // falco_target: every release's target is ubuntu-<its flavour's first word>.
-            {{"ubuntu-<flavour>", "ubuntu"}}};
+            {{"ubuntu-<flavour>", "ubuntu"}},
+            {{"ubuntu", {"/usr/share/keyrings/ubuntu-archive-keyring.gpg"}}}};
     }
 
     kbuild::ReleaseList crawl(const kbuild::CrawlRequest& request) {

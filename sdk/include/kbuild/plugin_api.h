@@ -39,9 +39,10 @@ extern "C" {
  * (OpenPGP signatures and rpm package signatures); a package may carry "sha512" (checked by
  * fetch like "sha256"). 1.5: optional hook order_releases() (the distro's version order, newest
  * first); describe() may list the targets the plugin serves ("targets"); get_kernel_dir() may
- * say its tree is "self_contained" (builds where it lies: a kernel bundle's). */
+ * say its tree is "self_contained" (builds where it lies: a kernel bundle's). 1.6: describe()
+ * may name each distro's default keyrings ("keyrings"). */
 #define KBUILD_PLUGIN_ABI_MAJOR 1
-#define KBUILD_PLUGIN_ABI_MINOR 5
+#define KBUILD_PLUGIN_ABI_MINOR 6
 
 /* Version of the JSON documents exchanged through hooks and services. */
 #define KBUILD_PLUGIN_SCHEMA 1
@@ -262,13 +263,17 @@ typedef struct kb_plugin_api {
      * describe: the options the plugin reads from "options" in its requests, so the host can
      * show them in help and refuse unknown ones.
      * *out: {"schema":1, "options":[{"name":"suites", "help":"...", "default":"..."}],
-     *        "targets":[{"name":"ubuntu-<flavour>", "distro":"ubuntu"}, ...]}
+     *        "targets":[{"name":"ubuntu-<flavour>", "distro":"ubuntu"}, ...],
+     *        "keyrings":{"ubuntu":["/usr/share/keyrings/ubuntu-archive-keyring.gpg"]}}
      *   targets (ABI 1.5, optional): the driverkit-style targets (a release's "target") the
      *   plugin serves, each with the distro whose crawl lists it. A name may hold one
      *   placeholder "<word>", standing for one or more letters, digits, '.', '_' or '+'
      *   ("ubuntu-<flavour>" names ubuntu-generic, ubuntu-aws...). The build service maps a
      *   request's buildType to a plugin and distro through them. A distro with no target listed
      *   is served under its own name (a release's target defaults to its distro).
+     *   keyrings (ABI 1.6, optional): for each distro, the OpenPGP keyrings (files on the
+     *   host) its archives are signed with. The host checks signatures with them when the
+     *   user names no keyring for the distro; without them it needs one named.
      * Required: no.
      */
     kb_status (*describe)(kb_plugin* plugin, const char** out);

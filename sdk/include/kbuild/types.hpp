@@ -137,6 +137,10 @@ struct TargetInfo {
 struct Description {
     std::vector<OptionInfo> options;
     std::vector<TargetInfo> targets;  // ABI 1.5; empty: each distro is its own target
+    // ABI 1.6: distro -> the OpenPGP keyrings its archives are signed with, checked when the
+    // user names none (--keyring, the config's keyring); those of distros the plugin does not
+    // serve here are ignored.
+    std::map<std::string, std::vector<std::string>> keyrings;
 };
 
 // Whether a target name matches a declared target: equal, or, where the declaration holds a
@@ -246,7 +250,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseOrder, order)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigHashRequest, release, root, kernel_dir)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigHash, config, md5)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OptionInfo, name, help, default_value)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Description, options, targets)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Description, options, targets, keyrings)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FetchedFile, path, sha256, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExtractRequest, archive, dest, member)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Verified, path, signed_by, unverified)
