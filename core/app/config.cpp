@@ -123,8 +123,9 @@ void apply_config(const fs::path& file, TargetOptions& target) {
     for (const auto& pair : target.plugin_options) given_keys.insert(pair.substr(0, pair.find('=')));
     const bool mirrors_given = !target.mirrors.empty();
     const std::string in_table = "[" + target.distro + "] ";
-    for (const auto& [key, value] : *table) {
-        const std::string name(key.str());
+    for (const auto& entry : *table) {
+        const toml::node& value = entry.second;  // named: a lambda cannot capture a structured binding before C++20
+        const std::string name(entry.first.str());
         const auto list = [&] {
             auto items = strings(value);
             if (!items)
@@ -162,7 +163,7 @@ void apply_config(const fs::path& file, TargetOptions& target) {
             else
                 throw Error(c.at(value.source()) + in_table + "verify: '" + shown(value) + "' is not true or false");
         } else {
-            throw Error(c.at(key.source()) + in_table + name +
+            throw Error(c.at(entry.first.source()) + in_table + name +
                         ": unknown key (mirror, option, keyring, mirror-keyring and verify are known)");
         }
     }

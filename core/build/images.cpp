@@ -112,7 +112,7 @@ std::string import_base(const Docker& docker, const BuilderDefinition& d, const 
         const fs::path log = options.work_dir / (d.name + "-debootstrap.log");
         ProcessOptions run;
         run.log = log;
-        std::ofstream(log, std::ios::trunc);
+        std::ofstream{log, std::ios::trunc}.close();  // each build's log starts empty
         const ProcessResult r =
             run_process({"debootstrap", "--variant=minbase", d.debootstrap_suite, root.string(), mirror}, run);
         if (r.exit_code != 0)

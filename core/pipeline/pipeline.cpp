@@ -490,7 +490,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
     bool committed = false;
     try {
         fs::create_directories(log_dir);
-        std::ofstream(log_dir / log_name, std::ios::trunc);
+        std::ofstream{log_dir / log_name, std::ios::trunc}.close();  // each build's log starts empty
 
         const PreparedTree tree = trees_.prepare(plugin, release, &record.package_sha256);
         const ConfigHash& config = tree.config;

@@ -63,8 +63,7 @@ class ServiceBuilds {
 public:
     ServiceBuilds(const PluginHost& plugins, Fetcher& fetcher, const ServeSettings& settings,
                   const ServeContext& context)
-        : plugins_(plugins),
-          fetcher_(fetcher),
+        : fetcher_(fetcher),
           settings_(settings),
           signer_(context.signer),
           target_of_(context.target_of),
@@ -270,7 +269,6 @@ private:
         return *pipeline;
     }
 
-    const PluginHost& plugins_;
     Fetcher& fetcher_;
     const ServeSettings& settings_;
     std::shared_ptr<const ModuleSigner> signer_;
