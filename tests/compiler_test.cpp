@@ -1,6 +1,7 @@
 // The kernel's compiler read from its headers, and the builder image chosen for it.
 #include "kernel/compiler.h"
 #include "build/images.h"
+#include "kernel/kernel_config.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>
@@ -20,6 +21,76 @@ TEST(KernelCompiler, FromCcVersionText) {
     EXPECT_EQ(c.program, "gcc-12");
     EXPECT_EQ(c.major, 12);
     EXPECT_EQ(c.text, "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0");
+}
+
+// A kernel built by clang (COS, Android, some distros' own): clang, its major, built with LLVM=1.
+TEST(KernelCompiler, ClangFromItsConfig) {
+    test::TempDir dir;
+    test::write_file(dir / "config",
+                     "CONFIG_CC_VERSION_TEXT=\"Debian clang version 16.0.6 (15~deb12u1)\"\n"
+                     "CONFIG_CC_IS_CLANG=y\nCONFIG_CLANG_VERSION=160006\nCONFIG_GCC_VERSION=0\n");
+    const KernelCompiler c = config_compiler(dir / "config");
+    EXPECT_TRUE(c.clang);
+    EXPECT_EQ(c.major, 16);
+    EXPECT_EQ(c.program, "clang");
+    EXPECT_EQ(c.name(), "clang 16");
+
+    test::write_file(dir / "bare", "CONFIG_CC_IS_CLANG=y\nCONFIG_CLANG_VERSION=170000\n");
+    EXPECT_EQ(config_compiler(dir / "bare").text, "clang 17 (CONFIG_CLANG_VERSION=170000)");
+    test::write_file(dir / "none", "CONFIG_MODULES=y\n");
+    EXPECT_EQ(test::error_of([&] { config_compiler(dir / "none"); }),
+              (dir / "none").string() +
+                  ": names no compiler (no CONFIG_CC_VERSION_TEXT, CONFIG_GCC_VERSION or CONFIG_CLANG_VERSION)");
+}
+
+// A clang kernel takes an image with clang, the nearest version as for gcc; none is one line.
+TEST(BuilderChoice, ClangKernelsTakeOnlyImagesWithClang) {
+    BuilderImage gcc12{"debian-bookworm", "kbuild/builder-debian-bookworm:latest", "debian", "gcc-12", "", ""};
+    gcc12.gcc = 12;
+    KernelCompiler clang{"Debian clang version 16.0.6", "clang", 16, true};
+    std::string why;
+    EXPECT_FALSE(choose_builder_image({gcc12}, clang, "", why));
+    EXPECT_EQ(why,
+              "kernel built by clang 16 (Debian clang version 16.0.6); no builder image has clang (see "
+              "packaging/builders)");
+    BuilderImage clang16 = gcc12;
+    clang16.name = "debian-bookworm-clang16";
+    clang16.image = "kbuild/builder-debian-bookworm-clang16:latest";
+    clang16.clang = 16;
+    const auto chosen = choose_builder_image({gcc12, clang16}, clang, "", why);
+    ASSERT_TRUE(chosen);
+    EXPECT_EQ(chosen->name, "debian-bookworm-clang16");
+    EXPECT_EQ(why,
+              "kernel built by clang 16 (Debian clang version 16.0.6): "
+              "kbuild/builder-debian-bookworm-clang16:latest has the same clang");
+}
+
+// A source tree's version, and the LOCALVERSION that gives it the release asked for.
+TEST(SourceRelease, VersionFromTheMakefileAndLocalVersionFromTheRelease) {
+    test::TempDir dir;
+    test::write_file(dir / "Makefile",
+                     "# SPDX-License-Identifier: GPL-2.0\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 158\n"
+                     "EXTRAVERSION =\nNAME = Curry Ramen\n");
+    EXPECT_EQ(source_version(dir.path()), "6.1.158");
+    test::write_file(dir / "Makefile", "VERSION = 6\nPATCHLEVEL = 8\nSUBLEVEL = 0\nEXTRAVERSION = -rc1\n");
+    EXPECT_EQ(source_version(dir.path()), "6.8.0-rc1");
+    EXPECT_NE(test::error_of([&] { source_version(dir / "nowhere"); }).find("not a kernel source tree"),
+              std::string::npos);
+
+    const auto same = local_version_for("6.1.158", "6.1.158", "");
+    EXPECT_EQ(same.localversion, "");
+    EXPECT_FALSE(same.clear_config_localversion);
+    // The Falco build service's example: Arch's release from a plain 5.5.2 tree.
+    const auto arch = local_version_for("5.5.2-arch1-1", "5.5.2", "");
+    EXPECT_EQ(arch.localversion, "-arch1-1");
+    const auto continued = local_version_for("5.5.2-arch1-1", "5.5.2", "-arch1");
+    EXPECT_EQ(continued.localversion, "-1");
+    EXPECT_FALSE(continued.clear_config_localversion);
+    const auto replaced = local_version_for("5.5.2-x", "5.5.2", "-cos");
+    EXPECT_EQ(replaced.localversion, "-x");
+    EXPECT_TRUE(replaced.clear_config_localversion);
+    EXPECT_EQ(test::error_of([] { local_version_for("5.6.1", "5.5.2", ""); }),
+              "release 5.6.1 cannot be made from the source of 5.5.2");
 }
 
 TEST(KernelCompiler, FromGccVersionWhenThereIsNoText) {

@@ -3,6 +3,7 @@
 // they are served. Builds are a fake that writes a file.
 #include "serve/service.h"
 #include "test_util.h"
+#include "util/strings.h"
 
 #include <kbuild/digest.hpp>
 

@@ -38,6 +38,9 @@ void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files, bo
                      "Only shard K of N (K from 0): a stable slice by distro and release, for fleets")
         ->type_name("K/N");
     verb->add_option("--jobs,-j", target.jobs, "Downloads (and builds) at once (default 4)")->check(CLI::Range(1, 256));
+    verb->add_option("--kernel-config", target.kernel_config,
+                     "A source kernel's config (vanilla): a file, a URL, or base64:DATA")
+        ->type_name("CONFIG");
     verb->add_option("--keyring", target.keyrings,
                      "Check signatures (the mirrors' metadata, rpm packages, Flatcar DIGESTS) with this "
                      "keyring instead of the distro's (repeatable)")

@@ -86,6 +86,7 @@ Json release_json(const Release& r) {
                   {"packages", r.packages}};
     if (!r.variant.empty()) entry["variant"] = r.variant;
     if (!r.unavailable.empty()) entry["unavailable"] = r.unavailable;
+    if (r.is_source()) entry["config"] = r.config.where();
     return entry;
 }
 

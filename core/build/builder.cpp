@@ -156,6 +156,27 @@ void make_writable_by_anyone(const fs::path& dir) {
                             fs::perm_options::add);
 }
 
+// make's compiler arguments in an image: its CC (the kernel's own command when it names none),
+// and LLVM=1 for a kernel built by clang (the whole LLVM toolchain, as the kernel was).
+// HOSTCC too: a source kernel's own programs (fixdep, modpost) are built by it, and an image
+// may have no plain "gcc".
+std::vector<std::string> compiler_args(const BuilderImage& image, const KernelCompiler& compiler) {
+    const std::string cc = image.cc.empty() ? compiler.program : image.cc;
+    std::vector<std::string> args{"CC=" + cc, "HOSTCC=" + cc};
+    if (compiler.clang) args.push_back("LLVM=1");
+    return args;
+}
+
+// Why a source kernel's preparation failed, from its log: the first line saying so in words
+// (a compiler's error, a missing program or file, a Makefile's own "*** ..."), else make's.
+std::string prepare_error_line(const fs::path& log) {
+    static const std::regex said(R"((error:|: not found|No such file or directory|\*\*\* [^\[]))");
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);)
+        if (std::regex_search(line, said)) return readable(trim(line));
+    return build_error_line(log, "/kernel", {});
+}
+
 }  // namespace
 
 DockerBuilder::DockerBuilder(const Docker& docker, std::vector<BuilderImage> images, std::string family)
@@ -191,10 +212,11 @@ std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
     ContainerSpec spec;
     spec.image = image->image;
     // The kernel's trees go where its Makefiles and symlinks expect them, read-only; a bundle's
-    // tree anywhere, as it is.
+    // tree anywhere, as it is; a source kernel's output tree at /kernel, its source beside.
     const fs::path tree_in_container = job.self_contained ? "/kernel" : "/";
     if (job.self_contained) {
         spec.mounts.push_back({fs::canonical(job.root), tree_in_container, true});
+        if (!job.source_dir.empty()) spec.mounts.push_back({fs::canonical(job.source_dir), kSourceMount, true});
     } else {
         for (const char* dir : {"usr/src", "usr/lib"}) {
             std::error_code ec;
@@ -207,33 +229,62 @@ std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
     const std::string kernel_dir = (tree_in_container / fs::relative(job.kernel_dir, job.root)).string();
     // KERNELDIR: drivers whose Makefile builds probe modules of its own (Falco's) build them
     // against $(KERNELDIR), by default the running kernel's tree, which is not this one.
-    spec.command = {"make",
-                    "-C",
-                    kernel_dir,
-                    "M=/build",
-                    "-j" + std::to_string(std::max(1, job.make_jobs)),
-                    "CC=" + (image->cc.empty() ? job.compiler.program : image->cc),
-                    "KERNELDIR=" + kernel_dir,
-                    "modules"};
+    spec.command = {"make", "-C", kernel_dir, "M=/build", "-j" + std::to_string(std::max(1, job.make_jobs))};
+    for (const auto& arg : compiler_args(*image, job.compiler)) spec.command.push_back(arg);
+    spec.command.push_back("KERNELDIR=" + kernel_dir);
     // Debug info names the headers where the distro installs them, wherever the tree lies: a
     // module built from a bundle is the module built from the packages.
-    if (job.self_contained) spec.command.insert(spec.command.end() - 1, "KCFLAGS=-ffile-prefix-map=/kernel/=/");
+    if (job.self_contained && job.source_dir.empty()) spec.command.push_back("KCFLAGS=-ffile-prefix-map=/kernel/=/");
+    if (job.modpost_warn) spec.command.push_back("KBUILD_MODPOST_WARN=1");
+    spec.command.push_back("modules");
+    spec.working_dir = "/build";
+    const ContainerResult run = run_logged(spec, job.release, job.log, job.timeout);
+    return finished(job, src, "/build", run.timed_out, run.exit_code);
+}
+
+void DockerBuilder::prepare(const PrepareJob& job) {
+    std::string why;
+    const auto image = choose_builder_image(images_, job.compiler, family_, why);
+    std::ofstream(job.log, std::ios::app) << "kbuild: " << why << '\n';
+    if (!image) throw Error(why);
+    make_writable_by_anyone(job.out_dir);
+    ContainerSpec spec;
+    spec.image = image->image;
+    spec.mounts = {{fs::canonical(job.source_dir), kSourceMount, true}, {fs::canonical(job.out_dir), "/kernel", false}};
+    // Two makes: one run given a config target and a build target builds the second with the
+    // config it had before the first ran.
+    spec.command = {"sh",         "-c",        "make \"$@\" olddefconfig && make \"$@\" modules_prepare", "make", "-C",
+                    kSourceMount, "O=/kernel", "-j" + std::to_string(std::max(1, job.make_jobs))};
+    for (const auto& arg : compiler_args(*image, job.compiler)) spec.command.push_back(arg);
+    spec.command.push_back("LOCALVERSION=" + job.localversion);
+    spec.working_dir = "/kernel";
+    const ContainerResult run = run_logged(spec, job.release, job.log, job.timeout);
+    if (run.timed_out)
+        throw Error("make modules_prepare timed out after " + std::to_string(job.timeout.count()) + " s");
+    if (run.exit_code != 0) {
+        const std::string line = prepare_error_line(job.log);
+        throw Error("make modules_prepare exited with " + std::to_string(run.exit_code) +
+                    (line.empty() ? "" : ": " + line));
+    }
+}
+
+ContainerResult DockerBuilder::run_logged(ContainerSpec spec, const std::string& release, const fs::path& log,
+                                          std::chrono::seconds timeout) const {
     spec.env = {"HOME=/tmp", "LC_ALL=C"};
     spec.user = "1000:1000";
-    spec.working_dir = "/build";
     spec.network = false;
     spec.cpus = cpus;
     spec.memory_bytes = memory_bytes;
-    spec.labels = {{"kbuild", "build"}, {"kbuild.pid", owner_label()}, {"kbuild.release", job.release}};
+    spec.labels = {{"kbuild", "build"}, {"kbuild.pid", owner_label()}, {"kbuild.release", release}};
     {
-        std::ofstream log(job.log, std::ios::app);
-        log << "+ docker run --network none " << image->image;
-        for (const auto& a : spec.command) log << ' ' << a;
-        log << '\n';
+        std::ofstream out(log, std::ios::app);
+        out << "+ docker run --network none " << spec.image;
+        for (const auto& a : spec.command) out << ' ' << a;
+        out << '\n';
     }
-    const ContainerResult run = docker_.run(spec, job.timeout);
-    std::ofstream(job.log, std::ios::app) << run.output;
-    return finished(job, src, "/build", run.timed_out, run.exit_code);
+    const ContainerResult run = docker_.run(spec, timeout);
+    std::ofstream(log, std::ios::app) << run.output;
+    return run;
 }
 
 void copy_module_source(const fs::path& from, const fs::path& to) {
@@ -334,6 +385,13 @@ std::string sandbox_refused(bool as_root) {
 
 }  // namespace
 
+void LocalBuilder::prepare(const PrepareJob& job) {
+    const std::string why = "kernel " + job.release +
+                            ": a source kernel is prepared in a container (--builder docker), not by the local builder";
+    std::ofstream(job.log, std::ios::app) << why << '\n';
+    throw Error(why);
+}
+
 std::vector<fs::path> LocalBuilder::build(const BuildJob& job) {
     const auto fail = [&](const std::string& why) {
         std::ofstream(job.log, std::ios::app) << why << '\n';
@@ -360,11 +418,12 @@ std::vector<fs::path> LocalBuilder::build(const BuildJob& job) {
     const fs::path kernel_in_sandbox =
         (job.self_contained ? fs::path("/kernel") : fs::path("/")) / fs::relative(job.kernel_dir, job.root);
     std::vector<std::string> argv = bwrap_namespaces(as_root);
-    bind_entries(argv, "/", "/", {"dev", "proc", "tmp", "run", "build", "kernel"});
+    bind_entries(argv, "/", "/", {"dev", "proc", "tmp", "run", "build", "kernel", "kernel-source"});
     argv.insert(argv.end(),
                 {"--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run"});
     if (job.self_contained) {
         argv.insert(argv.end(), {"--ro-bind", job.root.string(), "/kernel"});
+        if (!job.source_dir.empty()) argv.insert(argv.end(), {"--ro-bind", job.source_dir.string(), kSourceMount});
     } else {
         lay_over(argv, job.root / "usr/src", "/usr/src");
         lay_over(argv, job.root / "usr/lib", "/usr/lib");
@@ -382,7 +441,9 @@ std::vector<fs::path> LocalBuilder::build(const BuildJob& job) {
                  "-j" + std::to_string(std::max(1, job.make_jobs)), "KERNELDIR=" + kernel_in_sandbox.string()});
     // Debug info names the headers where the distro installs them, wherever the tree lies: a
     // module built from a bundle is the module built from the packages.
-    if (job.self_contained) argv.push_back("KCFLAGS=-ffile-prefix-map=/kernel/=/");
+    if (job.self_contained && job.source_dir.empty()) argv.push_back("KCFLAGS=-ffile-prefix-map=/kernel/=/");
+    if (job.modpost_warn) argv.push_back("KBUILD_MODPOST_WARN=1");
+    if (job.compiler.clang) argv.push_back("LLVM=1");
     argv.push_back("modules");
 
     ProcessOptions options;

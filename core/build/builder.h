@@ -4,6 +4,7 @@
 // over the host's, so their absolute paths resolve without touching the host's /usr.
 #pragma once
 
+#include "build/docker.h"
 #include "build/images.h"
 #include "kernel/compiler.h"
 
@@ -14,6 +15,11 @@
 
 namespace kbuild {
 
+// Where a source kernel lies while it is prepared and while modules are built against it: its
+// source read-only at kSourceMount, its output tree (make O=) at /kernel. The paths are the same
+// both times: the output tree's Makefile names the source by path.
+inline constexpr const char* kSourceMount = "/kernel-source";
+
 struct BuildJob {
     std::string release;
     std::filesystem::path root;        // unpacked packages: holds usr/...
@@ -21,6 +27,11 @@ struct BuildJob {
     // A bundle's tree (bundle.h): its paths are relative, so it is used where it lies (mounted
     // whole at /kernel in a container) instead of being laid over /usr.
     bool self_contained = false;
+    // A source kernel's source (root is then its prepared output tree, self-contained).
+    std::filesystem::path source_dir;
+    // The tree has no Module.symvers (a source kernel's modules_prepare makes none): modpost's
+    // errors about unknown symbols are warnings (KBUILD_MODPOST_WARN=1).
+    bool modpost_warn = false;
     KernelCompiler compiler;
     std::filesystem::path module_src;  // copied, never built in place
     // The modules that are artifacts, relative to module_src without .ko ("falco", "sub/x"):
@@ -34,6 +45,19 @@ struct BuildJob {
     std::filesystem::path work_dir;  // private, empty; the builder may fill it
     std::filesystem::path log;       // the build's output goes here
     std::chrono::seconds timeout{900};
+    int make_jobs = 1;
+};
+
+// A source kernel to prepare for module builds (make olddefconfig modules_prepare): out_dir,
+// empty but for the .config to start from, becomes the output tree (make O=).
+struct PrepareJob {
+    std::string release;
+    std::filesystem::path source_dir;  // read-only
+    std::filesystem::path out_dir;
+    KernelCompiler compiler;
+    std::string localversion;  // make's LOCALVERSION=, so that the tree's release is `release`
+    std::filesystem::path log;
+    std::chrono::seconds timeout{1800};
     int make_jobs = 1;
 };
 
@@ -58,6 +82,9 @@ public:
     // Builds the job: the artifacts' .ko files (inside work_dir), or throws Error with one line
     // saying why not (no image for the compiler, make's first error, a time limit, ...).
     virtual std::vector<std::filesystem::path> build(const BuildJob& job) = 0;
+    // Prepares a source kernel with the compiler its config names; throws Error with one line
+    // saying why not.
+    virtual void prepare(const PrepareJob& job) = 0;
 };
 
 // Runs make under bwrap: new mount, pid, network, ipc and uts namespaces (and user, when not
@@ -70,9 +97,8 @@ class LocalBuilder : public Builder {
 public:
     std::string name(const BuildJob&) const override { return "local"; }
     std::vector<std::filesystem::path> build(const BuildJob& job) override;
+    void prepare(const PrepareJob& job) override;
 };
-
-class Docker;
 
 // Builds in a Docker container from a builder image chosen by the kernel's gcc: no network,
 // the headers mounted read-only where the Makefiles expect them, only the module's private
@@ -88,11 +114,18 @@ public:
     std::string name(const BuildJob& job) const override;
     std::string choice(const BuildJob& job) const override;
     std::vector<std::filesystem::path> build(const BuildJob& job) override;
+    void prepare(const PrepareJob& job) override;
 
     double cpus = 2;
     std::int64_t memory_bytes = std::int64_t{4} << 30;
 
 private:
+    // Runs `spec` (its image, mounts, command and working directory set) as every build runs:
+    // no network, an unprivileged user, the limits, kbuild's labels; the command and its output
+    // go to `log`.
+    ContainerResult run_logged(ContainerSpec spec, const std::string& release, const std::filesystem::path& log,
+                               std::chrono::seconds timeout) const;
+
     const Docker& docker_;
     std::vector<BuilderImage> images_;
     std::string family_;

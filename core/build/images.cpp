@@ -42,6 +42,7 @@ BuilderDefinition read_definition(const fs::path& dir) {
     d.name = j.value("name", dir.filename().string());
     d.family = j.value("family", "");
     d.gcc = j.value("gcc", 0);
+    d.clang = j.value("clang", 0);
     d.cc = j.value("cc", d.gcc ? "gcc-" + std::to_string(d.gcc) : "gcc");
     if (d.gcc <= 0) throw fail("\"gcc\" must be the image's gcc major version");
     if (d.name.empty() || d.name.find_first_of("/: ") != std::string::npos) throw fail("\"name\" must be a plain word");
@@ -173,6 +174,7 @@ std::vector<BuilderImage> list_builder_images(const Docker& docker) {
         b.created = image.created;
         b.size = image.size;
         b.gcc = std::atoi(label(kLabelGcc).c_str());
+        b.clang = std::atoi(label(kLabelClang).c_str());
         out.push_back(b);
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -194,12 +196,13 @@ bool build_builder_image(const Docker& docker, const BuilderDefinition& d, const
     const std::string old_base = image_id(docker, base_tag(d));
     const std::string base = import_base(docker, d, options);
     spdlog::info("{}: building {} (gcc {})", d.name, d.image(), d.gcc);
-    docker.build(d.dir, d.image(), {{"BASE", base}},
-                 {{kLabelBuilder, d.name},
-                  {kLabelGcc, std::to_string(d.gcc)},
-                  {kLabelCc, d.cc},
-                  {kLabelFamily, d.family},
-                  {kLabelHash, d.hash}},
+    std::map<std::string, std::string> labels{{kLabelBuilder, d.name},
+                                              {kLabelGcc, std::to_string(d.gcc)},
+                                              {kLabelCc, d.cc},
+                                              {kLabelFamily, d.family},
+                                              {kLabelHash, d.hash}};
+    if (d.clang > 0) labels[kLabelClang] = std::to_string(d.clang);
+    docker.build(d.dir, d.image(), {{"BASE", base}}, labels,
                  [&](const std::string& line) { spdlog::info("{}: {}", d.name, line); });
     // The old builder first: an image built from the old base holds it.
     remove_replaced(docker, old_image, d.image(), d.name);
@@ -211,27 +214,31 @@ std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>
                                                  const KernelCompiler& compiler, const std::string& family,
                                                  std::string& why) {
     const BuilderImage* best = nullptr;
+    const auto version_of = [&](const BuilderImage& image) { return compiler.clang ? image.clang : image.gcc; };
     auto rank = [&](const BuilderImage& image) {
-        // Lower is better: same gcc (preferred family first), then newer by distance, then older.
-        const int distance = image.gcc - compiler.major;
+        // Lower is better: same version (preferred family first), then newer by distance, then older.
+        const int distance = version_of(image) - compiler.major;
         const int tier = distance == 0 ? 0 : distance > 0 ? 1 : 2;
         return std::make_tuple(tier, std::abs(distance), image.family == family ? 0 : 1, image.name);
     };
     for (const auto& image : images)
-        if (!best || rank(image) < rank(*best)) best = &image;
-    const std::string kernel = "kernel built by gcc " + std::to_string(compiler.major) + " (" + compiler.text + ")";
+        if (version_of(image) > 0 && (!best || rank(image) < rank(*best))) best = &image;
+    const std::string kind = compiler.clang ? "clang" : "gcc";
+    const std::string kernel = "kernel built by " + compiler.name() + " (" + compiler.text + ")";
     if (!best) {
-        why = kernel + "; no builder image (run kbuild images build)";
+        why = kernel + (images.empty() ? "; no builder image (run kbuild images build)"
+                                       : "; no builder image has " + kind + " (see packaging/builders)");
         return std::nullopt;
     }
-    if (best->gcc == compiler.major)
-        why = kernel + ": " + best->image + " has the same gcc";
-    else if (best->gcc > compiler.major)
-        why = kernel + ": no image with gcc " + std::to_string(compiler.major) + "; " + best->image +
-              " has the nearest newer, gcc " + std::to_string(best->gcc);
+    const int has = version_of(*best);
+    if (has == compiler.major)
+        why = kernel + ": " + best->image + " has the same " + kind;
+    else if (has > compiler.major)
+        why = kernel + ": no image with " + compiler.name() + "; " + best->image + " has the nearest newer, " + kind +
+              " " + std::to_string(has);
     else
-        why = kernel + ": no image with gcc " + std::to_string(compiler.major) + " or newer; " + best->image +
-              " has the nearest older, gcc " + std::to_string(best->gcc);
+        why = kernel + ": no image with " + compiler.name() + " or newer; " + best->image + " has the nearest older, " +
+              kind + " " + std::to_string(has);
     return *best;
 }
 

@@ -18,6 +18,7 @@ struct BuilderDefinition {
     std::string name;               // image: kbuild/builder-<name>
     std::string family;             // debian, ubuntu, centos...
     int gcc = 0;                    // gcc major version inside
+    int clang = 0;                  // clang major version inside (its LLVM tools first on PATH); 0: none
     std::string cc;                 // the compiler command, passed as CC=
     std::string debootstrap_suite;  // base from debootstrap, or
     std::filesystem::path rootfs;   // base from a root file system tarball
@@ -31,6 +32,7 @@ struct BuilderDefinition {
 struct BuilderImage {
     std::string name, image, family, cc, definition_hash, created;
     int gcc = 0;
+    int clang = 0;
     std::int64_t size = 0;
 };
 
@@ -45,6 +47,7 @@ std::vector<std::filesystem::path> default_builder_dirs();
 // Labels kbuild puts on its images.
 inline const char* const kLabelBuilder = "kbuild.builder";
 inline const char* const kLabelGcc = "kbuild.gcc";
+inline const char* const kLabelClang = "kbuild.clang";
 inline const char* const kLabelCc = "kbuild.cc";
 inline const char* const kLabelFamily = "kbuild.family";
 inline const char* const kLabelHash = "kbuild.definition-hash";
@@ -64,8 +67,9 @@ struct ImageBuildOptions {
 // the failing step.
 bool build_builder_image(const Docker& docker, const BuilderDefinition& definition, const ImageBuildOptions& options);
 
-// The image for a kernel: the same gcc major (preferring `family`), else the nearest newer
-// gcc, else the nearest older. `why` says which and why, in one line.
+// The image for a kernel: the same compiler major (preferring `family`), else the nearest
+// newer, else the nearest older. A kernel built by clang takes only an image with clang, none
+// when there is none. `why` says which and why, in one line.
 std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>& images,
                                                  const KernelCompiler& compiler, const std::string& family,
                                                  std::string& why);

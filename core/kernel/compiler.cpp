@@ -1,10 +1,13 @@
 #include "kernel/compiler.h"
 
+#include "kernel/kernel_config.h"
+
 #include <kbuild/error.hpp>
 
 #include <unistd.h>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <sstream>
 
@@ -12,19 +15,6 @@ namespace fs = std::filesystem;
 
 namespace kbuild {
 namespace {
-
-// The value of `KEY=...` in a .config (quotes removed), or "".
-std::string config_value(const fs::path& config, const std::string& key) {
-    std::ifstream in(config);
-    const std::string prefix = key + "=";
-    for (std::string line; std::getline(in, line);) {
-        if (line.compare(0, prefix.size(), prefix) != 0) continue;
-        std::string value = line.substr(prefix.size());
-        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
-        return value;
-    }
-    return {};
-}
 
 // "gcc-12 (Debian 12.2.0-14) 12.2.0" -> 12; "gcc version 10.2.1 20210110 (Debian ...)" -> 10:
 // the last word that is a bare dotted version.
@@ -38,23 +28,40 @@ int gcc_major_of(const std::string& text) {
     return major;
 }
 
+// What a config says of its compiler; nullopt when it says nothing.
+std::optional<KernelCompiler> compiler_in(const fs::path& config) {
+    KernelCompiler compiler;
+    compiler.text = config_value(config, "CONFIG_CC_VERSION_TEXT");
+    compiler.clang =
+        config_value(config, "CONFIG_CC_IS_CLANG") == "y" || compiler.text.find("clang version") != std::string::npos;
+    const std::string version = config_value(config, compiler.clang ? "CONFIG_CLANG_VERSION" : "CONFIG_GCC_VERSION");
+    if (compiler.text.empty() && (version.empty() || version == "0")) return std::nullopt;
+    compiler.major = !version.empty() && version != "0" ? std::stoi(version) / 10000 : gcc_major_of(compiler.text);
+    if (compiler.clang) {
+        compiler.program = "clang";
+    } else if (!compiler.text.empty()) {
+        compiler.program = compiler.text.substr(0, compiler.text.find(' '));
+    } else {
+        compiler.program = "gcc";
+    }
+    if (compiler.text.empty())
+        compiler.text =
+            compiler.name() + " (CONFIG_" + (compiler.clang ? "CLANG" : "GCC") + "_VERSION=" + version + ")";
+    return compiler;
+}
+
 }  // namespace
+
+KernelCompiler config_compiler(const fs::path& config) {
+    if (auto compiler = compiler_in(config)) return *compiler;
+    throw Error(config.string() +
+                ": names no compiler (no CONFIG_CC_VERSION_TEXT, CONFIG_GCC_VERSION or CONFIG_CLANG_VERSION)");
+}
 
 KernelCompiler read_kernel_compiler(const fs::path& kernel_dir) {
     KernelCompiler compiler;
-    const fs::path config = kernel_dir / ".config";
-    compiler.text = config_value(config, "CONFIG_CC_VERSION_TEXT");
-    if (!compiler.text.empty()) {
-        compiler.program = compiler.text.substr(0, compiler.text.find(' '));
-        compiler.major = gcc_major_of(compiler.text);
-        return compiler;
-    }
-    if (const std::string gcc = config_value(config, "CONFIG_GCC_VERSION"); !gcc.empty()) {
-        compiler.major = std::stoi(gcc) / 10000;
-        compiler.text = "gcc " + std::to_string(compiler.major) + " (CONFIG_GCC_VERSION=" + gcc + ")";
-        compiler.program = "gcc";
-        return compiler;
-    }
+    if (fs::exists(kernel_dir / ".config"))
+        if (auto named = compiler_in(kernel_dir / ".config")) return *named;
     std::ifstream compile_h(kernel_dir / "include/generated/compile.h");
     for (std::string line; std::getline(compile_h, line);) {
         const std::string key = "#define LINUX_COMPILER \"";
@@ -65,8 +72,8 @@ KernelCompiler read_kernel_compiler(const fs::path& kernel_dir) {
         return compiler;
     }
     throw Error(kernel_dir.string() +
-                ": cannot tell the kernel's compiler (no CONFIG_CC_VERSION_TEXT or "
-                "CONFIG_GCC_VERSION in .config, no include/generated/compile.h)");
+                ": cannot tell the kernel's compiler (no CONFIG_CC_VERSION_TEXT, "
+                "CONFIG_GCC_VERSION or CONFIG_CLANG_VERSION in .config, no include/generated/compile.h)");
 }
 
 bool on_path(const std::string& program) {

@@ -1,5 +1,5 @@
 // The compiler a kernel was built with, read from its headers: CONFIG_CC_VERSION_TEXT, else
-// CONFIG_GCC_VERSION, else include/generated/compile.h.
+// CONFIG_GCC_VERSION or CONFIG_CLANG_VERSION, else include/generated/compile.h.
 #pragma once
 
 #include <filesystem>
@@ -9,12 +9,18 @@ namespace kbuild {
 
 struct KernelCompiler {
     std::string text;     // as the kernel states it, e.g. "gcc-12 (Debian 12.2.0-14) 12.2.0"
-    std::string program;  // the command the kernel's Makefiles run: "gcc-12", "gcc"
-    int major = 0;        // gcc major version; 0 when unknown
+    std::string program;  // the command the kernel's Makefiles run: "gcc-12", "gcc", "clang"
+    int major = 0;        // the compiler's major version; 0 when unknown
+    bool clang = false;   // built by clang (CONFIG_CC_IS_CLANG): built with LLVM=1
+    std::string name() const { return (clang ? "clang " : "gcc ") + std::to_string(major); }
 };
 
 // Throws kbuild::Error naming the directory when none of the three sources says anything.
 KernelCompiler read_kernel_compiler(const std::filesystem::path& kernel_dir);
+
+// The compiler a kernel's config names (a source kernel's, before any tree is made from it).
+// Throws kbuild::Error naming the file when it names none.
+KernelCompiler config_compiler(const std::filesystem::path& config);
 
 // Whether `program` is an executable file in one of $PATH's directories.
 bool on_path(const std::string& program);

@@ -105,6 +105,9 @@ struct TargetRecord {
     // Sources of the run used without their signature checked ("<url>: <why>"): an insecure
     // mirror, a repository with no key configured. Empty when everything was verified.
     std::vector<std::string> unverified;
+    // A source kernel's: how its tree was made and what it lacks ("prepared from source ...; no
+    // Module.symvers: ..."). Empty for a kernel whose headers were packaged.
+    std::string source_tree;
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModuleSignature, signer, key_id, hash)
@@ -125,7 +128,8 @@ inline void from_json(const Json& j, ArtifactRecord& a) {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TargetRecord, distro, arch, kernelrelease, kernelversion, module,
                                                 module_version, config_md5, status, reason, artifacts, compiler,
                                                 builder, builder_reason, log, duration_s, inputs, packages,
-                                                package_sha256, finished_at, target, variant, naming, unverified)
+                                                package_sha256, finished_at, target, variant, naming, unverified,
+                                                source_tree)
 
 // <out>/index.json: loaded at start, rewritten atomically (temporary file + rename) after every
 // change so an interrupted run keeps what finished. Thread-safe.

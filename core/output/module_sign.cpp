@@ -1,5 +1,6 @@
 #include "output/module_sign.h"
 
+#include "kernel/kernel_config.h"
 #include "util/strings.h"
 
 #include <kbuild/digest.hpp>
@@ -137,17 +138,7 @@ std::string temporary_name() {
 }  // namespace
 
 std::string module_sig_hash(const fs::path& config) {
-    std::ifstream in(config);
-    if (!in) throw Error(config.string() + ": cannot read the kernel's config");
-    const std::string key = "CONFIG_MODULE_SIG_HASH=";
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind(key, 0) != 0) continue;
-        std::string value = trim(line.substr(key.size()));
-        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
-        return value;
-    }
-    return {};
+    return config_value(config, "CONFIG_MODULE_SIG_HASH");
 }
 
 void check_module_sig_hash(const std::string& hash) {

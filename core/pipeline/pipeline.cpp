@@ -1,6 +1,7 @@
 #include "pipeline/pipeline.h"
 
 #include "build/verify.h"
+#include "kernel/kernel_config.h"
 #include "kernel/module_tree.h"
 #include "output/module_sign.h"
 #include "unpack/disk_image.h"
@@ -235,7 +236,7 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, Pip
       builder_(builder),
       options_(std::move(options)),
       context_(make_host_context(options_.cache_dir, fetcher, options_.trust)),
-      trees_(plugin, fetcher, options_.cache_dir, options_.trust),
+      trees_(plugin, fetcher, options_.cache_dir, options_.trust, &builder),
       index_(options_.out_dir) {
     if (!fs::is_directory(options_.module_src))
         throw Error(options_.module_src.string() + ": module source is not a directory");
@@ -257,6 +258,7 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, Pip
     module_name_ = !options_.module_name.empty() ? options_.module_name
                    : modules_.size() == 1        ? fs::path(modules_.front()).filename().string()
                                                  : fs::weakly_canonical(options_.module_src).filename().string();
+    trees_.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     remove_abandoned_files(options_.out_dir);
 }
 
@@ -321,8 +323,8 @@ std::string KernelTrees::key(const std::vector<Package>& packages) const {
     return sha256_text(joined);
 }
 
-KernelTrees::KernelTrees(const Plugin& plugin, Fetcher& fetcher, fs::path cache_dir, Trust* trust)
-    : plugin_(plugin), fetcher_(fetcher), cache_dir_(std::move(cache_dir)), trust_(trust) {}
+KernelTrees::KernelTrees(const Plugin& plugin, Fetcher& fetcher, fs::path cache_dir, Trust* trust, Builder* builder)
+    : plugin_(plugin), fetcher_(fetcher), cache_dir_(std::move(cache_dir)), trust_(trust), builder_(builder) {}
 
 namespace {
 
@@ -411,7 +413,8 @@ std::vector<Package> KernelTrees::fetched(std::vector<Package> packages) {
     return packages;
 }
 
-PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release, std::vector<std::string>* sha256s) {
+PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release, std::vector<std::string>* sha256s,
+                                  const fs::path& log) {
     PreparedTree tree;
     tree.packages = fetched(release.packages);
     if (sha256s) {
@@ -423,9 +426,82 @@ PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release
     const KernelDir kernel_dir = plugin.get_kernel_dir({release.release, tree.root.string()});
     tree.kernel_dir = kernel_dir.kernel_dir;
     tree.self_contained = kernel_dir.self_contained;
+    if (release.is_source()) {
+        prepare_source(tree, release, sha256s, log);
+        return tree;
+    }
     tree.release = release.release.empty() ? read_kernel_release(tree.kernel_dir) : release.release;
     tree.config = plugin.hash_config({tree.release, tree.root.string(), tree.kernel_dir.string()});
     return tree;
+}
+
+void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std::vector<std::string>* sha256s,
+                                 const fs::path& log) {
+    const std::string& wanted = release.release;
+    if (wanted.empty()) throw Error(release.distro + ": a source kernel must name its release");
+    if (!builder_) throw Error(wanted + ": a source kernel is prepared by a builder, and none is given here");
+    const Package config = fetched({release.config}).front();
+    if (sha256s) sha256s->push_back(config.sha256);
+    const fs::path source = tree.kernel_dir;
+    const KernelCompiler compiler = config_compiler(config.path);
+    const LocalVersion local =
+        local_version_for(wanted, source_version(source), config_value(config.path, "CONFIG_LOCALVERSION"));
+    BuildJob probe;
+    probe.compiler = compiler;
+    const std::string builder = builder_->name(probe);
+    // One tree per source, config, compiler (the image that has it) and release.
+    const std::string key =
+        sha256_text(tree.checksum + "\n" + config.sha256 + "\n" + compiler.text + "\n" + builder + "\n" + wanted);
+    const fs::path dir = cache_dir_ / "prepared" / key.substr(0, 32);
+    if (fs::is_directory(dir)) {
+        spdlog::info("{} {}: the source tree prepared with this config is reused ({})", release.distro, wanted,
+                     dir.string());
+    } else {
+        spdlog::info("{} {}: preparing the source tree with {} in {} (make olddefconfig modules_prepare)",
+                     release.distro, wanted, compiler.name(), builder);
+        // Made under a temporary name and renamed when complete: a tree being prepared is never
+        // taken for a prepared one.
+        const fs::path temporary = dir.string() + ".part-" + random_suffix();
+        fs::create_directories(temporary);
+        try {
+            std::string text = read_file(config.path);
+            if (local.clear_config_localversion)
+                text = std::regex_replace(text, std::regex("^CONFIG_LOCALVERSION=.*$", std::regex::multiline),
+                                          "CONFIG_LOCALVERSION=\"\"");
+            std::ofstream(temporary / ".config", std::ios::binary) << text;
+            PrepareJob job;
+            job.release = wanted;
+            job.source_dir = source;
+            job.out_dir = temporary;
+            job.compiler = compiler;
+            job.localversion = local.localversion;
+            job.log = log.empty() ? fs::path(temporary.string() + ".log") : log;
+            job.make_jobs = make_jobs;
+            builder_->prepare(job);
+            std::string made = read_file((temporary / "include/config/kernel.release").string());
+            while (!made.empty() && (made.back() == '\n' || made.back() == '\r')) made.pop_back();
+            if (made != wanted)
+                throw Error("the tree prepared from " + config.where() + " is kernel " + made + ", not " + wanted +
+                            " (make olddefconfig changed what makes its release)");
+        } catch (...) {
+            std::error_code ec;
+            fs::remove_all(temporary, ec);
+            throw;
+        }
+        std::error_code ec;
+        fs::rename(temporary, dir, ec);
+        if (ec) {  // another worker prepared the same tree first
+            fs::remove_all(temporary, ec);
+            if (!fs::is_directory(dir)) throw Error(dir.string() + ": cannot create");
+        }
+    }
+    tree.source_dir = source;
+    tree.root = dir;
+    tree.kernel_dir = dir;
+    tree.self_contained = true;
+    tree.modpost_warn = !fs::exists(dir / "Module.symvers");
+    tree.release = wanted;
+    tree.config = {config.path, md5_file(config.path)};
 }
 
 TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& release, int workers) {
@@ -492,8 +568,13 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         fs::create_directories(log_dir);
         std::ofstream{log_dir / log_name, std::ios::trunc}.close();  // each build's log starts empty
 
-        const PreparedTree tree = trees_.prepare(plugin, release, &record.package_sha256);
+        const PreparedTree tree = trees_.prepare(plugin, release, &record.package_sha256, log_dir / log_name);
         const ConfigHash& config = tree.config;
+        if (!tree.source_dir.empty())
+            record.source_tree = "prepared from source with " + config.config +
+                                 (tree.modpost_warn ? "; no Module.symvers: built with KBUILD_MODPOST_WARN=1, the "
+                                                      "module's symbols carry no versions"
+                                                    : "");
         record.config_md5 = config.md5;
         record.unverified = unverified_of(release);  // with what unpacking its packages found
         // The hash is known, and checked, before the build starts.
@@ -518,6 +599,8 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         job.root = tree.root;
         job.kernel_dir = tree.kernel_dir;
         job.self_contained = tree.self_contained;
+        job.source_dir = tree.source_dir;
+        job.modpost_warn = tree.modpost_warn;
         job.compiler = read_kernel_compiler(tree.kernel_dir);
         job.module_src = options_.module_src;
         job.modules = modules_;

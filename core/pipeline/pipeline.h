@@ -49,6 +49,9 @@ struct PreparedTree {
     std::filesystem::path root;     // the unpacked packages (cached by their sha256)
     std::filesystem::path kernel_dir;
     bool self_contained = false;  // the plugin says the tree builds where it lies (a bundle's)
+    // A source kernel's (Release::config): its source, the output tree being root and kernel_dir.
+    std::filesystem::path source_dir;
+    bool modpost_warn = false;  // the prepared tree has no Module.symvers
     ConfigHash config;
     std::string checksum;  // of the packages: the tree's cache key
 };
@@ -58,12 +61,20 @@ struct PreparedTree {
 // as they are unpacked are checked again under other keys). Several threads may use one at once.
 class KernelTrees {
 public:
-    // trust: what the plugin's checks at unpack used (nullptr: none).
-    KernelTrees(const Plugin& plugin, Fetcher& fetcher, std::filesystem::path cache_dir, Trust* trust = nullptr);
+    // trust: what the plugin's checks at unpack used (nullptr: none). builder: what prepares
+    // source kernels (nullptr: a source kernel is an error).
+    KernelTrees(const Plugin& plugin, Fetcher& fetcher, std::filesystem::path cache_dir, Trust* trust = nullptr,
+                Builder* builder = nullptr);
 
-    // Fetches and unpacks a release's packages and finds its kernel tree. Throws. sha256s, when
-    // given, gets the packages' sha256 as soon as they are fetched (before anything can fail).
-    PreparedTree prepare(PluginInstance& plugin, const Release& release, std::vector<std::string>* sha256s = nullptr);
+    // Fetches and unpacks a release's packages and finds its kernel tree; a source kernel's
+    // tree is then prepared with its config (once per source, config, compiler and release:
+    // <cache>/prepared/<key>, made under a temporary name and renamed). Throws. sha256s, when
+    // given, gets the packages' sha256 as soon as they are fetched (before anything can fail);
+    // a source kernel's preparation is written to `log` when one is given.
+    PreparedTree prepare(PluginInstance& plugin, const Release& release, std::vector<std::string>* sha256s = nullptr,
+                         const std::filesystem::path& log = {});
+
+    int make_jobs = 1;  // for a source kernel's modules_prepare
 
 private:
     // The packages with local paths and sha256, downloaded where needed.
@@ -72,11 +83,15 @@ private:
     std::filesystem::path unpacked_root(PluginInstance& plugin, const Release& release,
                                         const std::vector<Package>& packages);
     std::string key(const std::vector<Package>& packages) const;
+    // A source kernel's tree made ready for module builds (PreparedTree::source_dir).
+    void prepare_source(PreparedTree& tree, const Release& release, std::vector<std::string>* sha256s,
+                        const std::filesystem::path& log);
 
     const Plugin& plugin_;
     Fetcher& fetcher_;
     std::filesystem::path cache_dir_;
     Trust* trust_;
+    Builder* builder_;
 };
 
 struct PipelineSummary {

@@ -94,6 +94,10 @@ bool Plugin::serves(const std::string& distro) const {
     return std::find(distros_.begin(), distros_.end(), distro) != distros_.end();
 }
 
+const fs::path& PluginInstance::cache_dir() const {
+    return services_->context().cache_dir;
+}
+
 std::optional<Description> description_of(const Plugin& plugin) {
     if (plugin.api().describe == nullptr) return std::nullopt;
     try {

@@ -53,6 +53,8 @@ public:
     PluginInstance& operator=(const PluginInstance&) = delete;
 
     const Plugin& plugin() const { return plugin_; }
+    // kbuild's cache (HostContext::cache_dir).
+    const std::filesystem::path& cache_dir() const;
 
     bool can_crawl() const { return plugin_.api().crawl != nullptr; }
     ReleaseList crawl(const CrawlRequest& request);

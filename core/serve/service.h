@@ -57,9 +57,6 @@ std::string plugin_arch(std::string_view canonical);
 // The request a key names; nullopt when any of its parts fails check_field.
 std::optional<ModuleRequest> parse_key(std::string_view key);
 
-// Strict RFC 4648 base64 (padding required, no whitespace); nullopt when malformed.
-std::optional<std::string> decode_base64(std::string_view text);
-
 // One module file of a built target.
 struct ServiceArtifact {
     std::string name;    // the file a node asks for: "hello.ko"

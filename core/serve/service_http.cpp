@@ -1,5 +1,7 @@
 #include "serve/service_http.h"
 
+#include "util/strings.h"
+
 #include <kbuild/digest.hpp>
 
 #include <Poco/Net/HTTPRequestHandler.h>

@@ -3,8 +3,12 @@
 #include "fetch/apt_sources.h"
 #include "plugin/plugin_host.h"
 #include "targets/shard.h"
+#include "util/strings.h"
 #include "util/table.h"
 
+#include <kbuild/digest.hpp>
+
+#include <unistd.h>
 #include <algorithm>
 #include <fstream>
 #include <optional>
@@ -31,6 +35,10 @@ Options parse_plugin_options(const std::vector<std::string>& pairs) {
 // gets them all, as before.
 Options plugin_options(PluginInstance& instance, const TargetOptions& target) {
     Options options = parse_plugin_options(target.plugin_options);
+    if (!target.kernel_config.empty()) {
+        if (options.count("config")) throw UsageError("give --kernel-config or --option config=, not both");
+        options["config"] = kernel_config_value(target.kernel_config, instance.cache_dir());
+    }
     const std::optional<Description> description = instance.describe();
     if (!description) return options;
     std::vector<std::string> declared;
@@ -71,6 +79,21 @@ std::vector<std::string> read_list(const std::string& path) {
 }
 
 }  // namespace
+
+std::string kernel_config_value(const std::string& value, const fs::path& cache_dir) {
+    const std::string prefix = "base64:";
+    if (value.compare(0, prefix.size(), prefix) != 0) return value;
+    const auto data = decode_base64(std::string_view(value).substr(prefix.size()));
+    if (!data || data->empty()) throw UsageError("--kernel-config base64:...: not base64 (RFC 4648, padded)");
+    const fs::path file = cache_dir / "configs" / (sha256_text(*data) + ".config");
+    if (!fs::exists(file)) {
+        fs::create_directories(file.parent_path());
+        const fs::path tmp = file.string() + ".tmp-" + std::to_string(::getpid());
+        std::ofstream(tmp, std::ios::binary) << *data;
+        fs::rename(tmp, file);
+    }
+    return file.string();
+}
 
 void add_trust(TrustPolicy& policy, const TargetOptions& target) {
     const auto& keyrings = !target.keyrings.empty() ? target.keyrings : target.distro_keyrings;

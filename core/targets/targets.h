@@ -8,6 +8,7 @@
 
 #include <kbuild/types.hpp>
 
+#include <filesystem>
 #include <map>
 #include <string>
 #include <utility>
@@ -38,7 +39,15 @@ struct TargetOptions {
     std::vector<std::pair<std::string, std::string>> mirror_keyrings;  // URL prefix, keyring
     std::vector<std::string> distro_keyrings;                          // the config's keyring for the distro
     bool verify = true;  // false: the config's verify = false for the distro
+    // --kernel-config: a source kernel's config, handed to the plugin as its option config= (a
+    // file or a URL; base64:DATA is written to a file first, see kernel_config_value).
+    std::string kernel_config;
 };
+
+// What a plugin is handed for --kernel-config: base64:DATA written to a file,
+// <cache_dir>/configs/<sha256>.config; a file or a URL as it is. Throws UsageError when DATA is
+// not base64.
+std::string kernel_config_value(const std::string& value, const std::filesystem::path& cache_dir);
 
 // Adds a target's trust settings to a policy: its distro's keyrings (the config's, replaced by
 // --keyring), mirror keyrings, insecure mirrors, verify = false.

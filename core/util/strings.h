@@ -1,6 +1,7 @@
 // Small text helpers the layers share.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,9 @@ std::string trim(std::string_view text);
 
 // `text` as one line for a message: CR and LF become spaces, blanks at either end go.
 std::string one_line(std::string text);
+
+// Strict RFC 4648 base64 (padding required, no whitespace); nullopt when malformed.
+std::optional<std::string> decode_base64(std::string_view text);
 
 // The system's words for an errno value ("No such file or directory").
 std::string errno_text(int code);

@@ -40,9 +40,11 @@ extern "C" {
  * fetch like "sha256"). 1.5: optional hook order_releases() (the distro's version order, newest
  * first); describe() may list the targets the plugin serves ("targets"); get_kernel_dir() may
  * say its tree is "self_contained" (builds where it lies: a kernel bundle's). 1.6: describe()
- * may name each distro's default keyrings ("keyrings"). */
+ * may name each distro's default keyrings ("keyrings"). 1.7: a release may be a kernel shipped as
+ * source: its "config" (a package) is set, its packages are the source, and the host prepares
+ * the tree with the config in the builder of the config's compiler. */
 #define KBUILD_PLUGIN_ABI_MAJOR 1
-#define KBUILD_PLUGIN_ABI_MINOR 6
+#define KBUILD_PLUGIN_ABI_MINOR 7
 
 /* Version of the JSON documents exchanged through hooks and services. */
 #define KBUILD_PLUGIN_SCHEMA 1

@@ -48,6 +48,12 @@ struct Release {
     // 5.15.0-1036-aws for jammy (5.15.0-1036.40) and as a focal backport (variant "20.04.1" of
     // 5.15.0-1036.40~20.04.1), with other compilers.
     std::string variant;
+    // ABI 1.7: a kernel shipped as source. `packages` are then its source (a kernel.org
+    // tarball, say), and this the config it is built with; the host prepares the tree (make
+    // olddefconfig modules_prepare, LOCALVERSION set so that its release is `release`) in the
+    // builder of the compiler the config names. Left out of the document when unset.
+    Package config;
+    bool is_source() const { return !config.url.empty() || !config.path.empty(); }
 };
 
 // A release as targets are keyed: "5.15.0-1036-aws", or "5.15.0-1036-aws~20.04.1"; the variant
@@ -234,8 +240,24 @@ struct FetchedFile {
 };
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Package, name, url, path, sha256, size, sha512)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Release, release, kernelversion, distro, arch, packages, unavailable,
-                                                target, variant)
+// Release's document is spelled by hand: "config" is left out when unset, so a release's
+// document (which keys what was built from it) is what it was before ABI 1.7.
+inline void to_json(Json& j, const Release& r) {
+    j = {{"release", r.release},   {"kernelversion", r.kernelversion}, {"distro", r.distro}, {"arch", r.arch},
+         {"packages", r.packages}, {"unavailable", r.unavailable},     {"target", r.target}, {"variant", r.variant}};
+    if (r.is_source()) j["config"] = r.config;
+}
+inline void from_json(const Json& j, Release& r) {
+    r.release = j.value("release", "");
+    r.kernelversion = j.value("kernelversion", "");
+    r.distro = j.value("distro", "");
+    r.arch = j.value("arch", "");
+    r.packages = j.value("packages", std::vector<Package>{});
+    r.unavailable = j.value("unavailable", "");
+    r.target = j.value("target", "");
+    r.variant = j.value("variant", "");
+    r.config = j.value("config", Package{});
+}
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Unclaimed, file, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseList, releases, unclaimed, errors)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CrawlRequest, distro, arch, mirrors, apt_mirrors, options)

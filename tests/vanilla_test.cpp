@@ -1,0 +1,182 @@
+// The vanilla plugin and the host's source-kernel path (labels docker, network, slow): Debian's
+// linux-source-6.1 (a real kernel source tarball, fetched with apt from the Debian mirror) laid
+// out as kernel.org serves it on 127.0.0.1, its sha256sums.asc clearsigned by a throw-away key,
+// and the config of a real Debian 6.1 kernel. The tree is prepared once in the builder image
+// of the config's gcc, and a module built for the release asked for; a second module reuses
+// the prepared tree; the bad cases are each one line.
+#include "mirror_server.h"
+#include "test_util.h"
+
+#include <kbuild/types.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+
+namespace fs = std::filesystem;
+using namespace kbuild;
+
+namespace {
+
+ProcessResult run(const std::vector<std::string>& argv, const fs::path& cwd = {}) {
+    ProcessOptions options;
+    options.cwd = cwd;
+    return run_process(argv, options);
+}
+
+class Vanilla : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        dir_ = new test::TempDir;
+        // Debian's newest linux-source-6.1, checked by apt against its signed indexes, kept in
+        // the build tree's test cache across runs.
+        const fs::path sources = test::binary_dir() / "test-cache" / "linux-source";
+        fs::create_directories(sources);
+        const ProcessResult policy = run({"apt-cache", "policy", "linux-source-6.1"});
+        std::smatch m;
+        ASSERT_TRUE(std::regex_search(policy.out, m, std::regex(R"(Candidate: (6\.1\.(\d+)-\S+))")))
+            << "apt knows no linux-source-6.1 (apt-get update): " << policy.out << policy.err;
+        version_ = "6.1." + m[2].str();
+        const fs::path tarball = sources / ("linux-" + version_ + ".tar.xz");
+        if (!fs::exists(tarball)) {
+            const ProcessResult download = run({"apt-get", "download", "linux-source-6.1=" + m[1].str()}, sources);
+            ASSERT_EQ(download.exit_code, 0) << download.err;
+            const fs::path deb = sources / ("linux-source-6.1_" + m[1].str() + "_all.deb");
+            const ProcessResult extract =
+                run({"sh", "-c",
+                     "dpkg-deb --fsys-tarfile \"$0\" | tar -xO ./usr/src/linux-source-6.1.tar.xz > \"$1.tmp\" && "
+                     "mv \"$1.tmp\" \"$1\" && rm \"$0\"",
+                     deb.string(), tarball.string()});
+            ASSERT_EQ(extract.exit_code, 0) << extract.err;
+        }
+
+        // The config of Debian's newest bookworm kernel (built by gcc 12).
+        const test::DebianKernel kernel = test::newest_bookworm_kernel(test::binary_dir() / "test-cache");
+        std::string headers;
+        for (const auto& deb : kernel.debs)
+            if (deb.find("linux-headers-" + kernel.release + "_") != std::string::npos) headers = deb;
+        ASSERT_FALSE(headers.empty());
+        config_ = dir_->path() / "debian.config";
+        const ProcessResult config =
+            run({"sh", "-c", "dpkg-deb --fsys-tarfile \"$0\" | tar -xO ./usr/src/linux-headers-$1/.config > \"$2\"",
+                 headers, kernel.release, config_.string()});
+        ASSERT_EQ(config.exit_code, 0) << config.err;
+
+        // kernel.org's layout: the real tarball, and a small one its signed sums do not vouch for.
+        test::make_test_key(dir_->path() / "key", "kernel.org mirror");
+        const fs::path small = dir_->path() / "small.tar.xz";
+        ASSERT_EQ(run({"sh", "-c", "mkdir -p \"$0.d/linux-5.10.1\" && tar -cJf \"$0\" -C \"$0.d\" .", small.string()})
+                      .exit_code,
+                  0);
+        const ProcessResult mirror =
+            run({(test::source_dir() / "tests/fixtures/vanilla/make-kernel-org-mirror").string(), "--out",
+                 (dir_->path() / "mirror").string(), "--key", (dir_->path() / "key").string(),
+                 version_ + "=" + tarball.string(), "5.10.1=" + small.string() + "@WRONG"});
+        ASSERT_EQ(mirror.exit_code, 0) << mirror.err;
+        server_ = new test::MirrorServer(dir_->path() / "mirror");
+    }
+    static void TearDownTestSuite() {
+        delete server_;
+        delete dir_;
+    }
+
+    // kbuild build of the vanilla kernels `releases` with `config`, into `out`.
+    ProcessResult build(const std::string& releases, const fs::path& config, const fs::path& out,
+                        const fs::path& module = test::source_dir() / "examples/hello") {
+        return test::run_kbuild({"--cache-dir", cache_.path().string(), "build", "--distro", "vanilla", "--mirror",
+                                 server_->url(), "--keyring", (dir_->path() / "key/public.gpg").string(),
+                                 "--kernel-config", config.string(), "--option", "releases=" + releases, "--builder",
+                                 "docker", "--module-src", module.string(), "--out", out.string()});
+    }
+
+    static Json record_of(const fs::path& out) {
+        std::ifstream in(out / "index.json");
+        const Json index = Json::parse(in);
+        return index.at("targets").at(0);
+    }
+
+    static test::TempDir* dir_;
+    static test::MirrorServer* server_;
+    static std::string version_;
+    static fs::path config_;
+    test::TempDir cache_;
+};
+
+test::TempDir* Vanilla::dir_ = nullptr;
+test::MirrorServer* Vanilla::server_ = nullptr;
+std::string Vanilla::version_;
+fs::path Vanilla::config_;
+
+TEST_F(Vanilla, ASourceKernelIsPreparedOnceAndEachModuleBuiltForTheReleaseAsked) {
+    const std::string release = version_ + "-kbuild1";
+    const fs::path out = cache_ / "out";
+    const ProcessResult first = build(release, config_, out);
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    EXPECT_NE(first.err.find("vanilla " + release +
+                             ": preparing the source tree with gcc 12 in "
+                             "kbuild/builder-debian-bookworm:latest"),
+              std::string::npos)
+        << first.err;
+    const Json record = record_of(out);
+    EXPECT_EQ(record["status"], "built");
+    EXPECT_EQ(record["kernelrelease"], release);
+    const std::string vermagic = record["artifacts"].at(0)["vermagic"];
+    EXPECT_EQ(vermagic.rfind(release + " SMP preempt mod_unload modversions", 0), 0u) << vermagic;
+    EXPECT_NE(record["source_tree"].get<std::string>().find("no Module.symvers: built with KBUILD_MODPOST_WARN=1"),
+              std::string::npos)
+        << record.dump();
+
+    // Another module for the same kernel: the prepared tree is reused, nothing prepared again.
+    const fs::path other = cache_ / "hello-again";
+    fs::copy(test::source_dir() / "examples/hello", other, fs::copy_options::recursive);
+    const ProcessResult second = build(release, config_, cache_ / "out2", other);
+    ASSERT_EQ(second.exit_code, 0) << second.err;
+    EXPECT_NE(second.err.find("the source tree prepared with this config is reused"), std::string::npos) << second.err;
+    EXPECT_EQ(record_of(cache_ / "out2")["status"], "built");
+    int prepared = 0;
+    for (const auto& entry : fs::directory_iterator(cache_ / "prepared")) prepared += entry.is_directory();
+    EXPECT_EQ(prepared, 1);
+    const std::string log = test::read_file(cache_ / "out2" / record_of(cache_ / "out2")["log"].get<std::string>());
+    EXPECT_EQ(log.find("modules_prepare"), std::string::npos) << log;
+}
+
+TEST_F(Vanilla, ATarballItsSignedSumsDoNotVouchForIsRefused) {
+    const fs::path out = cache_ / "out";
+    const ProcessResult r = build("5.10.1", config_, out);
+    EXPECT_NE(r.exit_code, 0);
+    const Json record = record_of(out);
+    EXPECT_EQ(record["status"], "failed");
+    const std::string reason = record["reason"];
+    EXPECT_NE(reason.find("linux-5.10.1.tar.xz: sha256 mismatch"), std::string::npos) << reason;
+}
+
+TEST_F(Vanilla, SumsWithoutAKeyringAreNotTrusted) {
+    const ProcessResult r = test::run_kbuild({"--cache-dir", cache_.path().string(), "crawl", "--distro", "vanilla",
+                                              "--mirror", server_->url(), "--kernel-config", config_.string(),
+                                              "--option", "releases=" + version_, "--output", "json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const Json release = Json::parse(r.out)["releases"].at(0);
+    const std::string why = release.value("unavailable", "");
+    EXPECT_NE(why.find(server_->url() + "/v6.x/sha256sums.asc: "), std::string::npos) << why;
+}
+
+TEST_F(Vanilla, AConfigNamingACompilerNoImageHasIsOneLine) {
+    std::string text = test::read_file(config_);
+    text = std::regex_replace(text, std::regex("^CONFIG_CC_VERSION_TEXT=.*$", std::regex::multiline),
+                              "CONFIG_CC_VERSION_TEXT=\"clang version 99.0.0\"\nCONFIG_CC_IS_CLANG=y\n"
+                              "CONFIG_CLANG_VERSION=990000");
+    test::write_file(cache_ / "clang.config", text);
+    const fs::path out = cache_ / "out";
+    const ProcessResult r = build(version_, cache_ / "clang.config", out);
+    EXPECT_NE(r.exit_code, 0);
+    const Json record = record_of(out);
+    EXPECT_EQ(record["status"], "failed");
+    EXPECT_NE(record["reason"].get<std::string>().find(
+                  "kernel built by clang 99 (clang version 99.0.0); no builder image has clang"),
+              std::string::npos)
+        << record.dump();
+    EXPECT_FALSE(fs::exists(cache_ / "prepared") && !fs::is_empty(cache_ / "prepared"));
+}
+
+}  // namespace
