@@ -179,6 +179,14 @@ std::string prepare_error_line(const fs::path& log) {
 
 }  // namespace
 
+BuilderImage DockerBuilder::image_for(const KernelCompiler& compiler, const fs::path& log) const {
+    std::string why;
+    const auto image = choose_builder_image(images_, compiler, family_, why);
+    std::ofstream(log, std::ios::app) << "kbuild: " << why << '\n';
+    if (!image) throw Error(why);
+    return *image;
+}
+
 DockerBuilder::DockerBuilder(const Docker& docker, std::vector<BuilderImage> images, std::string family)
     : docker_(docker), images_(std::move(images)), family_(std::move(family)), cleanup_(add_cleanup([&docker] {
           for (const auto& id : docker.containers({{"kbuild.pid", owner_label()}})) docker.remove_container(id);
@@ -201,16 +209,13 @@ std::string DockerBuilder::choice(const BuildJob& job) const {
 }
 
 std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
-    std::string why;
-    const auto image = choose_builder_image(images_, job.compiler, family_, why);
-    std::ofstream(job.log, std::ios::app) << "kbuild: " << why << '\n';
-    if (!image) throw Error(why);
+    const BuilderImage image = image_for(job.compiler, job.log);
     const fs::path src = job.work_dir / "src";
     copy_module_source(job.module_src, src);
     make_writable_by_anyone(src);
 
     ContainerSpec spec;
-    spec.image = image->image;
+    spec.image = image.image;
     // The kernel's trees go where its Makefiles and symlinks expect them, read-only; a bundle's
     // tree anywhere, as it is; a source kernel's output tree at /kernel, its source beside.
     const fs::path tree_in_container = job.self_contained ? "/kernel" : "/";
@@ -230,7 +235,7 @@ std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
     // KERNELDIR: drivers whose Makefile builds probe modules of its own (Falco's) build them
     // against $(KERNELDIR), by default the running kernel's tree, which is not this one.
     spec.command = {"make", "-C", kernel_dir, "M=/build", "-j" + std::to_string(std::max(1, job.make_jobs))};
-    for (const auto& arg : compiler_args(*image, job.compiler)) spec.command.push_back(arg);
+    for (const auto& arg : compiler_args(image, job.compiler)) spec.command.push_back(arg);
     spec.command.push_back("KERNELDIR=" + kernel_dir);
     // Debug info names the headers where the distro installs them, wherever the tree lies: a
     // module built from a bundle is the module built from the packages.
@@ -243,19 +248,16 @@ std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
 }
 
 void DockerBuilder::prepare(const PrepareJob& job) {
-    std::string why;
-    const auto image = choose_builder_image(images_, job.compiler, family_, why);
-    std::ofstream(job.log, std::ios::app) << "kbuild: " << why << '\n';
-    if (!image) throw Error(why);
+    const BuilderImage image = image_for(job.compiler, job.log);
     make_writable_by_anyone(job.out_dir);
     ContainerSpec spec;
-    spec.image = image->image;
+    spec.image = image.image;
     spec.mounts = {{fs::canonical(job.source_dir), kSourceMount, true}, {fs::canonical(job.out_dir), "/kernel", false}};
     // Two makes: one run given a config target and a build target builds the second with the
     // config it had before the first ran.
     spec.command = {"sh",         "-c",        "make \"$@\" olddefconfig && make \"$@\" modules_prepare", "make", "-C",
                     kSourceMount, "O=/kernel", "-j" + std::to_string(std::max(1, job.make_jobs))};
-    for (const auto& arg : compiler_args(*image, job.compiler)) spec.command.push_back(arg);
+    for (const auto& arg : compiler_args(image, job.compiler)) spec.command.push_back(arg);
     spec.command.push_back("LOCALVERSION=" + job.localversion);
     spec.working_dir = "/kernel";
     const ContainerResult run = run_logged(spec, job.release, job.log, job.timeout);

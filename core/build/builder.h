@@ -120,6 +120,8 @@ public:
     std::int64_t memory_bytes = std::int64_t{4} << 30;
 
 private:
+    // The image for a kernel's compiler, the choice said in `log`; throws Error when there is none.
+    BuilderImage image_for(const KernelCompiler& compiler, const std::filesystem::path& log) const;
     // Runs `spec` (its image, mounts, command and working directory set) as every build runs:
     // no network, an unprivileged user, the limits, kbuild's labels; the command and its output
     // go to `log`.

@@ -8,6 +8,7 @@
 #include "unpack/extract.h"
 #include "util/interrupt.h"
 #include "util/parallel.h"
+#include "util/strings.h"
 
 #include <kbuild/digest.hpp>
 #include <kbuild/files.hpp>
@@ -478,8 +479,7 @@ void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std
             job.log = log.empty() ? fs::path(temporary.string() + ".log") : log;
             job.make_jobs = make_jobs;
             builder_->prepare(job);
-            std::string made = read_file((temporary / "include/config/kernel.release").string());
-            while (!made.empty() && (made.back() == '\n' || made.back() == '\r')) made.pop_back();
+            const std::string made = trim(read_file((temporary / "include/config/kernel.release").string()));
             if (made != wanted)
                 throw Error("the tree prepared from " + config.where() + " is kernel " + made + ", not " + wanted +
                             " (make olddefconfig changed what makes its release)");
