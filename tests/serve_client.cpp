@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <sstream>
@@ -36,9 +37,9 @@ ServeProcess::ServeProcess(fs::path dir, const std::string& config_toml, fs::pat
                                   "--listen",
                                   "127.0.0.1:0",
                                   "--out",
-                                  out().string(),
-                                  "--builder",
-                                  "local"};
+                                  out().string()};
+    if (std::find(args.begin(), args.end(), "--builder") == args.end())
+        args.insert(args.begin(), {"--builder", "local"});
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> c_argv;
     for (auto& a : argv) c_argv.push_back(a.data());

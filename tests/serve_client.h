@@ -14,7 +14,7 @@
 namespace kbuild::test {
 
 // `kbuild --cache-dir CACHE --config DIR/config.toml serve --listen 127.0.0.1:0 --out DIR/out
-// --builder local ARGS...`, its stdout and stderr in DIR. The constructor waits until it
+// ARGS...` (with --builder local unless ARGS name a builder), its stdout and stderr in DIR. The constructor waits until it
 // listens (it prints its address).
 class ServeProcess {
 public:

@@ -87,6 +87,16 @@ TEST_F(ServiceHttp, AnswersHealthAndMetricsAndNamesWhatItDoesNotServe) {
     EXPECT_EQ(http(server->port(), "GET", valid_location()).status, 404);
 }
 
+TEST_F(ServiceHttp, AModuleVersionIsNeededOnlyWhenThereAreSeveralSources) {
+    auto server = serve("\n[serve.modules.other]\npath = \"" + (test::source_dir() / "examples/hello").string() +
+                        "\"\nversion = \"2.0.0\"\n");
+    Json ask = Json::parse(test::ModuleAsk{"debian", "x86_64", "6.1.0-28-amd64"}.body());
+    ask.erase("moduleVersion");
+    const Reply r = post(server->port(), ask.dump());
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.json()["error"], "moduleVersion: missing") << r.body;
+}
+
 TEST_F(ServiceHttp, EveryFieldIsCheckedAndNamedWhenBad) {
     auto server = serve("");
     const test::ModuleAsk good{"debian", "x86_64", "6.1.0-28-amd64"};
@@ -105,9 +115,16 @@ TEST_F(ServiceHttp, EveryFieldIsCheckedAndNamedWhenBad) {
         Json missing = base;
         missing.erase(field);
         Reply r = post(server->port(), missing.dump());
-        EXPECT_EQ(r.status, 400) << field;
-        EXPECT_EQ(r.json()["field"], field) << r.body;
-        EXPECT_EQ(r.json()["error"], field + ": missing");
+        if (field == "kernelversion" || field == "moduleVersion") {
+            // Left out, as the Falco build service allows: "1", and the one module source's.
+            EXPECT_EQ(r.status, 202) << field << ": " << r.body;
+            EXPECT_EQ(r.header("location"),
+                      "/v1/module/debian/x86_64/1.0.0/6.1.0-28-amd64/1/" + sha256_text(good.config) + "/hello.ko");
+        } else {
+            EXPECT_EQ(r.status, 400) << field;
+            EXPECT_EQ(r.json()["field"], field) << r.body;
+            EXPECT_EQ(r.json()["error"], field + ": missing");
+        }
 
         Json number = base;
         number[field] = 7;
@@ -152,11 +169,12 @@ TEST_F(ServiceHttp, EveryFieldIsCheckedAndNamedWhenBad) {
         EXPECT_EQ(r.status, 400) << body;
         EXPECT_EQ(r.json()["field"], "body") << body;
     }
-    // Of all those requests, only the ubuntu-aws one became a target.
+    // Of all those requests, two became targets: the good one (asked twice, with a default
+    // each time) and the ubuntu-aws one.
     const Json m = http(server->port(), "GET", "/v1/metrics").json();
     EXPECT_EQ(m["queue_length"].get<int>() + m["building"].get<int>() + m["targets_built"].get<int>() +
                   m["targets_failed"].get<int>(),
-              1)
+              2)
         << m.dump();
     expect_alive(*server);
 }

@@ -3,16 +3,20 @@
 // out as kernel.org serves it on 127.0.0.1, its sha256sums.asc clearsigned by a throw-away key,
 // and the config of a real Debian 6.1 kernel. The tree is prepared once in the builder image
 // of the config's gcc, and a module built for the release asked for; a second module reuses
-// the prepared tree; the bad cases are each one line.
+// the prepared tree; the bad cases are each one line. The build service answers the Falco
+// build service's vanilla request as it is written.
 #include "mirror_server.h"
+#include "serve_client.h"
 #include "test_util.h"
 
+#include <kbuild/digest.hpp>
 #include <kbuild/types.hpp>
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <regex>
+#include <thread>
 
 namespace fs = std::filesystem;
 using namespace kbuild;
@@ -177,6 +181,49 @@ TEST_F(Vanilla, AConfigNamingACompilerNoImageHasIsOneLine) {
               std::string::npos)
         << record.dump();
     EXPECT_FALSE(fs::exists(cache_ / "prepared") && !fs::is_empty(cache_ / "prepared"));
+}
+
+// The Falco build service's vanilla example, as written (no kernelversion, no moduleVersion):
+// the node's config is the one the tree is prepared with, and a release the source cannot
+// produce by itself (-arch1-1) is made with LOCALVERSION.
+TEST_F(Vanilla, TheBuildServiceAnswersTheVanillaRequestAsWritten) {
+    const std::string release = version_ + "-arch1-1";
+    const std::string config_text = test::read_file(config_);
+    test::ServeProcess server(cache_.path(),
+                              "[serve]\nposts_per_minute = 0\n\n[serve.modules.hello]\npath = \"" +
+                                  (test::source_dir() / "examples/hello").string() +
+                                  "\"\nversion = \"1.0.0\"\n\n[vanilla]\nmirror = \"" + server_->url() +
+                                  "\"\nkeyring = \"" + (dir_->path() / "key/public.gpg").string() + "\"\n",
+                              cache_ / "cache", {"--builder", "docker"});
+    const std::string body = Json{{"buildType", "vanilla"},
+                                  {"architecture", "x86_64"},
+                                  {"kernelrelease", release},
+                                  {"kernelConfigData", test::base64(config_text)}}
+                                 .dump();
+    test::Reply r = test::http(server.port(), "POST", "/v1/module", body);
+    ASSERT_EQ(r.status, 202) << r.body << server.log();
+    const std::string location = r.header("location");
+    EXPECT_EQ(location, "/v1/module/vanilla/x86_64/1.0.0/" + release + "/1/" + sha256_text(config_text) + "/hello.ko");
+
+    const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(15);
+    do {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        r = test::http(server.port(), "GET", location);
+    } while (r.status == 202 && std::chrono::steady_clock::now() < until);
+    ASSERT_EQ(r.status, 200) << r.body << server.log();
+    test::write_file(cache_ / "got.ko", r.body);
+    const ProcessResult modinfo = run({"modinfo", "-F", "vermagic", (cache_ / "got.ko").string()});
+    EXPECT_EQ(modinfo.out.rfind(release + " SMP preempt mod_unload modversions", 0), 0u) << modinfo.out;
+
+    // A config that is not base64 is refused as the field it is.
+    r = test::http(server.port(), "POST", "/v1/module",
+                   Json{{"buildType", "vanilla"},
+                        {"architecture", "x86_64"},
+                        {"kernelrelease", release},
+                        {"kernelConfigData", "not base64!"}}
+                       .dump());
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_NE(r.body.find("kernelConfigData: not base64"), std::string::npos) << r.body;
 }
 
 }  // namespace

@@ -78,6 +78,7 @@ public:
     struct Served {
         const Plugin* plugin;
         TargetInfo target;
+        bool from_request = false;  // kernels shipped as source, see takes_requested_kernels
     };
     static std::vector<Served> declared_targets(const PluginHost& plugins, const HostContext& context) {
         std::vector<Served> served;
@@ -90,9 +91,31 @@ public:
             } catch (const std::exception& e) {
                 spdlog::warn("{} (its distros are served under their own names)", e.what());
             }
-            for (const auto& target : served_targets(*plugin, description)) served.push_back({plugin.get(), target});
+            const bool from_request = takes_requested_kernels(description);
+            for (const auto& target : served_targets(*plugin, description))
+                served.push_back({plugin.get(), target, from_request});
         }
         return served;
+    }
+
+    // A plugin of kernels shipped as source (vanilla) declares the options `releases` and
+    // `config`: it does not list a distro's kernels but makes the release it is asked for from
+    // its source and the config given. The service asks it for the node's release with the
+    // node's config.
+    static bool takes_requested_kernels(const std::optional<Description>& description) {
+        if (!description) return false;
+        bool releases = false, config = false;
+        for (const auto& option : description->options) {
+            releases = releases || option.name == "releases";
+            config = config || option.name == "config";
+        }
+        return releases && config;
+    }
+
+    // Keeps the config of a request for a source kernel: its build prepares the tree with it.
+    void keep_config(const ModuleRequest& r, const std::string& config) const {
+        const auto kind = kind_of(r.build_type);
+        if (kind && kind->from_request) save_kernel_config(config, cache_dir_);
     }
 
     // One policy for every distro served: each distro's table of the config file adds its own.
@@ -181,6 +204,7 @@ private:
     struct Kind {
         const Plugin* plugin;
         std::string distro, target;
+        bool from_request = false;
     };
 
     // A build type is a target some plugin declares (a name, or a pattern such as
@@ -193,7 +217,7 @@ private:
         for (const bool exact : {true, false})
             for (const auto& s : served_)
                 if (exact ? s.target.name == build_type : target_matches(s.target.name, build_type))
-                    return Kind{s.plugin, s.target.distro, build_type};
+                    return Kind{s.plugin, s.target.distro, build_type, s.from_request};
         return std::nullopt;
     }
 
@@ -202,6 +226,7 @@ private:
     // why not: the crawl failed, the release has another kernel version, or no such release.
     Release find_release(const Kind& kind, const ModuleRequest& r) {
         const std::string arch = plugin_arch(r.arch);
+        if (kind.from_request) return requested_release(kind, r, arch);
         for (int attempt = 0;; ++attempt) {  // a second attempt only after a stale crawl
             std::shared_ptr<const ReleaseList> list;
             Clock::time_point when;
@@ -228,6 +253,43 @@ private:
                         std::to_string(list->releases.size()) + " releases" +
                         (list->errors.empty() ? std::string() : "; the crawl's errors: " + join(list->errors)));
         }
+    }
+
+    // A source kernel's release: the plugin makes exactly the release asked for, from its
+    // source on the distro's mirror, with the config the node sent (kept at POST). The
+    // kernel version (uname -v's #N) is the node's: nothing in the source decides it.
+    Release requested_release(const Kind& kind, const ModuleRequest& r, const std::string& arch) {
+        const fs::path config = kernel_config_file(cache_dir_, r.config_sha256);
+        if (!fs::exists(config))
+            throw Error("the config of this request (sha256 " + r.config_sha256 +
+                        ") is no longer kept; ask again with kernelConfigData");
+        TargetOptions target = target_of_(kind.distro);
+        target.arch = arch;
+        auto& options = target.plugin_options;
+        options.erase(std::remove_if(options.begin(), options.end(),
+                                     [](const std::string& pair) {
+                                         return pair.rfind("releases=", 0) == 0 || pair.rfind("config=", 0) == 0;
+                                     }),
+                      options.end());
+        target.kernel_config.clear();
+        target.plugin_options.push_back("releases=" + r.kernelrelease);
+        target.plugin_options.push_back("config=" + config.string());
+        PluginInstance instance(*kind.plugin, context_);
+        ReleaseList list;
+        try {
+            list = instance.crawl(crawl_request(instance, target));
+        } catch (const std::exception& e) {
+            throw Error(std::string("crawl: ") + e.what());
+        }
+        for (auto& release : list.releases) {
+            if (release.release != r.kernelrelease) continue;
+            if (!release.unavailable.empty())
+                throw Error(kind.target + " " + r.kernelrelease + ": " + release.unavailable);
+            release.kernelversion = r.kernelversion;
+            return release;
+        }
+        throw Error(kind.target + ": the plugin made no release " + r.kernelrelease +
+                    (list.errors.empty() ? std::string() : " (" + join(list.errors) + ")"));
     }
 
     std::pair<std::shared_ptr<const ReleaseList>, Clock::time_point> crawl(const Kind& kind, const std::string& arch,
@@ -354,6 +416,9 @@ int run_service(const ServeSettings& settings, const ServeContext& context) {
 
     ServiceCatalog catalog;
     catalog.check_build_type = [&builds](const std::string& type) { builds.check_build_type(type); };
+    catalog.keep_config = [&builds](const ModuleRequest& r, const std::string& config) {
+        builds.keep_config(r, config);
+    };
     for (const auto& m : settings.modules) catalog.modules[m.version] = m.name;
     ServiceServer server(queue, catalog, http);
     {

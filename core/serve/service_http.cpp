@@ -345,6 +345,15 @@ private:
         for (const std::string name :
              {"buildType", "architecture", "kernelrelease", "kernelversion", "moduleVersion", "kernelConfigData"}) {
             const auto it = doc.find(name);
+            std::string fallback;
+            // As the Falco build service takes them: kernelversion is "1" unless given, and the
+            // module version is the one module source's when there is only one.
+            if (name == "kernelversion") fallback = "1";
+            if (name == "moduleVersion" && c_.catalog.modules.size() == 1) fallback = c_.catalog.modules.begin()->first;
+            if (it == doc.end() && !fallback.empty()) {
+                fields[name] = fallback;
+                continue;
+            }
             if (it == doc.end() || !it->is_string()) {
                 bad_field(response, name, name + (it == doc.end() ? ": missing" : ": not a string"));
                 return;
@@ -381,6 +390,16 @@ private:
         asked.module_version = fields["moduleVersion"];
         asked.config_sha256 = sha256_text(*config);
         asked.config_md5 = md5_text(*config);
+        if (c_.catalog.keep_config) {
+            try {
+                c_.catalog.keep_config(asked, *config);
+            } catch (const std::exception& e) {
+                spdlog::error("keeping the config of {}: {}", asked.key(), e.what());
+                refuse(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR,
+                       {{"error", "the service cannot keep the request's config"}});
+                return;
+            }
+        }
         const auto submitted = c_.queue.submit(asked, module);
         answer(submitted.answer, submitted.state, module + ".ko", response);
     }

@@ -4,7 +4,8 @@
 // thread pool and a backlog, POSTs per client by a rate; artifacts stream from disk.
 //
 //   POST /v1/module   {buildType, architecture, kernelrelease, kernelversion, moduleVersion,
-//                      kernelConfigData (base64)}
+//                      kernelConfigData (base64)}; kernelversion defaults to "1", moduleVersion
+//                      to the one module source's when there is one
 //        200 built (artifact paths) | 202 queued or building (Location) | 400 a bad field
 //        | 401 no or wrong bearer token | 413 body too large | 422 build failed (reason, log)
 //        | 429 queue full or client over its rate (Retry-After) | 503 shutting down
@@ -45,6 +46,9 @@ struct ServiceCatalog {
     std::function<void(const std::string&)> check_build_type;
     // Module version -> the module source's name (the <name>.ko a Location names).
     std::map<std::string, std::string> modules;
+    // Called with each accepted request and its config before it is queued (may be empty): a
+    // source kernel's build needs the config itself, not only its hash. Throws when it cannot.
+    std::function<void(const ModuleRequest&, const std::string& config)> keep_config;
 };
 
 class ServiceServer {

@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <optional>
 #include <regex>
@@ -85,14 +86,32 @@ std::string kernel_config_value(const std::string& value, const fs::path& cache_
     if (value.compare(0, prefix.size(), prefix) != 0) return value;
     const auto data = decode_base64(std::string_view(value).substr(prefix.size()));
     if (!data || data->empty()) throw UsageError("--kernel-config base64:...: not base64 (RFC 4648, padded)");
-    const fs::path file = cache_dir / "configs" / (sha256_text(*data) + ".config");
-    if (!fs::exists(file)) {
-        fs::create_directories(file.parent_path());
-        const fs::path tmp = file.string() + ".tmp-" + std::to_string(::getpid());
-        std::ofstream(tmp, std::ios::binary) << *data;
-        fs::rename(tmp, file);
+    return save_kernel_config(*data, cache_dir).string();
+}
+
+fs::path kernel_config_file(const fs::path& cache_dir, const std::string& sha256) {
+    return cache_dir / "configs" / (sha256 + ".config");
+}
+
+fs::path save_kernel_config(const std::string& config, const fs::path& cache_dir) {
+    const fs::path file = kernel_config_file(cache_dir, sha256_text(config));
+    if (fs::exists(file)) return file;
+    fs::create_directories(file.parent_path());
+    // Unique per writer (threads of one service too), renamed whole: never seen half-written.
+    static std::atomic<unsigned> serial{0};
+    const fs::path tmp = file.string() + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(++serial);
+    {
+        std::ofstream out(tmp, std::ios::binary);
+        out << config;
+        out.close();
+        if (!out) {
+            std::error_code ec;
+            fs::remove(tmp, ec);
+            throw Error(tmp.string() + ": cannot write the kernel config");
+        }
     }
-    return file.string();
+    fs::rename(tmp, file);
+    return file;
 }
 
 void add_trust(TrustPolicy& policy, const TargetOptions& target) {

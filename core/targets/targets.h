@@ -49,6 +49,11 @@ struct TargetOptions {
 // not base64.
 std::string kernel_config_value(const std::string& value, const std::filesystem::path& cache_dir);
 
+// A kernel config kept in the cache by its content: <cache_dir>/configs/<sha256>.config,
+// written whole under a temporary name. Throws Error when it cannot be written.
+std::filesystem::path save_kernel_config(const std::string& config, const std::filesystem::path& cache_dir);
+std::filesystem::path kernel_config_file(const std::filesystem::path& cache_dir, const std::string& sha256);
+
 // Adds a target's trust settings to a policy: its distro's keyrings (the config's, replaced by
 // --keyring), mirror keyrings, insecure mirrors, verify = false.
 void add_trust(TrustPolicy& policy, const TargetOptions& target);
