@@ -436,14 +436,40 @@ PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release
     return tree;
 }
 
+// A source kernel's config: fetched, or (a relative path and no URL) a file the plugin's unpack
+// put in the unpacked root (COS's, taken out of its kernel-headers.tgz), never outside it.
+Package KernelTrees::source_config(const fs::path& root, const Package& config) {
+    if (!config.url.empty() || fs::path(config.path).is_absolute()) return fetched({config}).front();
+    const fs::path file = fs::weakly_canonical(root / config.path);
+    const fs::path base = fs::weakly_canonical(root);
+    const auto [end, rest] = std::mismatch(base.begin(), base.end(), file.begin(), file.end());
+    if (end != base.end() || rest == file.end())
+        throw Error("config " + config.path + ": not a file inside the unpacked source");
+    if (!fs::is_regular_file(file)) throw Error("config " + config.path + ": the unpacked source has no such file");
+    Package found = config;
+    found.path = file.string();
+    found.sha256 = sha256_file(found.path);
+    return found;
+}
+
+// An unnamed source kernel's release: what the plugin's unpack read from the distro's own files
+// (<root>/kernel.release: COS's headers name it), else what the source and config make.
+std::string KernelTrees::unpacked_release(const fs::path& root, const fs::path& source, const fs::path& config) {
+    if (fs::is_regular_file(root / "kernel.release")) {
+        const std::string named = trim(read_file((root / "kernel.release").string()));
+        if (!named.empty()) return named;
+    }
+    return source_version(source) + config_value(config, "CONFIG_LOCALVERSION");
+}
+
 void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std::vector<std::string>* sha256s,
                                  const fs::path& log) {
-    const std::string& wanted = release.release;
-    if (wanted.empty()) throw Error(release.distro + ": a source kernel must name its release");
-    if (!builder_) throw Error(wanted + ": a source kernel is prepared by a builder, and none is given here");
-    const Package config = fetched({release.config}).front();
+    const Package config = source_config(tree.root, release.config);
     if (sha256s) sha256s->push_back(config.sha256);
     const fs::path source = tree.kernel_dir;
+    const std::string wanted =
+        release.release.empty() ? unpacked_release(tree.root, source, config.path) : release.release;
+    if (!builder_) throw Error(wanted + ": a source kernel is prepared by a builder, and none is given here");
     const KernelCompiler compiler = config_compiler(config.path);
     const LocalVersion local =
         local_version_for(wanted, source_version(source), config_value(config.path, "CONFIG_LOCALVERSION"));

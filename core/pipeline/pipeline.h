@@ -84,6 +84,9 @@ private:
                                         const std::vector<Package>& packages);
     std::string key(const std::vector<Package>& packages) const;
     // A source kernel's tree made ready for module builds (PreparedTree::source_dir).
+    Package source_config(const std::filesystem::path& root, const Package& config);
+    static std::string unpacked_release(const std::filesystem::path& root, const std::filesystem::path& source,
+                                        const std::filesystem::path& config);
     void prepare_source(PreparedTree& tree, const Release& release, std::vector<std::string>* sha256s,
                         const std::filesystem::path& log);
 

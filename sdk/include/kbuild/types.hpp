@@ -51,7 +51,11 @@ struct Release {
     // ABI 1.7: a kernel shipped as source. `packages` are then its source (a kernel.org
     // tarball, say), and this the config it is built with; the host prepares the tree (make
     // olddefconfig modules_prepare, LOCALVERSION set so that its release is `release`) in the
-    // builder of the compiler the config names. Left out of the document when unset.
+    // builder of the compiler the config names. Left out of the document when unset. A config
+    // with a relative path and no URL is a file the plugin's unpack puts in the unpacked root
+    // (a distro that ships it inside another package). A source release left unnamed is named
+    // by <root>/kernel.release when the unpack writes one, else by the source's version and
+    // the config's CONFIG_LOCALVERSION.
     Package config;
     bool is_source() const { return !config.url.empty() || !config.path.empty(); }
 };
