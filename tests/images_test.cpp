@@ -53,9 +53,22 @@ TEST(Images, BuildsTheShippedDefinitionsAndKeepsUnchangedOnes) {
         EXPECT_EQ(std::stoi(cc.out), gcc) << cc.out;
     }
 
+    // The clang image: LLVM 16's clang and linker are the ones make LLVM=1 finds by name.
+    const Json* clang = find_image(images, "debian-bookworm-clang16");
+    ASSERT_NE(clang, nullptr);
+    EXPECT_EQ((*clang)["clang"], 16);
+    EXPECT_EQ((*clang)["gcc"], 0);
+    EXPECT_EQ((*clang)["cc"], "clang");
+    const ProcessResult tools =
+        run_process({"docker", "run", "--rm", "--network", "none", (*clang)["image"].get<std::string>(), "sh", "-c",
+                     "clang --version && ld.lld --version && llvm-objcopy --version"});
+    ASSERT_EQ(tools.exit_code, 0) << tools.err;
+    EXPECT_NE(tools.out.find("clang version 16."), std::string::npos) << tools.out;
+    EXPECT_NE(tools.out.find("LLD 16."), std::string::npos) << tools.out;
+
     const ProcessResult again = test::run_kbuild(in_cache({"images", "build"}));
     ASSERT_EQ(again.exit_code, 0) << again.err;
-    for (const std::string name : {"debian-bullseye", "debian-bookworm", "debian-trixie"})
+    for (const std::string name : {"debian-bullseye", "debian-bookworm", "debian-bookworm-clang16", "debian-trixie"})
         EXPECT_NE(again.err.find(name + ": up to date"), std::string::npos) << again.err;
 }
 

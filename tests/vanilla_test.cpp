@@ -183,6 +183,34 @@ TEST_F(Vanilla, AConfigNamingACompilerNoImageHasIsOneLine) {
     EXPECT_FALSE(fs::exists(cache_ / "prepared") && !fs::is_empty(cache_ / "prepared"));
 }
 
+// A kernel built by clang is prepared and built in the clang image with LLVM=1: the config of
+// the Debian kernel as clang 16 would have written it.
+TEST_F(Vanilla, AKernelBuiltByClangIsPreparedAndBuiltWithClang) {
+    std::string text = test::read_file(config_);
+    text = std::regex_replace(text, std::regex("^CONFIG_CC_VERSION_TEXT=.*$", std::regex::multiline),
+                              "CONFIG_CC_VERSION_TEXT=\"Debian clang version 16.0.6 (15~deb12u1)\"");
+    text = std::regex_replace(text, std::regex("^CONFIG_CC_IS_GCC=y$", std::regex::multiline),
+                              "CONFIG_CC_IS_CLANG=y\nCONFIG_CLANG_VERSION=160006");
+    text =
+        std::regex_replace(text, std::regex("^CONFIG_GCC_VERSION=.*$", std::regex::multiline), "CONFIG_GCC_VERSION=0");
+    test::write_file(cache_ / "clang.config", text);
+    const std::string release = version_ + "-clang1";
+    const fs::path out = cache_ / "out";
+    const ProcessResult r = build(release, cache_ / "clang.config", out);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("vanilla " + release +
+                         ": preparing the source tree with clang 16 in kbuild/builder-debian-bookworm-clang16:latest"),
+              std::string::npos)
+        << r.err;
+    const Json record = record_of(out);
+    ASSERT_EQ(record["status"], "built") << record.dump();
+    EXPECT_EQ(record["artifacts"].at(0)["vermagic"].get<std::string>().rfind(release + " SMP preempt", 0), 0u);
+    const ProcessResult comment =
+        run({"readelf", "-p", ".comment", (out / record["artifacts"].at(0)["path"].get<std::string>()).string()});
+    EXPECT_NE(comment.out.find("clang version 16.0.6"), std::string::npos) << comment.out;
+    EXPECT_EQ(comment.out.find("GCC:"), std::string::npos) << comment.out;
+}
+
 // The Falco build service's vanilla example, as written (no kernelversion, no moduleVersion):
 // the node's config is the one the tree is prepared with, and a release the source cannot
 // produce by itself (-arch1-1) is made with LOCALVERSION.

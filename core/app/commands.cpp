@@ -150,6 +150,8 @@ int images_build_command(const GlobalOptions& global, const ImagesCommandOptions
         options.work_dir = cache_dir_of(global) / "images";
         options.mirror = images.mirror;
         options.force = images.force;
+        std::set<std::string> imported;
+        options.imported = &imported;
         int failed = 0;
         for (size_t i = 0; i < definitions.size(); ++i) {
             spdlog::info("[{}/{}] {}", i + 1, definitions.size(), definitions[i].name);
@@ -181,6 +183,7 @@ int images_list_command(const GlobalOptions& global, const std::string& output) 
                 list.push_back({{"name", i.name},
                                 {"image", i.image},
                                 {"gcc", i.gcc},
+                                {"clang", i.clang},
                                 {"cc", i.cc},
                                 {"family", i.family},
                                 {"size", i.size},
@@ -190,10 +193,15 @@ int images_list_command(const GlobalOptions& global, const std::string& output) 
             std::cout << Json{{"schema", kSchema}, {"images", list}}.dump(2) << '\n';
             return 0;
         }
-        Table table({"NAME", "GCC", "SIZE", "CREATED", "DEFINITION", "CURRENT"});
-        for (const auto& i : images)
-            table.add({i.name, std::to_string(i.gcc), std::to_string(i.size / (1 << 20)) + " MiB", i.created,
+        Table table({"NAME", "COMPILER", "SIZE", "CREATED", "DEFINITION", "CURRENT"});
+        for (const auto& i : images) {
+            std::string compiler;
+            if (i.gcc > 0) compiler = "gcc " + std::to_string(i.gcc);
+            if (i.clang > 0)
+                compiler += (compiler.empty() ? "" : ", ") + std::string("clang ") + std::to_string(i.clang);
+            table.add({i.name, compiler, std::to_string(i.size / (1 << 20)) + " MiB", i.created,
                        i.definition_hash.substr(0, 12), current(i)});
+        }
         table.print(std::cout);
         return 0;
     });

@@ -43,8 +43,9 @@ BuilderDefinition read_definition(const fs::path& dir) {
     d.family = j.value("family", "");
     d.gcc = j.value("gcc", 0);
     d.clang = j.value("clang", 0);
-    d.cc = j.value("cc", d.gcc ? "gcc-" + std::to_string(d.gcc) : "gcc");
-    if (d.gcc <= 0) throw fail("\"gcc\" must be the image's gcc major version");
+    d.cc = j.value("cc", d.gcc > 0 ? "gcc-" + std::to_string(d.gcc) : "clang");
+    if (d.gcc < 0 || d.clang < 0 || (d.gcc == 0 && d.clang == 0))
+        throw fail("\"gcc\" must be the image's gcc major version (or \"clang\" its clang major)");
     if (d.name.empty() || d.name.find_first_of("/: ") != std::string::npos) throw fail("\"name\" must be a plain word");
     const Json base = j.value("base", Json::object());
     d.debootstrap_suite = base.value("debootstrap", "");
@@ -88,14 +89,20 @@ void remove_replaced(const Docker& docker, const std::string& old_id, const std:
     }
 }
 
+// A debootstrap base is the suite's, shared by every definition over that suite (gcc and clang
+// images of bookworm start from one root) and kept when only a Dockerfile changes; a rootfs
+// base is its definition's.
 std::string base_tag(const BuilderDefinition& d) {
+    if (!d.debootstrap_suite.empty()) return "kbuild/base-debootstrap-" + d.debootstrap_suite + ":minbase";
     return "kbuild/base-" + d.name + ":" + d.hash.substr(0, 12);
 }
 
 // The base root file system, imported as base_tag(d).
 std::string import_base(const Docker& docker, const BuilderDefinition& d, const ImageBuildOptions& options) {
     const std::string tag = base_tag(d);
-    if (!options.force && docker.image(tag)) return tag;  // --force starts from debootstrap
+    // --force starts from debootstrap, once per base in a run.
+    const bool fresh = options.imported && options.imported->count(tag);
+    if ((!options.force || fresh) && docker.image(tag)) return tag;
     const fs::path root = options.work_dir / (d.name + "-rootfs.part-" + std::to_string(::getpid()));
     std::error_code ec;
     fs::remove_all(root, ec);
@@ -125,6 +132,7 @@ std::string import_base(const Docker& docker, const BuilderDefinition& d, const 
     }
     spdlog::info("{}: importing the base as {}", d.name, tag);
     docker.import_directory(root, tag);
+    if (options.imported) options.imported->insert(tag);
     return tag;
 }
 
@@ -195,7 +203,8 @@ bool build_builder_image(const Docker& docker, const BuilderDefinition& d, const
     const std::string old_image = image_id(docker, d.image());
     const std::string old_base = image_id(docker, base_tag(d));
     const std::string base = import_base(docker, d, options);
-    spdlog::info("{}: building {} (gcc {})", d.name, d.image(), d.gcc);
+    spdlog::info("{}: building {} ({})", d.name, d.image(),
+                 d.gcc > 0 ? "gcc " + std::to_string(d.gcc) : "clang " + std::to_string(d.clang));
     std::map<std::string, std::string> labels{{kLabelBuilder, d.name},
                                               {kLabelGcc, std::to_string(d.gcc)},
                                               {kLabelCc, d.cc},

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,9 @@ struct ImageBuildOptions {
     std::filesystem::path work_dir;  // debootstrap roots go here (removed after import)
     std::string mirror;              // debootstrap mirror; empty: from apt's sources
     bool force = false;              // rebuild even when the definition is unchanged
+    // Bases imported by this run (one debootstrap of a suite serves its every definition, even
+    // with force). Null: none is tracked.
+    std::set<std::string>* imported = nullptr;
 };
 
 // Builds one image unless one with the same definition hash exists. Returns false when it was
