@@ -76,6 +76,10 @@ TEST(SourceRelease, VersionFromTheMakefileAndLocalVersionFromTheRelease) {
     EXPECT_EQ(source_version(dir.path()), "6.8.0-rc1");
     EXPECT_NE(test::error_of([&] { source_version(dir / "nowhere"); }).find("not a kernel source tree"),
               std::string::npos);
+    // The RT patch set's tree names its own local version in files setlocalversion reads.
+    test::write_file(dir / "localversion-rt", "-rt13\n");
+    test::write_file(dir / "localversion-a", "-a");
+    EXPECT_EQ(source_version(dir.path()), "6.8.0-rc1-a-rt13");
 
     const auto same = local_version_for("6.1.158", "6.1.158", "");
     EXPECT_EQ(same.localversion, "");
@@ -91,6 +95,17 @@ TEST(SourceRelease, VersionFromTheMakefileAndLocalVersionFromTheRelease) {
     EXPECT_TRUE(replaced.clear_config_localversion);
     EXPECT_EQ(test::error_of([] { local_version_for("5.6.1", "5.5.2", ""); }),
               "release 5.6.1 cannot be made from the source of 5.5.2");
+}
+
+// A config made of fragments sets a symbol twice: Kconfig takes the last, as config_value does.
+TEST(SourceRelease, TheLastAssignmentOfAConfigSymbolWins) {
+    test::TempDir dir;
+    test::write_file(dir / ".config",
+                     "CONFIG_LOCALVERSION=\"-base\"\nCONFIG_X=y\n# fragment\nCONFIG_LOCALVERSION=\"-minikube\"\n"
+                     "# CONFIG_X is not set\n");
+    EXPECT_EQ(config_value(dir / ".config", "CONFIG_LOCALVERSION"), "-minikube");
+    EXPECT_EQ(config_value(dir / ".config", "CONFIG_X"), "");
+    EXPECT_EQ(config_value(dir / ".config", "CONFIG_Y"), "");
 }
 
 TEST(KernelCompiler, FromGccVersionWhenThereIsNoText) {

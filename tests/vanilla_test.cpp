@@ -183,6 +183,29 @@ TEST_F(Vanilla, AConfigNamingACompilerNoImageHasIsOneLine) {
     EXPECT_FALSE(fs::exists(cache_ / "prepared") && !fs::is_empty(cache_ / "prepared"));
 }
 
+// A config line Kconfig does not take (a string without its quotes) is dropped by olddefconfig:
+// the tree's release is then not the one asked for, and the target fails saying so.
+TEST_F(Vanilla, AConfigOlddefconfigChangesSoTheReleaseBreaksIsOneLine) {
+    std::string text = test::read_file(config_);
+    text = std::regex_replace(text, std::regex("^CONFIG_LOCALVERSION=.*$", std::regex::multiline),
+                              "CONFIG_LOCALVERSION=-custom");
+    test::write_file(cache_ / "unquoted.config", text);
+    const std::string release = version_ + "-custom";
+    const fs::path out = cache_ / "out";
+    const ProcessResult r = build(release, cache_ / "unquoted.config", out);
+    EXPECT_NE(r.exit_code, 0);
+    const Json record = record_of(out);
+    EXPECT_EQ(record["status"], "failed");
+    EXPECT_NE(record["reason"].get<std::string>().find(
+                  "is kernel " + version_ + ", not " + release +
+                  " (make olddefconfig changed what makes its release: CONFIG_LOCALVERSION \"-custom\" became \"\")"),
+              std::string::npos)
+        << record.dump();
+    // Nothing half-prepared is left to be taken for a prepared tree.
+    for (const auto& entry : fs::directory_iterator(cache_ / "prepared"))
+        ADD_FAILURE() << "left behind: " << entry.path();
+}
+
 // A kernel built by clang is prepared and built in the clang image with LLVM=1: the config of
 // the Debian kernel as clang 16 would have written it.
 TEST_F(Vanilla, AKernelBuiltByClangIsPreparedAndBuiltWithClang) {

@@ -4,8 +4,10 @@
 
 #include <kbuild/error.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
+#include <vector>
 
 namespace fs = std::filesystem;
 
@@ -15,13 +17,17 @@ std::string config_value(const fs::path& config, const std::string& key) {
     std::ifstream in(config);
     if (!in) throw Error(config.string() + ": cannot read the kernel's config");
     const std::string prefix = key + "=";
+    const std::string unset = "# " + key + " is not set";
+    // As Kconfig reads it: the last assignment wins (configs made by appending fragments set a
+    // symbol more than once), and "is not set" unsets it.
+    std::string value;
     for (std::string line; std::getline(in, line);) {
+        if (trim(line) == unset) value.clear();
         if (line.compare(0, prefix.size(), prefix) != 0) continue;
-        std::string value = trim(line.substr(prefix.size()));
+        value = trim(line.substr(prefix.size()));
         if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
-        return value;
     }
-    return {};
+    return value;
 }
 
 std::string source_version(const fs::path& source_dir) {
@@ -39,7 +45,19 @@ std::string source_version(const fs::path& source_dir) {
         throw Error(source_dir.string() + ": not a kernel source tree (its Makefile states no VERSION and PATCHLEVEL)");
     std::string version = fields["VERSION"] + "." + fields["PATCHLEVEL"];
     if (!fields["SUBLEVEL"].empty()) version += "." + fields["SUBLEVEL"];
-    return version + fields["EXTRAVERSION"];
+    version += fields["EXTRAVERSION"];
+    // scripts/setlocalversion adds the text of the tree's localversion* files, in name order
+    // (the RT patch set's localversion-rt says "-rt13").
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(source_dir))
+        if (entry.path().filename().string().rfind("localversion", 0) == 0 && entry.is_regular_file())
+            files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files) {
+        std::ifstream text(file);
+        for (std::string line; std::getline(text, line);) version += trim(line);
+    }
+    return version;
 }
 
 LocalVersion local_version_for(const std::string& release, const std::string& version,

@@ -7,12 +7,14 @@
 
 namespace kbuild {
 
-// The value of KEY in a .config, quotes removed; "" when the config does not set it. Throws
+// The value of KEY in a .config, quotes removed; "" when the config does not set it. As Kconfig
+// reads a config, the last assignment wins and "# KEY is not set" unsets it. Throws
 // Error naming the file when it cannot be read.
 std::string config_value(const std::filesystem::path& config, const std::string& key);
 
-// The version a kernel source tree's top Makefile states: VERSION.PATCHLEVEL.SUBLEVEL then
-// EXTRAVERSION ("6.1.158", "6.8.0-rc1"). Throws Error naming the tree when it has no such Makefile.
+// The release a kernel source tree makes by itself: its top Makefile's VERSION.PATCHLEVEL.SUBLEVEL
+// then EXTRAVERSION ("6.1.158", "6.8.0-rc1"), then the text of its localversion* files
+// ("6.1.158-rt13"). Throws Error naming the tree when it has no such Makefile.
 std::string source_version(const std::filesystem::path& source_dir);
 
 // How a tree of source version `version` whose config sets CONFIG_LOCALVERSION to

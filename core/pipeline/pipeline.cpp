@@ -506,9 +506,18 @@ void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std
             job.make_jobs = make_jobs;
             builder_->prepare(job);
             const std::string made = trim(read_file((temporary / "include/config/kernel.release").string()));
-            if (made != wanted)
-                throw Error("the tree prepared from " + config.where() + " is kernel " + made + ", not " + wanted +
-                            " (make olddefconfig changed what makes its release)");
+            if (made != wanted) {
+                // olddefconfig keeps the config it was given as .config.old.
+                const fs::path given =
+                    fs::exists(temporary / ".config.old") ? temporary / ".config.old" : fs::path(config.path);
+                const std::string was = config_value(given, "CONFIG_LOCALVERSION");
+                const std::string now = config_value(temporary / ".config", "CONFIG_LOCALVERSION");
+                throw Error(
+                    "the tree prepared from " + config.where() + " is kernel " + made + ", not " + wanted +
+                    " (make olddefconfig changed what makes its release" +
+                    (was == now ? std::string() : ": CONFIG_LOCALVERSION \"" + was + "\" became \"" + now + "\"") +
+                    ")");
+            }
         } catch (...) {
             std::error_code ec;
             fs::remove_all(temporary, ec);
