@@ -113,6 +113,21 @@ TEST(CosNames, WhatIsNoBuildsSourceIsUnclaimedWithAReason) {
                   {kCos + "latest/kernel-src.tar.gz", "its directory latest is not a COS build id (17400.0.0)"}}));
 }
 
+TEST(CosNames, LocalFilesAreGroupedByTheirBuildDirectory) {
+    test::TempDir dir;
+    for (const std::string name : {"kernel-src.tar.gz", "kernel-headers.tgz", "toolchain_env"})
+        test::write_file(dir / "17400.0.0" / name, "");
+    const Json result =
+        batch({"--distro", "cos", (dir / "17400.0.0/kernel-src.tar.gz").string(),
+               (dir / "17400.0.0/kernel-headers.tgz").string(), (dir / "17400.0.0/toolchain_env").string()});
+    ASSERT_EQ(result["entries"].size(), 1u) << result.dump(1);
+    const Json& e = result["entries"][0];
+    EXPECT_EQ(e["variant"], "17400.0.0");
+    EXPECT_EQ(e["config"], "kernel.config");
+    EXPECT_EQ(e["headers"].size(), 3u);
+    EXPECT_TRUE(result["unavailable"].empty());
+}
+
 TEST(MinikubeNames, EachDefconfigIsAReleaseOfItsKernelsTarball) {
     const fs::path list = test::kernel_packer_lists() / "minikube.txt";
     ASSERT_EQ(test::list_lines(list).size(), 21u);
@@ -162,6 +177,20 @@ TEST(MinikubeNames, ADefconfigWithoutItsTarballIsUnavailableAndAStrayTarballUncl
                   {kMinikube + "README.md",
                    "neither a Minikube defconfig (linux_x86_64_defconfig?kernel=<version>) nor a kernel source "
                    "tarball (linux-<version>.tar.xz)"}}));
+}
+
+TEST(MinikubeNames, ALocalDefconfigIsTheKernelTheOptionNames) {
+    test::TempDir dir;
+    test::write_file(dir / "linux-5.10.207.tar.xz", "");
+    test::write_file(dir / "v1.33.0" / "linux_x86_64_defconfig", "CONFIG_64BIT=y\n");
+    const Json result = batch({"--distro", "minikube", (dir / "linux-5.10.207.tar.xz").string(),
+                               (dir / "v1.33.0/linux_x86_64_defconfig").string(), "--option", "kernel=5.10.207"});
+    ASSERT_EQ(result["entries"].size(), 1u) << result.dump(1);
+    const Json& e = result["entries"][0];
+    EXPECT_EQ(e["kernelrelease"], "5.10.207");
+    EXPECT_EQ(e["variant"], "v1.33.0");
+    EXPECT_EQ(e["config"], (dir / "v1.33.0/linux_x86_64_defconfig").string());
+    EXPECT_EQ(e["headers"], Json::array({(dir / "linux-5.10.207.tar.xz").string()}));
 }
 
 TEST(LinuxKitNames, EachArchiveIsItsLinuxkitReleaseWithTheConfigGiven) {
