@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <regex>
 
 namespace fs = std::filesystem;
@@ -151,6 +152,29 @@ TEST_F(Cos, ABuildIsNamedByItsHeadersAndBuiltFromItsSourceWithItsConfig) {
     EXPECT_NE(std::find(unverified.begin(), unverified.end(), base + "kernel-src.tar.gz: no key configured for cos"),
               unverified.end())
         << record.dump();
+}
+
+TEST_F(Cos, ACrawlListsEachBuildAskedWithTheToolchainEnvItsServerHas) {
+    const auto crawl = [&](const std::vector<std::string>& more) {
+        std::vector<std::string> argv{"--cache-dir", cache_.path().string(), "crawl",    "--distro", "cos",
+                                      "--mirror",    server_->url(),         "--output", "json"};
+        argv.insert(argv.end(), more.begin(), more.end());
+        return test::run_kbuild(argv);
+    };
+    const ProcessResult r = crawl({"--option", std::string("builds=") + kGood + "," + kBad});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::map<std::string, Json> by_build;
+    const Json listed = Json::parse(r.out);
+    for (const auto& e : listed["releases"]) by_build[e["variant"].get<std::string>()] = e["headers"];
+    const std::string good = server_->url() + "/" + kGood + "/", bad = server_->url() + "/" + kBad + "/";
+    EXPECT_EQ(by_build[kGood],
+              Json::array({good + "kernel-src.tar.gz", good + "kernel-headers.tgz", good + "toolchain_env"}));
+    EXPECT_EQ(by_build[kBad], Json::array({bad + "kernel-src.tar.gz", bad + "kernel-headers.tgz"}));
+
+    const ProcessResult none = crawl({});
+    EXPECT_NE(none.exit_code, 0);
+    EXPECT_EQ(test::lines_with(none.err, "name the COS builds to build: --option builds=17400.0.0[,...]"), 1)
+        << none.err;
 }
 
 TEST_F(Cos, HeadersWithoutAConfigAreOneLine) {
