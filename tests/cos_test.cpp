@@ -3,7 +3,8 @@
 // mirror and repacked as COS ships its source: gzip, no top directory), kernel-headers.tgz
 // holding usr/src/linux-headers-<release>/.config (the config of a real Debian 6.1 kernel) and
 // toolchain_env. The release is named by the headers, the tree prepared in the builder image of
-// the config's gcc and a module built for it; a headers tarball without a .config is one line.
+// the config's gcc and a module built for it; a headers tarball without a .config of its own
+// (none, or a symlink out of it) is one line.
 #include "mirror_server.h"
 #include "test_util.h"
 
@@ -27,12 +28,13 @@ ProcessResult run(const std::vector<std::string>& argv, const fs::path& cwd = {}
 }
 
 // A kernel-headers.tgz: usr/src/linux-headers-<release>/ with a Makefile, and `config` as its
-// .config when given.
-void make_headers(const fs::path& tgz, const std::string& release, const fs::path& config) {
+// .config when given (a symlink to `link` when given instead).
+void make_headers(const fs::path& tgz, const std::string& release, const fs::path& config, const fs::path& link = {}) {
     const fs::path tree = tgz.string() + ".d/usr/src/linux-headers-" + release;
     fs::create_directories(tree);
     test::write_file(tree / "Makefile", "# the headers' Makefile\n");
     if (!config.empty()) fs::copy_file(config, tree / ".config");
+    if (!link.empty()) fs::create_symlink(link, tree / ".config");
     ASSERT_EQ(run({"tar", "-czf", tgz.string(), "-C", tgz.string() + ".d", "usr"}).exit_code, 0);
 }
 
@@ -97,6 +99,11 @@ protected:
         ASSERT_EQ(
             run({"tar", "-czf", (bad / "kernel-src.tar.gz").string(), "-C", (bad / "src").string(), "."}).exit_code, 0);
         make_headers(bad / "kernel-headers.tgz", release_, {});
+        // Headers whose .config is a symlink out of the tree, to a config this host has.
+        const fs::path escaping = dir_->path() / "tools" / kEscaping;
+        fs::create_directories(escaping);
+        fs::copy_file(bad / "kernel-src.tar.gz", escaping / "kernel-src.tar.gz");
+        make_headers(escaping / "kernel-headers.tgz", release_, {}, config);
         server_ = new test::MirrorServer(dir_->path() / "tools");
     }
     static void TearDownTestSuite() {
@@ -118,6 +125,7 @@ protected:
 
     static constexpr const char* kGood = "17400.0.0";
     static constexpr const char* kBad = "17401.0.0";
+    static constexpr const char* kEscaping = "17402.0.0";
     static test::TempDir* dir_;
     static test::MirrorServer* server_;
     static std::string version_, release_;
@@ -177,18 +185,21 @@ TEST_F(Cos, ACrawlListsEachBuildAskedWithTheToolchainEnvItsServerHas) {
         << none.err;
 }
 
-TEST_F(Cos, HeadersWithoutAConfigAreOneLine) {
-    const fs::path out = cache_ / "out";
-    const ProcessResult r = build(kBad, out);
-    EXPECT_NE(r.exit_code, 0);
-    const Json record = record_of(out);
-    EXPECT_EQ(record["status"], "failed");
-    const std::string reason = record["reason"];
-    EXPECT_NE(reason.find(server_->url() + "/" + kBad + "/kernel-headers.tgz: usr/src/linux-headers-" + release_ +
-                          "/ holds no .config (the kernel's config)"),
-              std::string::npos)
-        << reason;
-    EXPECT_EQ(reason.find('\n'), std::string::npos) << reason;
+// No .config in the headers, or one that is a symlink out of them: one line, nothing read.
+TEST_F(Cos, HeadersWithoutAConfigOfTheirOwnAreOneLine) {
+    for (const std::string id : {kBad, kEscaping}) {
+        const fs::path out = cache_ / ("out-" + id);
+        const ProcessResult r = build(id, out);
+        EXPECT_NE(r.exit_code, 0);
+        const Json record = record_of(out);
+        EXPECT_EQ(record["status"], "failed");
+        const std::string reason = record["reason"];
+        EXPECT_NE(reason.find(server_->url() + "/" + id + "/kernel-headers.tgz: usr/src/linux-headers-" + release_ +
+                              "/ holds no .config (the kernel's config)"),
+                  std::string::npos)
+            << reason;
+        EXPECT_EQ(reason.find('\n'), std::string::npos) << reason;
+    }
 }
 
 }  // namespace
