@@ -23,7 +23,8 @@ using namespace kbuild;
 namespace {
 
 const std::string kImage = "kbuild/builder-debian-bookworm:latest";
-const std::vector<std::string> kInTreePlugins = {"amazonlinux", "centos", "coreos", "debian", "ubuntu", "vanilla"};
+const std::vector<std::string> kInTreePlugins = {"amazonlinux", "centos",   "coreos", "cos",    "debian",
+                                                 "linuxkit",    "minikube", "ubuntu", "vanilla"};
 
 // A container of the builder image, running as root with the .debs at /debs, removed at scope
 // exit whatever happened.
