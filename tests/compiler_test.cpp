@@ -37,10 +37,36 @@ TEST(KernelCompiler, ClangFromItsConfig) {
 
     test::write_file(dir / "bare", "CONFIG_CC_IS_CLANG=y\nCONFIG_CLANG_VERSION=170000\n");
     EXPECT_EQ(config_compiler(dir / "bare").text, "clang 17 (CONFIG_CLANG_VERSION=170000)");
+    // A defconfig (Minikube's) or an old kernel's config names none: gcc of no known major.
     test::write_file(dir / "none", "CONFIG_MODULES=y\n");
-    EXPECT_EQ(test::error_of([&] { config_compiler(dir / "none"); }),
-              (dir / "none").string() +
-                  ": names no compiler (no CONFIG_CC_VERSION_TEXT, CONFIG_GCC_VERSION or CONFIG_CLANG_VERSION)");
+    const KernelCompiler none = config_compiler(dir / "none");
+    EXPECT_EQ(none.major, 0);
+    EXPECT_FALSE(none.clang);
+    EXPECT_EQ(none.name(), "gcc");
+    EXPECT_EQ(test::error_of([&] { config_compiler(dir / "missing"); }),
+              (dir / "missing").string() + ": cannot read the kernel's config");
+}
+
+// A config that names no compiler takes the oldest gcc: old kernels build with it, new ones too.
+TEST(BuilderChoice, AConfigNamingNoCompilerTakesTheOldestGcc) {
+    BuilderImage gcc10{"debian-bullseye", "kbuild/builder-debian-bullseye:latest", "debian", "gcc-10", "", ""};
+    gcc10.gcc = 10;
+    BuilderImage gcc12{"debian-bookworm", "kbuild/builder-debian-bookworm:latest", "debian", "gcc-12", "", ""};
+    gcc12.gcc = 12;
+    BuilderImage clang16 = gcc12;
+    clang16.name = "debian-bookworm-clang16";
+    clang16.gcc = 0;
+    clang16.clang = 16;
+    KernelCompiler none;
+    none.program = "gcc";
+    none.text = "the config names no compiler";
+    std::string why;
+    const auto chosen = choose_builder_image({clang16, gcc12, gcc10}, none, "debian", why);
+    ASSERT_TRUE(chosen);
+    EXPECT_EQ(chosen->name, "debian-bullseye");
+    EXPECT_EQ(why,
+              "the config names no compiler (a defconfig, or a kernel before 4.18): "
+              "kbuild/builder-debian-bullseye:latest has the oldest gcc, gcc 10");
 }
 
 // A clang kernel takes an image with clang, the nearest version as for gcc; none is one line.

@@ -240,7 +240,10 @@ std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>
         return std::nullopt;
     }
     const int has = version_of(*best);
-    if (has == compiler.major)
+    if (compiler.major == 0)
+        why = compiler.text + " (a defconfig, or a kernel before 4.18): " + best->image + " has the oldest " + kind +
+              ", " + kind + " " + std::to_string(has);
+    else if (has == compiler.major)
         why = kernel + ": " + best->image + " has the same " + kind;
     else if (has > compiler.major)
         why = kernel + ": no image with " + compiler.name() + "; " + best->image + " has the nearest newer, " + kind +

@@ -1,6 +1,7 @@
 #include "fetch/fetch.h"
 
 #include "fetch/http.h"
+#include "util/file_lock.h"
 #include "util/parallel.h"
 
 #include <kbuild/digest.hpp>
@@ -195,30 +196,6 @@ std::optional<std::int64_t> regular_file_size(const fs::path& path) {
     return static_cast<std::int64_t>(info.st_size);
 }
 
-// Holds flock() on "<final>.lock" so one download of a file runs at a time, across threads
-// (each holder opens its own descriptor) and across kbuild processes. The kernel drops the
-// lock when a holder dies, so a killed run never blocks the next.
-class CacheLock {
-public:
-    CacheLock(const fs::path& final_path, const std::string& url) {
-        const std::string lock_path = final_path.string() + ".lock";
-        fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd_ < 0) throw Error(url + ": cannot open " + lock_path + ": " + std::strerror(errno));
-        while (::flock(fd_, LOCK_EX) != 0) {
-            if (errno == EINTR) continue;
-            const int error = errno;
-            ::close(fd_);
-            throw Error(url + ": cannot lock " + lock_path + ": " + std::strerror(error));
-        }
-    }
-    ~CacheLock() { ::close(fd_); }
-    CacheLock(const CacheLock&) = delete;
-    CacheLock& operator=(const CacheLock&) = delete;
-
-private:
-    int fd_ = -1;
-};
-
 // "<final>.part": written from the start on every attempt, renamed to the final name only by
 // commit(); removed when an attempt gives up.
 class PartFile {
@@ -403,7 +380,7 @@ FetchedFile Fetcher::fetch_one(const FetchRequest& request) {
         std::error_code ec;
         fs::create_directories(final_path.parent_path(), ec);
         if (ec) throw Error(request.url + ": cannot create " + final_path.parent_path().string() + ": " + ec.message());
-        const CacheLock lock(final_path, request.url);
+        const FileLock lock(final_path.string() + ".lock", request.url);
         const auto cached_size = regular_file_size(final_path);
         // The name was given only after the sha256 matched, so it is trusted as is.
         if (request.digest_known() && cached_size && (request.size < 0 || *cached_size == request.size)) {

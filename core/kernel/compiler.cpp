@@ -54,8 +54,11 @@ std::optional<KernelCompiler> compiler_in(const fs::path& config) {
 
 KernelCompiler config_compiler(const fs::path& config) {
     if (auto compiler = compiler_in(config)) return *compiler;
-    throw Error(config.string() +
-                ": names no compiler (no CONFIG_CC_VERSION_TEXT, CONFIG_GCC_VERSION or CONFIG_CLANG_VERSION)");
+    if (!fs::is_regular_file(config)) throw Error(config.string() + ": cannot read the kernel's config");
+    KernelCompiler unnamed;
+    unnamed.program = "gcc";
+    unnamed.text = "the config names no compiler";
+    return unnamed;
 }
 
 KernelCompiler read_kernel_compiler(const fs::path& kernel_dir) {

@@ -12,14 +12,17 @@ struct KernelCompiler {
     std::string program;  // the command the kernel's Makefiles run: "gcc-12", "gcc", "clang"
     int major = 0;        // the compiler's major version; 0 when unknown
     bool clang = false;   // built by clang (CONFIG_CC_IS_CLANG): built with LLVM=1
-    std::string name() const { return (clang ? "clang " : "gcc ") + std::to_string(major); }
+    std::string name() const {
+        return major > 0 ? (clang ? "clang " : "gcc ") + std::to_string(major) : clang ? "clang" : "gcc";
+    }
 };
 
 // Throws kbuild::Error naming the directory when none of the three sources says anything.
 KernelCompiler read_kernel_compiler(const std::filesystem::path& kernel_dir);
 
 // The compiler a kernel's config names (a source kernel's, before any tree is made from it).
-// Throws kbuild::Error naming the file when it names none.
+// A config that names none (a defconfig, a kernel before 4.18) gives gcc of major 0, for which
+// the builder images' oldest gcc is chosen. Throws kbuild::Error naming a file it cannot read.
 KernelCompiler config_compiler(const std::filesystem::path& config);
 
 // Whether `program` is an executable file in one of $PATH's directories.

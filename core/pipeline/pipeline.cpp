@@ -6,6 +6,7 @@
 #include "output/module_sign.h"
 #include "unpack/disk_image.h"
 #include "unpack/extract.h"
+#include "util/file_lock.h"
 #include "util/interrupt.h"
 #include "util/parallel.h"
 #include "util/strings.h"
@@ -480,6 +481,10 @@ void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std
     const std::string key =
         sha256_text(tree.checksum + "\n" + config.sha256 + "\n" + compiler.text + "\n" + builder + "\n" + wanted);
     const fs::path dir = cache_dir_ / "prepared" / key.substr(0, 32);
+    // One preparation of a tree at a time (workers, the service's module sources, other kbuild
+    // processes): the others wait for it and reuse it.
+    fs::create_directories(dir.parent_path());
+    const FileLock lock(dir.string() + ".lock", release.distro + " " + wanted);
     if (fs::is_directory(dir)) {
         spdlog::info("{} {}: the source tree prepared with this config is reused ({})", release.distro, wanted,
                      dir.string());
