@@ -83,7 +83,8 @@ int main(int argc, char** argv) {
         return std::vector<std::string>{
             "sh",
             "-c",
-            "tar -xf \"$1\" -C \"$2\" --strip-components=1 && docker run --rm --network none -v \"$2\":/kernel-source:ro "
+            "tar -xf \"$1\" -C \"$2\" --strip-components=1 && docker run --rm --network none -v "
+            "\"$2\":/kernel-source:ro "
             "-v \"$3\":/kernel \"$5\" sh -c 'make -C /kernel-source O=/kernel CC=gcc-12 HOSTCC=gcc-12 "
             "LOCALVERSION= olddefconfig >/dev/null && make -C /kernel-source O=/kernel CC=gcc-12 HOSTCC=gcc-12 "
             "LOCALVERSION= $6 modules_prepare >/dev/null' && docker run --rm --network none "

@@ -21,15 +21,6 @@ fs::path list_named(const std::string& name) {
     return test::kernel_packer_lists() / name;
 }
 
-Json batch(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"batch"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.insert(argv.end(), {"--output", "json"});
-    const ProcessResult r = test::run_kbuild(argv);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return Json::parse(r.out);
-}
-
 // What each release of a list is: the line's release id -> the entry.
 std::map<std::string, Json> entries_by_file(const Json& result) {
     std::map<std::string, Json> by_file;
@@ -68,7 +59,7 @@ TEST(CoreOSNames, EveryListedImageAndRpmIsARelease) {
     size_t total = 0;
     for (const auto& [distro, name] : lists) {
         const auto lines = test::list_lines(list_named(name));
-        const Json result = batch({"--distro", distro, "--from-list", list_named(name).string()});
+        const Json result = test::batch_json({"--distro", distro, "--from-list", list_named(name).string()});
         EXPECT_TRUE(result["unclaimed"].empty()) << name << ": " << result["unclaimed"].dump(1);
         EXPECT_TRUE(result["errors"].empty()) << result["errors"];
         const auto by_file = entries_by_file(result);
@@ -139,7 +130,7 @@ TEST(CoreOSNames, HandCheckedReleases) {
     std::map<std::string, std::map<std::string, Json>> found;
     for (const auto& [distro, text] : lists) {
         test::write_file(dir / distro, text);
-        found[distro] = entries_by_file(batch({"--distro", distro, "--from-list", (dir / distro).string()}));
+        found[distro] = entries_by_file(test::batch_json({"--distro", distro, "--from-list", (dir / distro).string()}));
     }
     for (const auto& c : cases) {
         ASSERT_TRUE(found[c.distro].count(c.url)) << c.url;
@@ -160,7 +151,7 @@ TEST(CoreOSNames, ImagesOfAnotherFlavourOrBoardAreNamedAsSuch) {
                          base + "amd64-usr/current/flatcar_developer_container.bin.bz2\n" + base +
                          "amd64-usr/3510.2.0/flatcar_production_image.bin.bz2\n" + base +
                          "amd64-usr/3510.2.0/../3510.2.0/flatcar_developer_container.bin.bz2\n");
-    const Json result = batch({"--distro", "flatcar", "--from-list", (dir / "list").string()});
+    const Json result = test::batch_json({"--distro", "flatcar", "--from-list", (dir / "list").string()});
     ASSERT_EQ(result["entries"].size(), 1u);
     std::map<std::string, std::string> why;
     for (const auto& u : result["unclaimed"]) why[u["file"]] = u["reason"];
@@ -189,7 +180,8 @@ TEST(CoreOSNames, ALocalImageIsNamedByTheFilesBesideIt) {
         "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 6.1.96 Kernel Configuration\n#\n"
         "CONFIG_CC_VERSION_TEXT=\"x86_64-cros-linux-gnu-gcc (Gentoo Hardened 13.3.1_p20240614 p17) 13.3.1 20240614\"\n"
         "CONFIG_LOCALVERSION=\"-flatcar\"\n# CONFIG_LOCALVERSION_AUTO is not set\n");
-    const Json result = batch({"--distro", "flatcar", (dir / "dl/flatcar_developer_container.bin.bz2").string()});
+    const Json result =
+        test::batch_json({"--distro", "flatcar", (dir / "dl/flatcar_developer_container.bin.bz2").string()});
     ASSERT_EQ(result["entries"].size(), 1u) << result.dump(1);
     EXPECT_EQ(result["entries"][0]["kernelrelease"], "6.1.96-flatcar");
     EXPECT_EQ(result["entries"][0]["variant"], "3815.2.5");

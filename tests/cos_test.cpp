@@ -42,26 +42,11 @@ class Cos : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
         dir_ = new test::TempDir;
-        // Debian's newest linux-source-6.1, as vanilla_test keeps it in the build tree's cache.
-        const fs::path sources = test::binary_dir() / "test-cache" / "linux-source";
-        fs::create_directories(sources);
-        const ProcessResult policy = run({"apt-cache", "policy", "linux-source-6.1"});
-        std::smatch m;
-        ASSERT_TRUE(std::regex_search(policy.out, m, std::regex(R"(Candidate: (6\.1\.(\d+)-\S+))")))
-            << "apt knows no linux-source-6.1 (apt-get update): " << policy.out << policy.err;
-        version_ = "6.1." + m[2].str();
-        const fs::path tarball = sources / ("linux-" + version_ + ".tar.xz");
-        if (!fs::exists(tarball)) {
-            const ProcessResult download = run({"apt-get", "download", "linux-source-6.1=" + m[1].str()}, sources);
-            ASSERT_EQ(download.exit_code, 0) << download.err;
-            const fs::path deb = sources / ("linux-source-6.1_" + m[1].str() + "_all.deb");
-            const ProcessResult extract =
-                run({"sh", "-c",
-                     "dpkg-deb --fsys-tarfile \"$0\" | tar -xO ./usr/src/linux-source-6.1.tar.xz > \"$1.tmp\" && "
-                     "mv \"$1.tmp\" \"$1\" && rm \"$0\"",
-                     deb.string(), tarball.string()});
-            ASSERT_EQ(extract.exit_code, 0) << extract.err;
-        }
+        // Debian's newest linux-source-6.1, kept in the build tree's test cache across runs.
+        const test::LinuxSource source = test::debian_linux_source();
+        version_ = source.version;
+        const fs::path& tarball = source.tarball;
+        const fs::path sources = tarball.parent_path();
         // As COS ships it: gzip, the tree's files at the top. Repacked once, kept beside it.
         const fs::path repacked = sources / ("cos-kernel-src-" + version_ + ".tar.gz");
         if (!fs::exists(repacked)) {
@@ -75,16 +60,8 @@ protected:
         }
 
         // The config of Debian's newest bookworm kernel (built by gcc 12).
-        const test::DebianKernel kernel = test::newest_bookworm_kernel(test::binary_dir() / "test-cache");
-        std::string headers;
-        for (const auto& deb : kernel.debs)
-            if (deb.find("linux-headers-" + kernel.release + "_") != std::string::npos) headers = deb;
-        ASSERT_FALSE(headers.empty());
         const fs::path config = dir_->path() / "debian.config";
-        const ProcessResult extracted =
-            run({"sh", "-c", "dpkg-deb --fsys-tarfile \"$0\" | tar -xO ./usr/src/linux-headers-$1/.config > \"$2\"",
-                 headers, kernel.release, config.string()});
-        ASSERT_EQ(extracted.exit_code, 0) << extracted.err;
+        test::write_bookworm_config(config);
 
         // The tools server: a good build, and one whose headers lack the config.
         release_ = version_ + "+";  // COS's kernels: the version and the "+" of an untagged tree

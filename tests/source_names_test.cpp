@@ -19,19 +19,10 @@ const std::string kCos = "https://storage.googleapis.com/cos-tools/";
 const std::string kMinikube = "https://raw.githubusercontent.com/kubernetes/minikube/";
 const std::string kKernelOrg = "https://cdn.kernel.org/pub/linux/kernel/";
 
-Json batch(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"batch"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.insert(argv.end(), {"--output", "json"});
-    const ProcessResult r = test::run_kbuild(argv);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return Json::parse(r.out);
-}
-
 Json batch_list(const std::string& distro, const fs::path& list, std::vector<std::string> more = {}) {
     std::vector<std::string> args{"--distro", distro, "--from-list", list.string()};
     args.insert(args.end(), more.begin(), more.end());
-    return batch(args);
+    return test::batch_json(args);
 }
 
 // Release id -> its entry.
@@ -118,8 +109,8 @@ TEST(CosNames, LocalFilesAreGroupedByTheirBuildDirectory) {
     for (const std::string name : {"kernel-src.tar.gz", "kernel-headers.tgz", "toolchain_env"})
         test::write_file(dir / "17400.0.0" / name, "");
     const Json result =
-        batch({"--distro", "cos", (dir / "17400.0.0/kernel-src.tar.gz").string(),
-               (dir / "17400.0.0/kernel-headers.tgz").string(), (dir / "17400.0.0/toolchain_env").string()});
+        test::batch_json({"--distro", "cos", (dir / "17400.0.0/kernel-src.tar.gz").string(),
+                          (dir / "17400.0.0/kernel-headers.tgz").string(), (dir / "17400.0.0/toolchain_env").string()});
     ASSERT_EQ(result["entries"].size(), 1u) << result.dump(1);
     const Json& e = result["entries"][0];
     EXPECT_EQ(e["variant"], "17400.0.0");
@@ -183,8 +174,9 @@ TEST(MinikubeNames, ALocalDefconfigIsTheKernelTheOptionNames) {
     test::TempDir dir;
     test::write_file(dir / "linux-5.10.207.tar.xz", "");
     test::write_file(dir / "v1.33.0" / "linux_x86_64_defconfig", "CONFIG_64BIT=y\n");
-    const Json result = batch({"--distro", "minikube", (dir / "linux-5.10.207.tar.xz").string(),
-                               (dir / "v1.33.0/linux_x86_64_defconfig").string(), "--option", "kernel=5.10.207"});
+    const Json result =
+        test::batch_json({"--distro", "minikube", (dir / "linux-5.10.207.tar.xz").string(),
+                          (dir / "v1.33.0/linux_x86_64_defconfig").string(), "--option", "kernel=5.10.207"});
     ASSERT_EQ(result["entries"].size(), 1u) << result.dump(1);
     const Json& e = result["entries"][0];
     EXPECT_EQ(e["kernelrelease"], "5.10.207");

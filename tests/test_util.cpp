@@ -5,8 +5,11 @@
 
 #include <kbuild/types.hpp>
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -136,6 +139,51 @@ DebianKernel newest_bookworm_kernel(const fs::path& cache_dir) {
     for (const auto& p : release["packages"])
         kernel.debs.push_back(fetcher.fetch({p["url"], p["sha256"], p["size"]}).path);
     return kernel;
+}
+
+Json batch_json(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"batch"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--output", "json"});
+    const ProcessResult r = run_kbuild(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return Json::parse(r.out, nullptr, false);
+}
+
+LinuxSource debian_linux_source() {
+    const fs::path sources = binary_dir() / "test-cache" / "linux-source";
+    fs::create_directories(sources);
+    const ProcessResult policy = run_process({"apt-cache", "policy", "linux-source-6.1"});
+    std::smatch m;
+    if (!std::regex_search(policy.out, m, std::regex(R"(Candidate: (6\.1\.(\d+)-\S+))")))
+        throw Error("apt knows no linux-source-6.1 (apt-get update): " + policy.out + policy.err);
+    LinuxSource source{"6.1." + m[2].str(), sources / ("linux-6.1." + m[2].str() + ".tar.xz")};
+    if (fs::exists(source.tarball)) return source;
+    ProcessOptions in_sources;
+    in_sources.cwd = sources;
+    const ProcessResult download = run_process({"apt-get", "download", "linux-source-6.1=" + m[1].str()}, in_sources);
+    if (download.exit_code != 0) throw Error("apt-get download linux-source-6.1: " + download.err);
+    const fs::path deb = sources / ("linux-source-6.1_" + m[1].str() + "_all.deb");
+    const ProcessResult extract =
+        run_process({"sh", "-c",
+                     "dpkg-deb --fsys-tarfile \"$0\" | tar -xO ./usr/src/linux-source-6.1.tar.xz > \"$1.tmp\" && "
+                     "mv \"$1.tmp\" \"$1\" && rm \"$0\"",
+                     deb.string(), source.tarball.string()});
+    if (extract.exit_code != 0) throw Error("linux-source-6.1's tarball: " + extract.err);
+    return source;
+}
+
+void write_bookworm_config(const fs::path& file) {
+    const DebianKernel kernel = newest_bookworm_kernel(binary_dir() / "test-cache");
+    for (const auto& deb : kernel.debs) {
+        if (deb.find("linux-headers-" + kernel.release + "_") == std::string::npos) continue;
+        const ProcessResult config = run_process(
+            {"sh", "-c", "dpkg-deb --fsys-tarfile \"$0\" | tar -xO ./usr/src/linux-headers-$1/.config > \"$2\"", deb,
+             kernel.release, file.string()});
+        if (config.exit_code != 0) throw Error("the config of " + kernel.release + ": " + config.err);
+        return;
+    }
+    throw Error("no linux-headers-" + kernel.release + " package among the kernel's");
 }
 
 int lines_with(const std::string& text, const std::string& part) {

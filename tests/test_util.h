@@ -4,6 +4,7 @@
 #include "util/process.h"
 
 #include <kbuild/plugin_api.h>
+#include <kbuild/types.hpp>
 
 #include <filesystem>
 #include <string>
@@ -100,5 +101,20 @@ struct DebianKernel {
     std::string release;  // 6.1.0-K-amd64
 };
 DebianKernel newest_bookworm_kernel(const std::filesystem::path& cache_dir);
+
+// `kbuild batch ARGS... --output json`, which must succeed (a test failure otherwise), parsed.
+Json batch_json(const std::vector<std::string>& args);
+
+// A real kernel source: Debian's newest linux-source-6.1, fetched with apt (checked against its
+// signed indexes) once and kept in the build tree's test cache as linux-<version>.tar.xz (its
+// one top directory is linux-source-6.1/). Throws Error when apt cannot give it.
+struct LinuxSource {
+    std::string version;  // 6.1.N
+    std::filesystem::path tarball;
+};
+LinuxSource debian_linux_source();
+
+// Writes the .config of Debian's newest bookworm kernel (built by gcc 12) to `file`.
+void write_bookworm_config(const std::filesystem::path& file);
 
 }  // namespace kbuild::test

@@ -33,39 +33,14 @@ class Vanilla : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
         dir_ = new test::TempDir;
-        // Debian's newest linux-source-6.1, checked by apt against its signed indexes, kept in
-        // the build tree's test cache across runs.
-        const fs::path sources = test::binary_dir() / "test-cache" / "linux-source";
-        fs::create_directories(sources);
-        const ProcessResult policy = run({"apt-cache", "policy", "linux-source-6.1"});
-        std::smatch m;
-        ASSERT_TRUE(std::regex_search(policy.out, m, std::regex(R"(Candidate: (6\.1\.(\d+)-\S+))")))
-            << "apt knows no linux-source-6.1 (apt-get update): " << policy.out << policy.err;
-        version_ = "6.1." + m[2].str();
-        const fs::path tarball = sources / ("linux-" + version_ + ".tar.xz");
-        if (!fs::exists(tarball)) {
-            const ProcessResult download = run({"apt-get", "download", "linux-source-6.1=" + m[1].str()}, sources);
-            ASSERT_EQ(download.exit_code, 0) << download.err;
-            const fs::path deb = sources / ("linux-source-6.1_" + m[1].str() + "_all.deb");
-            const ProcessResult extract =
-                run({"sh", "-c",
-                     "dpkg-deb --fsys-tarfile \"$0\" | tar -xO ./usr/src/linux-source-6.1.tar.xz > \"$1.tmp\" && "
-                     "mv \"$1.tmp\" \"$1\" && rm \"$0\"",
-                     deb.string(), tarball.string()});
-            ASSERT_EQ(extract.exit_code, 0) << extract.err;
-        }
+        // Debian's newest linux-source-6.1, kept in the build tree's test cache across runs.
+        const test::LinuxSource source = test::debian_linux_source();
+        version_ = source.version;
+        const fs::path& tarball = source.tarball;
 
         // The config of Debian's newest bookworm kernel (built by gcc 12).
-        const test::DebianKernel kernel = test::newest_bookworm_kernel(test::binary_dir() / "test-cache");
-        std::string headers;
-        for (const auto& deb : kernel.debs)
-            if (deb.find("linux-headers-" + kernel.release + "_") != std::string::npos) headers = deb;
-        ASSERT_FALSE(headers.empty());
         config_ = dir_->path() / "debian.config";
-        const ProcessResult config =
-            run({"sh", "-c", "dpkg-deb --fsys-tarfile \"$0\" | tar -xO ./usr/src/linux-headers-$1/.config > \"$2\"",
-                 headers, kernel.release, config_.string()});
-        ASSERT_EQ(config.exit_code, 0) << config.err;
+        test::write_bookworm_config(config_);
 
         // kernel.org's layout: the real tarball, and a small one its signed sums do not vouch for.
         test::make_test_key(dir_->path() / "key", "kernel.org mirror");
