@@ -93,10 +93,7 @@ public:
                 continue;
             }
             auto it = builds.emplace(dir, release_of(id, request.arch)).first;
-            kbuild::Package p;
-            p.name = name;
-            (request.names_only ? p.url : p.path) = file;
-            it->second.packages.push_back(p);
+            it->second.packages.push_back(kbuild::source::batch_package(request, file));
         }
         for (auto& [dir, r] : builds) {
             if (!package_named(r, kSource)) {

@@ -56,10 +56,7 @@ public:
                 r.unavailable = "no config: give --kernel-config (LinuxKit's kernel/config-<series>-x86_64)";
             else
                 r.config = kbuild::source::config_package(config);
-            kbuild::Package source;
-            source.name = name;
-            (request.names_only ? source.url : source.path) = file;
-            r.packages.push_back(source);
+            r.packages.push_back(kbuild::source::batch_package(request, file));
             list.releases.push_back(r);
         }
         return list;

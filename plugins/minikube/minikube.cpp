@@ -103,10 +103,7 @@ public:
                 r.unavailable = "no linux-" + r.release + ".tar.* listed: Minikube " +
                                 (r.variant.empty() ? "" : r.variant + " ") + "builds kernel.org's " + r.release;
             } else {
-                kbuild::Package source;
-                source.name = kbuild::source::file_name_of(it->second);
-                (request.names_only ? source.url : source.path) = it->second;
-                r.packages.push_back(source);
+                r.packages.push_back(kbuild::source::batch_package(request, it->second));
                 claimed[r.release] = true;
             }
             list.releases.push_back(r);

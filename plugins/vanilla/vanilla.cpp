@@ -58,10 +58,7 @@ public:
             }
             const auto it = asked.find(version);
             kbuild::Release r = source_release(it == asked.end() ? version : it->second, request.arch, config);
-            kbuild::Package source;
-            source.name = name;
-            (request.names_only ? source.url : source.path) = file;
-            r.packages.push_back(source);
+            r.packages.push_back(kbuild::source::batch_package(request, file));
             list.releases.push_back(r);
         }
         return list;

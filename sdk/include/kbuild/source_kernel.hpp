@@ -45,6 +45,15 @@ inline std::string file_name_of(const std::string& where) {
     return path.substr(path.rfind('/') + 1);
 }
 
+// A file a batch names, as a package: its URL when the batch has names only (a list of URLs),
+// else its path; named by its file name.
+inline Package batch_package(const BatchRequest& request, const std::string& file) {
+    Package package;
+    package.name = file_name_of(file);
+    (request.names_only ? package.url : package.path) = file;
+    return package;
+}
+
 inline bool is_url(const std::string& text) {
     return text.rfind("http://", 0) == 0 || text.rfind("https://", 0) == 0;
 }
