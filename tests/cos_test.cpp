@@ -21,12 +21,6 @@ using namespace kbuild;
 
 namespace {
 
-ProcessResult run(const std::vector<std::string>& argv, const fs::path& cwd = {}) {
-    ProcessOptions options;
-    options.cwd = cwd;
-    return run_process(argv, options);
-}
-
 // A kernel-headers.tgz: usr/src/linux-headers-<release>/ with a Makefile, and `config` as its
 // .config when given (a symlink to `link` when given instead).
 void make_headers(const fs::path& tgz, const std::string& release, const fs::path& config, const fs::path& link = {}) {
@@ -35,7 +29,7 @@ void make_headers(const fs::path& tgz, const std::string& release, const fs::pat
     test::write_file(tree / "Makefile", "# the headers' Makefile\n");
     if (!config.empty()) fs::copy_file(config, tree / ".config");
     if (!link.empty()) fs::create_symlink(link, tree / ".config");
-    ASSERT_EQ(run({"tar", "-czf", tgz.string(), "-C", tgz.string() + ".d", "usr"}).exit_code, 0);
+    ASSERT_EQ(run_process({"tar", "-czf", tgz.string(), "-C", tgz.string() + ".d", "usr"}).exit_code, 0);
 }
 
 class Cos : public ::testing::Test {
@@ -50,12 +44,12 @@ protected:
         // As COS ships it: gzip, the tree's files at the top. Repacked once, kept beside it.
         const fs::path repacked = sources / ("cos-kernel-src-" + version_ + ".tar.gz");
         if (!fs::exists(repacked)) {
-            const ProcessResult repack =
-                run({"sh", "-c",
-                     "mkdir \"$1.d\" && tar -xJf \"$0\" -C \"$1.d\" --strip-components=1 && "
-                     "tar -cf - -C \"$1.d\" . | gzip -1 > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"; s=$?; rm -rf \"$1.d\"; "
-                     "exit $s",
-                     tarball.string(), repacked.string()});
+            const ProcessResult repack = run_process(
+                {"sh", "-c",
+                 "mkdir \"$1.d\" && tar -xJf \"$0\" -C \"$1.d\" --strip-components=1 && "
+                 "tar -cf - -C \"$1.d\" . | gzip -1 > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"; s=$?; rm -rf \"$1.d\"; "
+                 "exit $s",
+                 tarball.string(), repacked.string()});
             ASSERT_EQ(repack.exit_code, 0) << repack.err;
         }
 
@@ -73,8 +67,9 @@ protected:
         const fs::path bad = dir_->path() / "tools" / kBad;
         fs::create_directories(bad / "src");
         test::write_file(bad / "src/Makefile", "# not a kernel\n");
-        ASSERT_EQ(
-            run({"tar", "-czf", (bad / "kernel-src.tar.gz").string(), "-C", (bad / "src").string(), "."}).exit_code, 0);
+        ASSERT_EQ(run_process({"tar", "-czf", (bad / "kernel-src.tar.gz").string(), "-C", (bad / "src").string(), "."})
+                      .exit_code,
+                  0);
         make_headers(bad / "kernel-headers.tgz", release_, {});
         // Headers whose .config is a symlink out of the tree, to a config this host has.
         const fs::path escaping = dir_->path() / "tools" / kEscaping;

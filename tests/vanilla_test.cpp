@@ -23,12 +23,6 @@ using namespace kbuild;
 
 namespace {
 
-ProcessResult run(const std::vector<std::string>& argv, const fs::path& cwd = {}) {
-    ProcessOptions options;
-    options.cwd = cwd;
-    return run_process(argv, options);
-}
-
 class Vanilla : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
@@ -45,13 +39,14 @@ protected:
         // kernel.org's layout: the real tarball, and a small one its signed sums do not vouch for.
         test::make_test_key(dir_->path() / "key", "kernel.org mirror");
         const fs::path small = dir_->path() / "small.tar.xz";
-        ASSERT_EQ(run({"sh", "-c", "mkdir -p \"$0.d/linux-5.10.1\" && tar -cJf \"$0\" -C \"$0.d\" .", small.string()})
-                      .exit_code,
-                  0);
+        ASSERT_EQ(
+            run_process({"sh", "-c", "mkdir -p \"$0.d/linux-5.10.1\" && tar -cJf \"$0\" -C \"$0.d\" .", small.string()})
+                .exit_code,
+            0);
         const ProcessResult mirror =
-            run({(test::source_dir() / "tests/fixtures/vanilla/make-kernel-org-mirror").string(), "--out",
-                 (dir_->path() / "mirror").string(), "--key", (dir_->path() / "key").string(),
-                 version_ + "=" + tarball.string(), "5.10.1=" + small.string() + "@WRONG"});
+            run_process({(test::source_dir() / "tests/fixtures/vanilla/make-kernel-org-mirror").string(), "--out",
+                         (dir_->path() / "mirror").string(), "--key", (dir_->path() / "key").string(),
+                         version_ + "=" + tarball.string(), "5.10.1=" + small.string() + "@WRONG"});
         ASSERT_EQ(mirror.exit_code, 0) << mirror.err;
         server_ = new test::MirrorServer(dir_->path() / "mirror");
     }
@@ -208,8 +203,8 @@ TEST_F(Vanilla, AKernelBuiltByClangIsPreparedAndBuiltWithClang) {
     const Json record = record_of(out);
     ASSERT_EQ(record["status"], "built") << record.dump();
     EXPECT_EQ(record["artifacts"].at(0)["vermagic"].get<std::string>().rfind(release + " SMP preempt", 0), 0u);
-    const ProcessResult comment =
-        run({"readelf", "-p", ".comment", (out / record["artifacts"].at(0)["path"].get<std::string>()).string()});
+    const ProcessResult comment = run_process(
+        {"readelf", "-p", ".comment", (out / record["artifacts"].at(0)["path"].get<std::string>()).string()});
     EXPECT_NE(comment.out.find("clang version 16.0.6"), std::string::npos) << comment.out;
     EXPECT_EQ(comment.out.find("GCC:"), std::string::npos) << comment.out;
 }
@@ -243,7 +238,7 @@ TEST_F(Vanilla, TheBuildServiceAnswersTheVanillaRequestAsWritten) {
     } while (r.status == 202 && std::chrono::steady_clock::now() < until);
     ASSERT_EQ(r.status, 200) << r.body << server.log();
     test::write_file(cache_ / "got.ko", r.body);
-    const ProcessResult modinfo = run({"modinfo", "-F", "vermagic", (cache_ / "got.ko").string()});
+    const ProcessResult modinfo = run_process({"modinfo", "-F", "vermagic", (cache_ / "got.ko").string()});
     EXPECT_EQ(modinfo.out.rfind(release + " SMP preempt mod_unload modversions", 0), 0u) << modinfo.out;
 
     // A config that is not base64 is refused as the field it is.
