@@ -90,11 +90,6 @@ protected:
                                  out.string()});
     }
 
-    static Json record_of(const fs::path& out) {
-        std::ifstream in(out / "index.json");
-        return Json::parse(in).at("targets").at(0);
-    }
-
     static constexpr const char* kGood = "17400.0.0";
     static constexpr const char* kBad = "17401.0.0";
     static constexpr const char* kEscaping = "17402.0.0";
@@ -117,7 +112,7 @@ TEST_F(Cos, ABuildIsNamedByItsHeadersAndBuiltFromItsSourceWithItsConfig) {
                          ": preparing the source tree with gcc 12 in kbuild/builder-debian-bookworm:latest"),
               std::string::npos)
         << r.err;
-    const Json record = record_of(out);
+    const Json record = test::first_target(out);
     EXPECT_EQ(record["status"], "built") << record.dump();
     EXPECT_EQ(record["kernelrelease"], release_);
     EXPECT_EQ(record["variant"], kGood);
@@ -163,7 +158,7 @@ TEST_F(Cos, HeadersWithoutAConfigOfTheirOwnAreOneLine) {
         const fs::path out = cache_ / ("out-" + id);
         const ProcessResult r = build(id, out);
         EXPECT_NE(r.exit_code, 0);
-        const Json record = record_of(out);
+        const Json record = test::first_target(out);
         EXPECT_EQ(record["status"], "failed");
         const std::string reason = record["reason"];
         EXPECT_NE(reason.find(server_->url() + "/" + id + "/kernel-headers.tgz: usr/src/linux-headers-" + release_ +

@@ -40,11 +40,6 @@ protected:
         return test::run_kbuild(argv);
     }
 
-    static Json record_of(const fs::path& out) {
-        std::ifstream in(out / "index.json");
-        return Json::parse(in).at("targets").at(0);
-    }
-
     static test::TempDir* dir_;
     static test::LinuxSource* source_;
     test::TempDir cache_;
@@ -61,7 +56,7 @@ TEST_F(MinikubeLinuxKit, AMinikubeDefconfigIsPreparedWithTheOldestGccAndBuilt) {
                                    "--option", "kernel=" + source_->version},
                                   out);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const Json record = record_of(out);
+    const Json record = test::first_target(out);
     ASSERT_EQ(record["status"], "built") << record.dump();
     EXPECT_EQ(record["kernelrelease"], source_->version);
     EXPECT_EQ(record["artifacts"].at(0)["vermagic"].get<std::string>().rfind(source_->version + " ", 0), 0u)
@@ -83,7 +78,7 @@ TEST_F(MinikubeLinuxKit, ALinuxKitKernelIsItsVersionDashLinuxkitBuiltWithTheConf
                          ": preparing the source tree with gcc 12 in kbuild/builder-debian-bookworm:latest"),
               std::string::npos)
         << r.err;
-    const Json record = record_of(out);
+    const Json record = test::first_target(out);
     ASSERT_EQ(record["status"], "built") << record.dump();
     EXPECT_EQ(record["kernelrelease"], release);
     EXPECT_EQ(record["artifacts"].at(0)["vermagic"].get<std::string>().rfind(release + " SMP preempt", 0), 0u)

@@ -141,6 +141,11 @@ DebianKernel newest_bookworm_kernel(const fs::path& cache_dir) {
     return kernel;
 }
 
+Json first_target(const fs::path& out) {
+    std::ifstream in(out / "index.json");
+    return Json::parse(in).at("targets").at(0);
+}
+
 Json batch_json(const std::vector<std::string>& args) {
     std::vector<std::string> argv{"batch"};
     argv.insert(argv.end(), args.begin(), args.end());

@@ -102,6 +102,9 @@ struct DebianKernel {
 };
 DebianKernel newest_bookworm_kernel(const std::filesystem::path& cache_dir);
 
+// The first target record of <out>/index.json, as a run of one kernel writes it.
+Json first_target(const std::filesystem::path& out);
+
 // `kbuild batch ARGS... --output json`, which must succeed (a test failure otherwise), parsed.
 Json batch_json(const std::vector<std::string>& args);
 

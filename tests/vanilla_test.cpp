@@ -79,15 +79,9 @@ protected:
         const fs::path out = cache_ / "out";
         const ProcessResult r = build(release, config, out);
         EXPECT_NE(r.exit_code, 0) << r.err;
-        const Json record = record_of(out);
+        const Json record = test::first_target(out);
         EXPECT_EQ(record["status"], "failed") << record.dump();
         return record.value("reason", "");
-    }
-
-    static Json record_of(const fs::path& out) {
-        std::ifstream in(out / "index.json");
-        const Json index = Json::parse(in);
-        return index.at("targets").at(0);
     }
 
     static test::TempDir* dir_;
@@ -132,7 +126,7 @@ TEST_F(Vanilla, ASourceKernelIsPreparedOnceAndEachModuleBuiltForTheReleaseAsked)
 
     for (int i : {0, 1}) {
         const fs::path out = cache_ / ("out" + std::to_string(i + 1));
-        const Json record = record_of(out);
+        const Json record = test::first_target(out);
         EXPECT_EQ(record["status"], "built");
         EXPECT_EQ(record["kernelrelease"], release);
         const std::string vermagic = record["artifacts"].at(0)["vermagic"];
@@ -151,7 +145,7 @@ TEST_F(Vanilla, ATarballItsSignedSumsDoNotVouchForIsRefused) {
     const fs::path out = cache_ / "out";
     const ProcessResult r = build("5.10.1", config_, out);
     EXPECT_NE(r.exit_code, 0);
-    const Json record = record_of(out);
+    const Json record = test::first_target(out);
     EXPECT_EQ(record["status"], "failed");
     const std::string reason = record["reason"];
     EXPECT_NE(reason.find("linux-5.10.1.tar.xz: sha256 mismatch"), std::string::npos) << reason;
@@ -200,7 +194,7 @@ TEST_F(Vanilla, AKernelBuiltByClangIsPreparedAndBuiltWithClang) {
                          ": preparing the source tree with clang 16 in kbuild/builder-debian-bookworm-clang16:latest"),
               std::string::npos)
         << r.err;
-    const Json record = record_of(out);
+    const Json record = test::first_target(out);
     ASSERT_EQ(record["status"], "built") << record.dump();
     EXPECT_EQ(record["artifacts"].at(0)["vermagic"].get<std::string>().rfind(release + " SMP preempt", 0), 0u);
     const ProcessResult comment = run_process(
