@@ -239,15 +239,15 @@ Crawled crawl_build_system(Host& host, const std::vector<std::string>& mirrors, 
 }
 
 ReleaseList group(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
+                  const std::function<std::string(const Binary&)>& release_of,
                   const std::function<void(Release&, const Binary&)>& describe) {
     ReleaseList list;
-    std::map<std::string, size_t> by_release;
+    std::set<std::string> named;
     for (const auto& b : binaries) {
-        const std::string name = kernel_release(b);
-        if (by_release.count(name)) continue;
-        by_release[name] = list.releases.size();
+        std::string name = release_of(b);
+        if (name.empty() || !named.insert(name).second) continue;
         Release release;
-        release.release = name;
+        release.release = std::move(name);
         release.distro = distro;
         release.arch = arch;
         release.packages = {b.file};
@@ -255,6 +255,16 @@ ReleaseList group(const std::vector<Binary>& binaries, const std::string& distro
         list.releases.push_back(std::move(release));
     }
     return list;
+}
+
+ReleaseList group(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
+                  const std::function<void(Release&, const Binary&)>& describe) {
+    return group(binaries, distro, arch, kernel_release, describe);
+}
+
+std::string without_last_part(const std::string& release) {
+    const size_t dot = release.rfind('.');
+    return dot == std::string::npos ? release : release.substr(0, dot);
 }
 
 Description FamilyPlugin::describe() const {
@@ -288,9 +298,21 @@ ReleaseList FamilyPlugin::crawl(const CrawlRequest& request) {
     if (query.repos.empty()) throw Error("no repositories for " + request.distro + " (give --option repos=...)");
 
     const Crawled crawled = crawl_repos(host_, query, wanted_);
-    ReleaseList list = group(crawled.binaries, request.distro, request.arch,
-                             [this](Release& r, const Binary& b) { describe_release(r, b); });
+    ReleaseList list = group_with_companions(crawled.binaries, request.distro, request.arch);
     list.errors = crawled.errors;
+    return list;
+}
+
+ReleaseList FamilyPlugin::group_with_companions(const std::vector<Binary>& binaries, const std::string& distro,
+                                                const std::string& arch) const {
+    std::map<std::string, const Binary*> kernels;
+    ReleaseList list = group(
+        binaries, distro, arch, [this](const Binary& b) { return release_of(b); },
+        [&](Release& r, const Binary& b) {
+            describe_release(r, b);
+            kernels[r.release] = &b;
+        });
+    for (auto& r : list.releases) add_companions(r, *kernels[r.release], binaries);
     return list;
 }
 
@@ -353,16 +375,28 @@ ReleaseList FamilyPlugin::batch_packages(const BatchRequest& request) {
         (request.names_only ? b.file.url : b.file.path) = file;
         binaries.push_back(std::move(b));
     }
-    ReleaseList list =
-        group(binaries, request.distro, request.arch, [this](Release& r, const Binary& b) { describe_release(r, b); });
-    // A second copy of a release's package (another repository, another URL) is named with
-    // the one taken.
-    std::map<std::string, std::string> taken;
-    for (const auto& r : list.releases) taken[r.release] = r.packages[0].where();
+    ReleaseList list = group_with_companions(binaries, request.distro, request.arch);
+    // What no release took is named: a second copy of a package (another repository, another
+    // URL) with the one taken, a companion no listed kernel uses with why.
+    auto nevra = [](const Binary& b) {
+        return b.name + "-" + b.epoch + ":" + b.version + "-" + b.release + "." + b.arch;
+    };
+    std::set<std::string> used;
+    std::map<std::string, std::string> taken;  // a used package's name-epoch:version-release.arch -> where
+    for (const auto& r : list.releases)
+        for (const auto& p : r.packages) used.insert(p.where());
+    for (const auto& b : binaries)
+        if (used.count(b.file.where())) taken.emplace(nevra(b), b.file.where());
     for (const auto& b : binaries) {
         const std::string where = b.file.where();
-        const std::string& first = taken[kernel_release(b)];
-        if (where != first) unplaced.unclaimed.push_back({where, "the same package as " + first});
+        if (used.count(where)) continue;
+        const auto first = taken.find(nevra(b));
+        if (first != taken.end())
+            unplaced.unclaimed.push_back({where, "the same package as " + first->second});
+        else if (release_of(b).empty())
+            unplaced.unclaimed.push_back({where, "part of a kernel's tree, and no kernel listed here uses it"});
+        else
+            unplaced.unclaimed.push_back({where, "the same release as another package listed"});
     }
     list.unclaimed = std::move(unplaced.unclaimed);
     list.errors = std::move(unplaced.errors);

@@ -72,6 +72,16 @@ Crawled crawl_build_system(Host& host, const std::vector<std::string>& mirrors, 
 ReleaseList group(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
                   const std::function<void(Release&, const Binary&)>& describe);
 
+// The same with the plugin's naming: release_of gives a package's kernel release, "" for a
+// package that is only part of another's tree (SUSE's noarch kernel-devel), which is left out.
+ReleaseList group(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
+                  const std::function<std::string(const Binary&)>& release_of,
+                  const std::function<void(Release&, const Binary&)>& describe);
+
+// "150400.24.46.1" -> "150400.24.46": a release without its last part, the rebuild counter that
+// SUSE's and Photon's build services add to the rpm but not to `uname -r`.
+std::string without_last_part(const std::string& release);
+
 // Where a plugin's repositories are under a mirror: per distro, comma-separated paths with
 // {arch} for x86_64 or aarch64 (or, with mirror_lists, paths of mirror.list files). The user
 // overrides them with --option repos=...; the mirror itself is always the user's.
@@ -108,11 +118,23 @@ protected:
     // Sets kernelversion ("1": rpm kernels are built as #1) and target (the distro); a plugin
     // may refine it.
     virtual void describe_release(Release& release, const Binary& binary) const;
+    // The kernel release (`uname -r`) a wanted package is the build tree of: kernel_release()
+    // unless the distro names its kernels otherwise (Photon's 5.10.152-3.ph4-esx). "" for a
+    // package that is only a part of other packages' trees, which add_companions places.
+    virtual std::string release_of(const Binary& binary) const { return kernel_release(binary); }
+    // The other packages a kernel's tree needs, taken from all those listed (by the crawl, or
+    // in the batch): none unless a plugin says (SUSE: the noarch kernel-devel of the same
+    // version). One that is missing sets release.unavailable, naming it.
+    virtual void add_companions(Release&, const Binary& /*kernel*/, const std::vector<Binary>& /*listed*/) const {}
     virtual ~FamilyPlugin() = default;
 
     Host& host_;
 
 private:
+    // group() with release_of, then each release's companions.
+    ReleaseList group_with_companions(const std::vector<Binary>& binaries, const std::string& distro,
+                                      const std::string& arch) const;
+
     NameFilter wanted_;
     Repositories repositories_;
 };
