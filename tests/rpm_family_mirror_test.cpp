@@ -4,6 +4,7 @@
 // kernel-devel (make-rpm-repo), indexed by createrepo_c, crawled, built in a container and
 // checked by the module's vermagic.
 #include "mirror_server.h"
+#include "serve_client.h"
 #include "test_util.h"
 
 #include <kbuild/types.hpp>
@@ -12,6 +13,7 @@
 
 #include <map>
 #include <regex>
+#include <thread>
 
 namespace fs = std::filesystem;
 using namespace kbuild;
@@ -70,16 +72,15 @@ TEST(RpmFamilyMirror, SuseSplitTreesBuildAndAMissingNoarchHalfIsNamed) {
         make("make-split-repo", {"--out", archive.path().string(), "--repo-path", repo, "--family", "suse", "--version",
                                  "6.1.192", "--rpm-release", "150500.56.1", "--omit-noarch"});
     test::MirrorServer server(archive.path());
+    const std::string repos = "SUSE/Updates/SLE-Module-Basesystem/15-SP5/{arch}/update";
 
-    const ProcessResult crawl =
-        test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "sles", "--mirror", server.url(), "--option",
-                          "repos=SUSE/Updates/SLE-Module-Basesystem/15-SP5/{arch}/update", "--output", "json"});
+    const ProcessResult crawl = test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "sles", "--mirror",
+                                                  server.url(), "--option", "repos=" + repos, "--output", "json"});
     ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
     const Json crawled = Json::parse(crawl.out);
     ASSERT_EQ(crawled["releases"].size(), 2u) << crawl.out;
 
-    const BuildRun run =
-        build("sles", server.url(), "SUSE/Updates/SLE-Module-Basesystem/15-SP5/{arch}/update", out.path());
+    const BuildRun run = build("sles", server.url(), repos, out.path());
     ASSERT_EQ(run.targets.size(), 2u) << run.result.err;
     expect_built(out.path(), run.targets.at(good), good);
     EXPECT_EQ(run.targets.at(good)["target"], "sles");
@@ -94,6 +95,31 @@ TEST(RpmFamilyMirror, SuseSplitTreesBuildAndAMissingNoarchHalfIsNamed) {
         "/usr/src/linux-6.1.192-150500.56, the source tree kernel-default-devel builds over";
     EXPECT_EQ(run.targets.at(alone)["reason"], why);
     EXPECT_EQ(test::lines_with(run.result.err, why), 1) << run.result.err;
+
+    // The build service serves the target with nothing of SUSE in the host: a node's request
+    // for the kernel, answered with the module.
+    test::TempDir serve_dir;
+    test::ServeProcess server_process(serve_dir.path(),
+                                      "[serve]\nposts_per_minute = 0\n\n[serve.modules.hello]\npath = \"" +
+                                          (test::source_dir() / "examples/hello").string() +
+                                          "\"\nversion = \"1.0.0\"\n\n[sles]\nmirror = \"" + server.url() +
+                                          "\"\noption = [\"repos=" + repos + "\"]\n",
+                                      cache_dir(), {"--builder", "docker"});
+    test::ModuleAsk ask;
+    ask.build_type = "sles";
+    ask.kernelrelease = good;
+    test::Reply reply = test::http(server_process.port(), "POST", "/v1/module", ask.body());
+    ASSERT_EQ(reply.status, 202) << reply.body << server_process.log();
+    const std::string location = reply.header("location");
+    const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+    do {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        reply = test::http(server_process.port(), "GET", location);
+    } while (reply.status == 202 && std::chrono::steady_clock::now() < until);
+    ASSERT_EQ(reply.status, 200) << reply.body << server_process.log();
+    test::write_file(serve_dir / "got.ko", reply.body);
+    const ProcessResult modinfo = run_process({"modinfo", "-F", "vermagic", (serve_dir / "got.ko").string()});
+    EXPECT_EQ(modinfo.out.rfind(good + " SMP ", 0), 0u) << modinfo.out;
 }
 
 // Photon OS 5's updates (an esx kernel: /usr/src/linux-headers-<release>) and Alibaba Cloud
