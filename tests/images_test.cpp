@@ -38,8 +38,13 @@ TEST(Images, BuildsTheShippedDefinitionsAndKeepsUnchangedOnes) {
     const ProcessResult built = test::run_kbuild(in_cache({"images", "build"}));
     ASSERT_EQ(built.exit_code, 0) << built.err;
     const Json images = listed();
-    for (const auto& [name, gcc] : std::vector<std::pair<std::string, int>>{
-             {"debian-bullseye", 10}, {"debian-bookworm", 12}, {"debian-trixie", 14}}) {
+    // Every gcc major from 9 to 14, each from the Debian suite that ships it.
+    for (const auto& [name, gcc] : std::vector<std::pair<std::string, int>>{{"debian-bullseye-gcc9", 9},
+                                                                            {"debian-bullseye", 10},
+                                                                            {"debian-bookworm-gcc11", 11},
+                                                                            {"debian-bookworm", 12},
+                                                                            {"debian-trixie-gcc13", 13},
+                                                                            {"debian-trixie", 14}}) {
         const Json* image = find_image(images, name);
         ASSERT_NE(image, nullptr) << name;
         EXPECT_EQ((*image)["gcc"], gcc);
@@ -68,7 +73,9 @@ TEST(Images, BuildsTheShippedDefinitionsAndKeepsUnchangedOnes) {
 
     const ProcessResult again = test::run_kbuild(in_cache({"images", "build"}));
     ASSERT_EQ(again.exit_code, 0) << again.err;
-    for (const std::string name : {"debian-bullseye", "debian-bookworm", "debian-bookworm-clang16", "debian-trixie"})
+    for (const std::string name :
+         {"debian-bullseye", "debian-bullseye-gcc9", "debian-bookworm", "debian-bookworm-gcc11",
+          "debian-bookworm-clang16", "debian-trixie", "debian-trixie-gcc13"})
         EXPECT_NE(again.err.find(name + ": up to date"), std::string::npos) << again.err;
 }
 

@@ -126,10 +126,13 @@ std::string read_file(const fs::path& path) {
 }
 
 DebianKernel newest_bookworm_kernel(const fs::path& cache_dir) {
+    return newest_debian_kernel(cache_dir, "bookworm,bookworm-updates,bookworm-security", "^6\\.1\\.0-[0-9]+-amd64$");
+}
+
+DebianKernel newest_debian_kernel(const fs::path& cache_dir, const std::string& suites, const std::string& pattern) {
     const ProcessResult crawl =
-        run_kbuild({"--cache-dir", cache_dir.string(), "crawl", "--distro", "debian", "--option",
-                    "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-amd64$",
-                    "--latest", "1", "--output", "json"});
+        run_kbuild({"--cache-dir", cache_dir.string(), "crawl", "--distro", "debian", "--option", "suites=" + suites,
+                    "--kernel", pattern, "--latest", "1", "--output", "json"});
     if (crawl.exit_code != 0) throw Error("crawl: " + crawl.err);
     const Json release = Json::parse(crawl.out)["releases"].at(0);
     FetchOptions options;

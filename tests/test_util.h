@@ -101,6 +101,10 @@ struct DebianKernel {
     std::string release;  // 6.1.0-K-amd64
 };
 DebianKernel newest_bookworm_kernel(const std::filesystem::path& cache_dir);
+// The same for other suites and kernels: the newest release matching `pattern` (a regular
+// expression over releases) among `suites` (comma-separated).
+DebianKernel newest_debian_kernel(const std::filesystem::path& cache_dir, const std::string& suites,
+                                  const std::string& pattern);
 
 // The first target record of <out>/index.json, as a run of one kernel writes it.
 Json first_target(const std::filesystem::path& out);
