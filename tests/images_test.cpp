@@ -118,6 +118,51 @@ TEST(Images, AUserDefinitionFromARootfsTarball) {
                  "docker images -q 'kbuild/base-tiny' | xargs -r docker rmi -f"});
 }
 
+// kbuild images build --rootfs: a root file system made here (the gcc 9 image's, exported)
+// becomes an image of its compiler; one said to hold another gcc is refused and removed.
+TEST(Images, ARootfsTarballOfAUsersCompiler) {
+    test::TempDir dir;
+    const fs::path tarball = dir / "rootfs.tar";
+    const ProcessResult exported = run_process(
+        {"sh", "-c",
+         "c=$(docker create kbuild/builder-debian-bullseye-gcc9:latest true) && docker export \"$c\" -o \"$0\"; "
+         "r=$?; docker rm \"$c\" >/dev/null; exit $r",
+         tarball.string()});
+    ASSERT_EQ(exported.exit_code, 0) << exported.err;
+    const std::vector<std::string> cache = {"--cache-dir", (dir / "cache").string()};
+    auto images = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), cache.begin(), cache.end());
+        return test::run_kbuild(args);
+    };
+    const ProcessResult built = images(
+        {"images", "build", "--rootfs", tarball.string(), "--name", "kbuild-test-gcc9", "--gcc", "9", "--cc", "gcc-9"});
+    ASSERT_EQ(built.exit_code, 0) << built.err;
+    const Json listed_images = listed(cache);
+    const Json* image = find_image(listed_images, "kbuild-test-gcc9");
+    ASSERT_NE(image, nullptr) << listed_images.dump(1);
+    EXPECT_EQ((*image)["gcc"], 9);
+    EXPECT_EQ((*image)["current"], "yes");
+    // Unchanged, it is kept.
+    const ProcessResult again = images(
+        {"images", "build", "--rootfs", tarball.string(), "--name", "kbuild-test-gcc9", "--gcc", "9", "--cc", "gcc-9"});
+    EXPECT_NE(again.err.find("kbuild-test-gcc9: up to date"), std::string::npos) << again.err;
+
+    const ProcessResult wrong = images(
+        {"images", "build", "--rootfs", tarball.string(), "--name", "kbuild-test-gcc8", "--gcc", "8", "--cc", "gcc-9"});
+    EXPECT_EQ(wrong.exit_code, 1);
+    EXPECT_EQ(test::lines_with(wrong.err,
+                               "kbuild-test-gcc8: `gcc-9 -dumpversion` in kbuild/builder-kbuild-test-gcc8:latest "
+                               "says 9, not gcc 8"),
+              1)
+        << wrong.err;
+    EXPECT_EQ(run_process({"docker", "images", "-q", "kbuild/builder-kbuild-test-gcc8"}).out, "");
+    EXPECT_EQ(run_process({"docker", "images", "-q", "kbuild/base-kbuild-test-gcc8"}).out, "");
+
+    run_process({"sh", "-c",
+                 "docker rmi -f kbuild/builder-kbuild-test-gcc9:latest >/dev/null; "
+                 "docker images -q kbuild/base-kbuild-test-gcc9 | xargs -r docker rmi -f >/dev/null"});
+}
+
 // The image ids Docker holds with this builder label, tagged or not.
 std::vector<std::string> labelled(const std::string& builder) {
     const ProcessResult r =

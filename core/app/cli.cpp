@@ -187,7 +187,23 @@ int run_cli(int argc, char** argv) {
     images_build->add_option("--mirror", images.mirror, "debootstrap mirror (default: from apt's sources)")
         ->type_name("URL");
     images_build->add_flag("--force", images.force, "Rebuild even when the definition is unchanged");
-    images_build->footer("Example:\n  kbuild images build debian-bookworm");
+    auto* rootfs = images_build
+                       ->add_option("--rootfs", images.rootfs,
+                                    "A root file system tarball with its compiler (one no Debian suite ships)")
+                       ->type_name("TARBALL");
+    images_build->add_option("--name", images.name, "--rootfs: the image is kbuild/builder-NAME")->needs(rootfs);
+    images_build->add_option("--gcc", images.gcc, "--rootfs: the gcc major inside")
+        ->needs(rootfs)
+        ->check(CLI::Range(1, 99));
+    images_build->add_option("--clang", images.clang, "--rootfs: the clang major inside")
+        ->needs(rootfs)
+        ->check(CLI::Range(1, 99));
+    images_build->add_option("--cc", images.cc, "--rootfs: the compiler command (default gcc, or clang)")
+        ->needs(rootfs);
+    images_build->add_option("--family", images.family, "--rootfs: the distribution family it suits")->needs(rootfs);
+    images_build->footer(
+        "Examples:\n  kbuild images build debian-bookworm\n"
+        "  kbuild images build --rootfs centos7-devtools.tar.gz --name centos7 --gcc 4 --cc gcc --family centos");
     auto* images_list = images_verb->add_subcommand("list", "List kbuild's builder images");
     add_output_flag(images_list, output);
     images_list->footer("Example:\n  kbuild images list --output json");

@@ -103,6 +103,11 @@ std::vector<std::string> target_names(const std::vector<TargetInfo>& targets) {
     return names;
 }
 
+// Where `images build --rootfs` writes the definitions of users' root file systems.
+fs::path rootfs_definitions_dir(const GlobalOptions& global) {
+    return cache_dir_of(global) / "images" / "rootfs-definitions";
+}
+
 std::vector<fs::path> builder_dirs(const GlobalOptions& global) {
     std::vector<fs::path> dirs = default_builder_dirs();
     dirs.insert(dirs.end(), global.builder_dirs.begin(), global.builder_dirs.end());
@@ -132,7 +137,17 @@ fs::path default_cache_dir() {
 
 int images_build_command(const GlobalOptions& global, const ImagesCommandOptions& images) {
     return run_guarded([&] {
-        auto definitions = load_definitions(builder_dirs(global));
+        const fs::path work_dir = cache_dir_of(global) / "images";
+        std::vector<BuilderDefinition> definitions;
+        if (!images.rootfs.empty()) {
+            if (!images.names.empty()) throw UsageError("--rootfs builds one image: give --name, not definitions");
+            if (images.name.empty()) throw UsageError("--rootfs needs --name NAME (the image is kbuild/builder-NAME)");
+            definitions.push_back(write_rootfs_definition(
+                rootfs_definitions_dir(global),
+                {images.name, images.rootfs, images.family, images.gcc, images.clang, images.cc}));
+        } else {
+            definitions = load_definitions(builder_dirs(global));
+        }
         if (!images.names.empty()) {
             std::vector<BuilderDefinition> picked;
             for (const auto& name : images.names) {
@@ -147,7 +162,7 @@ int images_build_command(const GlobalOptions& global, const ImagesCommandOptions
         Docker docker(docker_socket());
         if (!docker.ping()) throw Error("docker: the daemon at " + docker_socket().string() + " does not answer");
         ImageBuildOptions options;
-        options.work_dir = cache_dir_of(global) / "images";
+        options.work_dir = work_dir;
         options.mirror = images.mirror;
         options.force = images.force;
         std::set<std::string> imported;
@@ -156,7 +171,18 @@ int images_build_command(const GlobalOptions& global, const ImagesCommandOptions
         for (size_t i = 0; i < definitions.size(); ++i) {
             spdlog::info("[{}/{}] {}", i + 1, definitions.size(), definitions[i].name);
             try {
-                build_builder_image(docker, definitions[i], options);
+                const bool built = build_builder_image(docker, definitions[i], options);
+                // A user's root is checked to hold the compiler it was said to; one that does
+                // not is removed, never chosen.
+                if (built && !images.rootfs.empty()) {
+                    try {
+                        check_image_compiler(docker, definitions[i]);
+                    } catch (const Error&) {
+                        remove_builder_image(docker, definitions[i]);
+                        fs::remove_all(definitions[i].dir);
+                        throw;
+                    }
+                }
             } catch (const std::exception& e) {
                 spdlog::error("{}", e.what());
                 ++failed;
@@ -171,7 +197,11 @@ int images_list_command(const GlobalOptions& global, const std::string& output) 
         Docker docker(docker_socket());
         if (!docker.ping()) throw Error("docker: the daemon at " + docker_socket().string() + " does not answer");
         const auto images = list_builder_images(docker);
-        const auto definitions = load_definitions(builder_dirs(global));
+        // The definitions kbuild wrote for --rootfs images too: theirs is current while the
+        // tarball is unchanged.
+        std::vector<fs::path> dirs = builder_dirs(global);
+        dirs.insert(dirs.begin(), rootfs_definitions_dir(global));
+        const auto definitions = load_definitions(dirs);
         auto current = [&](const BuilderImage& image) {
             for (const auto& d : definitions)
                 if (d.name == image.name) return d.hash == image.definition_hash ? "yes" : "no (definition changed)";

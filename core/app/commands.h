@@ -57,6 +57,9 @@ struct ImagesCommandOptions {
     std::vector<std::string> names;  // empty: every definition
     std::string mirror;              // debootstrap mirror; empty: apt's
     bool force = false;
+    // --rootfs: one image from a user's root file system (its name, compiler, family).
+    std::string rootfs, name, cc, family;
+    int gcc = 0, clang = 0;
 };
 
 // The signer of --sign-key/--sign-cert (or a config's), null when both are empty. A key that is

@@ -3,6 +3,7 @@
 #include "build/docker.h"
 #include "fetch/apt_sources.h"
 #include "unpack/extract.h"
+#include "util/error.h"
 #include "util/process.h"
 
 #include <kbuild/digest.hpp>
@@ -155,6 +156,47 @@ std::vector<BuilderDefinition> load_definitions(const std::vector<fs::path>& dir
     std::vector<BuilderDefinition> out;
     for (auto& [name, d] : by_name) out.push_back(std::move(d));
     return out;
+}
+
+BuilderDefinition write_rootfs_definition(const fs::path& dir, const RootfsImage& r) {
+    if (r.name.empty() || r.name.find_first_of("/: ") != std::string::npos)
+        throw UsageError("--name '" + r.name + "': want a plain word, the image is kbuild/builder-<name>");
+    if ((r.gcc > 0) == (r.clang > 0)) throw UsageError("--rootfs: give the compiler inside, --gcc N or --clang N");
+    std::error_code ec;
+    if (!fs::is_regular_file(r.tarball, ec)) throw UsageError("--rootfs " + r.tarball.string() + ": no such file");
+    const fs::path def = dir / r.name;
+    fs::create_directories(def);
+    Json j{{"name", r.name},
+           {"family", r.family},
+           {"cc", r.cc.empty() ? (r.gcc > 0 ? "gcc" : "clang") : r.cc},
+           {"base", {{"rootfs", fs::absolute(r.tarball).string()}, {"sha256", sha256_file(r.tarball.string())}}}};
+    j[r.gcc > 0 ? "gcc" : "clang"] = r.gcc > 0 ? r.gcc : r.clang;
+    std::ofstream(def / "builder.json", std::ios::trunc) << j.dump(2) << "\n";
+    // Builds run as uid 1000 in /build, as in the shipped images; nothing runs inside the root.
+    std::ofstream(def / "Dockerfile", std::ios::trunc) << "ARG BASE\nFROM ${BASE}\nUSER 1000:1000\nWORKDIR /build\n";
+    return read_definition(def);
+}
+
+void check_image_compiler(const Docker& docker, const BuilderDefinition& d) {
+    ContainerSpec spec;
+    spec.image = d.image();
+    spec.command = {d.cc, "-dumpversion"};
+    spec.labels = {{kLabelBuilder + std::string(".check"), d.name}};
+    const ContainerResult r = docker.run(spec, std::chrono::seconds(60));
+    const std::string version = r.output.substr(0, r.output.find_first_of("\r\n"));
+    const int want = d.gcc > 0 ? d.gcc : d.clang;
+    const std::string compiler = d.gcc > 0 ? "gcc" : "clang";
+    if (r.exit_code != 0)
+        throw Error(d.name + ": `" + d.cc + " -dumpversion` does not run in " + d.image() + " (exit " +
+                    std::to_string(r.exit_code) + ": " + version + ")");
+    if (std::atoi(version.c_str()) != want)
+        throw Error(d.name + ": `" + d.cc + " -dumpversion` in " + d.image() + " says " + version + ", not " +
+                    compiler + " " + std::to_string(want));
+}
+
+void remove_builder_image(const Docker& docker, const BuilderDefinition& d) {
+    docker.remove_image(d.image());
+    if (d.debootstrap_suite.empty()) docker.remove_image(base_tag(d));
 }
 
 std::vector<fs::path> default_builder_dirs() {

@@ -71,6 +71,28 @@ struct ImageBuildOptions {
 // the failing step.
 bool build_builder_image(const Docker& docker, const BuilderDefinition& definition, const ImageBuildOptions& options);
 
+// A user's root file system with its compiler (kbuild images build --rootfs): a compiler no
+// Debian suite ships (gcc 4.8 of CentOS 7, 7 of Amazon Linux 2, 8 of RHEL 8).
+struct RootfsImage {
+    std::string name;               // image: kbuild/builder-<name>
+    std::filesystem::path tarball;  // the root file system
+    std::string family;
+    int gcc = 0, clang = 0;  // one of them: the compiler major inside
+    std::string cc;          // empty: gcc, or clang
+};
+
+// Writes its definition under `dir`/<name> (builder.json naming the tarball and its sha256, so
+// a changed tarball is rebuilt; a Dockerfile that only sets the build user and directory, as
+// the root may have no shell) and returns it. Throws UsageError naming what is wrong.
+BuilderDefinition write_rootfs_definition(const std::filesystem::path& dir, const RootfsImage& rootfs);
+
+// Runs `<cc> -dumpversion` in the built image: an Error naming the image, the command and the
+// version it gave when its major is not the definition's (or it does not run).
+void check_image_compiler(const Docker& docker, const BuilderDefinition& definition);
+
+// Removes the definition's image, and its base unless it is a debootstrap base other images share.
+void remove_builder_image(const Docker& docker, const BuilderDefinition& definition);
+
 // The image for a kernel: the same compiler major (preferring `family`), else the nearest
 // newer, else the nearest older. A kernel built by clang takes only an image with clang, none
 // when there is none. `why` says which and why, in one line.
