@@ -108,7 +108,14 @@ using Reader = std::unique_ptr<struct archive, int (*)(struct archive*)>;
 Reader open_tar(const std::string& path, const std::string& where) {
     Reader reader(archive_read_new(), archive_read_free);
     if (!reader) throw Error(where + ": libarchive: out of memory");
-    archive_read_support_filter_all(reader.get());
+    // The compressions pacman writes, read in process (filter_all would run external
+    // programs for lrzip, lzop and the like).
+    archive_read_support_filter_gzip(reader.get());
+    archive_read_support_filter_bzip2(reader.get());
+    archive_read_support_filter_xz(reader.get());
+    archive_read_support_filter_lzma(reader.get());
+    archive_read_support_filter_zstd(reader.get());
+    archive_read_support_filter_lz4(reader.get());
     archive_read_support_format_tar(reader.get());  // ustar, pax and GNU tar alike
     if (archive_read_open_filename(reader.get(), path.c_str(), 64 * 1024) != ARCHIVE_OK)
         throw Error(where + ": " + archive_error_string(reader.get()));
