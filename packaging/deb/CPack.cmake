@@ -56,7 +56,7 @@ set(CPACK_DEBIAN_SDK_PACKAGE_SECTION libdevel)
 # What building a plugin needs: the compiler and CMake, and the development packages behind
 # the find_dependency() calls of sdk/cmake/kbuild_sdkConfig.cmake.in.
 set(CPACK_DEBIAN_SDK_PACKAGE_DEPENDS
-  "cmake (>= 3.22), g++, make, nlohmann-json3-dev (>= 3.9), libssl-dev, liblzma-dev, zlib1g-dev, libexpat1-dev, libzstd-dev")
+  "cmake (>= 3.22), g++, make, nlohmann-json3-dev (>= 3.9), libssl-dev, liblzma-dev, zlib1g-dev, libexpat1-dev, libzstd-dev, libarchive-dev")
 set(CPACK_DEBIAN_SDK_PACKAGE_RECOMMENDS "kbuild")
 set(CPACK_DEBIAN_SDK_DESCRIPTION
 "SDK for kbuild distro plugins
