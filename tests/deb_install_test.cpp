@@ -23,8 +23,9 @@ using namespace kbuild;
 namespace {
 
 const std::string kImage = "kbuild/builder-debian-bookworm:latest";
-const std::vector<std::string> kInTreePlugins = {"amazonlinux", "centos",   "coreos", "cos",    "debian",
-                                                 "linuxkit",    "minikube", "ubuntu", "vanilla"};
+const std::vector<std::string> kInTreePlugins = {"alinux", "amazonlinux", "arch",        "centos",   "coreos",
+                                                 "cos",    "debian",      "gardenlinux", "linuxkit", "minikube",
+                                                 "photon", "suse",        "ubuntu",      "vanilla"};
 
 // A container of the builder image, running as root with the .debs at /debs, removed at scope
 // exit whatever happened.

@@ -63,7 +63,7 @@ TEST_F(MinikubeLinuxKit, AMinikubeDefconfigIsPreparedWithTheOldestGccAndBuilt) {
         << record.dump();
     const std::string log = test::read_file(out / record["log"].get<std::string>());
     EXPECT_NE(log.find("the config names no compiler (a defconfig, or a kernel before 4.18): "
-                       "kbuild/builder-debian-bullseye:latest has the oldest gcc, gcc 10"),
+                       "kbuild/builder-debian-bullseye-gcc9:latest has the oldest gcc, gcc 9"),
               std::string::npos)
         << log;
 }

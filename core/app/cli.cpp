@@ -191,18 +191,25 @@ int run_cli(int argc, char** argv) {
                        ->add_option("--rootfs", images.rootfs,
                                     "A root file system tarball with its compiler (one no Debian suite ships)")
                        ->type_name("TARBALL");
-    images_build->add_option("--name", images.name, "--rootfs: the image is kbuild/builder-NAME")->needs(rootfs);
+    images_build->add_option("--name", images.name, "--rootfs: the image is kbuild/builder-NAME")
+        ->type_name("NAME")
+        ->needs(rootfs);
     images_build->add_option("--gcc", images.gcc, "--rootfs: the gcc major inside")
+        ->type_name("N")
         ->needs(rootfs)
         ->check(CLI::Range(1, 99));
     images_build->add_option("--clang", images.clang, "--rootfs: the clang major inside")
+        ->type_name("N")
         ->needs(rootfs)
         ->check(CLI::Range(1, 99));
     images_build->add_option("--cc", images.cc, "--rootfs: the compiler command (default gcc, or clang)")
+        ->type_name("CMD")
         ->needs(rootfs);
-    images_build->add_option("--family", images.family, "--rootfs: the distribution family it suits")->needs(rootfs);
+    images_build->add_option("--family", images.family, "--rootfs: the distribution family it suits")
+        ->type_name("FAMILY")
+        ->needs(rootfs);
     images_build->footer(
-        "Examples:\n  kbuild images build debian-bookworm\n"
+        "Example:\n  kbuild images build debian-bookworm\n"
         "  kbuild images build --rootfs centos7-devtools.tar.gz --name centos7 --gcc 4 --cc gcc --family centos");
     auto* images_list = images_verb->add_subcommand("list", "List kbuild's builder images");
     add_output_flag(images_list, output);

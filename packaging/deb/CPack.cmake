@@ -47,9 +47,11 @@ distribution ships: distro plugins find the kernels on the mirrors or in local
 packages, kbuild downloads and unpacks their headers, builds the module with the
 kernel's own compiler in a container (or locally) and checks its vermagic.
 .
-This package holds the kbuild program, the plugins for Debian, Ubuntu, the
-CentOS family, Amazon Linux and Flatcar/CoreOS (/usr/lib/kbuild), the builder
-image definitions, and the systemd unit of its build service (kbuild serve).")
+This package holds the kbuild program, the plugins (/usr/lib/kbuild) for Debian,
+Ubuntu, Garden Linux, the CentOS family, Amazon Linux, SUSE, Photon OS, Alibaba
+Cloud Linux, Arch Linux, Flatcar/CoreOS and kernels shipped as source (kernel.org,
+COS, Minikube, LinuxKit), the builder image definitions, and the systemd unit of
+its build service (kbuild serve).")
 
 set(CPACK_DEBIAN_SDK_PACKAGE_NAME libkbuild-sdk-dev)
 set(CPACK_DEBIAN_SDK_PACKAGE_SECTION libdevel)

@@ -27,29 +27,6 @@ bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
 
-bool wanted_package(std::string_view name) {
-    return starts_with(name, "linux-headers-") || starts_with(name, "linux-kbuild-");
-}
-
-bool names_common_package(const std::vector<std::vector<Relation>>& depends) {
-    for (const auto& group : depends)
-        for (const auto& r : group)
-            if (starts_with(r.name, "linux-headers-") && r.name.find("-common") != std::string::npos) return true;
-    return false;
-}
-
-// "linux-headers-6.1.0-50-amd64" -> "6.1.0-50-amd64"; "" for common packages and for meta
-// packages (linux-headers-6.1-amd64), which depend on a kernel's headers, not on a common one.
-std::string release_of_headers(const Binary& b) {
-    static const std::regex concrete(R"(^linux-headers-(\d+\.\d+[^ ]*)$)");
-    std::smatch m;
-    if (!std::regex_match(b.name, m, concrete)) return {};
-    const std::string release = m[1];
-    if (release.find("-common") != std::string::npos) return {};
-    if (!b.depends.empty() && !names_common_package(b.depends)) return {};
-    return release;
-}
-
 // The Depends a headers package has when only its name is known (a URL list, a bare file):
 // the common package of the same version and a kbuild package of at least that version.
 std::vector<std::vector<Relation>> depends_from_name(const Binary& headers, const std::string& release) {
@@ -85,8 +62,8 @@ std::string runs_on(const Binary& b) {
 
 kbuild::deb::PairingRules rules() {
     kbuild::deb::PairingRules r;
-    r.release_of = release_of_headers;
-    // needed (unset): only the header and kbuild packages, which wanted_package reads, are
+    r.release_of = kbuild::deb::debian_headers_release;
+    // needed (unset): only the header and kbuild packages, which debian_kernel_package reads, are
     // part of a module build.
     r.depends_from_name = depends_from_name;
     // Debian's `uname -v` has no upload number to speak of: #1 always.
@@ -97,7 +74,7 @@ kbuild::deb::PairingRules rules() {
 
 class Debian : public kbuild::deb::FamilyPlugin {
 public:
-    Debian(kbuild::Host& host, const kbuild::Json&) : FamilyPlugin(host, wanted_package, rules()) {}
+    Debian(kbuild::Host& host, const kbuild::Json&) : FamilyPlugin(host, kbuild::deb::debian_kernel_package, rules()) {}
 
     kbuild::Description describe() {
         return {{{"suites", "comma-separated suites to crawl; missing ones are skipped", kDefaultSuites},

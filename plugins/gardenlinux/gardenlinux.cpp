@@ -31,30 +31,6 @@ bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
 
-bool wanted_package(std::string_view name) {
-    return starts_with(name, "linux-headers-") || starts_with(name, "linux-kbuild-");
-}
-
-bool names_common_package(const std::vector<std::vector<Relation>>& depends) {
-    for (const auto& group : depends)
-        for (const auto& r : group)
-            if (starts_with(r.name, "linux-headers-") && r.name.find("-common") != std::string::npos) return true;
-    return false;
-}
-
-// "linux-headers-5.15.114-gardenlinux-cloud-amd64" -> "5.15.114-gardenlinux-cloud-amd64"; ""
-// for common packages and for meta packages (linux-headers-cloud-amd64, or an index's package
-// whose Depends name no common package).
-std::string release_of_headers(const Binary& b) {
-    static const std::regex concrete(R"(^linux-headers-(\d+\.\d+[^ ]*)$)");
-    std::smatch m;
-    if (!std::regex_match(b.name, m, concrete)) return {};
-    const std::string release = m[1];
-    if (release.find("-common") != std::string::npos) return {};
-    if (!b.depends.empty() && !names_common_package(b.depends)) return {};
-    return release;
-}
-
 // A release's parts: 5.15.114-gardenlinux-cloud-amd64 -> abi 5.15.114-gardenlinux, series 5.15,
 // flavour cloud-amd64; 5.4.0-5-cloud-amd64 -> 5.4.0-5; 6.6.103-amd64 -> 6.6.103.
 struct KernelName {
@@ -95,7 +71,7 @@ std::string backport_of(const Binary& headers) {
 
 kbuild::deb::PairingRules rules() {
     kbuild::deb::PairingRules r;
-    r.release_of = release_of_headers;
+    r.release_of = kbuild::deb::debian_headers_release;
     r.depends_from_name = depends_from_name;
     // Built with Debian's packaging: `uname -v` is #1 always. Every release's target is
     // gardenlinux (the distro's own name), whatever its flavour.
@@ -106,7 +82,8 @@ kbuild::deb::PairingRules rules() {
 
 class GardenLinux : public kbuild::deb::FamilyPlugin {
 public:
-    GardenLinux(kbuild::Host& host, const kbuild::Json&) : FamilyPlugin(host, wanted_package, rules()) {}
+    GardenLinux(kbuild::Host& host, const kbuild::Json&)
+        : FamilyPlugin(host, kbuild::deb::debian_kernel_package, rules()) {}
 
     kbuild::Description describe() {
         return {{{"suites",

@@ -419,6 +419,33 @@ void claim_leftovers(ReleaseList& list, const BatchRead& batch) {
     }
 }
 
+namespace {
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+    return text.substr(0, prefix.size()) == prefix;
+}
+
+}  // namespace
+
+bool debian_kernel_package(std::string_view name) {
+    return starts_with(name, "linux-headers-") || starts_with(name, "linux-kbuild-");
+}
+
+std::string debian_headers_release(const Binary& headers) {
+    static const std::regex concrete(R"(^linux-headers-(\d+\.\d+[^ ]*)$)");
+    std::smatch m;
+    if (!std::regex_match(headers.name, m, concrete)) return {};
+    const std::string release = m[1];
+    if (release.find("-common") != std::string::npos) return {};
+    auto names_common = [](const Relation& r) {
+        return starts_with(r.name, "linux-headers-") && r.name.find("-common") != std::string::npos;
+    };
+    bool common = false;
+    for (const auto& group : headers.depends) common |= std::any_of(group.begin(), group.end(), names_common);
+    if (!headers.depends.empty() && !common) return {};
+    return release;
+}
+
 FamilyPlugin::FamilyPlugin(Host& host, NameFilter wanted, PairingRules rules)
     : host_(host), wanted_(std::move(wanted)), rules_(std::move(rules)) {
     if (!rules_.release_of) throw Error("deb::PairingRules: release_of is required");

@@ -127,6 +127,14 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
 // that no release took and pair did not name ("no headers package in the batch needs it").
 void claim_leftovers(ReleaseList& list, const BatchRead& batch);
 
+// Debian's packaging of kernel headers, which its derivatives (Garden Linux) keep: the
+// packages a module build reads (linux-headers-*, linux-kbuild-*), and the release a concrete
+// headers package is for, "linux-headers-6.1.0-50-amd64" -> "6.1.0-50-amd64"; "" for common
+// packages and for meta packages (linux-headers-6.1-amd64, or an index's package whose Depends
+// name no common package).
+bool debian_kernel_package(std::string_view name);
+std::string debian_headers_release(const Binary& headers);
+
 // The hooks a deb-family plugin has in common, for its class to derive from: it adds crawl
 // (building its ArchiveQuery and calling crawl_and_pair) and describe (its options and targets).
 class FamilyPlugin {
