@@ -238,13 +238,9 @@ Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& w
             }
         }
     }
-    if (indexes == 0) {
-        std::string suites;
-        for (const auto& s : query.suites) suites += (suites.empty() ? "" : ",") + s;
-        const std::string why = crawled.errors.empty() ? first_miss : crawled.errors.front();
-        throw Error("no Packages index could be read for suites " + suites + " on any mirror" +
-                    (why.empty() ? "" : " (" + why + ")"));
-    }
+    if (indexes == 0)
+        throw detail::nothing_read("no Packages index could be read for suites", query.suites, crawled.errors,
+                                   first_miss);
     return crawled;
 }
 

@@ -333,13 +333,7 @@ Crawled crawl_repos(const Host& host, const RepoQuery& query, const NameFilter& 
             }
         }
     }
-    if (read == 0) {
-        std::string repos;
-        for (const auto& r : query.repos) repos += (repos.empty() ? "" : ",") + r;
-        const std::string why = crawled.errors.empty() ? miss : crawled.errors.front();
-        throw Error("no repository could be read of " + repos + " on any mirror" +
-                    (why.empty() ? "" : " (" + why + ")"));
-    }
+    if (read == 0) throw detail::nothing_read("no repository could be read of", query.repos, crawled.errors, miss);
     return crawled;
 }
 

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <kbuild/digest.hpp>
+#include <kbuild/error.hpp>
 #include <kbuild/types.hpp>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace kbuild::detail {
 
@@ -41,6 +43,16 @@ inline void save_cached(const std::filesystem::path& file, const Json& list, con
     const std::filesystem::path temporary = file.string() + ".tmp-" + sha256_text(writer).substr(0, 8);
     std::ofstream(temporary) << list.dump();
     std::filesystem::rename(temporary, file);
+}
+
+// The error of a crawl that read nothing: "<head> a,b on any mirror (why)", why being the first
+// error of what was read, else the first miss.
+inline Error nothing_read(const std::string& head, const std::vector<std::string>& names,
+                          const std::vector<std::string>& errors, const std::string& miss) {
+    std::string joined;
+    for (const auto& name : names) joined += (joined.empty() ? "" : ",") + name;
+    const std::string why = errors.empty() ? miss : errors.front();
+    return Error(head + " " + joined + " on any mirror" + (why.empty() ? "" : " (" + why + ")"));
 }
 
 }  // namespace kbuild::detail
