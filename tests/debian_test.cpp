@@ -186,24 +186,33 @@ struct IndexEntry {
     std::string name, version, arch, depends;
 };
 
-// <root>/dists/<suite>/Release and main/binary-amd64/Packages.xz holding `entries`, the index's
+// <root>/dists/<suite>/Release and main/binary-<arch>/Packages.xz holding `entries` (for each
+// architecture they name, amd64 when only "all"; "all" entries in every index), the indexes'
 // sha256 and size in Release as crawl checks them.
 void write_suite(const fs::path& root, const std::string& suite, const std::vector<IndexEntry>& entries) {
-    const fs::path dir = root / "dists" / suite / "main/binary-amd64";
-    fs::create_directories(dir);
-    std::string packages;
-    for (const auto& e : entries) {
-        const std::string file = e.name + "_" + e.version + "_" + e.arch + ".deb";
-        packages += "Package: " + e.name + "\nSource: linux (" + e.version + ")\nVersion: " + e.version +
-                    "\nArchitecture: " + e.arch + "\n" + (e.depends.empty() ? "" : "Depends: " + e.depends + "\n") +
-                    "Filename: pool/main/l/linux/" + file + "\nSize: 1000\nSHA256: " + sha256_text(file) + "\n\n";
+    std::set<std::string> arches;
+    for (const auto& e : entries)
+        if (e.arch != "all") arches.insert(e.arch);
+    if (arches.empty()) arches.insert("amd64");
+    std::string release = "Suite: " + suite + "\nCodename: " + suite + "\nSHA256:\n";
+    for (const auto& arch : arches) {
+        const fs::path dir = root / "dists" / suite / ("main/binary-" + arch);
+        fs::create_directories(dir);
+        std::string packages;
+        for (const auto& e : entries) {
+            if (e.arch != arch && e.arch != "all") continue;
+            const std::string file = e.name + "_" + e.version + "_" + e.arch + ".deb";
+            packages += "Package: " + e.name + "\nSource: linux (" + e.version + ")\nVersion: " + e.version +
+                        "\nArchitecture: " + e.arch + "\n" + (e.depends.empty() ? "" : "Depends: " + e.depends + "\n") +
+                        "Filename: pool/main/l/linux/" + file + "\nSize: 1000\nSHA256: " + sha256_text(file) + "\n\n";
+        }
+        test::write_file(dir / "Packages", packages);
+        ASSERT_EQ(run_process({"xz", "-kf", (dir / "Packages").string()}).exit_code, 0);
+        const fs::path xz = dir / "Packages.xz";
+        release += " " + sha256_file(xz.string()) + " " + std::to_string(fs::file_size(xz)) + " main/binary-" + arch +
+                   "/Packages.xz\n";
     }
-    test::write_file(dir / "Packages", packages);
-    ASSERT_EQ(run_process({"xz", "-kf", (dir / "Packages").string()}).exit_code, 0);
-    const fs::path xz = dir / "Packages.xz";
-    test::write_file(root / "dists" / suite / "Release",
-                     "Suite: " + suite + "\nCodename: " + suite + "\nSHA256:\n " + sha256_file(xz.string()) + " " +
-                         std::to_string(fs::file_size(xz)) + " main/binary-amd64/Packages.xz\n");
+    test::write_file(root / "dists" / suite / "Release", release);
 }
 
 // A kernel's headers and common package of one version, with Debian's Depends.
@@ -263,6 +272,62 @@ TEST_F(DebianPlugin, EachKernelTakesTheKbuildPackageThatRunsWhereItIsBuilt) {
     const ReleaseList from_names = instance_->batch_packages(names);
     const Release& backport = release(from_names, "6.1.0-0.deb11.40-amd64");
     EXPECT_EQ(file_names(backport).back(), "linux-kbuild-6.1_6.1.180-1~deb11u1_amd64.deb");
+}
+
+TEST_F(DebianPlugin, AnArm64KernelBuiltOnThisHostTakesThisHostsKbuild) {
+    test::TempDir archive;
+    const std::string version = "6.1.176-1";
+    const std::vector<IndexEntry> arm64 = {{"linux-headers-6.1.0-50-arm64", version, "arm64",
+                                            "linux-headers-6.1.0-50-common (= " + version +
+                                                "), linux-kbuild-6.1 (>= " + version + "), linux-compiler-gcc-12-arm"},
+                                           {"linux-headers-6.1.0-50-common", version, "all", ""},
+                                           {"linux-kbuild-6.1", version, "arm64", "libc6 (>= 2.34)"}};
+    std::vector<IndexEntry> both = arm64;
+    both.push_back({"linux-kbuild-6.1", version, "amd64", "libc6 (>= 2.34)"});
+    write_suite(archive.path(), "bookworm", both);
+    write_suite(archive.path(), "sid", arm64);  // no amd64 index at all
+    test::MirrorServer server(archive.path());
+
+    CrawlRequest request;
+    request.distro = "debian";
+    request.arch = "arm64";
+    request.mirrors = {server.url()};
+    request.options = {{"suites", "bookworm"}};
+    // On an arm64 host (or from a host older than ABI 1.8): the kernel's own kbuild.
+    ReleaseList native = instance_->crawl(request);
+    ASSERT_EQ(native.releases.size(), 1u);
+    EXPECT_EQ(file_names(native.releases[0]).back(), "linux-kbuild-6.1_6.1.176-1_arm64.deb");
+    // Cross-building on amd64: amd64's, read from amd64's index.
+    request.host_arch = "amd64";
+    const ReleaseList cross = instance_->crawl(request);
+    ASSERT_EQ(cross.releases.size(), 1u);
+    EXPECT_EQ(cross.releases[0].arch, "arm64");
+    EXPECT_TRUE(cross.releases[0].unavailable.empty()) << cross.releases[0].unavailable;
+    EXPECT_EQ(file_names(cross.releases[0]),
+              (std::vector<std::string>{"linux-headers-6.1.0-50-arm64_6.1.176-1_arm64.deb",
+                                        "linux-headers-6.1.0-50-common_6.1.176-1_all.deb",
+                                        "linux-kbuild-6.1_6.1.176-1_amd64.deb"}));
+    // A suite with no index of the build host's architecture: the kernel is unavailable, said why.
+    request.options = {{"suites", "sid"}};
+    const ReleaseList lacking = instance_->crawl(request);
+    ASSERT_EQ(lacking.releases.size(), 1u);
+    EXPECT_EQ(lacking.releases[0].unavailable,
+              "linux-headers-6.1.0-50-arm64 6.1.176-1 needs linux-kbuild-6.1 (>= 6.1.176-1) of amd64, the build "
+              "host's, which no index or list holds");
+
+    // A list of names holding both kbuild packages: amd64's is taken, arm64's left unclaimed.
+    BatchRequest names;
+    names.distro = "debian";
+    names.arch = "arm64";
+    names.host_arch = "amd64";
+    names.names_only = true;
+    for (const auto& e : both)
+        names.files.push_back("pool/main/l/linux/" + e.name + "_" + e.version + "_" + e.arch + ".deb");
+    const ReleaseList listed = instance_->batch_packages(names);
+    ASSERT_EQ(listed.releases.size(), 1u);
+    EXPECT_EQ(file_names(listed.releases[0]).back(), "linux-kbuild-6.1_6.1.176-1_amd64.deb");
+    ASSERT_EQ(listed.unclaimed.size(), 1u);
+    EXPECT_EQ(fs::path(listed.unclaimed[0].file).filename(), "linux-kbuild-6.1_6.1.176-1_arm64.deb");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "build/builder.h"
 
 #include "build/docker.h"
+#include "kernel/kernel_arch.h"
 #include "util/interrupt.h"
 #include "util/process.h"
 #include "util/strings.h"
@@ -159,10 +160,18 @@ void make_writable_by_anyone(const fs::path& dir) {
 // make's compiler arguments in an image: its CC (the kernel's own command when it names none),
 // and LLVM=1 for a kernel built by clang (the whole LLVM toolchain, as the kernel was).
 // HOSTCC too: a source kernel's own programs (fixdep, modpost) are built by it, and an image
-// may have no plain "gcc".
-std::vector<std::string> compiler_args(const BuilderImage& image, const KernelCompiler& compiler) {
+// may have no plain "gcc". Cross-compiling, ARCH= and CROSS_COMPILE= (the image's prefix for
+// the architecture) join them, CC is the cross compiler (clang is its own: the prefix gives its
+// target) and HOSTCC stays the image's own.
+std::vector<std::string> compiler_args(const BuilderImage& image, const KernelCompiler& compiler,
+                                       const std::string& cross) {
     const std::string cc = image.cc.empty() ? compiler.program : image.cc;
     std::vector<std::string> args{"CC=" + cc, "HOSTCC=" + cc};
+    if (!cross.empty()) {
+        const std::string& prefix = image.cross.at(cross);
+        if (!compiler.clang) args.front() = "CC=" + prefix + cc;
+        args.insert(args.end(), {"ARCH=" + cross, "CROSS_COMPILE=" + prefix});
+    }
     if (compiler.clang) args.push_back("LLVM=1");
     return args;
 }
@@ -179,9 +188,10 @@ std::string prepare_error_line(const fs::path& log) {
 
 }  // namespace
 
-BuilderImage DockerBuilder::image_for(const KernelCompiler& compiler, const fs::path& log) const {
+BuilderImage DockerBuilder::image_for(const KernelCompiler& compiler, const std::string& cross,
+                                      const fs::path& log) const {
     std::string why;
-    const auto image = choose_builder_image(images_, compiler, family_, why);
+    const auto image = choose_builder_image(images_, compiler, family_, why, cross);
     std::ofstream(log, std::ios::app) << "kbuild: " << why << '\n';
     if (!image) throw Error(why);
     return *image;
@@ -198,18 +208,18 @@ DockerBuilder::~DockerBuilder() {
 
 std::string DockerBuilder::name(const BuildJob& job) const {
     std::string why;
-    const auto image = choose_builder_image(images_, job.compiler, family_, why);
+    const auto image = choose_builder_image(images_, job.compiler, family_, why, job.cross);
     return image ? image->image : "docker (no image)";
 }
 
 std::string DockerBuilder::choice(const BuildJob& job) const {
     std::string why;
-    choose_builder_image(images_, job.compiler, family_, why);
+    choose_builder_image(images_, job.compiler, family_, why, job.cross);
     return why;
 }
 
 std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
-    const BuilderImage image = image_for(job.compiler, job.log);
+    const BuilderImage image = image_for(job.compiler, job.cross, job.log);
     const fs::path src = job.work_dir / "src";
     copy_module_source(job.module_src, src);
     make_writable_by_anyone(src);
@@ -235,7 +245,7 @@ std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
     // KERNELDIR: drivers whose Makefile builds probe modules of its own (Falco's) build them
     // against $(KERNELDIR), by default the running kernel's tree, which is not this one.
     spec.command = {"make", "-C", kernel_dir, "M=/build", "-j" + std::to_string(std::max(1, job.make_jobs))};
-    for (const auto& arg : compiler_args(image, job.compiler)) spec.command.push_back(arg);
+    for (const auto& arg : compiler_args(image, job.compiler, job.cross)) spec.command.push_back(arg);
     spec.command.push_back("KERNELDIR=" + kernel_dir);
     // Debug info names the headers where the distro installs them, wherever the tree lies: a
     // module built from a bundle is the module built from the packages.
@@ -248,7 +258,7 @@ std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
 }
 
 void DockerBuilder::prepare(const PrepareJob& job) {
-    const BuilderImage image = image_for(job.compiler, job.log);
+    const BuilderImage image = image_for(job.compiler, job.cross, job.log);
     make_writable_by_anyone(job.out_dir);
     ContainerSpec spec;
     spec.image = image.image;
@@ -257,7 +267,7 @@ void DockerBuilder::prepare(const PrepareJob& job) {
     // config it had before the first ran.
     spec.command = {"sh",         "-c",        "make \"$@\" olddefconfig && make \"$@\" modules_prepare", "make", "-C",
                     kSourceMount, "O=/kernel", "-j" + std::to_string(std::max(1, job.make_jobs))};
-    for (const auto& arg : compiler_args(image, job.compiler)) spec.command.push_back(arg);
+    for (const auto& arg : compiler_args(image, job.compiler, job.cross)) spec.command.push_back(arg);
     spec.command.push_back("LOCALVERSION=" + job.localversion);
     spec.working_dir = "/kernel";
     const ContainerResult run = run_logged(spec, job.release, job.log, job.timeout);
@@ -402,6 +412,17 @@ std::vector<fs::path> LocalBuilder::build(const BuildJob& job) {
     if (!job.compiler.program.empty() && !on_path(job.compiler.program))
         throw fail("kernel " + job.release + " was built by " + job.compiler.program + " (" + job.compiler.text +
                    "), which is not installed on this host; use a builder that has it (--builder docker)");
+    // Cross-compiling here takes Debian's cross tools of the kernel's compiler
+    // (gcc-12-aarch64-linux-gnu: aarch64-linux-gnu-gcc-12); clang is its own cross compiler.
+    const std::string prefix = job.cross.empty() ? "" : cross_tools_prefix(job.cross);
+    const std::string cross_cc =
+        job.compiler.clang || job.compiler.program.empty() ? "" : prefix + job.compiler.program;
+    if (!job.cross.empty() && (prefix.empty() || (!cross_cc.empty() && !on_path(cross_cc))))
+        throw fail("kernel " + job.release + " is for " + job.cross + ": " +
+                   (prefix.empty() ? "kbuild knows no cross tools for it"
+                                   : cross_cc + " (the cross compiler of its " + job.compiler.name() +
+                                         ") is not installed on this host") +
+                   "; use a builder that has it (--builder docker)");
     // The build runs sandboxed or not at all.
     const bool as_root = ::geteuid() == 0;
     if (!on_path("bwrap")) throw fail("local builder: bwrap not found (install bubblewrap)");
@@ -445,6 +466,10 @@ std::vector<fs::path> LocalBuilder::build(const BuildJob& job) {
     // module built from a bundle is the module built from the packages.
     if (job.self_contained && job.source_dir.empty()) argv.push_back("KCFLAGS=-ffile-prefix-map=/kernel/=/");
     if (job.modpost_warn) argv.push_back("KBUILD_MODPOST_WARN=1");
+    if (!job.cross.empty()) {
+        if (!cross_cc.empty()) argv.insert(argv.end(), {"CC=" + cross_cc, "HOSTCC=" + job.compiler.program});
+        argv.insert(argv.end(), {"ARCH=" + job.cross, "CROSS_COMPILE=" + prefix});
+    }
     if (job.compiler.clang) argv.push_back("LLVM=1");
     argv.push_back("modules");
 

@@ -33,6 +33,9 @@ struct BuildJob {
     // errors about unknown symbols are warnings (KBUILD_MODPOST_WARN=1).
     bool modpost_warn = false;
     KernelCompiler compiler;
+    // The kernel's architecture (ARCH=, from its .config) when it is not this host's: the build
+    // cross-compiles for it (ARCH= and CROSS_COMPILE=). "" builds for this host.
+    std::string cross;
     std::filesystem::path module_src;  // copied, never built in place
     // The modules that are artifacts, relative to module_src without .ko ("falco", "sub/x"):
     // those named (required: each must be made) or those the source declares (at least one
@@ -55,6 +58,7 @@ struct PrepareJob {
     std::filesystem::path source_dir;  // read-only
     std::filesystem::path out_dir;
     KernelCompiler compiler;
+    std::string cross;         // as BuildJob::cross
     std::string localversion;  // make's LOCALVERSION=, so that the tree's release is `release`
     std::filesystem::path log;
     std::chrono::seconds timeout{1800};
@@ -121,7 +125,8 @@ public:
 
 private:
     // The image for a kernel's compiler, the choice said in `log`; throws Error when there is none.
-    BuilderImage image_for(const KernelCompiler& compiler, const std::filesystem::path& log) const;
+    BuilderImage image_for(const KernelCompiler& compiler, const std::string& cross,
+                           const std::filesystem::path& log) const;
     // Runs `spec` (its image, mounts, command and working directory set) as every build runs:
     // no network, an unprivileged user, the limits, kbuild's labels; the command and its output
     // go to `log`.

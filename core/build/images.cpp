@@ -7,6 +7,7 @@
 #include "util/process.h"
 
 #include <kbuild/digest.hpp>
+#include <kbuild/options.hpp>
 #include <kbuild/types.hpp>
 
 #include <spdlog/spdlog.h>
@@ -48,6 +49,14 @@ BuilderDefinition read_definition(const fs::path& dir) {
     if (d.gcc < 0 || d.clang < 0 || (d.gcc == 0 && d.clang == 0))
         throw fail("\"gcc\" must be the image's gcc major version (or \"clang\" its clang major)");
     if (d.name.empty() || d.name.find_first_of("/: ") != std::string::npos) throw fail("\"name\" must be a plain word");
+    const Json cross = j.value("cross", Json::object());
+    if (!cross.is_object()) throw fail("\"cross\" must map kernel architectures to their tools' prefix");
+    for (const auto& [arch, prefix] : cross.items()) {
+        if (!prefix.is_string() || prefix.get<std::string>().empty() || arch.empty() ||
+            (arch + prefix.get<std::string>()).find_first_of("=, ") != std::string::npos)
+            throw fail("\"cross\": " + arch + " must name its tools' prefix, as \"aarch64-linux-gnu-\"");
+        d.cross[arch] = prefix.get<std::string>();
+    }
     const Json base = j.value("base", Json::object());
     d.debootstrap_suite = base.value("debootstrap", "");
     const std::string rootfs = base.value("rootfs", "");
@@ -225,6 +234,7 @@ std::vector<BuilderImage> list_builder_images(const Docker& docker) {
         b.size = image.size;
         b.gcc = std::atoi(label(kLabelGcc).c_str());
         b.clang = std::atoi(label(kLabelClang).c_str());
+        b.cross = parse_cross_label(label(kLabelCross));
         out.push_back(b);
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -253,6 +263,7 @@ bool build_builder_image(const Docker& docker, const BuilderDefinition& d, const
                                               {kLabelFamily, d.family},
                                               {kLabelHash, d.hash}};
     if (d.clang > 0) labels[kLabelClang] = std::to_string(d.clang);
+    if (!d.cross.empty()) labels[kLabelCross] = cross_label(d.cross);
     docker.build(d.dir, d.image(), {{"BASE", base}}, labels,
                  [&](const std::string& line) { spdlog::info("{}: {}", d.name, line); });
     // The old builder first: an image built from the old base holds it.
@@ -261,9 +272,24 @@ bool build_builder_image(const Docker& docker, const BuilderDefinition& d, const
     return true;
 }
 
+std::string cross_label(const std::map<std::string, std::string>& cross) {
+    std::string label;
+    for (const auto& [arch, prefix] : cross) label += (label.empty() ? "" : ",") + arch + "=" + prefix;
+    return label;
+}
+
+std::map<std::string, std::string> parse_cross_label(const std::string& label) {
+    std::map<std::string, std::string> cross;
+    for (const auto& item : split_list(label)) {
+        const size_t eq = item.find('=');
+        if (eq != std::string::npos && eq > 0 && eq + 1 < item.size()) cross[item.substr(0, eq)] = item.substr(eq + 1);
+    }
+    return cross;
+}
+
 std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>& images,
                                                  const KernelCompiler& compiler, const std::string& family,
-                                                 std::string& why) {
+                                                 std::string& why, const std::string& cross) {
     const BuilderImage* best = nullptr;
     const auto version_of = [&](const BuilderImage& image) { return compiler.clang ? image.clang : image.gcc; };
     auto rank = [&](const BuilderImage& image) {
@@ -272,13 +298,20 @@ std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>
         const int tier = distance == 0 ? 0 : distance > 0 ? 1 : 2;
         return std::make_tuple(tier, std::abs(distance), image.family == family ? 0 : 1, image.name);
     };
-    for (const auto& image : images)
-        if (version_of(image) > 0 && (!best || rank(image) < rank(*best))) best = &image;
+    const auto fits = [&](const BuilderImage& image) { return cross.empty() || image.cross.count(cross) > 0; };
+    bool any_of_kind = false;
+    for (const auto& image : images) {
+        any_of_kind = any_of_kind || version_of(image) > 0;
+        if (version_of(image) > 0 && fits(image) && (!best || rank(image) < rank(*best))) best = &image;
+    }
     const std::string kind = compiler.clang ? "clang" : "gcc";
-    const std::string kernel = "kernel built by " + compiler.name() + " (" + compiler.text + ")";
+    const std::string kernel = "kernel " + (cross.empty() ? "" : "for " + cross + " ") + "built by " + compiler.name() +
+                               " (" + compiler.text + ")";
     if (!best) {
         why = kernel + (images.empty() ? "; no builder image (run kbuild images build)"
-                                       : "; no builder image has " + kind + " (see packaging/builders)");
+                        : !any_of_kind ? "; no builder image has " + kind + " (see packaging/builders)"
+                                       : "; no builder image with " + kind + " cross-compiles for " + cross +
+                                             " (see packaging/builders: \"cross\")");
         return std::nullopt;
     }
     const int has = version_of(*best);

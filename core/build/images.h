@@ -6,6 +6,7 @@
 #include "kernel/compiler.h"
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,11 +17,14 @@ namespace kbuild {
 class Docker;
 
 struct BuilderDefinition {
-    std::string name;               // image: kbuild/builder-<name>
-    std::string family;             // debian, ubuntu, centos...
-    int gcc = 0;                    // gcc major version inside
-    int clang = 0;                  // clang major version inside (its LLVM tools first on PATH); 0: none
-    std::string cc;                 // the compiler command, passed as CC=
+    std::string name;    // image: kbuild/builder-<name>
+    std::string family;  // debian, ubuntu, centos...
+    int gcc = 0;         // gcc major version inside
+    int clang = 0;       // clang major version inside (its LLVM tools first on PATH); 0: none
+    std::string cc;      // the compiler command, passed as CC=
+    // Kernel architectures it cross-compiles for, each with its tools' prefix (CROSS_COMPILE=):
+    // {"arm64": "aarch64-linux-gnu-"}. A gcc image's cross compiler is <prefix><cc>.
+    std::map<std::string, std::string> cross;
     std::string debootstrap_suite;  // base from debootstrap, or
     std::filesystem::path rootfs;   // base from a root file system tarball
     std::filesystem::path dir;      // the definition's directory (the build context)
@@ -34,8 +38,13 @@ struct BuilderImage {
     std::string name, image, family, cc, definition_hash, created;
     int gcc = 0;
     int clang = 0;
+    std::map<std::string, std::string> cross;  // as BuilderDefinition::cross
     std::int64_t size = 0;
 };
+
+// "arm64=aarch64-linux-gnu-,riscv=riscv64-linux-gnu-", as the image's label holds it, and back.
+std::string cross_label(const std::map<std::string, std::string>& cross);
+std::map<std::string, std::string> parse_cross_label(const std::string& label);
 
 // Definitions in each directory (one subdirectory each); a later directory's definition of the
 // same name replaces an earlier one. Throws kbuild::Error naming a malformed builder.json.
@@ -51,6 +60,7 @@ inline const char* const kLabelGcc = "kbuild.gcc";
 inline const char* const kLabelClang = "kbuild.clang";
 inline const char* const kLabelCc = "kbuild.cc";
 inline const char* const kLabelFamily = "kbuild.family";
+inline const char* const kLabelCross = "kbuild.cross";
 inline const char* const kLabelHash = "kbuild.definition-hash";
 
 // The tagged images carrying kLabelBuilder; an untagged one is a replaced build, left out.
@@ -95,9 +105,10 @@ void remove_builder_image(const Docker& docker, const BuilderDefinition& definit
 
 // The image for a kernel: the same compiler major (preferring `family`), else the nearest
 // newer, else the nearest older. A kernel built by clang takes only an image with clang, none
-// when there is none. `why` says which and why, in one line.
+// when there is none; a kernel of another architecture (`cross`: its ARCH, "" for this host's)
+// only an image that cross-compiles for it. `why` says which and why, in one line.
 std::optional<BuilderImage> choose_builder_image(const std::vector<BuilderImage>& images,
                                                  const KernelCompiler& compiler, const std::string& family,
-                                                 std::string& why);
+                                                 std::string& why, const std::string& cross = "");
 
 }  // namespace kbuild

@@ -1,5 +1,7 @@
 #include "build/verify.h"
 
+#include "kernel/kernel_arch.h"
+
 #include <kbuild/error.hpp>
 
 #include <elf.h>
@@ -60,13 +62,26 @@ std::map<std::string, std::string> read_modinfo(const std::filesystem::path& ko)
     return info;
 }
 
-void check_vermagic(const std::map<std::string, std::string>& modinfo, const std::string& release) {
+void check_vermagic(const std::map<std::string, std::string>& modinfo, const std::string& release,
+                    const std::string& arch) {
     const auto it = modinfo.find("vermagic");
     if (it == modinfo.end()) throw Error("module has no vermagic");
     const std::string& vermagic = it->second;
     const bool matches = vermagic.compare(0, release.size(), release) == 0 &&
                          (vermagic.size() == release.size() || vermagic[release.size()] == ' ');
     if (!matches) throw Error("vermagic '" + vermagic + "' does not match kernel " + release);
+    // arm64's MODULE_ARCH_VERMAGIC; x86's names the CPU family only when the config picks one.
+    if (arch == "arm64" && (" " + vermagic + " ").find(" aarch64 ") == std::string::npos)
+        throw Error("vermagic '" + vermagic + "' lacks arm64's \"aarch64\": the module was not built for arm64");
+}
+
+void check_module_machine(const std::filesystem::path& ko, const std::string& arch) {
+    if (arch.empty()) return;
+    const std::uint16_t machine = elf_machine(ko);
+    const std::string is = arch_of_elf_machine(machine);
+    if (is != arch)
+        throw Error("an ELF file for " + is + " (machine " + std::to_string(machine) + "), not for the kernel's " +
+                    arch);
 }
 
 }  // namespace kbuild

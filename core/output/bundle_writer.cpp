@@ -1,5 +1,6 @@
 #include "output/bundle_writer.h"
 
+#include "kernel/kernel_arch.h"
 #include "unpack/tar_writer.h"
 
 #include <kbuild/files.hpp>
@@ -22,28 +23,6 @@ const std::set<std::string> kArchitectures = {
     "frv",   "h8300",   "hexagon", "ia64",  "loongarch", "m32r",      "m68k",    "metag", "microblaze",
     "mips",  "mn10300", "nds32",   "nios2", "openrisc",  "parisc",    "powerpc", "riscv", "s390",
     "score", "sh",      "sparc",   "tile",  "um",        "unicore32", "x86",     "xtensa"};
-
-// The arch/ directory a kernel's .config builds from, "" when it cannot tell (nothing pruned).
-std::string source_arch(const fs::path& config) {
-    static const std::array<std::pair<const char*, const char*>, 11> symbols = {{
-        {"CONFIG_X86=y", "x86"},
-        {"CONFIG_ARM64=y", "arm64"},
-        {"CONFIG_ARM=y", "arm"},
-        {"CONFIG_PPC=y", "powerpc"},
-        {"CONFIG_S390=y", "s390"},
-        {"CONFIG_RISCV=y", "riscv"},
-        {"CONFIG_MIPS=y", "mips"},
-        {"CONFIG_SPARC=y", "sparc"},
-        {"CONFIG_LOONGARCH=y", "loongarch"},
-        {"CONFIG_PARISC=y", "parisc"},
-        {"CONFIG_ALPHA=y", "alpha"},
-    }};
-    std::ifstream in(config);
-    for (std::string line; std::getline(in, line);)
-        for (const auto& [symbol, arch] : symbols)
-            if (line == symbol) return arch;
-    return "";
-}
 
 // An entry of another architecture: arch/<name> beside an arch/<srcarch> this kernel uses.
 bool other_architecture(const fs::path& path, const std::string& srcarch) {
@@ -117,7 +96,7 @@ BundleStats write_bundle(const fs::path& root, const fs::path& kernel_dir, const
     const fs::path build_dir = fs::relative(kernel_dir, root);
     if (build_dir.empty() || *build_dir.begin() == "..")
         throw Error(kernel_dir.string() + ": the kernel directory is not inside " + root.string());
-    const std::string srcarch = source_arch(kernel_dir / ".config");
+    const std::string srcarch = kernel_arch(kernel_dir / ".config");
 
     BundleStats stats;
     stats.file = out_dir / bundle_file_name(release);

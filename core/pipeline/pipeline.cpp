@@ -1,6 +1,7 @@
 #include "pipeline/pipeline.h"
 
 #include "build/verify.h"
+#include "kernel/kernel_arch.h"
 #include "kernel/kernel_config.h"
 #include "kernel/module_tree.h"
 #include "output/module_sign.h"
@@ -476,6 +477,7 @@ void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std
         local_version_for(wanted, source_version(source), config_value(config.path, "CONFIG_LOCALVERSION"));
     BuildJob probe;
     probe.compiler = compiler;
+    probe.cross = cross_arch(kernel_arch(config.path));
     const std::string builder = builder_->name(probe);
     // One tree per source, config, compiler (the image that has it) and release.
     const std::string key =
@@ -506,6 +508,7 @@ void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std
             job.source_dir = source;
             job.out_dir = temporary;
             job.compiler = compiler;
+            job.cross = probe.cross;
             job.localversion = local.localversion;
             job.log = log.empty() ? fs::path(temporary.string() + ".log") : log;
             job.make_jobs = make_jobs;
@@ -642,6 +645,9 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         job.source_dir = tree.source_dir;
         job.modpost_warn = tree.modpost_warn;
         job.compiler = read_kernel_compiler(tree.kernel_dir);
+        const std::string arch = kernel_arch(tree.kernel_dir / ".config");
+        job.cross = cross_arch(arch);
+        check_host_programs(tree.root, tree.kernel_dir);
         job.module_src = options_.module_src;
         job.modules = modules_;
         job.modules_required = modules_required_;
@@ -669,7 +675,8 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         for (const auto& built_ko : built) {
             const auto modinfo = read_modinfo(built_ko);
             try {
-                check_vermagic(modinfo, release.release);
+                check_vermagic(modinfo, release.release, arch);
+                check_module_machine(built_ko, arch);
             } catch (const Error& e) {
                 throw Error(built_ko.filename().string() + ": " + e.what());
             }

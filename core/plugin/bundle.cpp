@@ -1,5 +1,6 @@
 #include "plugin/bundle.h"
 
+#include "kernel/kernel_arch.h"
 #include "plugin/plugin_host.h"
 #include "unpack/archive_handle.h"
 
@@ -86,7 +87,7 @@ public:
 }  // namespace
 
 std::string bundle_file_name(const Release& release) {
-    std::string id = release_id(release);
+    std::string id = arch_release_id(release);
     std::replace(id.begin(), id.end(), '/', '_');
     return "bundle-" + id + ".tgz";
 }

@@ -32,7 +32,8 @@ struct BundleMeta {
 };
 
 // The file a release's bundle is written to: bundle-<uname>.tgz, or bundle-<uname>~<variant>.tgz
-// when the release has a variant.
+// when the release has a variant; an architecture other than x86 is named first
+// (bundle-aarch64_<uname>.tgz): Ubuntu's arm64 kernels have its amd64 kernels' names.
 std::string bundle_file_name(const Release& release);
 
 // Reads a bundle's meta files (streaming; the tree is not extracted). Throws naming the file

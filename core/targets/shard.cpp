@@ -1,5 +1,7 @@
 #include "targets/shard.h"
 
+#include "kernel/kernel_arch.h"
+
 #include <kbuild/digest.hpp>
 
 #include <algorithm>
@@ -31,7 +33,7 @@ unsigned shard_of(const std::string& distro, const std::string& release_id, unsi
 std::vector<Release> releases_of_shard(const std::vector<Release>& releases, const Shard& shard) {
     std::vector<Release> kept;
     for (const auto& r : releases)
-        if (shard_of(r.distro, release_id(r), shard.count) == shard.index) kept.push_back(r);
+        if (shard_of(r.distro, arch_release_id(r), shard.count) == shard.index) kept.push_back(r);
     return kept;
 }
 

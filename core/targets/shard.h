@@ -21,8 +21,9 @@ struct Shard {
 // "K/N" with 0 <= K < N; throws kbuild::Error naming the text otherwise.
 Shard parse_shard(const std::string& text);
 
-// The shard a target falls in: a hash of its distro and release (with variant) alone, so a
-// target's shard never depends on what other targets there are, and adding kernels moves none.
+// The shard a target falls in: a hash of its distro and arch_release_id (release, variant, and
+// the machine when it is not x86) alone, so a target's shard never depends on what other targets
+// there are, and adding kernels moves none.
 unsigned shard_of(const std::string& distro, const std::string& release_id, unsigned count);
 
 // Keeps the releases of this shard, in their order.

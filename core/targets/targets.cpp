@@ -1,6 +1,7 @@
 #include "targets/targets.h"
 
 #include "fetch/apt_sources.h"
+#include "kernel/kernel_arch.h"
 #include "plugin/plugin_host.h"
 #include "targets/shard.h"
 #include "util/strings.h"
@@ -221,6 +222,7 @@ CrawlRequest crawl_request(PluginInstance& instance, const TargetOptions& target
     request.mirrors = target.mirrors;
     request.options = plugin_options(instance, target);
     request.apt_mirrors = apt_mirror_uris(read_apt_sources());
+    request.host_arch = debian_arch(host_kernel_arch());
     return request;
 }
 
@@ -230,6 +232,7 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target)
         BatchRequest request;
         request.distro = target.distro;
         request.arch = target.arch;
+        request.host_arch = debian_arch(host_kernel_arch());
         request.options = plugin_options(instance, target);
         request.files = target.files;
         if (!target.from_list.empty()) {

@@ -7,7 +7,8 @@
 // where its glibc is as new: bullseye's backports of 6.1 (6.1.0-0.deb11.N, gcc 10, built in the
 // bullseye image) need bullseye-security's linux-kbuild-6.1 (6.1.x-1~deb11u1), not bookworm's
 // newer one. So a kernel takes the kbuild package of its own version, else one of its own
-// release, else the newest.
+// release, else the newest. Cross-building (an arm64 kernel on an amd64 host), it is the build
+// host's: its programs run there, and Debian's modpost reads modules of any architecture.
 #include <kbuild/deb_archive.hpp>
 #include <kbuild/plugin.hpp>
 
@@ -69,6 +70,8 @@ kbuild::deb::PairingRules rules() {
     // Debian's `uname -v` has no upload number to speak of: #1 always.
     r.describe_release = [](kbuild::Release& release, const Binary&) { release.kernelversion = "1"; };
     r.runs_on = runs_on;
+    // fixdep and modpost: an arm64 kernel cross-built here takes this host's linux-kbuild-*.
+    r.host_tools = kbuild::deb::debian_host_tools;
     return r;
 }
 

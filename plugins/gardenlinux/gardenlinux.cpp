@@ -77,6 +77,7 @@ kbuild::deb::PairingRules rules() {
     // gardenlinux (the distro's own name), whatever its flavour.
     r.describe_release = [](kbuild::Release& release, const Binary&) { release.kernelversion = "1"; };
     r.variant_of = backport_of;
+    r.host_tools = kbuild::deb::debian_host_tools;  // cross builds take the build host's kbuild
     return r;
 }
 

@@ -330,7 +330,12 @@ void report_undecided(ReleaseList& list, const std::vector<Undecided>& undecided
 }  // namespace
 
 ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
-                 const PairingRules& rules) {
+                 const PairingRules& rules, const std::string& host_arch) {
+    // Cross-building, the packages of programs the build runs (host_tools) are the build host's.
+    const bool cross = !host_arch.empty() && host_arch != arch && rules.host_tools;
+    const auto arch_for = [&](const Relation& r) -> const std::string& {
+        return cross && rules.host_tools(r.name) ? host_arch : arch;
+    };
     std::map<std::string, std::vector<const Binary*>> by_name;
     for (const auto& b : binaries) by_name[b.name].push_back(&b);
 
@@ -366,7 +371,7 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
             const Binary* chosen = nullptr;
             std::vector<const Binary*> fits;  // each alternative's best, for guesses
             for (const auto& relation : group) {
-                const Binary* best = best_for(relation, by_name[relation.name], *header, arch, rules);
+                const Binary* best = best_for(relation, by_name[relation.name], *header, arch_for(relation), rules);
                 if (best) fits.push_back(best);
                 if (!chosen) chosen = best;
                 if (chosen && !guessed) break;
@@ -378,7 +383,9 @@ ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro,
                 release.packages.push_back(chosen->file);
             } else if (release.unavailable.empty()) {
                 std::string wanted;
-                for (const auto& r : group) wanted += (wanted.empty() ? "" : " | ") + describe(r);
+                for (const auto& r : group)
+                    wanted += (wanted.empty() ? "" : " | ") + describe(r) +
+                              (arch_for(r) == arch ? "" : " of " + host_arch + ", the build host's");
                 release.unavailable =
                     header->name + " " + header->version + " needs " + wanted + ", which no index or list holds";
             }
@@ -427,6 +434,10 @@ bool debian_kernel_package(std::string_view name) {
     return starts_with(name, "linux-headers-") || starts_with(name, "linux-kbuild-");
 }
 
+bool debian_host_tools(std::string_view name) {
+    return name.substr(0, 13) == "linux-kbuild-";
+}
+
 std::string debian_headers_release(const Binary& headers) {
     static const std::regex concrete(R"(^linux-headers-(\d+\.\d+[^ ]*)$)");
     std::smatch m;
@@ -450,14 +461,27 @@ FamilyPlugin::FamilyPlugin(Host& host, NameFilter wanted, PairingRules rules)
 
 ReleaseList FamilyPlugin::batch_packages(const BatchRequest& request) {
     const BatchRead batch = read_batch(host_, request, wanted_);
-    ReleaseList list = pair(batch.binaries, request.distro, request.arch, rules_);
+    ReleaseList list = pair(batch.binaries, request.distro, request.arch, rules_, request.host_arch);
     claim_leftovers(list, batch);
     return list;
 }
 
 ReleaseList FamilyPlugin::crawl_and_pair(const CrawlRequest& request, const ArchiveQuery& query) {
-    const Crawled crawled = crawl_archive(host_, query, wanted_);
-    ReleaseList list = pair(crawled.binaries, request.distro, request.arch, rules_);
+    Crawled crawled = crawl_archive(host_, query, wanted_);
+    // Cross-building: the host tools of the build host's architecture, from its own indexes.
+    if (rules_.host_tools && !request.host_arch.empty() && request.host_arch != query.arch) {
+        ArchiveQuery host_query = query;
+        host_query.arch = request.host_arch;
+        try {
+            Crawled tools = crawl_archive(host_, host_query, rules_.host_tools);
+            for (auto& b : tools.binaries)
+                if (b.arch == request.host_arch) crawled.binaries.push_back(std::move(b));
+            for (auto& e : tools.errors) crawled.errors.push_back(std::move(e));
+        } catch (const Error& e) {
+            crawled.errors.push_back(std::string("the build host's (") + request.host_arch + ") tools: " + e.what());
+        }
+    }
+    ReleaseList list = pair(crawled.binaries, request.distro, request.arch, rules_, request.host_arch);
     list.errors = crawled.errors;
     return list;
 }

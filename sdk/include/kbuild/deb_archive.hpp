@@ -111,6 +111,10 @@ struct PairingRules {
     // alternatives satisfy is then left undecided: the headers are unclaimed, naming both,
     // instead of paired by the order of the guesses.
     std::function<bool(const Binary& headers)> guessed_depends;
+    // Optional: the packages whose programs a module build runs (Debian's linux-kbuild-*: fixdep,
+    // modpost). Cross-building (the request's host_arch is not its arch), they are taken of the
+    // build host's architecture, from its own indexes: the target's would not run.
+    NameFilter host_tools;
 };
 
 // Pairs every concrete headers package of `arch` (its newest version when several are listed,
@@ -120,8 +124,10 @@ struct PairingRules {
 // that runs where the headers do, else the newest. A group no package satisfies makes the
 // release unavailable, with the packages named. Guessed Depends that two packages satisfy
 // (guessed_depends) leave the headers and those packages unclaimed, with the reason.
+// With host_arch set and other than arch, dependencies that rules.host_tools names are taken of
+// host_arch.
 ReleaseList pair(const std::vector<Binary>& binaries, const std::string& distro, const std::string& arch,
-                 const PairingRules& rules);
+                 const PairingRules& rules, const std::string& host_arch = "");
 
 // For a batch: the batch's unclaimed files and errors go into the list, and so do the files
 // that no release took and pair did not name ("no headers package in the batch needs it").
@@ -134,6 +140,9 @@ void claim_leftovers(ReleaseList& list, const BatchRead& batch);
 // name no common package).
 bool debian_kernel_package(std::string_view name);
 std::string debian_headers_release(const Binary& headers);
+// The packages of its programs a module build runs (fixdep, modpost): linux-kbuild-*, a
+// PairingRules::host_tools.
+bool debian_host_tools(std::string_view name);
 
 // The hooks a deb-family plugin has in common, for its class to derive from: it adds crawl
 // (building its ArchiveQuery and calling crawl_and_pair) and describe (its options and targets).

@@ -42,9 +42,12 @@ extern "C" {
  * say its tree is "self_contained" (builds where it lies: a kernel bundle's). 1.6: describe()
  * may name each distro's default keyrings ("keyrings"). 1.7: a release may be a kernel shipped as
  * source: its "config" (a package) is set, its packages are the source, and the host prepares
- * the tree with the config in the builder of the config's compiler. */
+ * the tree with the config in the builder of the config's compiler. 1.8: crawl and batch_packages
+ * requests carry "host_arch", the build host's architecture as dpkg names it ("amd64"): when it
+ * is not "arch" the build cross-compiles, and packages of programs the build runs (Debian's
+ * linux-kbuild-*) are taken of host_arch. */
 #define KBUILD_PLUGIN_ABI_MAJOR 1
-#define KBUILD_PLUGIN_ABI_MINOR 7
+#define KBUILD_PLUGIN_ABI_MINOR 8
 
 /* Version of the JSON documents exchanged through hooks and services. */
 #define KBUILD_PLUGIN_SCHEMA 1
@@ -211,7 +214,8 @@ typedef struct kb_plugin_api {
     /*
      * crawl: read repository metadata (through host fetch) and list the kernel releases found.
      * request_json: {"schema":1, "distro":"...", "arch":"amd64", "mirrors":["..."],
-     *                "apt_mirrors":["<the host's apt sources>"], "options":{"key":"value"}}
+     *                "apt_mirrors":["<the host's apt sources>"], "options":{"key":"value"},
+     *                "host_arch":"amd64" (ABI 1.8)}
      * *out: a release document with package URLs, sha256 and size.
      * Required: no (a plugin may serve local packages only).
      */
@@ -221,7 +225,7 @@ typedef struct kb_plugin_api {
      * batch_packages: group package files (local paths, or URLs/names when names_only) into
      * kernel releases.
      * request_json: {"schema":1, "distro":"...", "arch":"amd64", "files":["..."],
-     *                "names_only":false, "options":{}}
+     *                "names_only":false, "options":{}, "host_arch":"amd64" (ABI 1.8)}
      * *out: a release document; files that belong to no release are listed under
      *       "unclaimed":[{"file":"...", "reason":"..."}].
      * Required: yes.

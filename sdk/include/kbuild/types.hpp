@@ -89,6 +89,10 @@ struct CrawlRequest {
     std::vector<std::string> mirrors;      // the user's (--mirror); empty: the plugin's default
     std::vector<std::string> apt_mirrors;  // the host's apt sources, a default a plugin may use
     Options options;
+    // The build host's architecture, as dpkg names it ("amd64"; ABI 1.8, "" from older hosts):
+    // when it is not arch, the build cross-compiles, and the programs it runs (host tools) must
+    // be the build host's.
+    std::string host_arch;
 };
 
 struct BatchRequest {
@@ -97,6 +101,7 @@ struct BatchRequest {
     std::vector<std::string> files;
     bool names_only = false;  // files are URLs or names whose contents are not here
     Options options;
+    std::string host_arch;  // as CrawlRequest's
 };
 
 struct UnpackRequest {
@@ -264,8 +269,8 @@ inline void from_json(const Json& j, Release& r) {
 }
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Unclaimed, file, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ReleaseList, releases, unclaimed, errors)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CrawlRequest, distro, arch, mirrors, apt_mirrors, options)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BatchRequest, distro, arch, files, names_only, options)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CrawlRequest, distro, arch, mirrors, apt_mirrors, options, host_arch)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BatchRequest, distro, arch, files, names_only, options, host_arch)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UnpackRequest, release, dest)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UnpackResult, root)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KernelDirRequest, release, root)
