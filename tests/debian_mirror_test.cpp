@@ -141,7 +141,7 @@ TEST(DebianMirror, BuildsTheNewestBookwormKernelAndRecordsABullseyeCompilerMisma
     ASSERT_EQ(built["status"], "built") << built.dump(2) << r.err;
     ASSERT_EQ(built["artifacts"].size(), 1u);
     const std::string artifact = built["artifacts"][0]["path"];
-    EXPECT_EQ(artifact, "hello-1.0.0-amd64-" + bookworm + "-" + built["config_md5"].get<std::string>() + ".ko");
+    EXPECT_EQ(artifact, "hello-1.0.0-x86_64-" + bookworm + "-" + built["config_md5"].get<std::string>() + ".ko");
     const ProcessResult modinfo = run_process({"modinfo", "-F", "vermagic", (out / artifact).string()});
     EXPECT_EQ(modinfo.out.rfind(bookworm + " ", 0), 0u) << modinfo.out;
     EXPECT_EQ(built["compiler"].get<std::string>().rfind("gcc-12 ", 0), 0u);

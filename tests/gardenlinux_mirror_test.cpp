@@ -154,7 +154,7 @@ TEST_F(GardenLinuxMirror, BuildsTheGoodKernelInTheContainerAndRecordsTheOrphan) 
     EXPECT_EQ(built["builder"], "kbuild/builder-debian-bookworm:latest");
     ASSERT_EQ(built["artifacts"].size(), 1u);
     const fs::path ko = out / built["artifacts"][0]["path"].get<std::string>();
-    EXPECT_NE(ko.filename().string().find("-amd64-" + release(upstream_) + "-"), std::string::npos) << ko;
+    EXPECT_NE(ko.filename().string().find("-x86_64-" + release(upstream_) + "-"), std::string::npos) << ko;
     const ProcessResult modinfo = run_process({"modinfo", "-F", "vermagic", ko.string()});
     EXPECT_EQ(modinfo.out.rfind(release(upstream_) + " ", 0), 0u) << modinfo.out;
 

@@ -22,7 +22,7 @@ std::string error_of(const std::string& naming) {
 }
 
 TEST(Naming, EachPresetNamesAsDocumented) {
-    EXPECT_EQ(artifact_name(naming_preset("probe-builder"), kFields), "hello-1.0.0-amd64-5.15.0-1036-aws-0123abcd.ko");
+    EXPECT_EQ(artifact_name(naming_preset("probe-builder"), kFields), "hello-1.0.0-x86_64-5.15.0-1036-aws-0123abcd.ko");
     // Where Falco's loader looks: <driver version>/<uname -m>/falco_<target>_<uname -r>_<kernel version>.ko
     EXPECT_EQ(artifact_name(naming_preset("falco"), kFields),
               "1.0.0/x86_64/falco_ubuntu-aws_5.15.0-1036-aws_40~20.04.1.ko");

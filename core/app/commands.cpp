@@ -215,6 +215,7 @@ int images_list_command(const GlobalOptions& global, const std::string& output) 
                                 {"gcc", i.gcc},
                                 {"clang", i.clang},
                                 {"cc", i.cc},
+                                {"cross", i.cross},
                                 {"family", i.family},
                                 {"size", i.size},
                                 {"created", i.created},
@@ -223,14 +224,16 @@ int images_list_command(const GlobalOptions& global, const std::string& output) 
             std::cout << Json{{"schema", kSchema}, {"images", list}}.dump(2) << '\n';
             return 0;
         }
-        Table table({"NAME", "COMPILER", "SIZE", "CREATED", "DEFINITION", "CURRENT"});
+        Table table({"NAME", "COMPILER", "CROSS", "SIZE", "CREATED", "DEFINITION", "CURRENT"});
         for (const auto& i : images) {
             std::string compiler;
             if (i.gcc > 0) compiler = "gcc " + std::to_string(i.gcc);
             if (i.clang > 0)
                 compiler += (compiler.empty() ? "" : ", ") + std::string("clang ") + std::to_string(i.clang);
-            table.add({i.name, compiler, std::to_string(i.size / (1 << 20)) + " MiB", i.created,
-                       i.definition_hash.substr(0, 12), current(i)});
+            std::string cross;
+            for (const auto& [arch, prefix] : i.cross) cross += (cross.empty() ? "" : ",") + arch;
+            table.add({i.name, compiler, cross.empty() ? "-" : cross, std::to_string(i.size / (1 << 20)) + " MiB",
+                       i.created, i.definition_hash.substr(0, 12), current(i)});
         }
         table.print(std::cout);
         return 0;

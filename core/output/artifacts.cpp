@@ -12,7 +12,8 @@ namespace {
 
 const std::vector<std::pair<std::string, std::string>>& presets() {
     static const std::vector<std::pair<std::string, std::string>> table = {
-        {"probe-builder", "{module}-{module_version}-{arch}-{kernelrelease}-{config_md5}.ko"},
+        // sysdig's probe-builder and probe loader name the machine as `uname -m` does (ARCH=$(uname -m)).
+        {"probe-builder", "{module}-{module_version}-{machine}-{kernelrelease}-{config_md5}.ko"},
         // Falco's loader asks <repository>/<driver version>/<uname -m>/<file> (falcoctl's
         // driver distro code), not Debian's name of the architecture.
         {"falco", "{module_version}/{machine}/falco_{target}_{kernelrelease}_{kernelversion}.ko"},

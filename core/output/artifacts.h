@@ -36,7 +36,7 @@ struct NamingFields {
 std::string machine_of(const std::string& arch);
 
 // The presets of one naming template (DESIGN.md section 4), by name:
-//   probe-builder  {module}-{module_version}-{arch}-{kernelrelease}-{config_md5}.ko (default)
+//   probe-builder  {module}-{module_version}-{machine}-{kernelrelease}-{config_md5}.ko (default)
 //   falco          {module_version}/{machine}/falco_{target}_{kernelrelease}_{kernelversion}.ko
 //                  (the path Falco's driver loader asks its repositories for; docs/architecture.md)
 //   collector      {module_version}/collector-{kernelrelease}.ko.gz
