@@ -2,9 +2,13 @@
 // the newest arm64 kernel of bullseye, bookworm and trixie from the Debian mirror apt uses,
 // each built in the image of its own gcc with that gcc's aarch64 cross compiler and this host's
 // linux-kbuild-* programs; the module is an aarch64 ELF whose vermagic carries arm64's mark,
-// named as Falco's loader on an arm64 node asks for it. And an arm64 bundle, named apart from
-// an x86 one, built from alone.
+// named as Falco's loader on an arm64 node asks for it. An arm64 bundle, named apart from an
+// x86 one, built from alone. And an rpm aarch64 kernel-devel whose host programs are aarch64's
+// (Red Hat's layout: scripts/ whole, sources beside the programs), rebuilt here from their
+// sources before the module is built.
+#include "fetch/fetch.h"
 #include "kernel/kernel_arch.h"
+#include "mirror_server.h"
 #include "plugin/bundle.h"
 #include "test_util.h"
 
@@ -127,6 +131,82 @@ TEST(Arm64Cross, AnArm64BundleIsNamedApartAndBuildsFromAlone) {
     EXPECT_EQ(t["artifacts"][0]["path"],
               "hello-1.0.0-aarch64-" + release + "-" + t["config_md5"].get<std::string>() + ".ko");
     EXPECT_EQ(elf_machine(dir / "out" / t["artifacts"][0]["path"].get<std::string>()), EM_AARCH64);
+}
+
+TEST(Arm64Cross, AnAarch64KernelDevelHasItsHostProgramsRebuiltHereFromItsSources) {
+    // bookworm's newest arm64 kernel, and its kbuild package of arm64 (aarch64 programs): what an
+    // rpm aarch64 kernel-devel holds, with the sources of its programs (from linux-source-6.1).
+    const ProcessResult crawl =
+        test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "debian", "--arch", "arm64", "--option",
+                          "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-arm64$",
+                          "--latest", "1", "--output", "json"});
+    ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
+    const Json release = Json::parse(crawl.out)["releases"].at(0);
+    FetchOptions options;
+    options.cache_dir = cache_dir();
+    Fetcher fetcher(options);
+    std::vector<std::string> debs;
+    for (const auto& p : release["packages"]) {
+        std::string url = p["url"];
+        if (const size_t at = url.rfind("_amd64.deb"); at != std::string::npos) {
+            // The fixture's input only: the arm64 build of the same kbuild package, beside it in the pool.
+            debs.push_back(fetcher.fetch({url.replace(at, 10, "_arm64.deb"), "", -1}).path);
+            continue;
+        }
+        debs.push_back(fetcher.fetch({p["url"], p["sha256"], p["size"]}).path);
+    }
+    const test::LinuxSource source = test::debian_linux_source();
+    test::TempDir archive, out;
+    const std::string rel = "6.1.192-1.el9.aarch64";
+    std::vector<std::string> argv{(test::source_dir() / "tests/fixtures/rpm/make-rpm-repo").string(),
+                                  "--out",
+                                  archive.path().string(),
+                                  "--layout",
+                                  "centos",
+                                  "--repo-path",
+                                  "9-stream/BaseOS/aarch64/os",
+                                  "--release",
+                                  rel,
+                                  "--scripts-source",
+                                  source.tarball.string()};
+    argv.insert(argv.end(), debs.begin(), debs.end());
+    const ProcessResult made = run_process(argv);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    test::MirrorServer server(archive.path());
+
+    const ProcessResult build = test::run_kbuild(
+        {"--cache-dir", cache_dir(), "build", "--distro", "centos", "--arch", "aarch64", "--mirror", server.url(),
+         "--option", "repos=9-stream/BaseOS/{arch}/os", "--builder", "docker", "--module-src",
+         (test::source_dir() / "examples/hello").string(), "--out", out.path().string()});
+    const Json t = test::first_target(out.path());
+    ASSERT_EQ(build.exit_code, 0) << build.err << test::read_file(out / t["log"].get<std::string>());
+    ASSERT_EQ(t["status"], "built") << t.dump(2);
+    EXPECT_EQ(t["kernelrelease"], rel);
+    EXPECT_EQ(t["artifacts"][0]["path"],
+              "hello-1.0.0-aarch64-" + rel + "-" + t["config_md5"].get<std::string>() + ".ko");
+    const fs::path ko = out / t["artifacts"][0]["path"].get<std::string>();
+    EXPECT_EQ(elf_machine(ko), EM_AARCH64);
+    const ProcessResult vermagic = run_process({"modinfo", "-F", "vermagic", ko.string()});
+    EXPECT_EQ(vermagic.out.rfind(rel + " SMP ", 0), 0u) << vermagic.out;
+    EXPECT_NE(vermagic.out.find(" aarch64"), std::string::npos) << vermagic.out;
+    const std::string log = test::read_file(out / t["log"].get<std::string>());
+    EXPECT_NE(log.find("kbuild: scripts/basic/fixdep is a program for arm64: the tree's host programs are rebuilt "
+                       "for this host from its sources"),
+              std::string::npos)
+        << log;
+
+    // The local builder cannot rebuild them: it says so, naming the program.
+    test::TempDir local_out;
+    const ProcessResult local = test::run_kbuild(
+        {"--cache-dir", cache_dir(), "build", "--distro", "centos", "--arch", "aarch64", "--mirror", server.url(),
+         "--option", "repos=9-stream/BaseOS/{arch}/os", "--builder", "local", "--module-src",
+         (test::source_dir() / "examples/hello").string(), "--out", local_out.path().string()});
+    EXPECT_NE(local.exit_code, 0);
+    EXPECT_EQ(test::lines_with(local.err,
+                               "its scripts/basic/fixdep is a program for arm64, which cannot run on this "
+                               "x86 host"),
+              1)
+        << local.err;
 }
 
 }  // namespace

@@ -242,6 +242,7 @@ std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
     }
     spec.mounts.push_back({src, "/build", false});
     const std::string kernel_dir = (tree_in_container / fs::relative(job.kernel_dir, job.root)).string();
+    if (job.foreign_program) rebuild_host_programs(job, image, spec, kernel_dir);
     // KERNELDIR: drivers whose Makefile builds probe modules of its own (Falco's) build them
     // against $(KERNELDIR), by default the running kernel's tree, which is not this one.
     spec.command = {"make", "-C", kernel_dir, "M=/build", "-j" + std::to_string(std::max(1, job.make_jobs))};
@@ -255,6 +256,85 @@ std::vector<fs::path> DockerBuilder::build(const BuildJob& job) {
     spec.working_dir = "/build";
     const ContainerResult run = run_logged(spec, job.release, job.log, job.timeout);
     return finished(job, src, "/build", run.timed_out, run.exit_code);
+}
+
+namespace {
+
+// Kbuild's sed-offsets: "->NAME VALUE" markers of an assembler listing as #define lines.
+constexpr const char* kSedOffsets =
+    R"sed(s:^[[:space:]]*\.ascii[[:space:]]*"\(.*\)".*:\1:; /^->/{s:->#\(.*\):/* \1 */:; )sed"
+    R"sed(s:^->\([^ ]*\) [\$#]*\([^ ]*\) \(.*\):#define \1 \2 /* \3 */:; s:->::; p;})sed";
+
+// The tree's host programs rebuilt by this host's compiler from the tree's own sources, as
+// Kbuild builds them: fixdep; elfconfig.h and devicetable-offsets.h when the tree lacks them
+// (they describe the target: made by the cross compiler, through Kbuild); modpost; genksyms when
+// its sources are there. $1 scripts, $2 the kernel tree, $3 HOSTCC, then make's arguments.
+constexpr const char* kRebuildScript = R"sh(set -e
+s=$1 k=$2 hostcc=$3; shift 3
+cd "$s"
+"$hostcc" -O2 -o basic/fixdep basic/fixdep.c
+if [ ! -f mod/elfconfig.h ] || [ ! -f mod/devicetable-offsets.h ]; then
+  t=$(mktemp -d)
+  cp mod/devicetable-offsets.c "$t/"
+  : > "$t/empty.c"
+  : > "$t/Kbuild"
+  make -C "$k" M="$t" "$@" devicetable-offsets.s empty.o
+  if [ ! -f mod/elfconfig.h ]; then
+    "$hostcc" -O2 -o "$t/mk_elfconfig" mod/mk_elfconfig.c
+    "$t/mk_elfconfig" < "$t/empty.o" > mod/elfconfig.h
+  fi
+  if [ ! -f mod/devicetable-offsets.h ]; then
+    { echo '#ifndef __DEVICETABLE_OFFSETS_H__'; echo '#define __DEVICETABLE_OFFSETS_H__';
+      sed -ne "$KBUILD_SED_OFFSETS" "$t/devicetable-offsets.s"; echo '#endif'; } > mod/devicetable-offsets.h
+  fi
+fi
+extra=
+[ ! -f mod/symsearch.c ] || extra=mod/symsearch.c
+"$hostcc" -O2 -I include -o mod/modpost mod/modpost.c mod/file2alias.c mod/sumversion.c $extra
+if [ -f genksyms/genksyms.c ] && [ -f genksyms/parse.y ] && [ -f genksyms/lex.l ]; then
+  bison -o genksyms/parse.tab.c -t -l --defines=genksyms/parse.tab.h genksyms/parse.y
+  flex -o genksyms/lex.lex.c -L genksyms/lex.l
+  "$hostcc" -O2 -I genksyms -o genksyms/genksyms genksyms/genksyms.c genksyms/parse.tab.c genksyms/lex.lex.c
+fi
+)sh";
+
+}  // namespace
+
+void DockerBuilder::rebuild_host_programs(const BuildJob& job, const BuilderImage& image, ContainerSpec& spec,
+                                          const std::string& kernel_dir) const {
+    const ForeignProgram& foreign = *job.foreign_program;
+    for (const char* source : {"basic/fixdep.c", "mod/modpost.c", "mod/file2alias.c", "mod/sumversion.c"})
+        if (!fs::is_regular_file(foreign.scripts / source)) {
+            const std::string why = foreign.why(job.kernel_dir) + "; the tree has no scripts/" + source +
+                                    " to rebuild it from for this host";
+            std::ofstream(job.log, std::ios::app) << why << '\n';
+            throw Error(why);
+        }
+    // A writable copy of the tree's scripts/ where the tree has it; the build then runs the
+    // rebuilt programs.
+    const fs::path copy = job.work_dir / "host-scripts";
+    fs::copy(foreign.scripts, copy, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    make_writable_by_anyone(copy);
+    const fs::path tree_in_container = job.self_contained ? "/kernel" : "/";
+    const std::string scripts = (tree_in_container / fs::relative(foreign.scripts, job.root)).string();
+    spec.mounts.push_back({copy, scripts, false});
+    std::ofstream(job.log, std::ios::app) << "kbuild: " << foreign.program << " is a program for " << foreign.arch
+                                          << ": the tree's host programs are rebuilt for this host from its sources\n";
+    ContainerSpec rebuild = spec;
+    const std::vector<std::string> args = compiler_args(image, job.compiler, job.cross);
+    const std::string hostcc = args[1].substr(std::string("HOSTCC=").size());
+    rebuild.command = {"sh", "-c", kRebuildScript, "rebuild", scripts, kernel_dir, hostcc};
+    rebuild.command.insert(rebuild.command.end(), args.begin(), args.end());
+    rebuild.working_dir = "/build";
+    rebuild.env = {std::string("KBUILD_SED_OFFSETS=") + kSedOffsets};
+    const ContainerResult run = run_logged(rebuild, job.release, job.log, job.timeout);
+    if (run.timed_out)
+        throw Error("rebuilding the tree's host programs timed out after " + std::to_string(job.timeout.count()) +
+                    " s");
+    if (run.exit_code != 0) {
+        const std::string line = prepare_error_line(job.log);
+        throw Error("rebuilding the tree's host programs for this host failed" + (line.empty() ? "" : ": " + line));
+    }
 }
 
 void DockerBuilder::prepare(const PrepareJob& job) {
@@ -282,7 +362,7 @@ void DockerBuilder::prepare(const PrepareJob& job) {
 
 ContainerResult DockerBuilder::run_logged(ContainerSpec spec, const std::string& release, const fs::path& log,
                                           std::chrono::seconds timeout) const {
-    spec.env = {"HOME=/tmp", "LC_ALL=C"};
+    spec.env.insert(spec.env.begin(), {"HOME=/tmp", "LC_ALL=C"});
     spec.user = "1000:1000";
     spec.network = false;
     spec.cpus = cpus;
@@ -412,6 +492,9 @@ std::vector<fs::path> LocalBuilder::build(const BuildJob& job) {
     if (!job.compiler.program.empty() && !on_path(job.compiler.program))
         throw fail("kernel " + job.release + " was built by " + job.compiler.program + " (" + job.compiler.text +
                    "), which is not installed on this host; use a builder that has it (--builder docker)");
+    if (job.foreign_program)
+        throw fail(job.foreign_program->why(job.kernel_dir) +
+                   "; a container build (--builder docker) rebuilds them from the tree's sources");
     // Cross-compiling here takes Debian's cross tools of the kernel's compiler
     // (gcc-12-aarch64-linux-gnu: aarch64-linux-gnu-gcc-12); clang is its own cross compiler.
     const std::string prefix = job.cross.empty() ? "" : cross_tools_prefix(job.cross);

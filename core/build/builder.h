@@ -7,6 +7,7 @@
 #include "build/docker.h"
 #include "build/images.h"
 #include "kernel/compiler.h"
+#include "kernel/kernel_arch.h"
 
 #include <chrono>
 #include <filesystem>
@@ -36,6 +37,10 @@ struct BuildJob {
     // The kernel's architecture (ARCH=, from its .config) when it is not this host's: the build
     // cross-compiles for it (ARCH= and CROSS_COMPILE=). "" builds for this host.
     std::string cross;
+    // A program of the tree the build runs (fixdep, modpost) built for another architecture: a
+    // container build rebuilds them for this host from the tree's sources (as Red Hat's
+    // kernel-devel ships scripts/ whole); the local builder refuses.
+    std::optional<ForeignProgram> foreign_program;
     std::filesystem::path module_src;  // copied, never built in place
     // The modules that are artifacts, relative to module_src without .ko ("falco", "sub/x"):
     // those named (required: each must be made) or those the source declares (at least one
@@ -127,6 +132,11 @@ private:
     // The image for a kernel's compiler, the choice said in `log`; throws Error when there is none.
     BuilderImage image_for(const KernelCompiler& compiler, const std::string& cross,
                            const std::filesystem::path& log) const;
+    // A tree whose fixdep or modpost is another architecture's (job.foreign_program): its scripts
+    // directory copied into the work directory, mounted writable over the tree's in `spec`, and
+    // its host programs rebuilt there by the image's compiler; throws Error saying why not.
+    void rebuild_host_programs(const BuildJob& job, const BuilderImage& image, ContainerSpec& spec,
+                               const std::string& kernel_dir) const;
     // Runs `spec` (its image, mounts, command and working directory set) as every build runs:
     // no network, an unprivileged user, the limits, kbuild's labels; the command and its output
     // go to `log`.

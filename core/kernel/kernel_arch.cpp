@@ -144,7 +144,14 @@ fs::path resolve_in_root(const fs::path& root, const fs::path& path) {
     return root / at;
 }
 
-void check_host_programs(const fs::path& root, const fs::path& kernel_dir) {
+std::string ForeignProgram::why(const fs::path& kernel_dir) const {
+    return kernel_dir.filename().string() + ": its " + program + " is a program for " + arch +
+           ", which cannot run on this " + host_kernel_arch() +
+           " host (the headers' host programs are the target's; give the build host's, as Debian's linux-kbuild-* "
+           "of this host's architecture)";
+}
+
+std::optional<ForeignProgram> foreign_host_program(const fs::path& root, const fs::path& kernel_dir) {
     for (const char* program : {"scripts/basic/fixdep", "scripts/mod/modpost"}) {
         const fs::path file = resolve_in_root(root, kernel_dir / program);
         std::error_code ec;
@@ -153,15 +160,17 @@ void check_host_programs(const fs::path& root, const fs::path& kernel_dir) {
         try {
             machine = elf_machine(file);
         } catch (const Error&) {
-            continue;  // a script (Debian's modpost wrapper is a program, others' may not be)
+            continue;  // a script: it runs anywhere
         }
         const std::string arch = arch_of_elf_machine(machine);
         if (arch != host_kernel_arch())
-            throw Error(kernel_dir.filename().string() + ": its " + program + " is a program for " + arch +
-                        ", which cannot run on this " + host_kernel_arch() +
-                        " host (the headers' host programs are the target's; give the build host's, as Debian's "
-                        "linux-kbuild-* of this host's architecture)");
+            return ForeignProgram{program, arch, resolve_in_root(root, kernel_dir / "scripts")};
     }
+    return std::nullopt;
+}
+
+void check_host_programs(const fs::path& root, const fs::path& kernel_dir) {
+    if (const auto foreign = foreign_host_program(root, kernel_dir)) throw Error(foreign->why(kernel_dir));
 }
 
 std::string arch_release_id(const Release& release) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 namespace kbuild {
@@ -53,10 +54,23 @@ namespace kbuild {
 // need not exist.
 std::filesystem::path resolve_in_root(const std::filesystem::path& root, const std::filesystem::path& path);
 
-// The programs a module build runs from its kernel tree (scripts/basic/fixdep,
-// scripts/mod/modpost) must run on this host: throws Error naming the program and the
-// architecture it is built for when it is another's (a header package of the target's
-// architecture). A tree without them passes: make says what is missing.
+// A program a module build runs from its kernel tree (scripts/basic/fixdep,
+// scripts/mod/modpost) that is built for another architecture than this host's (a header
+// package of the target's architecture holds the target's).
+struct ForeignProgram {
+    std::string program;            // "scripts/basic/fixdep"
+    std::string arch;               // what it is built for: "arm64"
+    std::filesystem::path scripts;  // the tree's scripts directory, links resolved in the root
+    // Why it cannot run, in one line naming the tree, the program and its architecture.
+    std::string why(const std::filesystem::path& kernel_dir) const;
+};
+
+// The first such program of the tree; nullopt when they are this host's or there are none (make
+// then says what is missing).
+std::optional<ForeignProgram> foreign_host_program(const std::filesystem::path& root,
+                                                   const std::filesystem::path& kernel_dir);
+
+// Throws Error with ForeignProgram::why when the tree has one.
 void check_host_programs(const std::filesystem::path& root, const std::filesystem::path& kernel_dir);
 
 // A target's id among every architecture's: release_id(release) for x86 (as it always was),

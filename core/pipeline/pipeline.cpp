@@ -647,7 +647,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         job.compiler = read_kernel_compiler(tree.kernel_dir);
         const std::string arch = kernel_arch(tree.kernel_dir / ".config");
         job.cross = cross_arch(arch);
-        check_host_programs(tree.root, tree.kernel_dir);
+        job.foreign_program = foreign_host_program(tree.root, tree.kernel_dir);
         job.module_src = options_.module_src;
         job.modules = modules_;
         job.modules_required = modules_required_;
