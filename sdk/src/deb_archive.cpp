@@ -217,25 +217,28 @@ Crawled crawl_archive(Host& host, const ArchiveQuery& query, const NameFilter& w
             }
             if (!found) continue;
             const ReleaseFile& release = *found;
-            for (const auto& component : query.components) {
-                const std::string index = component + "/binary-" + query.arch + "/Packages.xz";
-                const auto entry = release.files.find(index);
-                if (entry == release.files.end()) {
-                    host.warn(dir + "Release lists no " + index + "; skipped");
-                    continue;
+            std::vector<std::string> arches{query.arch};
+            if (!query.host_arch.empty() && query.host_arch != query.arch) arches.push_back(query.host_arch);
+            for (const auto& arch : arches)
+                for (const auto& component : query.components) {
+                    const std::string index = component + "/binary-" + arch + "/Packages.xz";
+                    const auto entry = release.files.find(index);
+                    if (entry == release.files.end()) {
+                        host.warn(dir + "Release lists no " + index + "; skipped");
+                        continue;
+                    }
+                    const std::string url = base + "/dists/" + suite + "/" + index;
+                    try {
+                        auto found = read_index_cached(host, base, url, entry->second, wanted);
+                        for (auto& b : found) b.suite = suite;
+                        crawled.binaries.insert(crawled.binaries.end(), std::make_move_iterator(found.begin()),
+                                                std::make_move_iterator(found.end()));
+                        ++indexes;
+                        host.debug("read " + url);
+                    } catch (const Error& e) {
+                        crawled.errors.push_back(e.what());
+                    }
                 }
-                const std::string url = base + "/dists/" + suite + "/" + index;
-                try {
-                    auto found = read_index_cached(host, base, url, entry->second, wanted);
-                    for (auto& b : found) b.suite = suite;
-                    crawled.binaries.insert(crawled.binaries.end(), std::make_move_iterator(found.begin()),
-                                            std::make_move_iterator(found.end()));
-                    ++indexes;
-                    host.debug("read " + url);
-                } catch (const Error& e) {
-                    crawled.errors.push_back(e.what());
-                }
-            }
         }
     }
     if (indexes == 0)
@@ -467,20 +470,10 @@ ReleaseList FamilyPlugin::batch_packages(const BatchRequest& request) {
 }
 
 ReleaseList FamilyPlugin::crawl_and_pair(const CrawlRequest& request, const ArchiveQuery& query) {
-    Crawled crawled = crawl_archive(host_, query, wanted_);
-    // Cross-building: the host tools of the build host's architecture, from its own indexes.
-    if (rules_.host_tools && !request.host_arch.empty() && request.host_arch != query.arch) {
-        ArchiveQuery host_query = query;
-        host_query.arch = request.host_arch;
-        try {
-            Crawled tools = crawl_archive(host_, host_query, rules_.host_tools);
-            for (auto& b : tools.binaries)
-                if (b.arch == request.host_arch) crawled.binaries.push_back(std::move(b));
-            for (auto& e : tools.errors) crawled.errors.push_back(std::move(e));
-        } catch (const Error& e) {
-            crawled.errors.push_back(std::string("the build host's (") + request.host_arch + ") tools: " + e.what());
-        }
-    }
+    ArchiveQuery both = query;
+    // Cross-building: the build host's tools too, from its indexes beside the target's.
+    if (rules_.host_tools) both.host_arch = request.host_arch;
+    Crawled crawled = crawl_archive(host_, both, wanted_);
     ReleaseList list = pair(crawled.binaries, request.distro, request.arch, rules_, request.host_arch);
     list.errors = crawled.errors;
     return list;

@@ -55,6 +55,9 @@ struct ArchiveQuery {
     std::vector<std::string> suites;
     std::vector<std::string> components;
     std::string arch;
+    // Also read: the build host's indexes (binary-<host_arch>), when it is not arch, for the
+    // tools a cross build runs (PairingRules::host_tools). Set by FamilyPlugin::crawl_and_pair.
+    std::string host_arch;
 };
 
 struct Crawled {
@@ -64,8 +67,9 @@ struct Crawled {
 
 // Reads <mirror>/dists/<suite>/InRelease (else Release with Release.gpg), has the host verify
 // its signature (Host::verify), refuses it when past its Valid-Until or older than the Date
-// trusted before for the same URL, then reads each component's binary-<arch>/Packages.xz (its
-// SHA256, else SHA512, and size checked against the Release) on every mirror. A suite a mirror
+// trusted before for the same URL, then reads each component's binary-<arch>/Packages.xz (and
+// binary-<host_arch>'s; each one's SHA256, else SHA512, and size checked against the Release) on
+// every mirror. A suite a mirror
 // lacks is skipped (a debug line); a suite that fails its checks, or an index that fails its
 // check or cannot be read, is an error of the result naming the file and the cause, nothing of
 // it is used, and the rest is still read. Throws when no index at all was read.
