@@ -31,9 +31,9 @@ int main(int argc, char** argv) {
     const std::string kbuild = argv[1], module = fs::absolute(argv[2]), cache = fs::absolute(argv[3]);
     const fs::path out = fs::temp_directory_path() / "kbuild-arm64-bench";
     // The newest arm64 kernel's ABI, and the amd64 kernel of the same ABI.
-    const ProcessResult crawl = run_process({kbuild, "--quiet", "--cache-dir", cache, "crawl", "--distro", "debian",
-                                             "--arch", "arm64", "--option", kSuites, "--kernel",
-                                             "^6\\.1\\.0-[0-9]+-arm64$", "--latest", "1", "--output", "json"});
+    const ProcessResult crawl =
+        run_process({kbuild, "--quiet", "--cache-dir", cache, "crawl", "--distro", "debian", "--arch", "arm64",
+                     "--option", kSuites, "--kernel", "^6\\.1\\.0-[0-9]+-arm64$", "--latest", "1", "--output", "json"});
     if (crawl.exit_code != 0) {
         std::fprintf(stderr, "crawl failed: %s\n", crawl.err.c_str());
         return 1;
@@ -41,10 +41,26 @@ int main(int argc, char** argv) {
     const std::string arm64 = Json::parse(crawl.out)["releases"].at(0)["kernelrelease"];
     const std::string abi = arm64.substr(0, arm64.size() - std::string("-arm64").size());
     auto build = [&](const std::string& arch, const std::string& release) {
-        return std::vector<std::string>{kbuild,   "--quiet",  "--cache-dir", cache,     "build",
-                                        "--distro", "debian", "--arch",      arch,      "--option",
-                                        kSuites,  "--kernel", "^" + release + "$", "--builder", "docker",
-                                        "--module-src", module, "--out",    out.string(), "--force"};
+        return std::vector<std::string>{kbuild,
+                                        "--quiet",
+                                        "--cache-dir",
+                                        cache,
+                                        "build",
+                                        "--distro",
+                                        "debian",
+                                        "--arch",
+                                        arch,
+                                        "--option",
+                                        kSuites,
+                                        "--kernel",
+                                        "^" + release + "$",
+                                        "--builder",
+                                        "docker",
+                                        "--module-src",
+                                        module,
+                                        "--out",
+                                        out.string(),
+                                        "--force"};
     };
     const std::string amd64 = abi + "-amd64";
     seconds_of(build("amd64", amd64));  // warm: packages, trees, images

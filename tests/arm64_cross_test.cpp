@@ -5,16 +5,21 @@
 // named as Falco's loader on an arm64 node asks for it. An arm64 bundle, named apart from an
 // x86 one, built from alone. And an rpm aarch64 kernel-devel whose host programs are aarch64's
 // (Red Hat's layout: scripts/ whole, sources beside the programs), rebuilt here from their
-// sources before the module is built.
+// sources before the module is built. And an arm64 node asking the build service for its module.
 #include "fetch/fetch.h"
 #include "kernel/kernel_arch.h"
 #include "mirror_server.h"
 #include "plugin/bundle.h"
+#include "serve_client.h"
 #include "test_util.h"
+
+#include <kbuild/digest.hpp>
 
 #include <gtest/gtest.h>
 
 #include <elf.h>
+
+#include <thread>
 
 namespace fs = std::filesystem;
 using namespace kbuild;
@@ -207,6 +212,40 @@ TEST(Arm64Cross, AnAarch64KernelDevelHasItsHostProgramsRebuiltHereFromItsSources
                                "x86 host"),
               1)
         << local.err;
+}
+
+TEST(Arm64Cross, AnArm64NodeAsksTheBuildServiceAndGetsAnAarch64Module) {
+    const ProcessResult crawl =
+        test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "debian", "--arch", "arm64", "--option",
+                          "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-arm64$",
+                          "--latest", "1", "--output", "json"});
+    ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
+    const std::string release = Json::parse(crawl.out)["releases"].at(0)["kernelrelease"];
+    test::TempDir dir;
+    test::ServeProcess server(dir.path(),
+                              "[serve]\nposts_per_minute = 0\n\n[serve.modules.hello]\npath = \"" +
+                                  (test::source_dir() / "examples/hello").string() +
+                                  "\"\nversion = \"1.0.0\"\n\n[debian]\noption = "
+                                  "[\"suites=bookworm,bookworm-updates,bookworm-security\"]\n",
+                              cache_dir(), {"--builder", "docker"});
+    test::ModuleAsk ask;
+    ask.arch = "aarch64";  // as `uname -m` says it on the node
+    ask.kernelrelease = release;
+    test::Reply reply = test::http(server.port(), "POST", "/v1/module", ask.body());
+    ASSERT_EQ(reply.status, 202) << reply.body << server.log();
+    const std::string location = reply.header("location");
+    EXPECT_EQ(location, "/v1/module/debian/aarch64/1.0.0/" + release + "/1/" + sha256_text(ask.config) + "/hello.ko");
+    const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+    do {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        reply = test::http(server.port(), "GET", location);
+    } while (reply.status == 202 && std::chrono::steady_clock::now() < until);
+    ASSERT_EQ(reply.status, 200) << reply.body << server.log();
+    test::write_file(dir / "got.ko", reply.body);
+    EXPECT_EQ(elf_machine(dir / "got.ko"), EM_AARCH64);
+    const ProcessResult vermagic = run_process({"modinfo", "-F", "vermagic", (dir / "got.ko").string()});
+    EXPECT_EQ(vermagic.out.rfind(release + " SMP ", 0), 0u) << vermagic.out;
+    EXPECT_NE(vermagic.out.find(" aarch64"), std::string::npos) << vermagic.out;
 }
 
 }  // namespace

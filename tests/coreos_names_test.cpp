@@ -167,6 +167,20 @@ TEST(CoreOSNames, ImagesOfAnotherFlavourOrBoardAreNamedAsSuch) {
               "the same release as " + base + "amd64-usr/3510.2.0/flatcar_developer_container.bin.bz2");
 }
 
+TEST(CoreOSNames, WithArchArm64TheArm64UsrBoardIsTaken) {
+    test::TempDir dir;
+    const std::string base = "https://stable.release.flatcar-linux.net/";
+    test::write_file(dir / "list", base + "amd64-usr/3510.2.0/flatcar_developer_container.bin.bz2\n" + base +
+                                       "arm64-usr/3510.2.0/flatcar_developer_container.bin.bz2\n");
+    const Json result =
+        test::batch_json({"--distro", "flatcar", "--arch", "arm64", "--from-list", (dir / "list").string()});
+    ASSERT_EQ(result["entries"].size(), 1u) << result.dump(2);
+    EXPECT_EQ(result["entries"][0]["arch"], "arm64");
+    EXPECT_EQ(result["entries"][0]["headers"][0], base + "arm64-usr/3510.2.0/flatcar_developer_container.bin.bz2");
+    ASSERT_EQ(result["unclaimed"].size(), 1u);
+    EXPECT_EQ(result["unclaimed"][0]["reason"], "an amd64-usr image, not arm64's arm64-usr");
+}
+
 // A downloaded image in a directory of its own: version.txt names the release and the kernel
 // config beside it names the kernel, so the release is complete before anything is unpacked.
 TEST(CoreOSNames, ALocalImageIsNamedByTheFilesBesideIt) {

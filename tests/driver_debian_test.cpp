@@ -84,7 +84,7 @@ TEST(DriverDebian, ProbingDriverIsOneSignedArtifactSkippedOnTheSecondRun) {
     const std::string release = t["kernelrelease"];
     ASSERT_EQ(t["artifacts"].size(), 1u) << t.dump(2);
     const std::string artifact = t["artifacts"][0]["path"];
-    EXPECT_EQ(artifact, "probedrv-1.2.3-amd64-" + release + "-" + t["config_md5"].get<std::string>() + ".ko");
+    EXPECT_EQ(artifact, "probedrv-1.2.3-x86_64-" + release + "-" + t["config_md5"].get<std::string>() + ".ko");
     EXPECT_EQ(files_named(out, ".ko"), std::vector<std::string>{artifact});  // no probe's testmod.ko
     EXPECT_EQ(sha256_file((out / artifact).string()), t["artifacts"][0]["sha256"]);
     const ProcessResult modinfo = run_process({"modinfo", "-F", "vermagic", (out / artifact).string()});

@@ -43,7 +43,7 @@ TEST(NamingDebian, ARealBuildNamedByEachPreset) {
     const std::map<std::string, std::string> patterns = {
         {"falco", R"(1\.0\.0/x86_64/falco_debian_(6\.1\.0-\d+-amd64)_1\.ko)"},
         {"collector", R"(1\.0\.0/collector-(6\.1\.0-\d+-amd64)\.ko\.gz)"},
-        {"service", R"(v1/module/debian/amd64/1\.0\.0/(6\.1\.0-\d+-amd64)/1/[0-9a-f]{64}/hello\.ko)"},
+        {"service", R"(v1/module/debian/x86_64/1\.0\.0/(6\.1\.0-\d+-amd64)/1/[0-9a-f]{64}/hello\.ko)"},
     };
     for (const auto& [preset, pattern] : patterns) {
         const ProcessResult r = build(preset, {"--naming", preset});

@@ -28,7 +28,7 @@ TEST(Naming, EachPresetNamesAsDocumented) {
               "1.0.0/x86_64/falco_ubuntu-aws_5.15.0-1036-aws_40~20.04.1.ko");
     EXPECT_EQ(artifact_name(naming_preset("collector"), kFields), "1.0.0/collector-5.15.0-1036-aws.ko.gz");
     EXPECT_EQ(artifact_name(naming_preset("service"), kFields),
-              "v1/module/ubuntu-aws/amd64/1.0.0/5.15.0-1036-aws/40~20.04.1/feedbeef/hello.ko");
+              "v1/module/ubuntu-aws/x86_64/1.0.0/5.15.0-1036-aws/40~20.04.1/feedbeef/hello.ko");
     EXPECT_EQ(naming_preset("nonesuch"), "");
     EXPECT_EQ(naming_presets(), (std::vector<std::string>{"probe-builder", "falco", "collector", "service"}));
 }

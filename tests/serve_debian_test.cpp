@@ -295,7 +295,7 @@ TEST_F(ServeDebian, AKillMidBuildServesNothingHalfMadeAndTheRestartBuildsIt) {
     // What a kill during the artifact's copy would leave: a temporary, never a finished name.
     const fs::path dir = server->out() / "builds/debian/slow";
     for (const auto& entry : fs::directory_iterator(dir)) EXPECT_NE(entry.path().extension(), ".ko") << entry.path();
-    const fs::path partial = dir / ("slow-2.0.0-slow-amd64-" + bookworm_release() + "-0123.ko.tmp-1-0");
+    const fs::path partial = dir / ("slow-2.0.0-slow-x86_64-" + bookworm_release() + "-0123.ko.tmp-1-0");
     test::write_file(partial, "half a mod");
 
     server = serve();

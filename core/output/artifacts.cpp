@@ -18,8 +18,9 @@ const std::vector<std::pair<std::string, std::string>>& presets() {
         // driver distro code), not Debian's name of the architecture.
         {"falco", "{module_version}/{machine}/falco_{target}_{kernelrelease}_{kernelversion}.ko"},
         {"collector", "{module_version}/collector-{kernelrelease}.ko.gz"},
+        // The build service's GET path, whose architecture is canonical (x86_64, aarch64).
         {"service",
-         "v1/module/{target}/{arch}/{module_version}/{kernelrelease}/{kernelversion}/"
+         "v1/module/{target}/{machine}/{module_version}/{kernelrelease}/{kernelversion}/"
          "{config_sha256}/{module}.ko"},
     };
     return table;

@@ -5,6 +5,7 @@
 #include "build/docker.h"
 #include "build/images.h"
 #include "fetch/fetch.h"
+#include "output/artifacts.h"
 #include "output/module_sign.h"
 #include "pipeline/pipeline.h"
 #include "plugin/plugin_host.h"
@@ -178,9 +179,10 @@ public:
             outcome.reason = std::string(to_string(record.status)) + ": " + record.reason;
             return outcome;
         }
-        // <stem>-<version>-<arch>-<release>-<config md5>.ko: the node asks for <stem>.ko.
-        const std::string suffix = "-" + record.module_version + "-" + record.arch + "-" + record.kernelrelease + "-" +
-                                   record.config_md5 + ".ko";
+        // <stem>-<version>-<machine>-<release>-<config md5>.ko (the probe-builder preset the
+        // service builds with): the node asks for <stem>.ko.
+        const std::string suffix = "-" + record.module_version + "-" + machine_of(record.arch) + "-" +
+                                   record.kernelrelease + "-" + record.config_md5 + ".ko";
         std::vector<std::string> names;
         for (const auto& a : record.artifacts) {
             if (a.path.size() <= suffix.size() || a.path.compare(a.path.size() - suffix.size(), suffix.size(), suffix))
