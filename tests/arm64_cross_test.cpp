@@ -35,6 +35,16 @@ struct Suite {
     int gcc;
 };
 
+// bookworm's newest arm64 kernel as the crawl lists it (its packages: this host's kbuild).
+Json newest_bookworm_arm64() {
+    const ProcessResult crawl =
+        test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "debian", "--arch", "arm64", "--option",
+                          "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-arm64$",
+                          "--latest", "1", "--output", "json"});
+    if (crawl.exit_code != 0) throw Error("crawl: " + crawl.err);
+    return Json::parse(crawl.out)["releases"].at(0);
+}
+
 // What a machine that can run arm64 programs would have: a binfmt_misc handler for aarch64
 // (qemu-user-static registers qemu-aarch64).
 std::vector<std::string> aarch64_handlers() {
@@ -141,12 +151,7 @@ TEST(Arm64Cross, AnArm64BundleIsNamedApartAndBuildsFromAlone) {
 TEST(Arm64Cross, AnAarch64KernelDevelHasItsHostProgramsRebuiltHereFromItsSources) {
     // bookworm's newest arm64 kernel, and its kbuild package of arm64 (aarch64 programs): what an
     // rpm aarch64 kernel-devel holds, with the sources of its programs (from linux-source-6.1).
-    const ProcessResult crawl =
-        test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "debian", "--arch", "arm64", "--option",
-                          "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-arm64$",
-                          "--latest", "1", "--output", "json"});
-    ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
-    const Json release = Json::parse(crawl.out)["releases"].at(0);
+    const Json release = newest_bookworm_arm64();
     FetchOptions options;
     options.cache_dir = cache_dir();
     Fetcher fetcher(options);
@@ -215,12 +220,7 @@ TEST(Arm64Cross, AnAarch64KernelDevelHasItsHostProgramsRebuiltHereFromItsSources
 }
 
 TEST(Arm64Cross, AnArm64NodeAsksTheBuildServiceAndGetsAnAarch64Module) {
-    const ProcessResult crawl =
-        test::run_kbuild({"--cache-dir", cache_dir(), "crawl", "--distro", "debian", "--arch", "arm64", "--option",
-                          "suites=bookworm,bookworm-updates,bookworm-security", "--kernel", "^6\\.1\\.0-[0-9]+-arm64$",
-                          "--latest", "1", "--output", "json"});
-    ASSERT_EQ(crawl.exit_code, 0) << crawl.err;
-    const std::string release = Json::parse(crawl.out)["releases"].at(0)["kernelrelease"];
+    const std::string release = newest_bookworm_arm64()["kernelrelease"];
     test::TempDir dir;
     test::ServeProcess server(dir.path(),
                               "[serve]\nposts_per_minute = 0\n\n[serve.modules.hello]\npath = \"" +

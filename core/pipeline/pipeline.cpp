@@ -645,7 +645,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         job.source_dir = tree.source_dir;
         job.modpost_warn = tree.modpost_warn;
         job.compiler = read_kernel_compiler(tree.kernel_dir);
-        const std::string arch = kernel_arch(tree.kernel_dir / ".config");
+        const std::string arch = kernel_arch(config.config);
         job.cross = cross_arch(arch);
         job.foreign_program = foreign_host_program(tree.root, tree.kernel_dir);
         job.module_src = options_.module_src;
