@@ -134,17 +134,19 @@ TEST(Images, ARootfsTarballOfAUsersCompiler) {
         args.insert(args.begin(), cache.begin(), cache.end());
         return test::run_kbuild(args);
     };
-    const ProcessResult built = images(
-        {"images", "build", "--rootfs", tarball.string(), "--name", "kbuild-test-gcc9", "--gcc", "9", "--cc", "gcc-9"});
+    // Its aarch64 cross compiler too (the gcc 9 image has gcc-9-aarch64-linux-gnu).
+    const ProcessResult built = images({"images", "build", "--rootfs", tarball.string(), "--name", "kbuild-test-gcc9",
+                                        "--gcc", "9", "--cc", "gcc-9", "--cross", "arm64=aarch64-linux-gnu-"});
     ASSERT_EQ(built.exit_code, 0) << built.err;
     const Json listed_images = listed(cache);
     const Json* image = find_image(listed_images, "kbuild-test-gcc9");
     ASSERT_NE(image, nullptr) << listed_images.dump(1);
     EXPECT_EQ((*image)["gcc"], 9);
+    EXPECT_EQ((*image)["cross"], Json({{"arm64", "aarch64-linux-gnu-"}}));
     EXPECT_EQ((*image)["current"], "yes");
     // Unchanged, it is kept.
-    const ProcessResult again = images(
-        {"images", "build", "--rootfs", tarball.string(), "--name", "kbuild-test-gcc9", "--gcc", "9", "--cc", "gcc-9"});
+    const ProcessResult again = images({"images", "build", "--rootfs", tarball.string(), "--name", "kbuild-test-gcc9",
+                                        "--gcc", "9", "--cc", "gcc-9", "--cross", "arm64=aarch64-linux-gnu-"});
     EXPECT_NE(again.err.find("kbuild-test-gcc9: up to date"), std::string::npos) << again.err;
 
     const ProcessResult wrong = images(
@@ -157,6 +159,17 @@ TEST(Images, ARootfsTarballOfAUsersCompiler) {
         << wrong.err;
     EXPECT_EQ(run_process({"docker", "images", "-q", "kbuild/builder-kbuild-test-gcc8"}).out, "");
     EXPECT_EQ(run_process({"docker", "images", "-q", "kbuild/base-kbuild-test-gcc8"}).out, "");
+    // A cross compiler the root does not have: refused the same way.
+    const ProcessResult no_cross =
+        images({"images", "build", "--rootfs", tarball.string(), "--name", "kbuild-test-riscv", "--gcc", "9", "--cc",
+                "gcc-9", "--cross", "riscv=riscv64-linux-gnu-"});
+    EXPECT_EQ(no_cross.exit_code, 1);
+    EXPECT_EQ(test::lines_with(no_cross.err,
+                               "kbuild-test-riscv: `riscv64-linux-gnu-gcc-9 -dumpversion` does not run "
+                               "in kbuild/builder-kbuild-test-riscv:latest"),
+              1)
+        << no_cross.err;
+    EXPECT_EQ(run_process({"docker", "images", "-q", "kbuild/builder-kbuild-test-riscv"}).out, "");
 
     run_process({"sh", "-c",
                  "docker rmi -f kbuild/builder-kbuild-test-gcc9:latest >/dev/null; "

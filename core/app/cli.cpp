@@ -208,6 +208,11 @@ int run_cli(int argc, char** argv) {
     images_build->add_option("--family", images.family, "--rootfs: the distribution family it suits")
         ->type_name("FAMILY")
         ->needs(rootfs);
+    images_build
+        ->add_option("--cross", images.cross,
+                     "--rootfs: a kernel architecture it cross-builds for and its tools' prefix (repeatable)")
+        ->type_name("ARCH=PREFIX")
+        ->needs(rootfs);
     images_build->footer(
         "Example:\n  kbuild images build debian-bookworm\n"
         "  kbuild images build --rootfs centos7-devtools.tar.gz --name centos7 --gcc 4 --cc gcc --family centos");

@@ -143,8 +143,8 @@ int images_build_command(const GlobalOptions& global, const ImagesCommandOptions
             if (!images.names.empty()) throw UsageError("--rootfs builds one image: give --name, not definitions");
             if (images.name.empty()) throw UsageError("--rootfs needs --name NAME (the image is kbuild/builder-NAME)");
             definitions.push_back(write_rootfs_definition(
-                rootfs_definitions_dir(global),
-                {images.name, images.rootfs, images.family, images.gcc, images.clang, images.cc}));
+                rootfs_definitions_dir(global), {images.name, images.rootfs, images.family, images.gcc, images.clang,
+                                                 images.cc, parse_cross_option(images.cross)}));
         } else {
             definitions = load_definitions(builder_dirs(global));
         }

@@ -60,6 +60,7 @@ struct ImagesCommandOptions {
     // --rootfs: one image from a user's root file system (its name, compiler, family).
     std::string rootfs, name, cc, family;
     int gcc = 0, clang = 0;
+    std::vector<std::string> cross;  // ARCH=PREFIX: its cross compilers
 };
 
 // The signer of --sign-key/--sign-cert (or a config's), null when both are empty. A key that is

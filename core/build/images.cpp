@@ -180,27 +180,50 @@ BuilderDefinition write_rootfs_definition(const fs::path& dir, const RootfsImage
            {"cc", r.cc.empty() ? (r.gcc > 0 ? "gcc" : "clang") : r.cc},
            {"base", {{"rootfs", fs::absolute(r.tarball).string()}, {"sha256", sha256_file(r.tarball.string())}}}};
     j[r.gcc > 0 ? "gcc" : "clang"] = r.gcc > 0 ? r.gcc : r.clang;
+    if (!r.cross.empty()) j["cross"] = r.cross;
     std::ofstream(def / "builder.json", std::ios::trunc) << j.dump(2) << "\n";
     // Builds run as uid 1000 in /build, as in the shipped images; nothing runs inside the root.
     std::ofstream(def / "Dockerfile", std::ios::trunc) << "ARG BASE\nFROM ${BASE}\nUSER 1000:1000\nWORKDIR /build\n";
     return read_definition(def);
 }
 
+std::map<std::string, std::string> parse_cross_option(const std::vector<std::string>& values) {
+    std::map<std::string, std::string> cross;
+    for (const auto& value : values) {
+        const size_t eq = value.find('=');
+        if (eq == 0 || eq == std::string::npos || eq + 1 == value.size() ||
+            value.find_first_of(", ") != std::string::npos)
+            throw UsageError("--cross " + value + ": want ARCH=PREFIX, as arm64=aarch64-linux-gnu-");
+        cross[value.substr(0, eq)] = value.substr(eq + 1);
+    }
+    return cross;
+}
+
 void check_image_compiler(const Docker& docker, const BuilderDefinition& d) {
-    ContainerSpec spec;
-    spec.image = d.image();
-    spec.command = {d.cc, "-dumpversion"};
-    spec.labels = {{kLabelBuilder + std::string(".check"), d.name}};
-    const ContainerResult r = docker.run(spec, std::chrono::seconds(60));
-    const std::string version = r.output.substr(0, r.output.find_first_of("\r\n"));
     const int want = d.gcc > 0 ? d.gcc : d.clang;
     const std::string compiler = d.gcc > 0 ? "gcc" : "clang";
-    if (r.exit_code != 0)
-        throw Error(d.name + ": `" + d.cc + " -dumpversion` does not run in " + d.image() + " (exit " +
-                    std::to_string(r.exit_code) + ": " + version + ")");
-    if (std::atoi(version.c_str()) != want)
-        throw Error(d.name + ": `" + d.cc + " -dumpversion` in " + d.image() + " says " + version + ", not " +
-                    compiler + " " + std::to_string(want));
+    std::vector<std::string> commands{d.cc};
+    if (d.gcc > 0)
+        for (const auto& [arch, prefix] : d.cross) commands.push_back(prefix + d.cc);
+    for (const auto& cc : commands) {
+        ContainerSpec spec;
+        spec.image = d.image();
+        spec.command = {cc, "-dumpversion"};
+        spec.labels = {{kLabelBuilder + std::string(".check"), d.name}};
+        ContainerResult r;
+        try {
+            r = docker.run(spec, std::chrono::seconds(60));
+        } catch (const Error& e) {  // the program is not there: the container does not start
+            throw Error(d.name + ": `" + cc + " -dumpversion` does not run in " + d.image() + " (" + e.what() + ")");
+        }
+        const std::string version = r.output.substr(0, r.output.find_first_of("\r\n"));
+        if (r.exit_code != 0)
+            throw Error(d.name + ": `" + cc + " -dumpversion` does not run in " + d.image() + " (exit " +
+                        std::to_string(r.exit_code) + ": " + version + ")");
+        if (std::atoi(version.c_str()) != want)
+            throw Error(d.name + ": `" + cc + " -dumpversion` in " + d.image() + " says " + version + ", not " +
+                        compiler + " " + std::to_string(want));
+    }
 }
 
 void remove_builder_image(const Docker& docker, const BuilderDefinition& d) {

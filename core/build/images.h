@@ -87,17 +87,23 @@ struct RootfsImage {
     std::string name;               // image: kbuild/builder-<name>
     std::filesystem::path tarball;  // the root file system
     std::string family;
-    int gcc = 0, clang = 0;  // one of them: the compiler major inside
-    std::string cc;          // empty: gcc, or clang
+    int gcc = 0, clang = 0;                    // one of them: the compiler major inside
+    std::string cc;                            // empty: gcc, or clang
+    std::map<std::string, std::string> cross;  // as BuilderDefinition::cross
 };
+
+// --cross values, "arm64=aarch64-linux-gnu-", as BuilderDefinition::cross; throws UsageError
+// naming one that is not ARCH=PREFIX.
+std::map<std::string, std::string> parse_cross_option(const std::vector<std::string>& values);
 
 // Writes its definition under `dir`/<name> (builder.json naming the tarball and its sha256, so
 // a changed tarball is rebuilt; a Dockerfile that only sets the build user and directory, as
 // the root may have no shell) and returns it. Throws UsageError naming what is wrong.
 BuilderDefinition write_rootfs_definition(const std::filesystem::path& dir, const RootfsImage& rootfs);
 
-// Runs `<cc> -dumpversion` in the built image: an Error naming the image, the command and the
-// version it gave when its major is not the definition's (or it does not run).
+// Runs `<cc> -dumpversion` in the built image, and for a gcc image each cross compiler's
+// (`<prefix><cc>`): an Error naming the image, the command and the version it gave when its
+// major is not the definition's (or it does not run).
 void check_image_compiler(const Docker& docker, const BuilderDefinition& definition);
 
 // Removes the definition's image, and its base unless it is a debootstrap base other images share.
