@@ -19,8 +19,6 @@
 
 #include <elf.h>
 
-#include <thread>
-
 namespace fs = std::filesystem;
 using namespace kbuild;
 
@@ -235,11 +233,7 @@ TEST(Arm64Cross, AnArm64NodeAsksTheBuildServiceAndGetsAnAarch64Module) {
     ASSERT_EQ(reply.status, 202) << reply.body << server.log();
     const std::string location = reply.header("location");
     EXPECT_EQ(location, "/v1/module/debian/aarch64/1.0.0/" + release + "/1/" + sha256_text(ask.config) + "/hello.ko");
-    const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-    do {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        reply = test::http(server.port(), "GET", location);
-    } while (reply.status == 202 && std::chrono::steady_clock::now() < until);
+    reply = test::wait_built(server.port(), location, std::chrono::minutes(5));
     ASSERT_EQ(reply.status, 200) << reply.body << server.log();
     test::write_file(dir / "got.ko", reply.body);
     EXPECT_EQ(elf_machine(dir / "got.ko"), EM_AARCH64);

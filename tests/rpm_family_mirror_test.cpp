@@ -13,7 +13,6 @@
 
 #include <map>
 #include <regex>
-#include <thread>
 
 namespace fs = std::filesystem;
 using namespace kbuild;
@@ -111,11 +110,7 @@ TEST(RpmFamilyMirror, SuseSplitTreesBuildAndAMissingNoarchHalfIsNamed) {
     test::Reply reply = test::http(server_process.port(), "POST", "/v1/module", ask.body());
     ASSERT_EQ(reply.status, 202) << reply.body << server_process.log();
     const std::string location = reply.header("location");
-    const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-    do {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        reply = test::http(server_process.port(), "GET", location);
-    } while (reply.status == 202 && std::chrono::steady_clock::now() < until);
+    reply = test::wait_built(server_process.port(), location, std::chrono::minutes(5));
     ASSERT_EQ(reply.status, 200) << reply.body << server_process.log();
     test::write_file(serve_dir / "got.ko", reply.body);
     const ProcessResult modinfo = run_process({"modinfo", "-F", "vermagic", (serve_dir / "got.ko").string()});

@@ -132,6 +132,15 @@ Reply http(int port, const std::string& method, const std::string& path, const s
     return reply;
 }
 
+Reply wait_built(int port, const std::string& location, std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        Reply r = http(port, "GET", location);
+        if (r.status != 202 || std::chrono::steady_clock::now() > until) return r;
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+}
+
 std::string raw_http(int port, const std::string& request, std::chrono::milliseconds timeout) {
     StreamSocket socket(SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port)));
     socket.setReceiveTimeout(Poco::Timespan(0, 100000));

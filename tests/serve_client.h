@@ -61,6 +61,10 @@ Reply http(int port, const std::string& method, const std::string& path, const s
            const std::map<std::string, std::string>& headers = {},
            std::chrono::seconds timeout = std::chrono::seconds(30));
 
+// GETs a module's Location until the answer is no longer 202 (still building) or `limit` passed;
+// the last answer.
+Reply wait_built(int port, const std::string& location, std::chrono::seconds limit = std::chrono::seconds(600));
+
 // Sends `request` as it is over a new connection and returns all the server sent until it
 // closed the connection or `timeout` passed.
 std::string raw_http(int port, const std::string& request,

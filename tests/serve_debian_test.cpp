@@ -19,6 +19,7 @@ namespace fs = std::filesystem;
 using namespace kbuild;
 using test::http;
 using test::Reply;
+using test::wait_built;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -40,16 +41,6 @@ double percentile(std::vector<double> values, double p) {
     if (values.empty()) return 0;
     std::sort(values.begin(), values.end());
     return values[std::min(values.size() - 1, static_cast<size_t>(p * static_cast<double>(values.size())))];
-}
-
-// Polls a Location until it is no longer 202.
-Reply wait_built(int port, const std::string& location, std::chrono::seconds limit = std::chrono::seconds(600)) {
-    const auto until = Clock::now() + limit;
-    for (;;) {
-        Reply r = http(port, "GET", location);
-        if (r.status != 202 || Clock::now() > until) return r;
-        std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
 }
 
 Json state_of(const fs::path& out, const std::string& key) {

@@ -225,11 +225,7 @@ TEST_F(Vanilla, TheBuildServiceAnswersTheVanillaRequestAsWritten) {
     const std::string location = r.header("location");
     EXPECT_EQ(location, "/v1/module/vanilla/x86_64/1.0.0/" + release + "/1/" + sha256_text(config_text) + "/hello.ko");
 
-    const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(15);
-    do {
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-        r = test::http(server.port(), "GET", location);
-    } while (r.status == 202 && std::chrono::steady_clock::now() < until);
+    r = test::wait_built(server.port(), location, std::chrono::minutes(15));
     ASSERT_EQ(r.status, 200) << r.body << server.log();
     test::write_file(cache_ / "got.ko", r.body);
     const ProcessResult modinfo = run_process({"modinfo", "-F", "vermagic", (cache_ / "got.ko").string()});
