@@ -244,8 +244,8 @@ TEST(DebianMirror, AKilledDownloadIsNeverTakenAsFinished) {
         "--insecure-mirror", server.url(), "--option", "suites=bookworm", "--module-src",
         (test::source_dir() / "examples/hello").string(), "--out", out.path().string()};
     // Killed (-9) as soon as a .part file exists.
-    const test::Stopped killed = test::stop_kbuild_when(
-        build, "[ -n \"$(find '" + cache.path().string() + "' -name '*.part' 2>/dev/null)\" ]", "KILL");
+    const std::string parts = "find '" + cache.path().string() + "' -name '*.part-*'";
+    const test::Stopped killed = test::stop_kbuild_when(build, "[ -n \"$(" + parts + " 2>/dev/null)\" ]", "KILL");
     EXPECT_TRUE(killed.seen) << "no .part file was seen before the kill";
     EXPECT_FALSE(fs::exists(out / "index.json") && index_of(out.path()).dump().find("\"built\"") != std::string::npos);
 
@@ -257,6 +257,7 @@ TEST(DebianMirror, AKilledDownloadIsNeverTakenAsFinished) {
     const ProcessResult modinfo =
         run_process({"modinfo", "-F", "vermagic", (out / target["artifacts"][0]["path"].get<std::string>()).string()});
     EXPECT_EQ(modinfo.out.rfind(bookworm + " ", 0), 0u);
+    EXPECT_EQ(run_process({"sh", "-c", parts}).out, "") << "the killed download's part outlived the next start";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Every fault is produced for real by an HTTP server on 127.0.0.1 inside this process.
 #include "fetch/fetch.h"
+#include "fetch/cache.h"
 #include "test_util.h"
 
 #include <kbuild/digest.hpp>
@@ -39,6 +40,14 @@ using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 
 namespace {
+
+// Partial files (<name>.part-...) beside a download.
+int parts_beside(const fs::path& file) {
+    int parts = 0;
+    for (const auto& entry : fs::directory_iterator(file.parent_path()))
+        parts += entry.path().filename().string().rfind(file.filename().string() + ".part", 0) == 0;
+    return parts;
+}
 
 // A route answers one path; `hit` counts its requests from 1.
 using Route = std::function<void(HTTPServerRequest&, HTTPServerResponse&, int hit)>;
@@ -310,7 +319,7 @@ TEST_F(FetchTest, DownloadsOnceThenServesFromCache) {
     EXPECT_EQ(file.sha256, request.sha256);
     EXPECT_EQ(file.size, static_cast<std::int64_t>(body.size()));
     EXPECT_EQ(kbuild::test::read_file(file.path), body);
-    EXPECT_FALSE(fs::exists(file.path + ".part"));
+    EXPECT_EQ(parts_beside(file.path), 0);
 
     EXPECT_EQ(fetcher.fetch(request).path, file.path);
     Fetcher later_run(options());
@@ -532,13 +541,18 @@ TEST_F(FetchTest, LeftoverPartIsOverwrittenNotServed) {
     server_.route("/a.deb", [body](auto&, auto& response, int) { send_body(response, body); });
     const FetchRequest request = package(server_.url("/a.deb"), body);
     Fetcher fetcher(options());
-    // A whole, correct body under .part: still not trusted, since nothing verified it.
-    kbuild::test::write_file(fetcher.cache_path(request).string() + ".part", body);
+    // A whole, correct body left partial by a killed run (owner 4194305, above any pid): still
+    // not trusted, since nothing verified it; the next start's cleanup removes it.
+    const std::string leftover = fetcher.cache_path(request).string() + ".part-4194305-0";
+    kbuild::test::write_file(leftover, body);
 
     const FetchedFile file = fetcher.fetch(request);
     EXPECT_EQ(server_.hits("/a.deb"), 1);
     EXPECT_EQ(kbuild::test::read_file(file.path), body);
-    EXPECT_FALSE(fs::exists(file.path + ".part"));
+    EXPECT_TRUE(fs::exists(leftover));
+    EXPECT_EQ(kbuild::Cache(options().cache_dir).remove_leftovers(), 1);
+    EXPECT_FALSE(fs::exists(leftover));
+    EXPECT_TRUE(fs::exists(file.path));
 }
 
 TEST_F(FetchTest, FollowsAbsoluteAndRelativeRedirects) {
@@ -718,7 +732,6 @@ TEST_F(FetchTest, KilledDownloadLeavesOnlyAPartAndTheNextRunFinishes) {
     const FetchRequest request = package(server_.url("/big.deb"), body);
     Fetcher fetcher(options());
     const fs::path final_path = fetcher.cache_path(request);
-    const fs::path part_path = final_path.string() + ".part";
 
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
@@ -739,6 +752,7 @@ TEST_F(FetchTest, KilledDownloadLeavesOnlyAPartAndTheNextRunFinishes) {
 
     const auto deadline = std::chrono::steady_clock::now() + 3s;
     std::error_code ec;
+    const fs::path part_path = final_path.string() + ".part-" + std::to_string(child) + "-0";
     while (fs::file_size(part_path, ec) == 0 || ec) {
         ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no bytes reached " << part_path;
         std::this_thread::sleep_for(5ms);
@@ -754,8 +768,11 @@ TEST_F(FetchTest, KilledDownloadLeavesOnlyAPartAndTheNextRunFinishes) {
     const FetchedFile file = fetcher.fetch(request);
     EXPECT_EQ(file.sha256, request.sha256);
     EXPECT_EQ(kbuild::test::read_file(file.path), body);
-    EXPECT_FALSE(fs::exists(part_path));
     EXPECT_EQ(server_.hits("/big.deb"), 2);
+    // The killed download's part is the next start's to remove.
+    EXPECT_EQ(kbuild::Cache(options().cache_dir).remove_leftovers(), 1);
+    EXPECT_FALSE(fs::exists(part_path));
+    EXPECT_EQ(parts_beside(file.path), 0);
 }
 
 TEST_F(FetchTest, TlsFailureIsOneLineNamingTheUrl) {

@@ -77,6 +77,10 @@ int run_cli(int argc, char** argv) {
                    "Download and unpack cache (default $XDG_CACHE_HOME/kbuild, "
                    "/var/cache/kbuild as root)")
         ->type_name("DIR");
+    app.add_option("--cache-max", global.cache_max,
+                   "Keep the cache within SIZE (e.g. 20G): what no build uses is evicted, least recently used "
+                   "first, as a run goes (default: the config's [cache] max, else no bound)")
+        ->type_name("SIZE");
     app.add_option("--builders-dir", global.builder_dirs, "Also read builder image definitions from DIR (repeatable)")
         ->type_name("DIR");
     std::string config;
@@ -246,6 +250,21 @@ int run_cli(int argc, char** argv) {
         "Example:\n  kbuild --config /etc/kbuild/config.toml serve --listen 127.0.0.1:8093 --out "
         "/var/lib/kbuild/serve");
 
+    std::string prune_max;
+    auto* cache_verb = app.add_subcommand("cache", "The download and unpack cache: list it, prune it");
+    cache_verb->require_subcommand(1);
+    auto* cache_list = cache_verb->add_subcommand("list", "The cache's entries, least recently used first");
+    add_output_flag(cache_list, output);
+    cache_list->footer("Example:\n  kbuild --cache-dir /var/cache/kbuild cache list");
+    auto* cache_prune = cache_verb->add_subcommand(
+        "prune", "Remove what killed runs left, then evict what no build uses, least recently used first");
+    cache_prune
+        ->add_option("--max", prune_max,
+                     "Evict down to SIZE (e.g. 20G; default: --cache-max or the config's, else everything unused)")
+        ->type_name("SIZE");
+    cache_prune->footer("Example:\n  kbuild cache prune --max 20G");
+    cache_verb->footer("Example:\n  kbuild cache list\n  kbuild cache prune --max 20G");
+
     std::vector<std::string> index_files;
     auto* index_verb = app.add_subcommand("index", "index.json files: merge the shards' into one");
     index_verb->require_subcommand(1);
@@ -271,6 +290,14 @@ int run_cli(int argc, char** argv) {
     build.build_timeout = std::chrono::seconds(timeout_s);
 
     setup_logging(global.quiet ? Verbosity::quiet : global.verbose ? Verbosity::verbose : Verbosity::normal);
+    try {
+        if (global.cache_max.empty())
+            if (const auto file = config_file(config)) global.cache_max = read_cache_config(*file).value_or("");
+        cache_max_of(global);  // a bad size is a usage error before any work
+    } catch (const Error& e) {
+        std::cerr << "error: " << e.what() << '\n';
+        return kExitUsage;
+    }
     if (plugins->parsed()) return plugins_command(global, output);
     if (crawl->parsed() || batch->parsed() || build_verb->parsed() || bundle_verb->parsed()) {
         try {
@@ -296,6 +323,8 @@ int run_cli(int argc, char** argv) {
     if (images_list->parsed()) return images_list_command(global, output);
     if (serve->parsed()) return serve_command(global, config, serve_flags);
     if (index_merge->parsed()) return index_merge_command(index_files);
+    if (cache_list->parsed()) return cache_list_command(global, output);
+    if (cache_prune->parsed()) return cache_prune_command(global, prune_max);
     return kExitUsage;
 }
 

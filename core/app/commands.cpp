@@ -5,6 +5,7 @@
 #include "build/docker.h"
 #include "build/images.h"
 #include "fetch/apt_sources.h"
+#include "fetch/cache.h"
 #include "fetch/fetch.h"
 #include "output/bundle_writer.h"
 #include "output/module_sign.h"
@@ -22,7 +23,9 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -48,6 +51,14 @@ std::unique_ptr<PluginHost> load_plugins(const GlobalOptions& global) {
 
 fs::path cache_dir_of(const GlobalOptions& global) {
     return fs::absolute(global.cache_dir.empty() ? default_cache_dir() : fs::path(global.cache_dir));
+}
+
+std::uint64_t size_option(const std::string& flag, const std::string& text) {
+    try {
+        return parse_size(text);
+    } catch (const Error& e) {
+        throw UsageError(flag + ": " + e.what());
+    }
 }
 
 FetchOptions fetch_options(const GlobalOptions& global, const TargetOptions& target) {
@@ -411,6 +422,7 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags, const
         options.module_src = fs::absolute(build.module_src);
         options.out_dir = fs::absolute(build.out_dir);
         options.cache_dir = cache_dir_of(global);
+        options.cache_max = cache_max_of(global);
         options.module_version = build.module_version;
         for (const auto& m : build.modules) {
             const fs::path path(m);
@@ -527,6 +539,64 @@ int bundle_command(const GlobalOptions& global, const TargetOptions& target, con
         spdlog::info("{} bundle(s) in {}, {} failed", made.size(), out.string(), failed);
         if (output == "json") std::cout << Json{{"schema", kSchema}, {"bundles", made}}.dump(2) << '\n';
         return failed == 0 && incomplete == 0 ? 0 : kExitFailed;
+    });
+}
+
+std::uint64_t cache_max_of(const GlobalOptions& global) {
+    return global.cache_max.empty() ? 0 : size_option("--cache-max", global.cache_max);
+}
+
+int cache_list_command(const GlobalOptions& global, const std::string& output) {
+    return run_guarded([&] {
+        const Cache cache(cache_dir_of(global));
+        const auto entries = cache.entries();
+        std::uint64_t total = 0;
+        for (const auto& e : entries) total += e.bytes;
+        const auto when = [](std::int64_t seconds) {
+            const std::time_t time = static_cast<std::time_t>(seconds);
+            std::tm tm{};
+            gmtime_r(&time, &tm);
+            char text[32];
+            std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            return std::string(text);
+        };
+        if (output == "json") {
+            Json list = Json::array();
+            for (const auto& e : entries)
+                list.push_back({{"path", e.path.string()},
+                                {"kind", e.kind},
+                                {"bytes", e.bytes},
+                                {"last_used", when(e.last_used)},
+                                {"in_use", e.in_use}});
+            std::cout << Json{{"schema", kSchema}, {"cache", cache.dir().string()}, {"bytes", total}, {"entries", list}}
+                             .dump(2)
+                      << '\n';
+            return 0;
+        }
+        Table table({"KIND", "NAME", "SIZE", "LAST USED", "IN USE"});
+        for (const auto& e : entries)
+            table.add(
+                {e.kind, e.path.filename().string(), size_text(e.bytes), when(e.last_used), e.in_use ? "yes" : "no"});
+        table.print(std::cout);
+        std::cout << entries.size() << " entries, " << size_text(total) << " in " << cache.dir().string();
+        if (const std::uint64_t max = cache_max_of(global); max > 0) std::cout << " (at most " << size_text(max) << ")";
+        std::cout << '\n';
+        return 0;
+    });
+}
+
+int cache_prune_command(const GlobalOptions& global, const std::string& max) {
+    return run_guarded([&] {
+        const std::uint64_t bound = max.empty() ? cache_max_of(global) : size_option("--max", max);
+        const Cache cache(cache_dir_of(global));
+        const int leftovers = cache.remove_leftovers();
+        const Cache::Pruned pruned = cache.prune(bound);
+        for (const auto& e : pruned.evicted) spdlog::info("evicted {} ({})", e.path.string(), size_text(e.bytes));
+        spdlog::info("{}: {} leftovers of killed runs removed, {} entries evicted ({}), {} kept{}",
+                     cache.dir().string(), leftovers, pruned.evicted.size(), size_text(pruned.freed),
+                     size_text(pruned.kept),
+                     pruned.in_use > 0 ? ", " + std::to_string(pruned.in_use) + " in use left alone" : "");
+        return 0;
     });
 }
 

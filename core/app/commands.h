@@ -34,6 +34,7 @@ struct GlobalOptions {
     std::vector<std::string> plugin_dirs;
     std::vector<std::string> builder_dirs;  // builder image definitions; empty: the default
     std::string cache_dir;                  // empty: $XDG_CACHE_HOME/kbuild, /var/cache/kbuild as root
+    std::string cache_max;                  // --cache-max (else the config's [cache] max); empty: no bound
     bool verbose = false;
     bool quiet = false;
 };
@@ -82,6 +83,15 @@ int bundle_command(const GlobalOptions& global, const TargetOptions& target, con
 
 // kbuild index merge A.json B.json ...: the shards' indexes as one, on stdout.
 int index_merge_command(const std::vector<std::string>& files);
+
+// kbuild cache list: the cache's entries, least recently used first, with their size and use.
+int cache_list_command(const GlobalOptions& global, const std::string& output);
+// kbuild cache prune [--max SIZE]: removes leftovers of killed runs, then evicts what no one
+// uses, least recently used first, down to max (empty: global.cache_max, else everything unused).
+int cache_prune_command(const GlobalOptions& global, const std::string& max);
+
+// The bound --cache-max (or the config) sets, in bytes; 0: none. Throws UsageError on a bad size.
+std::uint64_t cache_max_of(const GlobalOptions& global);
 
 // The flags of `kbuild serve`; empty or 0: the config's value, else the default.
 struct ServeFlags {

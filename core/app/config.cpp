@@ -169,6 +169,21 @@ void apply_config(const fs::path& file, TargetOptions& target) {
     }
 }
 
+std::optional<std::string> read_cache_config(const fs::path& file) {
+    const Config c = read_config<Error>(file);
+    const toml::table* table = c.table("cache");
+    if (table == nullptr) return std::nullopt;
+    std::optional<std::string> max;
+    for (const auto& [key, value] : *table) {
+        const std::string name(key.str());
+        if (name != "max") throw Error(c.at(key.source()) + "[cache] " + name + ": unknown key (max is known)");
+        const auto* text = value.as_string();
+        if (text == nullptr) throw Error(c.at(value.source()) + "[cache] max: expected a size such as \"50G\"");
+        max = text->get();
+    }
+    return max;
+}
+
 std::optional<SignFiles> read_sign_config(const fs::path& file) {
     const Config c = read_config<Error>(file);
     const toml::table* table = c.table("sign");

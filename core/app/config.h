@@ -12,6 +12,11 @@
 //   key = "/etc/kbuild/signing_key.pem"     # PEM private key (may hold the certificate too)
 //   cert = "/etc/kbuild/signing_key.x509"   # X.509, PEM or DER
 //
+// and one for the cache's bound (--cache-max):
+//
+//   [cache]
+//   max = "50G"
+//
 // Read from --config FILE, else $KBUILD_CONFIG, else $XDG_CONFIG_HOME/kbuild/config.toml
 // (~/.config/kbuild/config.toml), else /etc/kbuild/config.toml, else <prefix>/etc/kbuild/config.toml
 // of an install into a prefix, the first that exists.
@@ -41,6 +46,10 @@ struct SignFiles {
     std::string key, cert;
 };
 std::optional<SignFiles> read_sign_config(const std::filesystem::path& file);
+
+// The [cache] table's max (a size, "50G"), nullopt when it has none. Throws Error naming the
+// file on an unknown key.
+std::optional<std::string> read_cache_config(const std::filesystem::path& file);
 
 // Reads [serve] and [serve.modules.NAME] over `settings`. Throws UsageError naming the file and
 // the key on an unknown key or a value of the wrong kind.

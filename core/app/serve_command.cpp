@@ -71,6 +71,7 @@ int serve_command(const GlobalOptions& global, const std::string& config, const 
                                   ? PluginHost::default_directories()
                                   : std::vector<fs::path>(global.plugin_dirs.begin(), global.plugin_dirs.end());
         context.cache_dir = fs::absolute(global.cache_dir.empty() ? default_cache_dir() : fs::path(global.cache_dir));
+        context.cache_max = cache_max_of(global);
         context.signer = load_signer(settings.sign_key, settings.sign_cert);
         // Each distro's table of the config file: its mirrors, options and keyrings.
         context.target_of = [file](const std::string& distro) {

@@ -1,5 +1,6 @@
 #include "fetch/fetch.h"
 
+#include "fetch/cache.h"
 #include "fetch/http.h"
 #include "util/file_lock.h"
 #include "util/parallel.h"
@@ -196,7 +197,7 @@ std::optional<std::int64_t> regular_file_size(const fs::path& path) {
     return static_cast<std::int64_t>(info.st_size);
 }
 
-// "<final>.part": written from the start on every attempt, renamed to the final name only by
+// "<final>.part-<owner>-<n>" (a killed run's is a leftover, cache.h): written from the start on every attempt, renamed to the final name only by
 // commit(); removed when an attempt gives up.
 class PartFile {
 public:
@@ -338,7 +339,15 @@ private:
 };
 
 Fetcher::Fetcher(FetchOptions options)
-    : options_(std::move(options)), progress_(std::make_unique<Progress>(options_.progress)) {}
+    : options_(std::move(options)), progress_(std::make_unique<Progress>(options_.progress)) {
+    if (!options_.cache_dir.empty()) cache_.emplace(options_.cache_dir);
+}
+
+void Fetcher::pin(const fs::path& entry) {
+    if (!cache_) return;
+    std::lock_guard lock(pins_mutex_);
+    if (!pins_.count(entry)) pins_.emplace(entry, cache_->lease(entry));
+}
 
 Fetcher::~Fetcher() = default;
 
@@ -380,6 +389,7 @@ FetchedFile Fetcher::fetch_one(const FetchRequest& request) {
         std::error_code ec;
         fs::create_directories(final_path.parent_path(), ec);
         if (ec) throw Error(request.url + ": cannot create " + final_path.parent_path().string() + ": " + ec.message());
+        if (!request.leased_by_caller) pin(final_path.parent_path());
         const FileLock lock(final_path.string() + ".lock", request.url);
         const auto cached_size = regular_file_size(final_path);
         // The name was given only after the sha256 matched, so it is trusted as is.
@@ -528,7 +538,7 @@ FetchedFile Fetcher::attempt(const FetchRequest& request, const fs::path& final_
             throw AttemptFailed("size mismatch (expected " + count_text(request.size) + " bytes, Content-Length is " +
                                     count_text(announced) + ")",
                                 false);
-        part.emplace(final_path.string() + ".part");
+        part.emplace(final_path.string() + ".part-" + owned_suffix());
     };
     const auto on_body = [&](const char* bytes, std::size_t count) {
         if (!part) return;  // a 304's body, if a server sent one

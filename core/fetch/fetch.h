@@ -3,6 +3,8 @@
 // HTTP_PROXY / HTTPS_PROXY / NO_PROXY, N downloads at once, progress on a terminal.
 #pragma once
 
+#include "fetch/cache.h"
+
 #include <kbuild/types.hpp>
 
 #include <chrono>
@@ -10,7 +12,10 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +37,9 @@ struct FetchRequest {
     std::string sha256;
     std::int64_t size = -1;
     std::string sha512;  // checked too when set (a Release may list only SHA512)
+    // The caller leases the download (cache.h) for as long as it uses the file; otherwise the
+    // fetcher keeps it from eviction for the fetcher's lifetime (a crawl's indexes, a plugin's).
+    bool leased_by_caller = false;
 
     // Whether the bytes are known in advance (a cached file under its name is then trusted).
     bool digest_known() const { return !sha256.empty() || !sha512.empty(); }
@@ -81,8 +89,14 @@ private:
     FetchedFile download(const FetchRequest& request, const std::filesystem::path& final_path);
     FetchedFile attempt(const FetchRequest& request, const std::filesystem::path& final_path);
 
+    // Keeps a download from eviction while this fetcher lives (FetchRequest::leased_by_caller).
+    void pin(const std::filesystem::path& entry);
+
     FetchOptions options_;
     std::unique_ptr<Progress> progress_;
+    std::optional<Cache> cache_;  // none without a cache directory
+    std::mutex pins_mutex_;
+    std::map<std::filesystem::path, Cache::Lease> pins_;
 };
 
 }  // namespace kbuild

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <csignal>
 #include <fstream>
 #include <random>
@@ -33,11 +34,6 @@ namespace fs = std::filesystem;
 
 namespace kbuild {
 namespace {
-
-std::string random_suffix() {
-    static std::atomic<unsigned> counter{0};
-    return std::to_string(::getpid()) + "-" + std::to_string(counter++);
-}
 
 bool inside(const fs::path& path, const fs::path& dir) {
     const std::string p = fs::weakly_canonical(path).string();
@@ -108,6 +104,88 @@ void remove_abandoned_files(const fs::path& out_dir) {
         fs::remove(it->path(), ignored);
     }
 }
+
+// The packages of the releases next in line are downloaded while the ones before them build,
+// at most `ahead` releases past the last one a worker started: the network and the compilers
+// work at once, and the cache holds only the downloads of the few releases about to build.
+class Prefetch {
+public:
+    Prefetch(KernelTrees& trees, const std::vector<Release>& releases, std::size_t ahead)
+        : trees_(trees), releases_(releases), ahead_(ahead), held_(releases.size()), done_(releases.size()) {
+        if (releases.size() > 1) thread_ = std::thread([this] { run(); });
+    }
+    ~Prefetch() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        moved_.notify_all();
+        if (thread_.joinable()) thread_.join();
+    }
+    Prefetch(const Prefetch&) = delete;
+    Prefetch& operator=(const Prefetch&) = delete;
+
+    // A worker took release i: the window moves on.
+    void started(std::size_t i) {
+        {
+            std::lock_guard lock(mutex_);
+            started_ = std::max(started_, i + 1);
+        }
+        moved_.notify_all();
+    }
+    // Release i's build has its packages (its own leases): the prefetch's are let go.
+    void done(std::size_t i) {
+        std::lock_guard lock(mutex_);
+        held_[i].clear();
+        done_[i] = true;
+    }
+
+private:
+    void run() {
+        for (std::size_t i = 0; i < releases_.size(); ++i) {
+            {
+                std::unique_lock lock(mutex_);
+                moved_.wait(lock, [&] { return stopping_ || i < started_ + ahead_; });
+                if (stopping_) return;
+                if (i < started_) continue;  // a worker has it already
+            }
+            if (!releases_[i].unavailable.empty() || interrupted()) continue;
+            std::vector<Cache::Lease> leases;
+            try {
+                leases = trees_.prefetch(releases_[i]);
+            } catch (const std::exception& e) {
+                spdlog::debug("prefetch of {}: {}", release_id(releases_[i]), e.what());
+            }
+            std::lock_guard lock(mutex_);
+            if (!done_[i]) held_[i] = std::move(leases);
+        }
+    }
+
+    KernelTrees& trees_;
+    const std::vector<Release>& releases_;
+    const std::size_t ahead_;
+    std::mutex mutex_;
+    std::condition_variable moved_;
+    std::size_t started_ = 0;
+    bool stopping_ = false;
+    std::vector<std::vector<Cache::Lease>> held_;
+    std::vector<bool> done_;
+    std::thread thread_;
+};
+
+// How many builds compile at once, while one does.
+class Compiling {
+public:
+    explicit Compiling(std::atomic<int>& count) : count_(count), now_(++count) {}
+    ~Compiling() { --count_; }
+    Compiling(const Compiling&) = delete;
+    Compiling& operator=(const Compiling&) = delete;
+    int now() const { return now_; }
+
+private:
+    std::atomic<int>& count_;
+    int now_;
+};
 
 }  // namespace
 
@@ -263,6 +341,19 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, Pip
                                                  : fs::weakly_canonical(options_.module_src).filename().string();
     trees_.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     remove_abandoned_files(options_.out_dir);
+    if (const int removed = trees_.cache().remove_leftovers(); removed > 0)
+        spdlog::info("cache {}: removed {} leftovers of killed runs", options_.cache_dir.string(), removed);
+}
+
+void Pipeline::keep_cache_bounded() const {
+    if (options_.cache_max == 0) return;
+    const Cache::Pruned pruned = trees_.cache().prune(options_.cache_max);
+    for (const auto& entry : pruned.evicted)
+        spdlog::debug("cache: evicted {} ({})", entry.path.string(), size_text(entry.bytes));
+    if (!pruned.evicted.empty())
+        spdlog::info("cache: evicted {} entries ({}), {} kept of {} at most{}", pruned.evicted.size(),
+                     size_text(pruned.freed), size_text(pruned.kept), size_text(options_.cache_max),
+                     pruned.in_use > 0 ? " (" + std::to_string(pruned.in_use) + " in use)" : "");
 }
 
 PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
@@ -270,10 +361,17 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
     std::mutex summary_mutex;
     const size_t total = releases.size();
     const int workers = std::max(1, std::min<int>(options_.jobs, static_cast<int>(total)));
+    try {
+        keep_cache_bounded();
+    } catch (const std::exception& e) {
+        spdlog::warn("{}", e.what());
+    }
+    Prefetch prefetch(trees_, releases, static_cast<size_t>(workers));
     parallel_for(total, static_cast<size_t>(workers), [&] {
         // One plugin instance per thread; when it cannot be made, each target says why.
         return [&, instance = std::unique_ptr<PluginInstance>()](size_t i) mutable {
             const Release& release = releases[i];
+            prefetch.started(i);
             TargetRecord record;
             try {
                 if (!instance) instance = std::make_unique<PluginInstance>(plugin_, context_);
@@ -283,7 +381,13 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
                 record.reason = e.what();
                 index_.put(record);
             }
-            if (instance) record = build_one(*instance, release, workers);
+            if (instance) record = build_one(*instance, release);
+            prefetch.done(i);
+            try {
+                keep_cache_bounded();
+            } catch (const std::exception& e) {
+                spdlog::warn("{}", e.what());
+            }
             std::lock_guard lock(summary_mutex);
             summary.records.push_back(record);
             const std::string where = "[" + std::to_string(i + 1) + "/" + std::to_string(total) + "] " +
@@ -327,7 +431,12 @@ std::string KernelTrees::key(const std::vector<Package>& packages) const {
 }
 
 KernelTrees::KernelTrees(const Plugin& plugin, Fetcher& fetcher, fs::path cache_dir, Trust* trust, Builder* builder)
-    : plugin_(plugin), fetcher_(fetcher), cache_dir_(std::move(cache_dir)), trust_(trust), builder_(builder) {}
+    : plugin_(plugin),
+      fetcher_(fetcher),
+      cache_dir_(std::move(cache_dir)),
+      cache_(cache_dir_),
+      trust_(trust),
+      builder_(builder) {}
 
 namespace {
 
@@ -336,7 +445,7 @@ namespace {
 void save_unverified(const fs::path& file, const std::vector<UnverifiedSource>& sources) {
     Json list = Json::array();
     for (const auto& s : sources) list.push_back({{"url", s.url}, {"reason", s.reason}, {"package", s.package}});
-    const fs::path tmp = file.string() + ".tmp-" + random_suffix();
+    const fs::path tmp = file.string() + ".tmp-" + owned_suffix();
     std::ofstream(tmp) << list.dump();
     fs::rename(tmp, file);
 }
@@ -355,19 +464,20 @@ std::vector<UnverifiedSource> load_unverified(const fs::path& file) {
 }  // namespace
 
 fs::path KernelTrees::unpacked_root(PluginInstance& plugin, const Release& release,
-                                    const std::vector<Package>& packages) {
+                                    const std::vector<Package>& packages, Cache::Lease& lease) {
     const fs::path trees = cache_dir_ / "trees";
     const std::string fingerprint = trust_ ? trust_->fingerprint(release.distro) : "";
     const std::string name = key(packages).substr(0, 32) + (fingerprint.empty() ? "" : "-" + fingerprint.substr(0, 16));
     const fs::path final_dir = trees / name;
     const fs::path notes = trees / (name + ".unverified.json");
+    lease = cache_.lease(final_dir);  // before looking: a tree found is one not being evicted
     if (fs::is_directory(final_dir)) {
         if (trust_) trust_->note_unverified(load_unverified(notes));
         return final_dir;
     }
 
     // Unpacked under a temporary name, renamed when complete: a partial tree never looks done.
-    const fs::path temporary = trees / (final_dir.filename().string() + ".part-" + random_suffix());
+    const fs::path temporary = trees / (final_dir.filename().string() + ".part-" + owned_suffix());
     fs::create_directories(temporary);
     Release unpack_release = release;
     unpack_release.packages = packages;
@@ -388,22 +498,26 @@ fs::path KernelTrees::unpacked_root(PluginInstance& plugin, const Release& relea
             if (!source.package.empty() && wheres.count(source.package)) mine.push_back(source);
         if (!mine.empty()) save_unverified(notes, mine);
     }
+    const std::uint64_t bytes = disk_use(temporary);
     std::error_code ec;
     fs::rename(temporary, final_dir, ec);
     if (ec) {  // another worker finished the same tree first
         fs::remove_all(temporary, ec);
         if (!fs::is_directory(final_dir)) throw Error(final_dir.string() + ": cannot create");
+    } else {
+        lease.set_size(bytes);
     }
     return final_dir;
 }
 
-std::vector<Package> KernelTrees::fetched(std::vector<Package> packages) {
+std::vector<Package> KernelTrees::fetched(std::vector<Package> packages, std::vector<Cache::Lease>& leases) {
     std::vector<FetchRequest> requests;
     std::vector<size_t> remote;
     for (size_t i = 0; i < packages.size(); ++i) {
         if (!packages[i].path.empty()) continue;
-        requests.push_back({packages[i].url, packages[i].sha256, packages[i].size, packages[i].sha512});
+        requests.push_back({packages[i].url, packages[i].sha256, packages[i].size, packages[i].sha512, true});
         remote.push_back(i);
+        leases.push_back(cache_.lease(fetcher_.cache_path(requests.back()).parent_path()));
     }
     const auto outcomes = fetcher_.fetch_all(requests);
     for (size_t k = 0; k < outcomes.size(); ++k) {
@@ -416,16 +530,26 @@ std::vector<Package> KernelTrees::fetched(std::vector<Package> packages) {
     return packages;
 }
 
+std::vector<Cache::Lease> KernelTrees::prefetch(const Release& release) {
+    std::vector<Cache::Lease> leases;
+    fetched(release.packages, leases);
+    return leases;
+}
+
 PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release, std::vector<std::string>* sha256s,
                                   const fs::path& log) {
     PreparedTree tree;
-    tree.packages = fetched(release.packages);
+    std::vector<Cache::Lease> downloads;  // kept until unpacked
+    tree.packages = fetched(release.packages, downloads);
     if (sha256s) {
         sha256s->clear();
         for (const auto& p : tree.packages) sha256s->push_back(p.sha256);
     }
     tree.checksum = key(tree.packages);
-    tree.root = unpacked_root(plugin, release, tree.packages);
+    Cache::Lease unpacked;
+    tree.root = unpacked_root(plugin, release, tree.packages, unpacked);
+    tree.leases.push_back(std::make_shared<const Cache::Lease>(std::move(unpacked)));
+    downloads.clear();
     const KernelDir kernel_dir = plugin.get_kernel_dir({release.release, tree.root.string()});
     tree.kernel_dir = kernel_dir.kernel_dir;
     tree.self_contained = kernel_dir.self_contained;
@@ -441,7 +565,10 @@ PreparedTree KernelTrees::prepare(PluginInstance& plugin, const Release& release
 // A source kernel's config: fetched, or (a relative path and no URL) a file the plugin's unpack
 // put in the unpacked root (COS's, taken out of its kernel-headers.tgz), never outside it.
 Package KernelTrees::source_config(const fs::path& root, const Package& config) {
-    if (!config.url.empty() || fs::path(config.path).is_absolute()) return fetched({config}).front();
+    if (!config.url.empty() || fs::path(config.path).is_absolute()) {
+        std::vector<Cache::Lease> leases;  // read at once, when the tree is prepared
+        return fetched({config}, leases).front();
+    }
     const fs::path file = fs::weakly_canonical(root / config.path);
     const fs::path base = fs::weakly_canonical(root);
     const auto [end, rest] = std::mismatch(base.begin(), base.end(), file.begin(), file.end());
@@ -487,6 +614,7 @@ void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std
     // processes): the others wait for it and reuse it.
     fs::create_directories(dir.parent_path());
     const FileLock lock(dir.string() + ".lock", release.distro + " " + wanted);
+    auto lease = std::make_shared<Cache::Lease>(cache_.lease(dir));
     if (fs::is_directory(dir)) {
         spdlog::info("{} {}: the source tree prepared with this config is reused ({})", release.distro, wanted,
                      dir.string());
@@ -495,7 +623,7 @@ void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std
                      release.distro, wanted, compiler.name(), builder);
         // Made under a temporary name and renamed when complete: a tree being prepared is never
         // taken for a prepared one.
-        const fs::path temporary = dir.string() + ".part-" + random_suffix();
+        const fs::path temporary = dir.string() + ".part-" + owned_suffix();
         fs::create_directories(temporary);
         try {
             std::string text = read_file(config.path);
@@ -531,13 +659,17 @@ void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std
             fs::remove_all(temporary, ec);
             throw;
         }
+        const std::uint64_t bytes = disk_use(temporary);
         std::error_code ec;
         fs::rename(temporary, dir, ec);
         if (ec) {  // another worker prepared the same tree first
             fs::remove_all(temporary, ec);
             if (!fs::is_directory(dir)) throw Error(dir.string() + ": cannot create");
+        } else {
+            lease->set_size(bytes);
         }
     }
+    tree.leases.push_back(std::move(lease));  // beside the source's own
     tree.source_dir = source;
     tree.root = dir;
     tree.kernel_dir = dir;
@@ -547,7 +679,7 @@ void KernelTrees::prepare_source(PreparedTree& tree, const Release& release, std
     tree.config = {config.path, md5_file(config.path)};
 }
 
-TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& release, int workers) {
+TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& release) {
     Release named = release;
     std::vector<std::string> sha256s;
     try {
@@ -565,11 +697,11 @@ TargetRecord Pipeline::build_unnamed(PluginInstance& plugin, const Release& rele
         return record;
     }
     spdlog::info("{} {}: the tree names the kernel {}", release.distro, release_id(release), named.release);
-    return build_one(plugin, named, workers);
+    return build_one(plugin, named);
 }
 
-TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release, int workers) {
-    if (release.release.empty() && release.unavailable.empty()) return build_unnamed(plugin, release, workers);
+TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release) {
+    if (release.release.empty() && release.unavailable.empty()) return build_unnamed(plugin, release);
     TargetRecord record = new_record(release);
     if (!release.unavailable.empty()) {
         record.status = TargetStatus::unavailable;
@@ -600,7 +732,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
     }
 
     const auto started = std::chrono::steady_clock::now();
-    const fs::path work = options_.cache_dir / "work" / random_suffix();
+    const fs::path work = options_.cache_dir / "work" / owned_suffix();
     const fs::path log_dir = options_.out_dir / "logs";
     const std::string log_name =
         safe_component(release.distro + "_" + release.arch + "_" + release_id(release) + "_" + module_name_ + ".log");
@@ -655,8 +787,10 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
         job.work_dir = work;
         job.log = log_dir / log_name;
         job.timeout = options_.build_timeout;
-        // The cores are shared by the releases built at once.
-        job.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / workers);
+        // The cores are shared by the builds compiling now: while the other workers download or
+        // unpack, this one takes what they leave.
+        const Compiling compiling(compiling_);
+        job.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / compiling.now());
         record.compiler = job.compiler.text;
         record.builder = builder_.name(job);
         record.builder_reason = builder_.choice(job);
@@ -711,7 +845,7 @@ TargetRecord Pipeline::build_one(PluginInstance& plugin, const Release& release,
                                 "; the naming cannot tell them apart (add {module})");
             const fs::path final_path = options_.out_dir / name;
             fs::create_directories(final_path.parent_path());
-            Staged next{name, final_path.string() + ".tmp-" + random_suffix(), built_ko, {}};
+            Staged next{name, final_path.string() + ".tmp-" + owned_suffix(), built_ko, {}};
             staged.push_back(next);
             if (name.size() > 3 && name.compare(name.size() - 3, 3, ".gz") == 0) {
                 gzip_file(ko, next.file);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "build/builder.h"
+#include "fetch/cache.h"
 #include "fetch/fetch.h"
 #include "fetch/trust.h"
 #include "output/artifacts.h"
@@ -11,6 +12,7 @@
 #include "plugin/host_services.h"
 #include "plugin/plugin_host.h"
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -35,6 +37,9 @@ struct PipelineOptions {
     bool force = false;                                   // rebuild targets already built from the same inputs
     int jobs = 1;                                         // releases worked on at once
     std::chrono::seconds build_timeout{900};
+    // The cache's entries no target uses are evicted, least recently used first, as the run goes
+    // (after each target) to keep them within this many bytes; 0: no bound.
+    std::uint64_t cache_max = 0;
     // What checked the run's sources: its unverified ones are recorded in index.json.
     Trust* trust = nullptr;
     // Signs each module with the hash the kernel's config names (module_sign.h) before it is
@@ -54,6 +59,8 @@ struct PreparedTree {
     bool modpost_warn = false;  // the prepared tree has no Module.symvers
     ConfigHash config;
     std::string checksum;  // of the packages: the tree's cache key
+    // Keep the tree (and a source kernel's source) from eviction while the tree is used.
+    std::vector<std::shared_ptr<const Cache::Lease>> leases;
 };
 
 // A plugin's releases fetched and unpacked once into the cache (trees/<key of the packages>,
@@ -74,14 +81,22 @@ public:
     PreparedTree prepare(PluginInstance& plugin, const Release& release, std::vector<std::string>* sha256s = nullptr,
                          const std::filesystem::path& log = {});
 
+    // Downloads a release's packages ahead of its build (a failure is left for prepare() to
+    // report); the leases keep them until the build has them.
+    std::vector<Cache::Lease> prefetch(const Release& release);
+
     int make_jobs = 1;  // for a source kernel's modules_prepare
 
+    const Cache& cache() const { return cache_; }
+
 private:
-    // The packages with local paths and sha256, downloaded where needed.
-    std::vector<Package> fetched(std::vector<Package> packages);
-    // The packages unpacked by the plugin; a partial tree never looks finished.
+    // The packages with local paths and sha256, downloaded where needed; `leases` gets the
+    // downloads' (held until they are unpacked).
+    std::vector<Package> fetched(std::vector<Package> packages, std::vector<Cache::Lease>& leases);
+    // The packages unpacked by the plugin; a partial tree never looks finished. `lease` gets the
+    // tree's.
     std::filesystem::path unpacked_root(PluginInstance& plugin, const Release& release,
-                                        const std::vector<Package>& packages);
+                                        const std::vector<Package>& packages, Cache::Lease& lease);
     std::string key(const std::vector<Package>& packages) const;
     // A source kernel's tree made ready for module builds (PreparedTree::source_dir).
     Package source_config(const std::filesystem::path& root, const Package& config);
@@ -93,6 +108,7 @@ private:
     const Plugin& plugin_;
     Fetcher& fetcher_;
     std::filesystem::path cache_dir_;
+    Cache cache_;
     Trust* trust_;
     Builder* builder_;
 };
@@ -120,6 +136,8 @@ public:
 
 private:
     TargetRecord new_record(const Release& release) const;
+    // Evicts what no target uses down to options_.cache_max (when set).
+    void keep_cache_bounded() const;
     // The run's unverified sources that concern this release: repository metadata, and what
     // vouches for its own packages ("<url>: <why>").
     std::vector<std::string> unverified_of(const Release& release) const;
@@ -133,11 +151,10 @@ private:
     // among the run's threads. A name another target holds goes to the target that sorts first
     // (target_key), whatever the order of work: the other is recorded failed, naming the first.
     void commit(TargetRecord& record, std::vector<Staged>& staged);
-    // workers: releases this run builds at once (they share the machine's cores).
-    TargetRecord build_one(PluginInstance& plugin, const Release& release, int workers);
+    TargetRecord build_one(PluginInstance& plugin, const Release& release);
     // A release the plugin could not name before its tree was unpacked (a Flatcar image known
     // by URL): fetched and unpacked first, named from the tree, then built as any other.
-    TargetRecord build_unnamed(PluginInstance& plugin, const Release& release, int workers);
+    TargetRecord build_unnamed(PluginInstance& plugin, const Release& release);
 
     const Plugin& plugin_;
     Builder& builder_;
@@ -151,6 +168,7 @@ private:
     bool modules_required_ = false;
     std::vector<std::string> nested_trees_;
     std::mutex commit_mutex_;
+    std::atomic<int> compiling_{0};  // builds running their compiler now
 };
 
 // The release (`uname -r`) a kernel build tree was made for: include/config/kernel.release,

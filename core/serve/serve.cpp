@@ -70,6 +70,7 @@ public:
           target_of_(context.target_of),
           cache_dir_(context.cache_dir),
           out_dir_(fs::absolute(settings.out)),
+          cache_max_(context.cache_max),
           trust_(served_trust(plugins, target_of_), cache_dir_),
           context_(make_host_context(cache_dir_, fetcher, &trust_)),
           served_(declared_targets(plugins, context_)) {}
@@ -323,6 +324,7 @@ private:
         options.module_src = fs::absolute(source.path);
         options.out_dir = out_dir_ / "builds" / plugin.name() / source.name;
         options.cache_dir = cache_dir_;
+        options.cache_max = cache_max_;
         options.module_version = source.version;
         options.modules = {source.name};  // the node asks for <name>.ko
         options.jobs = 1;
@@ -338,6 +340,7 @@ private:
     std::shared_ptr<const ModuleSigner> signer_;
     std::function<TargetOptions(const std::string&)> target_of_;
     fs::path cache_dir_, out_dir_;
+    std::uint64_t cache_max_ = 0;
     Trust trust_;
     HostContext context_;
     const std::vector<Served> served_;

@@ -70,6 +70,7 @@ struct ServeSettings {
 struct ServeContext {
     std::vector<std::filesystem::path> plugin_dirs;
     std::filesystem::path cache_dir;
+    std::uint64_t cache_max = 0;  // --cache-max: bytes; 0: no bound
     // A distro's target as the config file sets it (mirrors, options, keyrings): what the
     // service crawls with and trusts.
     std::function<TargetOptions(const std::string& distro)> target_of;
