@@ -7,8 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <sstream>
 
@@ -214,6 +216,34 @@ void make_test_key(const fs::path& home, const std::string& name) {
     const ProcessResult r =
         run_process({(source_dir() / "tests/fixtures/deb/make-test-key").string(), home.string(), name});
     if (r.exit_code != 0) throw Error("make-test-key " + home.string() + ": " + r.err);
+}
+
+std::vector<ProcessEntry> processes() {
+    std::vector<ProcessEntry> found;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+        const std::string pid = entry.path().filename().string();
+        if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+        // "PID (COMM) STATE PPID ...": the name may hold spaces and parentheses, the last ')' ends it.
+        std::ifstream stat_file(entry.path() / "stat");
+        std::string stat;
+        if (!std::getline(stat_file, stat)) continue;  // gone meanwhile
+        const auto open = stat.find('('), close = stat.rfind(')');
+        if (open == std::string::npos || close == std::string::npos || close < open) continue;
+        ProcessEntry process;
+        process.pid = std::stoi(pid);
+        process.name = stat.substr(open + 1, close - open - 1);
+        char state = 0;
+        std::istringstream(stat.substr(close + 1)) >> state >> process.parent;
+        if (state == 'Z' || state == 'X') continue;
+        std::ifstream cmdline(entry.path() / "cmdline", std::ios::binary);
+        std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+        while (!args.empty() && args.back() == '\0') args.pop_back();
+        std::replace(args.begin(), args.end(), '\0', ' ');
+        process.command = args;
+        found.push_back(process);
+    }
+    return found;
 }
 
 }  // namespace kbuild::test

@@ -6,6 +6,8 @@
 #include <kbuild/plugin_api.h>
 #include <kbuild/types.hpp>
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -123,5 +125,14 @@ LinuxSource debian_linux_source();
 
 // Writes the .config of Debian's newest bookworm kernel (built by gcc 12) to `file`.
 void write_bookworm_config(const std::filesystem::path& file);
+
+// The processes alive now (zombies left out), from /proc.
+struct ProcessEntry {
+    pid_t pid = 0;
+    pid_t parent = 0;
+    std::string name;     // /proc/PID/comm
+    std::string command;  // its arguments, joined by spaces
+};
+std::vector<ProcessEntry> processes();
 
 }  // namespace kbuild::test
