@@ -1,15 +1,20 @@
 // The Docker client's reading of the daemon's replies, against a fake daemon on a unix socket
 // in this process: whatever HTTP framing a reply comes in (chunked, split anywhere, braces in
-// its strings), it is read as a whole and its JSON parsed as a whole.
+// its strings), it is read as a whole and its JSON parsed as a whole; and what a killed
+// process's reaper asks of it.
 #include "build/docker.h"
 #include "test_util.h"
+#include "util/fd.h"
+#include "util/reaper.h"
 
 #include <gtest/gtest.h>
 
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <atomic>
+#include <csignal>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -167,6 +172,41 @@ TEST(DockerClient, PingIsTheStatus) {
     EXPECT_TRUE(Docker(daemon.socket()).ping());
     FakeDaemon failing(Replies{{"/v1.41/_ping", "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"}});
     EXPECT_FALSE(Docker(failing.socket()).ping());
+}
+
+// A process killed with SIGKILL leaves its containers to its reaper (util/reaper.h), which
+// asks the daemon itself: a forked copy of this test registers two, forgets one and is killed;
+// the other is removed, and only it.
+TEST(DockerClient, AKilledProcessesReaperRemovesTheContainersItHeld) {
+    FakeDaemon daemon(Replies{{"/containers/held", "HTTP/1.1 204 No Content\r\n\r\n"}});
+    const Pipe registered;
+    const pid_t copy = ::fork();
+    ASSERT_GE(copy, 0);
+    if (copy == 0) {
+        reaper::watch_container(daemon.socket().string(), "held");
+        reaper::watch_container(daemon.socket().string(), "removed");
+        reaper::forget_container(daemon.socket().string(), "removed");
+        (void)!::write(registered.write.get(), "!", 1);
+        for (;;) ::pause();
+    }
+    char done = 0;
+    const bool ready = ::read(registered.read.get(), &done, 1) == 1;
+    pid_t reaper = 0;
+    for (const auto& p : test::processes())
+        if (p.name == "kbuild-reaper" && p.parent == copy) reaper = p.pid;
+    ::kill(copy, SIGKILL);
+    ASSERT_EQ(::waitpid(copy, nullptr, 0), copy);
+    ASSERT_TRUE(ready);
+    ASSERT_GT(reaper, 0) << "the copy started no reaper";
+
+    const auto reaper_alive = [&] {
+        for (const auto& p : test::processes())
+            if (p.pid == reaper && p.name == "kbuild-reaper") return true;
+        return false;
+    };
+    for (int i = 0; i < 200 && reaper_alive(); ++i) ::usleep(50000);
+    EXPECT_FALSE(reaper_alive());
+    EXPECT_EQ(daemon.requests(), std::vector<std::string>{"DELETE /containers/held?force=1&v=1 HTTP/1.1"});
 }
 
 }  // namespace

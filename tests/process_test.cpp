@@ -13,6 +13,8 @@
 #include <csignal>
 #include <filesystem>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 using namespace kbuild;
 
@@ -104,6 +106,9 @@ int open_fds() {
 // and log file opened for it is closed again.
 TEST(Process, AFailedStartNamesTheProgramAndLeaksNoDescriptor) {
     test::TempDir dir;
+    // The first program started opens the process's one end to the reaper (util/reaper.h), kept
+    // for the process's life.
+    run_process({"true"});
     const int before = open_fds();
     for (int i = 0; i < 3; ++i) {
         ProcessOptions logged;
@@ -126,6 +131,76 @@ TEST(Process, AFailedStartNamesTheProgramAndLeaksNoDescriptor) {
     fed.input = "in\n";
     EXPECT_EQ(run_process({"cat"}, fed).out, "in\n");
     EXPECT_EQ(open_fds(), before);
+}
+
+// A process killed with SIGKILL (no cleanup runs) takes the program it was running along; a
+// program that had finished is no longer its own, and what that one left running is left
+// alone. A forked copy of this test plays kbuild, running programs through run_process in
+// threads that come and go; as the subreaper, this test inherits what the copy leaves when it
+// dies, so it can see how each ended.
+TEST(Process, AKilledProcessLeavesNoProgramBehind) {
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    struct NoLongerSubreaper {
+        ~NoLongerSubreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 0); }
+    } restore;
+    // sleep takes "3600.<pid>" for seconds: arguments no other test's sleep has.
+    const std::string running = "3600." + std::to_string(::getpid());
+    const std::string left = "3601." + std::to_string(::getpid());
+    pid_t copy = ::fork();
+    ASSERT_GE(copy, 0);
+    if (copy == 0) {
+        const auto in_thread = [](std::vector<std::string> argv) {
+            return std::thread([argv = std::move(argv)] {
+                try {
+                    run_process(argv);
+                } catch (...) {
+                    ::_exit(1);
+                }
+            });
+        };
+        // The thread that starts the reaper is gone before the program that the kill finds.
+        in_thread({"sh", "-c", "sleep " + left + " >/dev/null 2>&1 &"}).join();
+        in_thread({"sleep", running}).detach();
+        for (;;) ::pause();
+    }
+    pid_t sleeping = 0, leftover = 0, reaper = 0;
+    struct KillLeftovers {
+        pid_t &copy, &sleeping, &leftover;
+        ~KillLeftovers() {
+            for (const pid_t pid : {copy, sleeping, leftover})
+                if (pid > 0 && ::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+        }
+    } leftovers{copy, sleeping, leftover};
+    for (int i = 0; i < 600 && (sleeping == 0 || leftover == 0 || reaper == 0); ++i) {
+        for (const auto& p : test::processes()) {
+            if (p.command == "sleep " + running) sleeping = p.pid;
+            if (p.command == "sleep " + left) leftover = p.pid;
+            if (p.name == "kbuild-reaper" && p.parent == copy) reaper = p.pid;
+        }
+        ::usleep(50000);
+    }
+    ASSERT_GT(sleeping, 0) << "the copy's sleep never started";
+    ASSERT_GT(leftover, 0) << "the finished program's sleep never started";
+    ASSERT_GT(reaper, 0) << "the copy started no reaper";
+
+    ASSERT_EQ(::kill(copy, SIGKILL), 0);
+    ASSERT_EQ(::waitpid(copy, nullptr, 0), copy);
+    copy = 0;
+    // Handed to this process once the copy is gone (ECHILD until then): reaped as they end.
+    int sleep_status = 0, reaper_status = 0;
+    bool sleep_ended = false, reaper_ended = false;
+    for (int i = 0; i < 200 && !(sleep_ended && reaper_ended); ++i) {
+        sleep_ended = sleep_ended || ::waitpid(sleeping, &sleep_status, WNOHANG) == sleeping;
+        reaper_ended = reaper_ended || ::waitpid(reaper, &reaper_status, WNOHANG) == reaper;
+        ::usleep(50000);
+    }
+    ASSERT_TRUE(sleep_ended) << "the running program outlived the killed process";
+    sleeping = 0;
+    EXPECT_TRUE(WIFSIGNALED(sleep_status) && WTERMSIG(sleep_status) == SIGKILL) << sleep_status;
+    ASSERT_TRUE(reaper_ended) << "the reaper outlived the killed process";
+    EXPECT_TRUE(WIFEXITED(reaper_status) && WEXITSTATUS(reaper_status) == 0) << reaper_status;
+    // The reaper has done all it does: the finished program's sleep was never its to kill.
+    EXPECT_EQ(::waitpid(leftover, nullptr, WNOHANG), 0) << "a finished program's child was killed";
 }
 
 // The program leads a process group of its own, starts with no signal blocked (kbuild blocks

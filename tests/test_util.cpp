@@ -7,10 +7,18 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <sstream>
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 
@@ -71,6 +79,24 @@ Stopped stop_kbuild_when(const std::vector<std::string>& args, const std::string
     Stopped stopped;
     std::istringstream(r.out) >> stopped.seen >> stopped.exit_status;
     return stopped;
+}
+
+pid_t start_kbuild(const std::vector<std::string>& args, const fs::path& log) {
+    std::vector<std::string> argv{kbuild_binary().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> c_argv;
+    for (auto& a : argv) c_argv.push_back(a.data());
+    c_argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    pid_t pid = -1;
+    const int code = ::posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (code != 0) throw Error("kbuild: cannot run: " + std::string(std::strerror(code)));
+    return pid;
 }
 
 void write_file(const fs::path& path, const std::string& text) {
@@ -214,6 +240,70 @@ void make_test_key(const fs::path& home, const std::string& name) {
     const ProcessResult r =
         run_process({(source_dir() / "tests/fixtures/deb/make-test-key").string(), home.string(), name});
     if (r.exit_code != 0) throw Error("make-test-key " + home.string() + ": " + r.err);
+}
+
+fs::path make_test_kernel_package(const fs::path& dir, const std::string& release, const std::string& makefile) {
+    const fs::path root = dir / ("testkernel-" + release + "-root");
+    const fs::path tree = root / "usr/src" / ("testkernel-" + release);
+    write_file(tree / ".config",
+               "CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\nCONFIG_CC_IS_GCC=y\n"
+               "CONFIG_GCC_VERSION=120200\nCONFIG_X86_64=y\nCONFIG_X86=y\n");
+    write_file(tree / "Makefile", makefile);
+    const fs::path package = dir / ("testkernel-headers-" + release + ".pkg");
+    const ProcessResult r = run_process({"tar", "-cf", package.string(), "-C", root.string(), "usr"});
+    if (r.exit_code != 0) throw Error("tar -cf " + package.string() + ": " + r.err);
+    fs::remove_all(root);
+    return package;
+}
+
+std::vector<ProcessEntry> processes() {
+    std::vector<ProcessEntry> found;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+        const std::string pid = entry.path().filename().string();
+        if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+        // "PID (COMM) STATE PPID ...": the name may hold spaces and parentheses, the last ')' ends it.
+        std::ifstream stat_file(entry.path() / "stat");
+        std::string stat;
+        if (!std::getline(stat_file, stat)) continue;  // gone meanwhile
+        const auto open = stat.find('('), close = stat.rfind(')');
+        if (open == std::string::npos || close == std::string::npos || close < open) continue;
+        ProcessEntry process;
+        process.pid = std::stoi(pid);
+        process.name = stat.substr(open + 1, close - open - 1);
+        char state = 0;
+        std::istringstream(stat.substr(close + 1)) >> state >> process.parent;
+        if (state == 'Z' || state == 'X') continue;
+        std::ifstream cmdline(entry.path() / "cmdline", std::ios::binary);
+        std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+        while (!args.empty() && args.back() == '\0') args.pop_back();
+        std::replace(args.begin(), args.end(), '\0', ' ');
+        process.command = args;
+        found.push_back(process);
+    }
+    return found;
+}
+
+std::vector<ProcessEntry> process_tree(pid_t root) {
+    const std::vector<ProcessEntry> all = processes();
+    std::vector<ProcessEntry> tree;
+    for (const auto& p : all)
+        if (p.pid == root) tree.push_back(p);
+    // Each process found brings its children.
+    for (size_t i = 0; i < tree.size(); ++i) {
+        const pid_t parent = tree[i].pid;
+        for (const auto& p : all)
+            if (p.parent == parent) tree.push_back(p);
+    }
+    return tree;
+}
+
+std::vector<ProcessEntry> still_alive(const std::vector<ProcessEntry>& before) {
+    std::vector<ProcessEntry> alive;
+    for (const auto& now : processes())
+        for (const auto& then : before)
+            if (now.pid == then.pid && now.command == then.command) alive.push_back(now);
+    return alive;
 }
 
 }  // namespace kbuild::test

@@ -6,6 +6,8 @@
 #include <kbuild/plugin_api.h>
 #include <kbuild/types.hpp>
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -53,6 +55,10 @@ struct Stopped {
     int exit_status = -1;  // kbuild's, as its shell saw it (128 + N for signal N)
 };
 Stopped stop_kbuild_when(const std::vector<std::string>& args, const std::string& condition, const std::string& signal);
+
+// Starts kbuild with these arguments, stdout and stderr to `log`, and returns its process id:
+// the caller waits for it.
+pid_t start_kbuild(const std::vector<std::string>& args, const std::filesystem::path& log);
 
 void write_file(const std::filesystem::path& path, const std::string& text);
 
@@ -123,5 +129,24 @@ LinuxSource debian_linux_source();
 
 // Writes the .config of Debian's newest bookworm kernel (built by gcc 12) to `file`.
 void write_bookworm_config(const std::filesystem::path& file);
+
+// A package of the good fixture plugin (--distro gooddistro) in `dir`, without the network:
+// testkernel-headers-<release>.pkg, whose kernel tree is a .config naming gcc-12 for x86 and
+// `makefile` as the tree's Makefile, so a build runs what the test wants. Returns its path.
+std::filesystem::path make_test_kernel_package(const std::filesystem::path& dir, const std::string& release,
+                                               const std::string& makefile);
+
+// The processes alive now (zombies left out), from /proc.
+struct ProcessEntry {
+    pid_t pid = 0;
+    pid_t parent = 0;
+    std::string name;     // /proc/PID/comm
+    std::string command;  // its arguments, joined by spaces
+};
+std::vector<ProcessEntry> processes();
+// `root` and every process under it, found by their parents.
+std::vector<ProcessEntry> process_tree(pid_t root);
+// Those of `before` that are still alive (the same pid running the same command).
+std::vector<ProcessEntry> still_alive(const std::vector<ProcessEntry>& before);
 
 }  // namespace kbuild::test

@@ -2,6 +2,7 @@
 
 #include "fetch/http.h"
 #include "unpack/tar_writer.h"
+#include "util/reaper.h"
 
 #include <spdlog/spdlog.h>
 
@@ -546,10 +547,15 @@ ContainerState wait_for_stop(const fs::path& socket, const std::string& id, Cloc
     }
 }
 
-// Removes a container when the run ends, however it ends.
+// Removes a container when the run ends, however it ends; when kbuild itself ends first (a
+// SIGKILL runs no destructor), the reaper removes it. Registered before it starts: a kbuild
+// killed before the registration leaves a container created but never started.
 class ContainerRemoval {
 public:
-    ContainerRemoval(const Docker& docker, std::string id) : docker_(docker), id_(std::move(id)) {}
+    ContainerRemoval(const Docker& docker, const fs::path& socket, std::string id)
+        : docker_(docker), socket_(socket.string()), id_(std::move(id)) {
+        reaper::watch_container(socket_, id_);
+    }
     ContainerRemoval(const ContainerRemoval&) = delete;
     ContainerRemoval& operator=(const ContainerRemoval&) = delete;
     ~ContainerRemoval() {
@@ -558,10 +564,12 @@ public:
         } catch (const std::exception& e) {
             spdlog::warn("{}", e.what());
         }
+        reaper::forget_container(socket_, id_);
     }
 
 private:
     const Docker& docker_;
+    std::string socket_;
     std::string id_;
 };
 
@@ -622,7 +630,7 @@ void Docker::remove_image(const std::string& name_or_id) const {
 ContainerResult Docker::run(const ContainerSpec& spec, std::chrono::seconds timeout) const {
     const std::string what = "docker run " + (spec.name.empty() ? spec.image : spec.name);
     const std::string id = create_container(socket_, spec, what);
-    const ContainerRemoval removal(*this, id);
+    const ContainerRemoval removal(*this, socket_, id);
 
     const Reply started = exchange(socket_, "POST", api_target("/containers/" + id + "/start"), what);
     expect_status(started, {204, 304}, what + ": start");

@@ -2,6 +2,7 @@
 
 #include "util/fd.h"
 #include "util/interrupt.h"
+#include "util/reaper.h"
 #include "util/strings.h"
 
 #include <kbuild/types.hpp>
@@ -101,6 +102,8 @@ private:
 
 // Interrupted: the program's whole process group goes with kbuild. Registered before the
 // program starts, so no Ctrl-C between its start and the registration leaves the group behind.
+// Killed (SIGKILL runs no cleanup): the reaper kills the group, registered with it from the
+// program's start until it was waited for (then the group is no longer kbuild's).
 class GroupCleanup {
 public:
     // The state is the group once started, 0 before, -1 once the cleanup ran (then the group,
@@ -110,13 +113,18 @@ public:
             if (const pid_t group = state->exchange(-1); group > 0) ::kill(-group, SIGKILL);
         });
     }
-    ~GroupCleanup() { remove_cleanup(handle_); }
+    ~GroupCleanup() {
+        remove_cleanup(handle_);
+        if (group_ > 0) reaper::forget_group(group_);
+    }
     GroupCleanup(const GroupCleanup&) = delete;
     GroupCleanup& operator=(const GroupCleanup&) = delete;
 
     // Cleanups that run later (a service's grace while its builds finish) leave the program be;
     // only one that already ran, before the group was known, makes it go at once.
     void started(pid_t group) {
+        group_ = group;
+        reaper::watch_group(group);
         pid_t before = 0;
         if (!state_->compare_exchange_strong(before, group)) ::kill(-group, SIGKILL);
     }
@@ -124,6 +132,7 @@ public:
 private:
     std::shared_ptr<std::atomic<pid_t>> state_;
     int handle_ = -1;
+    pid_t group_ = 0;
 };
 
 }  // namespace
