@@ -83,11 +83,6 @@ std::string shown(const TargetRecord& r) {
     return r.distro + " " + r.kernelrelease + (r.variant.empty() ? "" : "~" + r.variant);
 }
 
-bool holds(const TargetRecord& record, const std::string& name) {
-    return std::any_of(record.artifacts.begin(), record.artifacts.end(),
-                       [&](const ArtifactRecord& a) { return a.path == name; });
-}
-
 std::string taken(const std::string& name, const TargetRecord& keeper) {
     return name + ": also the artifact of " + shown(keeper) +
            ", which keeps it (of targets named alike, the one that sorts first does); the naming cannot tell "
@@ -116,11 +111,10 @@ void remove_abandoned_files(const fs::path& out_dir) {
 // then the target's record is written.
 void Pipeline::commit(TargetRecord& record, std::vector<Staged>& staged) {
     std::lock_guard lock(commit_mutex_);
-    const auto records = index_.records();
     std::vector<TargetRecord> losers;
     for (const auto& s : staged) {
-        for (const auto& other : records) {
-            if (target_key(other) == target_key(record) || !holds(other, s.name)) continue;
+        for (const auto& other : index_.holders(s.name)) {
+            if (target_key(other) == target_key(record)) continue;
             if (target_key(other) < target_key(record)) throw Error(taken(s.name, other));
             TargetRecord loser = other;
             loser.status = TargetStatus::failed;
@@ -312,6 +306,7 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
         else
             ++summary.failed;
     }
+    index_.flush();
     return summary;
 }
 
