@@ -257,6 +257,12 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, Pip
                                                  : fs::weakly_canonical(options_.module_src).filename().string();
     trees_.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     remove_abandoned_files(options_.out_dir);
+    // Ctrl-C ends kbuild without unwinding (no ~Index): index.json takes in the journal first.
+    flush_on_interrupt_ = add_cleanup([this] { index_.flush(); });
+}
+
+Pipeline::~Pipeline() {
+    remove_cleanup(flush_on_interrupt_);
 }
 
 PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
