@@ -1,8 +1,16 @@
 #include "output/artifacts.h"
 
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 
 namespace fs = std::filesystem;
 
@@ -145,62 +153,178 @@ std::string utc_now() {
     return text;
 }
 
+namespace {
+
+fs::path journal_of(const fs::path& index) {
+    return index.string() + ".journal";
+}
+
+// The records of an index's journal, in the order they were put. Its last line may be torn
+// by a run killed while writing it (no newline, or not JSON): that line is left out, with a
+// warning. Any other line that is not a record is an error naming the file and the line.
+std::vector<TargetRecord> read_journal(const fs::path& journal) {
+    std::ifstream in(journal, std::ios::binary);
+    if (!in) throw Error(journal.string() + ": cannot read");
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    std::vector<TargetRecord> records;
+    size_t number = 0;
+    for (size_t start = 0; start < text.size();) {
+        const size_t end = text.find('\n', start);
+        ++number;
+        const bool last = end == std::string::npos || end + 1 == text.size();
+        try {
+            if (end == std::string::npos) throw Error("no newline");
+            records.push_back(Json::parse(text.substr(start, end - start)).get<TargetRecord>());
+        } catch (const std::exception& e) {
+            if (!last)
+                throw Error(journal.string() + ": line " + std::to_string(number) +
+                            ": not a kbuild index record: " + e.what());
+            spdlog::warn("{}: line {} is torn (a run was killed while writing it): left out", journal.string(), number);
+        }
+        start = end == std::string::npos ? text.size() : end + 1;
+    }
+    return records;
+}
+
+}  // namespace
+
 std::vector<TargetRecord> read_index(const fs::path& file) {
     std::ifstream in(file);
     if (!in) throw Error(file.string() + ": cannot read");
     const Json doc = Json::parse(in, nullptr, /*allow_exceptions=*/false);
     if (!doc.is_object() || !doc.contains("targets") || !doc["targets"].is_array())
         throw Error(file.string() + ": not a kbuild index");
+    std::vector<TargetRecord> records;
     try {
-        return doc["targets"].get<std::vector<TargetRecord>>();
+        records = doc["targets"].get<std::vector<TargetRecord>>();
     } catch (const Json::exception& e) {
         throw Error(file.string() + ": not a kbuild index: " + e.what());
     }
+    if (!fs::exists(journal_of(file))) return records;
+    // The journal's records are newer: a target's last one wins.
+    std::map<TargetKey, TargetRecord> latest;
+    for (auto& record : records) latest.insert_or_assign(TargetKey(target_key(record)), std::move(record));
+    for (auto& record : read_journal(journal_of(file)))
+        latest.insert_or_assign(TargetKey(target_key(record)), std::move(record));
+    records.clear();
+    for (auto& [key, record] : latest) records.push_back(std::move(record));
+    return records;
 }
 
-Index::Index(fs::path out_dir) : out_dir_(std::move(out_dir)), path_(out_dir_ / "index.json") {
-    if (!fs::exists(path_)) return;
+Index::Index(fs::path out_dir)
+    : out_dir_(std::move(out_dir)), path_(out_dir_ / "index.json"), journal_path_(journal_of(path_)) {
+    if (!fs::exists(path_)) {
+        compact_next_ = true;
+        return;
+    }
     try {
-        records_ = read_index(path_);
+        for (const auto& record : read_index(path_)) insert_locked(record);
     } catch (const Error& e) {
         throw Error(std::string(e.what()) + " (move it away to start a new one)");
     }
+    // A killed run's journal, replayed above: folded into index.json now.
+    if (fs::exists(journal_path_)) compact_locked();
+}
+
+Index::~Index() {
+    try {
+        flush();
+    } catch (const std::exception& e) {
+        spdlog::error("{} (the next run reads {})", e.what(), journal_path_.string());
+    }
+    if (journal_fd_ >= 0) ::close(journal_fd_);
 }
 
 std::optional<TargetRecord> Index::find(const TargetRecord& target) const {
     std::lock_guard lock(mutex_);
-    for (const auto& r : records_)
-        if (target_key(r) == target_key(target)) return r;
-    return std::nullopt;
+    const auto it = records_.find(target_key(target));
+    if (it == records_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::vector<TargetRecord> Index::holders(const std::string& artifact_path) const {
+    std::lock_guard lock(mutex_);
+    std::vector<TargetRecord> found;
+    if (const auto it = holders_.find(artifact_path); it != holders_.end())
+        for (const auto& key : it->second) found.push_back(records_.find(key)->second);
+    return found;
 }
 
 void Index::put(const TargetRecord& record) {
     std::lock_guard lock(mutex_);
-    auto it = std::find_if(records_.begin(), records_.end(),
-                           [&](const TargetRecord& r) { return target_key(r) == target_key(record); });
-    if (it != records_.end())
-        *it = record;
+    insert_locked(record);
+    // A rewrite of n records once per n/4 puts: O(1) a put, amortised.
+    if (compact_next_ || journal_lines_ >= std::max<size_t>(256, records_.size() / 4))
+        compact_locked();
     else
-        records_.push_back(record);
-    std::sort(records_.begin(), records_.end(),
-              [](const TargetRecord& a, const TargetRecord& b) { return target_key(a) < target_key(b); });
-    save_locked();
+        append_locked(record);
+}
+
+void Index::flush() {
+    std::lock_guard lock(mutex_);
+    if (journal_lines_ > 0 || (compact_next_ && !records_.empty())) compact_locked();
 }
 
 std::vector<TargetRecord> Index::records() const {
     std::lock_guard lock(mutex_);
-    return records_;
+    std::vector<TargetRecord> all;
+    all.reserve(records_.size());
+    for (const auto& [key, record] : records_) all.push_back(record);
+    return all;
 }
 
-void Index::save_locked() const {
+void Index::insert_locked(const TargetRecord& record) {
+    TargetKey key(target_key(record));
+    if (const auto it = records_.find(key); it != records_.end()) {
+        for (const auto& artifact : it->second.artifacts) {
+            auto& keys = holders_[artifact.path];
+            keys.erase(key);
+            if (keys.empty()) holders_.erase(artifact.path);
+        }
+    }
+    for (const auto& artifact : record.artifacts) holders_[artifact.path].insert(key);
+    records_.insert_or_assign(std::move(key), record);
+}
+
+void Index::append_locked(const TargetRecord& record) {
+    if (journal_fd_ < 0) {
+        fs::create_directories(out_dir_);
+        journal_fd_ = ::open(journal_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (journal_fd_ < 0) throw Error(journal_path_.string() + ": cannot open: " + std::strerror(errno));
+    }
+    // One write(2) of a whole line: a kill tears at most the journal's last line.
+    const std::string line = Json(record).dump() + '\n';
+    const ssize_t written = ::write(journal_fd_, line.data(), line.size());
+    if (written != static_cast<ssize_t>(line.size())) {
+        const std::string why = written < 0 ? std::strerror(errno) : "a short write";
+        // Nothing goes after what part of the line got there: the next put rewrites index.json
+        // (with this record) and removes the journal.
+        ::close(journal_fd_);
+        journal_fd_ = -1;
+        compact_next_ = true;
+        throw Error(journal_path_.string() + ": cannot write: " + why);
+    }
+    ++journal_lines_;
+}
+
+void Index::compact_locked() {
     fs::create_directories(out_dir_);
+    Json targets = Json::array();
+    for (const auto& [key, record] : records_) targets.push_back(record);
     const fs::path temporary = path_.string() + ".tmp";
     {
         std::ofstream out(temporary, std::ios::trunc);
-        out << Json{{"schema", kSchema}, {"targets", records_}}.dump(2) << '\n';
+        out << Json{{"schema", kSchema}, {"targets", std::move(targets)}}.dump(2) << '\n';
         if (!out) throw Error(temporary.string() + ": cannot write");
     }
     fs::rename(temporary, path_);
+    // index.json holds the journal's records now: were the next lines not reached, replaying
+    // the journal again would change nothing.
+    compact_next_ = false;
+    if (journal_fd_ >= 0) ::close(journal_fd_);
+    journal_fd_ = -1;
+    journal_lines_ = 0;
+    fs::remove(journal_path_);
 }
 
 }  // namespace kbuild

@@ -79,11 +79,6 @@ std::string shown(const TargetRecord& r) {
     return r.distro + " " + r.kernelrelease + (r.variant.empty() ? "" : "~" + r.variant);
 }
 
-bool holds(const TargetRecord& record, const std::string& name) {
-    return std::any_of(record.artifacts.begin(), record.artifacts.end(),
-                       [&](const ArtifactRecord& a) { return a.path == name; });
-}
-
 std::string taken(const std::string& name, const TargetRecord& keeper) {
     return name + ": also the artifact of " + shown(keeper) +
            ", which keeps it (of targets named alike, the one that sorts first does); the naming cannot tell "
@@ -194,11 +189,10 @@ private:
 // then the target's record is written.
 void Pipeline::commit(TargetRecord& record, std::vector<Staged>& staged) {
     std::lock_guard lock(commit_mutex_);
-    const auto records = index_.records();
     std::vector<TargetRecord> losers;
     for (const auto& s : staged) {
-        for (const auto& other : records) {
-            if (target_key(other) == target_key(record) || !holds(other, s.name)) continue;
+        for (const auto& other : index_.holders(s.name)) {
+            if (target_key(other) == target_key(record)) continue;
             if (target_key(other) < target_key(record)) throw Error(taken(s.name, other));
             TargetRecord loser = other;
             loser.status = TargetStatus::failed;
@@ -341,8 +335,14 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, Pip
                                                  : fs::weakly_canonical(options_.module_src).filename().string();
     trees_.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     remove_abandoned_files(options_.out_dir);
+    // Ctrl-C ends kbuild without unwinding (no ~Index): index.json takes in the journal first.
+    flush_on_interrupt_ = add_cleanup([this] { index_.flush(); });
     if (const int removed = trees_.cache().remove_leftovers(); removed > 0)
         spdlog::info("cache {}: removed {} leftovers of killed runs", options_.cache_dir.string(), removed);
+}
+
+Pipeline::~Pipeline() {
+    remove_cleanup(flush_on_interrupt_);
 }
 
 void Pipeline::keep_cache_bounded() const {
@@ -416,6 +416,7 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
         else
             ++summary.failed;
     }
+    index_.flush();
     return summary;
 }
 

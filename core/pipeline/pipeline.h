@@ -122,6 +122,9 @@ struct PipelineSummary {
 class Pipeline {
 public:
     Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, PipelineOptions options);
+    ~Pipeline();
+    Pipeline(const Pipeline&) = delete;
+    Pipeline& operator=(const Pipeline&) = delete;
 
     // Builds every release; records each in <out>/index.json. Several threads may run at once
     // on one pipeline (the build service does): a run's state lives in the call.
@@ -169,6 +172,7 @@ private:
     std::vector<std::string> nested_trees_;
     std::mutex commit_mutex_;
     std::atomic<int> compiling_{0};  // builds running their compiler now
+    int flush_on_interrupt_ = -1;  // add_cleanup's handle
 };
 
 // The release (`uname -r`) a kernel build tree was made for: include/config/kernel.release,
