@@ -106,8 +106,8 @@ TEST(CacheBound, ARunKilledMidBuildLeavesLeftoversTheNextStartRemoves) {
     const fs::path cache = seeded_cache(dir.path());
     const fs::path out = dir / "out";
     auto args = build_args(cache, out);
-    const test::Stopped stopped =
-        test::stop_kbuild_when(args, "ls -d '" + cache.string() + "'/work/*/src >/dev/null 2>&1", "KILL");
+    const std::string building = "ls -d '" + (cache / "work").string() + "'/*/src >/dev/null 2>&1";
+    const test::Stopped stopped = test::stop_kbuild_when(args, building, "KILL");
     ASSERT_TRUE(stopped.seen);
     EXPECT_EQ(stopped.exit_status, 128 + 9);
     EXPECT_NE(owned_leftovers(cache), "");
