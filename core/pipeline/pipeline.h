@@ -172,7 +172,7 @@ private:
     std::vector<std::string> nested_trees_;
     std::mutex commit_mutex_;
     std::atomic<int> compiling_{0};  // builds running their compiler now
-    int flush_on_interrupt_ = -1;  // add_cleanup's handle
+    int flush_on_interrupt_ = -1;    // add_cleanup's handle
 };
 
 // The release (`uname -r`) a kernel build tree was made for: include/config/kernel.release,
