@@ -28,13 +28,7 @@ TEST(Orphan, AKilledLocalBuildLeavesNoProcessBehind) {
     test::TempDir dir;
     // sleep takes "3600.<pid>" for seconds: a command no other test's build runs.
     const std::string sleep = "sleep 3600." + std::to_string(::getpid());
-    const fs::path package =
-        test::make_test_kernel_package(dir.path(), "6.1.0-1-orphan", "modules:\n\t" + sleep + "\n");
-    const pid_t kbuild = test::start_kbuild(
-        {"--cache-dir", (dir / "cache").string(), "build", "--plugin-dir", test::fixture_plugin_dir("good").string(),
-         "--distro", "gooddistro", "--builder", "local", "--module-src",
-         (test::source_dir() / "examples/hello").string(), "--out", (dir / "out").string(), package.string()},
-        dir / "kbuild.log");
+    const pid_t kbuild = test::start_endless_build(dir.path(), "local", sleep);
     std::vector<test::ProcessEntry> tree;
     struct KillLeftovers {
         pid_t kbuild;

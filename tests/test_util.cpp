@@ -256,6 +256,15 @@ fs::path make_test_kernel_package(const fs::path& dir, const std::string& releas
     return package;
 }
 
+pid_t start_endless_build(const fs::path& dir, const std::string& builder, const std::string& command) {
+    const fs::path package = make_test_kernel_package(dir, "6.1.0-1-orphan", "modules:\n\t" + command + "\n");
+    return start_kbuild(
+        {"--cache-dir", (dir / "cache").string(), "build", "--plugin-dir", fixture_plugin_dir("good").string(),
+         "--distro", "gooddistro", "--builder", builder, "--module-src", (source_dir() / "examples/hello").string(),
+         "--out", (dir / "out").string(), package.string()},
+        dir / "kbuild.log");
+}
+
 std::vector<ProcessEntry> processes() {
     std::vector<ProcessEntry> found;
     std::error_code ec;

@@ -136,6 +136,11 @@ void write_bookworm_config(const std::filesystem::path& file);
 std::filesystem::path make_test_kernel_package(const std::filesystem::path& dir, const std::string& release,
                                                const std::string& makefile);
 
+// Starts `kbuild build --builder <builder>` of examples/hello on such a package whose Makefile
+// runs `command` (which should never end: a sleep), with its cache, out and kbuild.log in `dir`.
+// Returns kbuild's process id.
+pid_t start_endless_build(const std::filesystem::path& dir, const std::string& builder, const std::string& command);
+
 // The processes alive now (zombies left out), from /proc.
 struct ProcessEntry {
     pid_t pid = 0;
