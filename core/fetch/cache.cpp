@@ -196,6 +196,8 @@ std::vector<Cache::Entry> Cache::entries() const {
     std::vector<Entry> found;
     for (const char* kind : kKinds) {
         std::error_code ec;
+        if (!fs::is_directory(dir_ / kind, ec)) continue;
+        fs::create_directories(dir_ / "locks" / kind);  // once per kind, not per entry
         for (const auto& item : fs::directory_iterator(dir_ / kind, ec)) {
             const std::string name = item.path().filename().string();
             if (!item.is_directory() || name.find(".part-") != std::string::npos ||
@@ -204,7 +206,6 @@ std::vector<Cache::Entry> Cache::entries() const {
             Entry entry{item.path(), kind};
             const fs::path lock = lock_path(item.path());
             const bool had_lock = fs::exists(lock);
-            fs::create_directories(lock.parent_path());
             const int fd = lock_file(lock, LOCK_EX, /*blocking=*/false);
             entry.in_use = fd < 0;
             if (entry.in_use) {
