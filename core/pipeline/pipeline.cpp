@@ -361,6 +361,8 @@ PipelineSummary Pipeline::run(const std::vector<Release>& releases) {
     std::mutex summary_mutex;
     const size_t total = releases.size();
     const int workers = std::max(1, std::min<int>(options_.jobs, static_cast<int>(total)));
+    // Trees unpacked side by side share the cores: an xz thread beyond its share only holds memory.
+    set_unpack_threads(std::max(1u, std::thread::hardware_concurrency() / static_cast<unsigned>(workers)));
     try {
         keep_cache_bounded();
     } catch (const std::exception& e) {

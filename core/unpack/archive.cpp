@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <condition_variable>
@@ -146,6 +147,9 @@ private:
     CompressedPayload payload_;
 };
 
+// More threads than blocks do nothing, and a header tree rarely has more than 4 blocks.
+std::atomic<unsigned> xz_threads{4};
+
 // gzip, xz and zstd through the SDK's decompressors (kbuild/decompress.hpp), xz on up to 4
 // threads: Debian's data.tar.xz is cut into 24 MiB blocks that decode in parallel (dpkg-deb
 // does so), which libarchive's single-threaded xz filter cannot.
@@ -153,7 +157,7 @@ class LibraryDecompressor : public PayloadDecompressor {
 public:
     LibraryDecompressor(Compression kind, CompressedPayload payload) {
         DecompressOptions options;
-        options.xz_threads = kMaxXzThreads;
+        options.xz_threads = xz_threads.load();
         // No name: the archive's is put before the cause where the error is reported.
         decompressor_ = make_decompressor(kind, std::make_unique<PayloadInput>(std::move(payload)), "", options);
     }
@@ -170,9 +174,6 @@ public:
     std::string error() const override { return error_; }
 
 private:
-    // More threads than blocks do nothing, and a header tree rarely has more than 4 blocks.
-    static constexpr unsigned kMaxXzThreads = 4;
-
     std::unique_ptr<kbuild::Decompressor> decompressor_;
     std::string error_;
 };
@@ -576,6 +577,10 @@ private:
 };
 
 }  // namespace
+
+void set_unpack_threads(unsigned threads) {
+    xz_threads = std::max(1u, threads);
+}
 
 ExtractStats extract_archive(const fs::path& archive, const fs::path& dest, DebMember member) {
     const std::string name = archive.string();

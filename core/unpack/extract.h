@@ -26,4 +26,9 @@ struct ExtractStats {
 ExtractStats extract_archive(const std::filesystem::path& archive, const std::filesystem::path& dest,
                              DebMember member = DebMember::data);
 
+// Threads an xz payload decodes on, at most (default 4, never more than the cores). Each holds
+// a 24 MiB block and its output, so a run unpacking several trees at once gives each what its
+// share of the cores can use: more threads would only add memory.
+void set_unpack_threads(unsigned threads);
+
 }  // namespace kbuild
