@@ -1,6 +1,7 @@
 #include "fetch/cache.h"
 
 #include "util/error.h"
+#include "util/fd.h"
 #include "util/file_lock.h"
 #include "util/strings.h"
 
@@ -209,9 +210,13 @@ std::vector<Cache::Entry> Cache::entries() const {
             const int fd = lock_file(lock, LOCK_EX, /*blocking=*/false);
             entry.in_use = fd < 0;
             if (entry.in_use) {
-                // Its lock's mtime is still its last use; its size may be growing.
+                // Its lock's mtime is still its last use. Its size is the one its user recorded
+                // once it was complete (a tree: as it was renamed into place), or, while it is
+                // still growing (a download), what it holds now.
                 entry.last_used = mtime_of(lock);
-                entry.bytes = disk_use(item.path());
+                const UniqueFd reader(::open(lock.c_str(), O_RDONLY | O_CLOEXEC));
+                const auto size = reader ? recorded_size(reader.get()) : std::nullopt;
+                entry.bytes = size ? *size : disk_use(item.path());
             } else {
                 if (!had_lock) {
                     // Used before leases were kept: its own time is its last use.
