@@ -6,6 +6,7 @@
 #pragma once
 
 #include "output/artifacts.h"
+#include "serve/request.h"
 
 #include <kbuild/types.hpp>
 
@@ -24,38 +25,6 @@
 #include <vector>
 
 namespace kbuild {
-
-// What a node asks for. Every field has passed check_field, so none can name a path or carry
-// shell text.
-struct ModuleRequest {
-    std::string build_type;      // "debian", "ubuntu-aws": a plugin and its target
-    std::string arch;            // x86_64 | aarch64 (canonical_arch)
-    std::string kernelrelease;   // uname -r
-    std::string kernelversion;   // the N of uname -v's "#N"
-    std::string module_version;  // picks the module source (the service's config)
-    std::string config_sha256;   // of the node's kernel config
-    std::string config_md5;      // likewise, to compare with the headers' .config
-
-    // <buildType>/<arch>/<moduleVersion>/<kernelrelease>/<kernelversion>/<config-sha256>: the
-    // directories of the artifact's URL, and the target's identity.
-    std::string key() const;
-};
-
-// Throws kbuild::Error saying why a field's value is refused ("kernelrelease: '..' is not a
-// kernel release (...)"). Fields: buildType, architecture, kernelrelease, kernelversion,
-// moduleVersion, configSha256, name (a module file, "hello.ko").
-void check_field(std::string_view field, std::string_view value);
-// Whether check_field takes the value.
-bool valid_field(std::string_view field, std::string_view value);
-
-// x86_64 and amd64 are one architecture, named x86_64 in keys; likewise aarch64 and arm64.
-// Empty when unknown.
-std::string canonical_arch(std::string_view arch);
-// The name plugins use (amd64, arm64) for a canonical one.
-std::string plugin_arch(std::string_view canonical);
-
-// The request a key names; nullopt when any of its parts fails check_field.
-std::optional<ModuleRequest> parse_key(std::string_view key);
 
 // One module file of a built target.
 struct ServiceArtifact {

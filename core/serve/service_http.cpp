@@ -336,63 +336,16 @@ private:
         if (!body) return;
         if (t_slot) c_.watch.disarm(t_slot);
 
-        const Json doc = Json::parse(*body, nullptr, /*allow_exceptions=*/false);
-        if (doc.is_discarded() || !doc.is_object()) {
-            bad_field(response, "body", doc.is_discarded() ? "body: not JSON" : "body: not a JSON object");
+        auto read = read_module_post(*body, {c_.catalog.check_build_type, c_.catalog.modules});
+        if (const auto* refused = std::get_if<Refused>(&read)) {
+            bad_field(response, refused->field, refused->why);
             return;
         }
-        std::map<std::string, std::string> fields;
-        for (const std::string name :
-             {"buildType", "architecture", "kernelrelease", "kernelversion", "moduleVersion", "kernelConfigData"}) {
-            const auto it = doc.find(name);
-            std::string fallback;
-            // As the Falco build service takes them: kernelversion is "1" unless given, and the
-            // module version is the one module source's when there is only one.
-            if (name == "kernelversion") fallback = "1";
-            if (name == "moduleVersion" && c_.catalog.modules.size() == 1) fallback = c_.catalog.modules.begin()->first;
-            if (it == doc.end() && !fallback.empty()) {
-                fields[name] = fallback;
-                continue;
-            }
-            if (it == doc.end() || !it->is_string()) {
-                bad_field(response, name, name + (it == doc.end() ? ": missing" : ": not a string"));
-                return;
-            }
-            const std::string& value = fields[name] = it->get<std::string>();
-            if (name == "kernelConfigData") continue;
-            try {
-                check_field(name, value);
-                if (name == "buildType") c_.catalog.check_build_type(value);
-                if (name == "moduleVersion" && !c_.catalog.modules.count(value)) {
-                    std::string known;
-                    for (const auto& [version, module] : c_.catalog.modules)
-                        known += (known.empty() ? "" : ", ") + version;
-                    throw Error("moduleVersion: no module source has version '" + value + "' (known: " + known + ")");
-                }
-            } catch (const Error& e) {
-                bad_field(response, name, e.what());
-                return;
-            }
-        }
-        const std::string& module = c_.catalog.modules.at(fields["moduleVersion"]);
-        const auto config = decode_base64(fields["kernelConfigData"]);
-        if (!config || config->empty()) {
-            bad_field(response, "kernelConfigData",
-                      config ? "kernelConfigData: empty" : "kernelConfigData: not base64 (RFC 4648, padded)");
-            return;
-        }
-
-        ModuleRequest asked;
-        asked.build_type = fields["buildType"];
-        asked.arch = canonical_arch(fields["architecture"]);
-        asked.kernelrelease = fields["kernelrelease"];
-        asked.kernelversion = fields["kernelversion"];
-        asked.module_version = fields["moduleVersion"];
-        asked.config_sha256 = sha256_text(*config);
-        asked.config_md5 = md5_text(*config);
+        auto& [asked, config] = std::get<PostedModule>(read);
+        const std::string& module = c_.catalog.modules.at(asked.module_version);
         if (c_.catalog.keep_config) {
             try {
-                c_.catalog.keep_config(asked, *config);
+                c_.catalog.keep_config(asked, config);
             } catch (const std::exception& e) {
                 spdlog::error("keeping the config of {}: {}", asked.key(), e.what());
                 refuse(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR,
@@ -451,40 +404,16 @@ private:
     }
 
     void get_module(HTTPServerRequest& request, const std::string& path, HTTPServerResponse& response) {
-        std::vector<std::string> parts;
-        for (size_t start = 0;;) {
-            const size_t slash = path.find('/', start);
-            parts.push_back(path.substr(start, slash == std::string::npos ? slash : slash - start));
-            if (slash == std::string::npos) break;
-            start = slash + 1;
-        }
-        static const char* const fields[] = {"buildType",     "architecture", "moduleVersion", "kernelrelease",
-                                             "kernelversion", "configSha256", "name"};
-        if (parts.size() != std::size(fields)) {
-            refuse(response, HTTPResponse::HTTP_NOT_FOUND,
-                   {{"error",
-                     "no such path: a module is /v1/module/<buildType>/<arch>/<moduleVersion>/"
-                     "<kernelrelease>/<kernelversion>/<config-sha256>/<name>.ko"}});
+        const auto read = read_module_path(path);
+        if (const auto* refused = std::get_if<Refused>(&read)) {
+            if (refused->not_found)
+                refuse(response, HTTPResponse::HTTP_NOT_FOUND, {{"error", refused->why}});
+            else
+                bad_field(response, refused->field, refused->why);
             return;
         }
-        for (size_t i = 0; i < parts.size(); ++i) {
-            try {
-                check_field(fields[i], parts[i]);
-            } catch (const Error& e) {
-                bad_field(response, fields[i], e.what());
-                return;
-            }
-        }
-        const std::string name = parts.back();
-        parts.pop_back();
-        std::string key;
-        for (const auto& p : parts) key += (key.empty() ? "" : "/") + p;
-        const auto asked = parse_key(key);  // the canonical architecture
-        if (!asked) {
-            refuse(response, HTTPResponse::HTTP_NOT_FOUND, {{"error", "no such module"}});
-            return;
-        }
-        BuildQueue::Lookup lookup = c_.queue.open_artifact(asked->key(), name);
+        const auto& [asked, name] = std::get<ModulePath>(read);
+        BuildQueue::Lookup lookup = c_.queue.open_artifact(asked.key(), name);
         if (!lookup.answer) {
             reply(response, HTTPResponse::HTTP_NOT_FOUND, {{"error", "no such module: POST /v1/module to ask for it"}});
             return;
