@@ -46,6 +46,13 @@ void add_target_flags(CLI::App* verb, TargetOptions& target, bool with_files, bo
                      "keyring instead of the distro's (repeatable)")
         ->type_name("FILE")
         ->allow_extra_args(false);
+    verb->add_option("--max-shrink", target.shrink.max_share,
+                     "Refuse a crawl that lost more than this share of the last crawl's releases (default 0.25)")
+        ->type_name("SHARE")
+        ->check(CLI::Range(0.0, 1.0));
+    verb->add_flag("--allow-shrink", target.shrink.allow,
+                   "Accept a crawl that lost more than --max-shrink of its releases, or a whole flavour or "
+                   "repository (warned about)");
     verb->add_option("--insecure-mirror", target.insecure_mirrors,
                      "Use this mirror without checking its signatures (said and recorded in index.json)")
         ->type_name("URL")

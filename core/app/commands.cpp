@@ -322,7 +322,7 @@ int crawl_command(const GlobalOptions& global, const TargetOptions& target, cons
     return run_guarded([&] {
         Session session(global, target);
         PluginInstance instance(session.plugin, session.context);
-        ReleaseList list = find_releases(instance, target);
+        ReleaseList list = find_releases(instance, target, cache_dir_of(global));
         select_releases(list.releases, target, &instance);
         if (output == "json") {
             Json releases = Json::array();
@@ -354,7 +354,7 @@ int batch_command(const GlobalOptions& global, const TargetOptions& target, cons
             throw UsageError("batch needs package files or --from-list LIST");
         Session session(global, target);
         PluginInstance instance(session.plugin, session.context);
-        ReleaseList list = find_releases(instance, target);
+        ReleaseList list = find_releases(instance, target, cache_dir_of(global));
         select_releases(list.releases, target, &instance);
         if (output == "json") {
             Json releases = Json::object(), unavailable = Json::object(), entries = Json::array();
@@ -456,7 +456,7 @@ int build_command(const GlobalOptions& global, const TargetOptions& flags, const
         int incomplete = 0;
         {
             PluginInstance instance(session.plugin, pipeline.host_context());
-            ReleaseList list = find_releases(instance, target);
+            ReleaseList list = find_releases(instance, target, cache_dir_of(global));
             for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);
             incomplete = report_errors(list);
             releases = std::move(list.releases);
@@ -491,7 +491,7 @@ int bundle_command(const GlobalOptions& global, const TargetOptions& target, con
         ReleaseList list;
         {
             PluginInstance instance(session.plugin, session.context);
-            list = find_releases(instance, target);
+            list = find_releases(instance, target, cache_dir_of(global));
             select_releases(list.releases, target, &instance);
         }
         for (const auto& u : list.unclaimed) spdlog::warn("{}: {}", u.file, u.reason);

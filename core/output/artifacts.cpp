@@ -144,15 +144,6 @@ void from_json(const Json& j, TargetStatus& status) {
     status = *known;
 }
 
-std::string utc_now() {
-    const std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return text;
-}
-
 namespace {
 
 fs::path journal_of(const fs::path& index) {

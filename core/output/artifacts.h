@@ -3,6 +3,7 @@
 #pragma once
 
 #include "output/module_sign.h"
+#include "util/strings.h"  // utc_now, which records carry
 
 #include <kbuild/types.hpp>
 
@@ -192,9 +193,6 @@ private:
     // line (a failed write), after which no line may go.
     bool compact_next_ = false;
 };
-
-// The current UTC time as 2026-11-23T10:01:02Z.
-std::string utc_now();
 
 // The records of several shards' index.json files as one index's. A target in two files must
 // be the same there (status, artifacts, inputs); otherwise a kbuild::Error names both files

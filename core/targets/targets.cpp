@@ -227,7 +227,7 @@ CrawlRequest crawl_request(PluginInstance& instance, const TargetOptions& target
 }
 
 // crawl, or batch when files or a list are given: the one shape everything after uses.
-ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target) {
+ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target, const fs::path& cache_dir) {
     if (!target.files.empty() || !target.from_list.empty()) {
         BatchRequest request;
         request.distro = target.distro;
@@ -249,7 +249,12 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target)
     }
     if (!instance.can_crawl())
         throw UsageError("the " + instance.plugin().name() + " plugin cannot crawl: give package files or --from-list");
-    return instance.crawl(crawl_request(instance, target));
+    const CrawlRequest request = crawl_request(instance, target);
+    ReleaseList found = instance.crawl(request);
+    // A crawl with errors (a suite that failed to load) is already reported as incomplete;
+    // short without a word is what the guard is for, and it keeps only crawls that passed.
+    check_crawl_shrink(found, request.distro, request.arch, Json(request), cache_dir / "crawls", target.shrink);
+    return found;
 }
 
 }  // namespace kbuild

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "fetch/trust.h"
+#include "targets/crawl_memory.h"
 #include "util/error.h"
 
 #include <kbuild/types.hpp>
@@ -42,6 +43,9 @@ struct TargetOptions {
     // --kernel-config: a source kernel's config, handed to the plugin as its option config= (a
     // file or a URL; base64:DATA is written to a file first, see kernel_config_value).
     std::string kernel_config;
+    // A crawl that lost more than this share of the last one's releases is refused, unless
+    // allowed (--max-shrink, --allow-shrink; crawl_memory.h).
+    ShrinkPolicy shrink;
 };
 
 // What a plugin is handed for --kernel-config: base64:DATA written to a file,
@@ -74,7 +78,8 @@ const Plugin& plugin_for(const PluginHost& host, const std::string& distro);
 CrawlRequest crawl_request(PluginInstance& instance, const TargetOptions& target);
 
 // crawl, or batch when files or a list are given: the one shape everything after uses.
-ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target);
+ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target,
+                          const std::filesystem::path& cache_dir);
 
 // Keeps the releases --kernel, --latest and --shard select; newest first when --latest is set,
 // in the order of `plugin`'s order_releases hook (its distro's version rules), else (no plugin,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <ctime>
 #include <system_error>
 
 namespace kbuild {
@@ -51,6 +52,15 @@ std::optional<std::string> decode_base64(std::string_view text) {
         if (pad < 1) out += static_cast<char>(bits & 0xff);
     }
     return out;
+}
+
+std::string utc_now() {
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
 }
 
 }  // namespace kbuild

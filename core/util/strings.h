@@ -19,4 +19,7 @@ std::optional<std::string> decode_base64(std::string_view text);
 // The system's words for an errno value ("No such file or directory").
 std::string errno_text(int code);
 
+// The current UTC time as 2026-11-23T10:01:02Z.
+std::string utc_now();
+
 }  // namespace kbuild

@@ -1,0 +1,136 @@
+// Two mirrors on 127.0.0.1 (tests/fixtures/deb/make-signed-archive: apt-ftparchive, gpg), one
+// suite each; the second's suite comes back empty between two crawls, as a mirror caught
+// mid-sync serves it, well signed: the second crawl is refused, naming what vanished, unless
+// --allow-shrink.
+#include "mirror_server.h"
+#include "test_util.h"
+
+#include <kbuild/types.hpp>
+
+#include <gtest/gtest.h>
+
+namespace fs = std::filesystem;
+using namespace kbuild;
+
+namespace {
+
+// The three packages of one Debian kernel 6.1.0-<abi>-amd64, headers whose Makefile builds
+// nothing (these tests only crawl).
+std::vector<std::string> kernel_debs(const fs::path& dir, int abi) {
+    const std::string a = std::to_string(abi), version = "6.1." + std::to_string(100 + abi) + "-1";
+    return {test::make_deb(dir, {"linux-headers-6.1.0-" + a + "-amd64",
+                                 version,
+                                 "amd64",
+                                 "linux-headers-6.1.0-" + a + "-common (= " + version + "), linux-kbuild-6.1",
+                                 {{"usr/src/linux-headers-6.1.0-" + a + "-amd64/Makefile", "all:\n"}}})
+                .string(),
+            test::make_deb(dir, {"linux-headers-6.1.0-" + a + "-common",
+                                 version,
+                                 "all",
+                                 "",
+                                 {{"usr/src/linux-headers-6.1.0-" + a + "-common/Makefile", "all:\n"}}})
+                .string()};
+}
+
+class ShrinkGuard : public ::testing::Test {
+protected:
+    void SetUp() override {
+        test::make_test_key(dir_ / "key", "shrink guard test key");
+        const fs::path debs = dir_ / "debs";
+        fs::create_directories(debs);
+        kbuild_ = test::make_deb(
+                      debs, {"linux-kbuild-6.1", "6.1.200-1", "amd64", "", {{"usr/lib/linux-kbuild-6.1/x", "x\n"}}})
+                      .string();
+        for (int abi = 10; abi < 11; ++abi) stable_ = kernel_debs(debs, abi);
+        for (int abi = 20; abi < 24; ++abi)
+            for (const auto& deb : kernel_debs(debs, abi)) security_.push_back(deb);
+        make_suite("stable", stable_);
+        make_suite("security", security_);
+    }
+
+    // Each suite in an archive of its own (the script indexes its whole pool), served apart.
+    void make_suite(const std::string& suite, std::vector<std::string> debs) {
+        fs::remove_all(dir_ / suite);
+        std::vector<std::string> argv = {(test::source_dir() / "tests/fixtures/deb/make-signed-archive").string(),
+                                         "--out",
+                                         (dir_ / suite).string(),
+                                         "--suite",
+                                         suite,
+                                         "--key",
+                                         (dir_ / "key").string(),
+                                         kbuild_};
+        argv.insert(argv.end(), debs.begin(), debs.end());
+        const ProcessResult r = run_process(argv);
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+
+    ProcessResult crawl(std::vector<std::string> extra = {}) {
+        std::vector<std::string> args = {"--cache-dir",
+                                         (dir_ / "cache").string(),
+                                         "crawl",
+                                         "--distro",
+                                         "debian",
+                                         "--mirror",
+                                         stable_server_.url(),
+                                         "--mirror",
+                                         security_server_.url(),
+                                         "--option",
+                                         "suites=stable,security",
+                                         "--option",
+                                         "components=main",
+                                         "--keyring",
+                                         (dir_ / "key/public.gpg").string(),
+                                         "--output",
+                                         "json"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return test::run_kbuild(args);
+    }
+
+    test::TempDir dir_;
+    std::string kbuild_;
+    std::vector<std::string> stable_, security_;
+    test::MirrorServer stable_server_{dir_ / "stable"}, security_server_{dir_ / "security"};
+};
+
+size_t releases_in(const ProcessResult& r) {
+    return Json::parse(r.out)["releases"].size();
+}
+
+}  // namespace
+
+TEST_F(ShrinkGuard, ASuiteThatComesBackEmptyIsRefusedUntilAllowed) {
+    ProcessResult r = crawl();
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_EQ(releases_in(r), 5u) << r.out;
+
+    make_suite("security", {});  // mid-sync: the suite is there, signed, and lists nothing
+    r = crawl();
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(test::lines_with(r.err, "debian amd64: the crawl found 1 releases, 5 the last time"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err,
+                               "4 of the 5 releases of the last crawl vanished (80%, more than 25%): "
+                               "6.1.0-20-amd64, 6.1.0-21-amd64, 6.1.0-22-amd64, 6.1.0-23-amd64"),
+              1)
+        << r.err;
+    // The second mirror's every release went: said on the same line.
+    EXPECT_EQ(test::lines_with(r.err, "the repository " + security_server_.url() + " vanished (4 releases last time)"),
+              1)
+        << r.err;
+    EXPECT_EQ(test::lines_with(r.err, "--allow-shrink accepts it"), 1) << r.err;
+
+    // A wider share does not hide a whole repository going.
+    r = crawl({"--max-shrink", "0.9"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(test::lines_with(r.err, "4 of the 5 releases"), 0) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, "the repository " + security_server_.url() + " vanished"), 1) << r.err;
+
+    // Back to full, then short again with --allow-shrink: a warning, and the crawl goes on.
+    make_suite("security", security_);
+    ASSERT_EQ(crawl().exit_code, 0);
+    make_suite("security", {});
+    r = crawl({"--allow-shrink"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(releases_in(r), 1u);
+    EXPECT_EQ(test::lines_with(r.err, "(accepted: --allow-shrink)"), 1) << r.err;
+}
