@@ -6,8 +6,9 @@
 // Two figures: kbuild's time against the download time plus the makes alone x kernels / 2 (the
 // ideal on 2 cores, target at most 1.1), and against the download time plus the manual way's
 // own two-at-a-time wall time (which this machine's cores make slower than the ideal). Also
-// kbuild's peak RSS and peak disk use (the growth of its file system's use), beside the disk the unpacked
-// trees would take if all were kept.
+// kbuild's peak RSS, the most its cache held by its own account (its eviction log lines) and
+// the growth of its file system's use (sampled; anything else writing there counts too),
+// beside the disk the unpacked trees would take if all were kept.
 //
 // Usage: fleet_bench <kbuild> <module-src> <work-dir> [--suites LIST] [--kernel REGEX]
 //                    [--latest N] [--cache-max SIZE] [--jobs N] [--alone N]
@@ -30,6 +31,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -117,6 +119,23 @@ Watched run_watched(const std::vector<std::string>& argv, const fs::path& log, c
     }
     w.seconds = since(start);
     return w;
+}
+
+// The most the cache held by kbuild's own account: what it held before each eviction, as its
+// log says ("cache: evicted N entries (F), K kept of ..."), F + K.
+std::uint64_t cache_peak_from_log(const fs::path& log) {
+    static const std::regex line(R"(cache: evicted [0-9]+ entries \(([0-9.]+) ([KMGT]?i?B)\), ([0-9.]+) ([KMGT]?i?B) kept)");
+    const auto bytes = [](const std::string& number, const std::string& unit) {
+        const double scale = unit == "KiB" ? 1024.0 : unit == "MiB" ? 1048576.0 : unit == "GiB" ? 1073741824.0 : 1.0;
+        return static_cast<std::uint64_t>(std::stod(number) * scale);
+    };
+    std::uint64_t peak = 0;
+    std::ifstream in(log);
+    for (std::string text; std::getline(in, text);) {
+        std::smatch m;
+        if (std::regex_search(text, m, line)) peak = std::max(peak, bytes(m[1], m[2]) + bytes(m[3], m[4]));
+    }
+    return peak;
 }
 
 std::string file_name(const std::string& url) {
@@ -282,8 +301,10 @@ int main(int argc, char** argv) {
     for (const auto& [status, count] : statuses) summary += " " + status + " " + std::to_string(count);
     std::printf("fleet: %zu kernels (%s), --jobs %s --cache-max %s, docker builders\n", index["targets"].size(),
                 summary.substr(1).c_str(), jobs.c_str(), cache_max.c_str());
-    std::printf("  kbuild build, cold: %.1f s; peak RSS %.1f MiB; peak disk (growth of the file system's use) %s\n",
-                ours.seconds, ours.peak_rss_kib / 1024.0, size_text(ours.peak_disk).c_str());
+    std::printf("  kbuild build, cold: %.1f s; peak RSS %.1f MiB; cache at most %s (kbuild's account); the file system's "
+                "use grew by at most %s (with whatever else wrote there)\n",
+                ours.seconds, ours.peak_rss_kib / 1024.0, size_text(cache_peak_from_log(work / "kbuild.log")).c_str(),
+                size_text(ours.peak_disk).c_str());
     std::printf(
         "  by hand: curl %.1f s (%zu packages, %s); then 2 at a time, dpkg-deb -x and make: %.1f s "
         "(unpack %.1f s + make %.1f s in all)\n",
