@@ -124,7 +124,8 @@ Watched run_watched(const std::vector<std::string>& argv, const fs::path& log, c
 // The most the cache held by kbuild's own account: what it held before each eviction, as its
 // log says ("cache: evicted N entries (F), K kept of ..."), F + K.
 std::uint64_t cache_peak_from_log(const fs::path& log) {
-    static const std::regex line(R"(cache: evicted [0-9]+ entries \(([0-9.]+) ([KMGT]?i?B)\), ([0-9.]+) ([KMGT]?i?B) kept)");
+    static const std::regex line(
+        R"(cache: evicted [0-9]+ entries \(([0-9.]+) ([KMGT]?i?B)\), ([0-9.]+) ([KMGT]?i?B) kept)");
     const auto bytes = [](const std::string& number, const std::string& unit) {
         const double scale = unit == "KiB" ? 1024.0 : unit == "MiB" ? 1048576.0 : unit == "GiB" ? 1073741824.0 : 1.0;
         return static_cast<std::uint64_t>(std::stod(number) * scale);
@@ -301,10 +302,11 @@ int main(int argc, char** argv) {
     for (const auto& [status, count] : statuses) summary += " " + status + " " + std::to_string(count);
     std::printf("fleet: %zu kernels (%s), --jobs %s --cache-max %s, docker builders\n", index["targets"].size(),
                 summary.substr(1).c_str(), jobs.c_str(), cache_max.c_str());
-    std::printf("  kbuild build, cold: %.1f s; peak RSS %.1f MiB; cache at most %s (kbuild's account); the file system's "
-                "use grew by at most %s (with whatever else wrote there)\n",
-                ours.seconds, ours.peak_rss_kib / 1024.0, size_text(cache_peak_from_log(work / "kbuild.log")).c_str(),
-                size_text(ours.peak_disk).c_str());
+    std::printf(
+        "  kbuild build, cold: %.1f s; peak RSS %.1f MiB; cache at most %s (kbuild's account); the file system's "
+        "use grew by at most %s (with whatever else wrote there)\n",
+        ours.seconds, ours.peak_rss_kib / 1024.0, size_text(cache_peak_from_log(work / "kbuild.log")).c_str(),
+        size_text(ours.peak_disk).c_str());
     std::printf(
         "  by hand: curl %.1f s (%zu packages, %s); then 2 at a time, dpkg-deb -x and make: %.1f s "
         "(unpack %.1f s + make %.1f s in all)\n",

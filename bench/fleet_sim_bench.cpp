@@ -7,6 +7,8 @@
 // bookkeeping's microseconds a target at each size beside the fake work's, its ratio at 10,000
 // targets to that at 10 (target at most 2: a target costs about the same however many came
 // before), and the most entries the cache held (the bound's 4 or so, not thousands).
+#include "sample_record.h"
+
 #include "fetch/cache.h"
 #include "output/artifacts.h"
 
@@ -24,28 +26,12 @@
 
 namespace fs = std::filesystem;
 using kbuild::Cache;
-using kbuild::TargetRecord;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr size_t kDownloadBytes = 64 << 10, kTreeFiles = 16, kFileBytes = 4 << 10;
 constexpr double kTargetRatio = 2;
-
-TargetRecord record(size_t n) {
-    TargetRecord t{"debian", "amd64", "6.1.0-" + std::to_string(n) + "-amd64", "#1 SMP PREEMPT_DYNAMIC Debian",
-                   "probedrv"};
-    t.module_version = "1.2.3";
-    t.config_md5 = std::string(32, 'a');
-    t.status = kbuild::TargetStatus::built;
-    t.artifacts = {{"probedrv-1.2.3-x86_64-" + t.kernelrelease + "-" + t.config_md5 + ".ko", std::string(64, 'b'),
-                    t.kernelrelease + " SMP preempt mod_unload modversions"}};
-    t.builder = "kbuild/builder-debian-bookworm:latest";
-    t.log = "logs/debian_amd64_" + t.kernelrelease + "_probedrv.log";
-    t.inputs = std::string(64, 'c');
-    t.finished_at = "2026-01-01T00:00:00Z";
-    return t;
-}
 
 void write_file(const fs::path& path, size_t bytes) {
     static const std::string block(kFileBytes, 'x');
@@ -91,7 +77,7 @@ Costs run(const fs::path& dir, size_t targets) {
         start = Clock::now();
         download_lease.set_size(kDownloadBytes);
         tree_lease.set_size(kTreeFiles * kFileBytes);
-        index.put(record(n));
+        index.put(kbuild::bench::sample_record(n));
         download_lease = {};
         tree_lease = {};
         cache.prune(bound);

@@ -5,6 +5,8 @@
 // figure is microseconds a put, over enough puts to include the Index's rewrites (four records
 // rewritten a put, amortised, from 1,024 records on; fewer below). The target is a ratio at
 // 10,000 records of at most 0.01.
+#include "sample_record.h"
+
 #include "output/artifacts.h"
 
 #include <kbuild/types.hpp>
@@ -27,25 +29,8 @@ namespace {
 
 constexpr double kTargetRatio = 0.01;
 
-// Target n, built, as a real run records one.
 TargetRecord record(size_t n, size_t round) {
-    TargetRecord t{"debian", "amd64", "6.1.0-" + std::to_string(n) + "-amd64", "#1 SMP PREEMPT_DYNAMIC Debian",
-                   "hello"};
-    t.module_version = "1.0";
-    t.config_md5 = std::string(32, 'a');
-    t.status = kbuild::TargetStatus::built;
-    t.artifacts = {{"hello-1.0-x86_64-" + t.kernelrelease + "-" + t.config_md5 + ".ko", std::string(64, 'b'),
-                    t.kernelrelease + " SMP preempt mod_unload modversions"}};
-    t.compiler = "gcc-12 (Debian 12.2.0-14) 12.2.0";
-    t.builder = "local";
-    t.log = "logs/debian_amd64_" + t.kernelrelease + "_hello.log";
-    t.duration_s = 4.2;
-    t.inputs = std::string(63, 'c') + std::to_string(round % 10);
-    t.packages = {"https://example.org/pool/main/l/linux/linux-headers-" + t.kernelrelease + "_amd64.deb"};
-    t.finished_at = "2026-01-01T00:00:00Z";
-    t.target = "debian";
-    t.naming = "probe-builder";
-    return t;
+    return kbuild::bench::sample_record(n, round);
 }
 
 // index.json as it was kept before the journal: every put rewrote the whole file.
