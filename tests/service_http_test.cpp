@@ -77,6 +77,15 @@ TEST_F(ServiceHttp, AnswersHealthAndMetricsAndNamesWhatItDoesNotServe) {
     const Json metrics = http(server->port(), "GET", "/v1/metrics").json();
     for (const char* key : {"queue_length", "building", "builds_done", "builds_failed", "mean_build_seconds"})
         EXPECT_TRUE(metrics.contains(key)) << key << " in " << metrics.dump();
+    // And for Prometheus, in its text format.
+    const Reply scraped = http(server->port(), "GET", "/metrics");
+    EXPECT_EQ(scraped.status, 200);
+    EXPECT_EQ(scraped.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    for (const char* line : {"# TYPE kbuild_serve_targets gauge\n", "kbuild_serve_targets{state=\"queued\"} 0\n",
+                             "kbuild_serve_builds_total{result=\"failed\"} 0\n",
+                             "# TYPE kbuild_serve_requests_total counter\n", "kbuild_serve_request_timeouts_total 0\n"})
+        EXPECT_NE(scraped.body.find(line), std::string::npos) << line << " in\n" << scraped.body;
+    EXPECT_EQ(test::lines_with(scraped.body, "# HELP kbuild_serve_targets "), 1) << scraped.body;
     EXPECT_EQ(http(server->port(), "GET", "/").status, 404);
     EXPECT_EQ(http(server->port(), "GET", "/v1/modules").status, 404);
     const Reply wrong = http(server->port(), "DELETE", "/v1/module");

@@ -27,6 +27,7 @@
 #include <condition_variable>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -226,6 +227,8 @@ private:
                 reply(response, HTTPResponse::HTTP_OK, {{"status", "ok"}});
         } else if (uri == "/v1/metrics") {
             if (only(HTTPRequest::HTTP_GET)) metrics(response);
+        } else if (uri == "/metrics") {
+            if (only(HTTPRequest::HTTP_GET)) prometheus(response);
         } else {
             response.setKeepAlive(false);
             reply(response, HTTPResponse::HTTP_NOT_FOUND, {{"error", "no such path"}});
@@ -462,6 +465,36 @@ private:
                {"mean_build_seconds", m.mean_build_s},
                {"requests", c_.requests.load()},
                {"request_timeouts", c_.watch.timeouts()}});
+    }
+
+    // The same figures in Prometheus' text format (0.0.4), where scrapers look for them.
+    void prometheus(HTTPServerResponse& response) {
+        const QueueMetrics m = c_.queue.metrics();
+        std::string text;
+        const auto metric = [&](const char* name, const char* type, const char* help, const auto& value,
+                                const std::string& labels = "") {
+            if (labels.empty() || text.find(std::string("# TYPE ") + name + " ") == std::string::npos)
+                text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+            std::ostringstream line;
+            line << name << labels << ' ' << value << '\n';
+            text += line.str();
+        };
+        metric("kbuild_serve_targets", "gauge", "Targets the service knows, by state.", m.queued, "{state=\"queued\"}");
+        metric("kbuild_serve_targets", "gauge", "", m.building, "{state=\"building\"}");
+        metric("kbuild_serve_targets", "gauge", "", m.built, "{state=\"built\"}");
+        metric("kbuild_serve_targets", "gauge", "", m.failed, "{state=\"failed\"}");
+        metric("kbuild_serve_builds_total", "counter", "Builds finished since the start, by result.", m.builds_done,
+               "{result=\"done\"}");
+        metric("kbuild_serve_builds_total", "counter", "", m.builds_failed, "{result=\"failed\"}");
+        metric("kbuild_serve_build_seconds_mean", "gauge", "Mean time of the builds done since the start.",
+               m.mean_build_s);
+        metric("kbuild_serve_requests_total", "counter", "HTTP requests read since the start.", c_.requests.load());
+        metric("kbuild_serve_request_timeouts_total", "counter",
+               "Requests cut off for taking longer than the request timeout.", c_.watch.timeouts());
+        response.setStatusAndReason(HTTPResponse::HTTP_OK);
+        response.setContentType("text/plain; version=0.0.4; charset=utf-8");
+        response.setContentLength64(static_cast<Poco::Int64>(text.size()));
+        response.send() << text << std::flush;
     }
 
     Context& c_;

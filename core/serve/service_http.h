@@ -13,7 +13,8 @@
 //                   <config-sha256>/<name>.ko
 //        200 the module | 202 queued or building | 400 a bad segment | 404 unknown | 422 failed
 //   GET  /v1/health   200 {"status":"ok"} | 503 while shutting down
-//   GET  /v1/metrics  queue length, builds running, done, failed, mean build time
+//   GET  /v1/metrics  queue length, builds running, done, failed, mean build time (JSON)
+//   GET  /metrics     the same for Prometheus (its text format 0.0.4)
 #pragma once
 
 #include "serve/service.h"
