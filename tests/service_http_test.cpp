@@ -340,6 +340,20 @@ TEST_F(ServiceHttp, PostNeedsTheTokenAndEachClientHasARate) {
     expect_alive(*server);
 }
 
+// Every client together has a rate too: past it the service is unavailable for a while (503),
+// whoever asks, and health still answers.
+TEST_F(ServiceHttp, AllClientsTogetherHaveARate) {
+    auto server = serve("posts_per_minute = 0\nposts_per_minute_total = 2\n");
+    const std::string body = test::ModuleAsk{"debian", "x86_64", "6.1.0-28-amd64", "1", "../1"}.body();
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(post(server->port(), body).status, 400);
+    const Reply r = post(server->port(), body);
+    EXPECT_EQ(r.status, 503);
+    EXPECT_GE(std::stoi(r.header("retry-after")), 1);
+    EXPECT_NE(r.json()["error"].get<std::string>().find("at most 2 a minute from all clients"), std::string::npos)
+        << r.body;
+    expect_alive(*server);
+}
+
 TEST_F(ServiceHttp, AFullQueueGets429AndSigtermGets503ThenTheTargetIsQueuedAgain) {
     const std::string table = "queue = 1\njobs = 1\nshutdown_grace = 3\n";
     auto server = serve(table);

@@ -257,6 +257,8 @@ void read_serve_config(const fs::path& file, ServeSettings& s) {
             s.max_body = static_cast<std::size_t>(number(c, key, value, 1024));
         else if (k == "posts_per_minute")
             s.posts_per_minute = static_cast<int>(number(c, key, value, 0));
+        else if (k == "posts_per_minute_total")
+            s.posts_per_minute_total = static_cast<int>(number(c, key, value, 0));
         else if (k == "request_timeout")
             s.request_timeout = std::chrono::seconds(number(c, key, value, 1));
         else if (k == "max_threads")

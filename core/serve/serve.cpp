@@ -380,6 +380,7 @@ int run_service(const ServeSettings& settings, const ServeContext& context) {
     http.max_threads = settings.max_threads;
     http.request_timeout = settings.request_timeout;
     http.posts_per_minute = settings.posts_per_minute;
+    http.posts_per_minute_total = settings.posts_per_minute_total;
     if (!settings.token_file.empty()) http.token = read_token(settings.token_file);
 
     // Shutting down is registered before anything that registers cleanups of its own (the

@@ -11,6 +11,7 @@
 //   token_file = "/etc/kbuild/serve.token"   # POST needs "Authorization: Bearer <its text>"
 //   max_body = 1048576            # bytes of a POST body; more: 413
 //   posts_per_minute = 60         # per client address; 0: no limit
+//   posts_per_minute_total = 0    # from all clients together (then 503); 0: no limit
 //   request_timeout = 10          # seconds to send one request's headers and body; then 408
 //   max_threads = 32              # requests handled at once
 //   shutdown_grace = 30           # seconds SIGTERM waits for running builds
@@ -56,6 +57,7 @@ struct ServeSettings {
     std::string token_file;
     std::size_t max_body = 1 << 20;
     int posts_per_minute = 60;
+    int posts_per_minute_total = 0;
     std::chrono::seconds request_timeout{10};
     int max_threads = 32;
     std::chrono::seconds shutdown_grace{30};

@@ -161,11 +161,16 @@ private:
 
 struct Context {
     Context(BuildQueue& q, ServiceCatalog c, HttpOptions o)
-        : queue(q), catalog(std::move(c)), options(std::move(o)), limiter(options.posts_per_minute) {}
+        : queue(q),
+          catalog(std::move(c)),
+          options(std::move(o)),
+          limiter(options.posts_per_minute),
+          total_limiter(options.posts_per_minute_total) {}
     BuildQueue& queue;
     ServiceCatalog catalog;
     HttpOptions options;
     RateLimiter limiter;
+    RateLimiter total_limiter;  // one bucket, every client's
     ConnectionWatch watch;
     std::atomic<bool> shutting_down{false};
     std::atomic<std::uint64_t> requests{0};
@@ -333,6 +338,14 @@ private:
             refuse(response, HTTPResponse::HTTP_TOO_MANY_REQUESTS,
                    {{"error", "too many requests from this client (at most " +
                                   std::to_string(c_.options.posts_per_minute) + " a minute)"}});
+            return;
+        }
+        if (const int wait = c_.total_limiter.take("")) {
+            response.set("Retry-After", std::to_string(wait));
+            refuse(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                   {{"error", "the service is taking no more requests now (at most " +
+                                  std::to_string(c_.options.posts_per_minute_total) +
+                                  " a minute from all clients); try again later"}});
             return;
         }
         const auto body = read_body(request, response);

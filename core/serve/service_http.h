@@ -37,6 +37,7 @@ struct HttpOptions {
     std::chrono::seconds request_timeout{10};  // to send one request's headers and body
     std::chrono::seconds keep_alive{5};        // idle time before a connection is closed
     int posts_per_minute = 60;                 // per client address; 0: no limit
+    int posts_per_minute_total = 0;            // from all clients together; 0: no limit
     std::string token;                         // set: POST needs "Authorization: Bearer <token>"
 };
 
