@@ -92,6 +92,23 @@ TEST(Cache, EvictsLeastRecentlyUsedFirstDownToTheBound) {
     EXPECT_EQ(names(cache.entries()), (std::vector<std::string>{"downloads/middle", "prepared/new"}));
 }
 
+// A run's eviction renames at once and leaves the removal (seconds for a tree) to its caller.
+TEST(Cache, ADeferredEvictionIsOutOfItsNameAtOnceAndRemovedByTheCaller) {
+    test::TempDir dir;
+    const Cache cache(dir.path());
+    make_entry(cache, "trees/old", 400, 30min);
+    make_entry(cache, "trees/new", 400, 10min);
+    const auto pruned = cache.prune(500 * 1024, /*remove_now=*/false);
+    EXPECT_EQ(names(pruned.evicted), (std::vector<std::string>{"trees/old"}));
+    EXPECT_FALSE(fs::exists(dir / "trees/old"));
+    ASSERT_EQ(pruned.doomed.size(), 1u);
+    EXPECT_TRUE(fs::exists(pruned.doomed[0] / "data"));
+    EXPECT_NE(pruned.doomed[0].filename().string().find("old.evict-"), std::string::npos);
+    EXPECT_EQ(names(cache.entries()), (std::vector<std::string>{"trees/new"}));  // not an entry
+    EXPECT_EQ(cache.remove_leftovers(), 0);                                      // this process's, and it runs
+    fs::remove_all(pruned.doomed[0]);
+}
+
 TEST(Cache, ALeasedEntryIsNeverEvictedAndUsingItMakesItRecent) {
     test::TempDir dir;
     const Cache cache(dir.path());

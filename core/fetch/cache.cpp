@@ -242,7 +242,7 @@ std::vector<Cache::Entry> Cache::entries() const {
     return found;
 }
 
-Cache::Pruned Cache::prune(std::uint64_t max_bytes) const {
+Cache::Pruned Cache::prune(std::uint64_t max_bytes, bool remove_now) const {
     fs::create_directories(dir_ / "locks");
     const FileLock one_at_a_time(dir_ / "locks" / "prune.lock", "cache " + dir_.string());
     Pruned pruned;
@@ -267,7 +267,10 @@ Cache::Pruned Cache::prune(std::uint64_t max_bytes) const {
         }
         ::close(fd);
         if (ec) continue;  // gone already
-        remove_quietly(doomed);
+        if (remove_now)
+            remove_quietly(doomed);
+        else
+            pruned.doomed.push_back(doomed);
         total -= e.bytes;
         pruned.freed += e.bytes;
         pruned.evicted.push_back(std::move(e));

@@ -72,10 +72,13 @@ public:
         std::vector<Entry> evicted;
         std::uint64_t freed = 0, kept = 0;  // bytes
         int in_use = 0;                     // entries that would have gone but were in use
+        // With remove_now false: where the evicted entries were renamed to, for the caller to
+        // remove (a tree takes seconds); a run killed first leaves them to remove_leftovers.
+        std::vector<std::filesystem::path> doomed;
     };
     // Evicts entries no one uses, least recently used first, until the entries hold at most
     // max_bytes (0: every entry no one uses). One prune at a time per cache.
-    Pruned prune(std::uint64_t max_bytes) const;
+    Pruned prune(std::uint64_t max_bytes, bool remove_now = true) const;
 
     // Removes what killed kbuild processes left: partial trees and downloads, work directories,
     // half-evicted entries. Never what a live process (this one included) owns. Returns how many.

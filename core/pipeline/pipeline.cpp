@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <csignal>
+#include <deque>
 #include <fstream>
 #include <random>
 #include <regex>
@@ -306,6 +307,48 @@ HostContext make_host_context(const fs::path& cache_dir, Fetcher& fetcher, Trust
     return context;
 }
 
+// Removes, on a thread of its own, what eviction renamed away: deleting a tree of 15,000 files
+// takes seconds of disk, which a worker would otherwise wait out before its next target.
+class Pipeline::Remover {
+public:
+    ~Remover() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        if (thread_.joinable()) thread_.join();  // after the queue is empty
+    }
+    void add(std::vector<fs::path> paths) {
+        if (paths.empty()) return;
+        std::lock_guard lock(mutex_);
+        queue_.insert(queue_.end(), paths.begin(), paths.end());
+        if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+        wake_.notify_one();
+    }
+
+private:
+    void run() {
+        for (;;) {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty()) return;
+            const fs::path path = queue_.front();
+            queue_.pop_front();
+            lock.unlock();
+            std::error_code ec;
+            fs::remove_all(path, ec);
+            if (ec) spdlog::warn("cache: removing {}: {}", path.string(), ec.message());
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<fs::path> queue_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
 Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, PipelineOptions options)
     : plugin_(plugin),
       builder_(builder),
@@ -334,6 +377,7 @@ Pipeline::Pipeline(const Plugin& plugin, Fetcher& fetcher, Builder& builder, Pip
                    : modules_.size() == 1        ? fs::path(modules_.front()).filename().string()
                                                  : fs::weakly_canonical(options_.module_src).filename().string();
     trees_.make_jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    remover_ = std::make_unique<Remover>();
     remove_abandoned_files(options_.out_dir);
     // Ctrl-C ends kbuild without unwinding (no ~Index): index.json takes in the journal first.
     flush_on_interrupt_ = add_cleanup([this] { index_.flush(); });
@@ -345,9 +389,10 @@ Pipeline::~Pipeline() {
     remove_cleanup(flush_on_interrupt_);
 }
 
-void Pipeline::keep_cache_bounded() const {
+void Pipeline::keep_cache_bounded() {
     if (options_.cache_max == 0) return;
-    const Cache::Pruned pruned = trees_.cache().prune(options_.cache_max);
+    Cache::Pruned pruned = trees_.cache().prune(options_.cache_max, /*remove_now=*/false);
+    remover_->add(std::move(pruned.doomed));
     for (const auto& entry : pruned.evicted)
         spdlog::debug("cache: evicted {} ({})", entry.path.string(), size_text(entry.bytes));
     if (!pruned.evicted.empty())

@@ -139,8 +139,9 @@ public:
 
 private:
     TargetRecord new_record(const Release& release) const;
-    // Evicts what no target uses down to options_.cache_max (when set).
-    void keep_cache_bounded() const;
+    // Evicts what no target uses down to options_.cache_max (when set); what it evicts is
+    // removed by remover_, off the workers' way.
+    void keep_cache_bounded();
     // The run's unverified sources that concern this release: repository metadata, and what
     // vouches for its own packages ("<url>: <why>").
     std::vector<std::string> unverified_of(const Release& release) const;
@@ -172,7 +173,9 @@ private:
     std::vector<std::string> nested_trees_;
     std::mutex commit_mutex_;
     std::atomic<int> compiling_{0};  // builds running their compiler now
-    int flush_on_interrupt_ = -1;    // add_cleanup's handle
+    class Remover;
+    std::unique_ptr<Remover> remover_;
+    int flush_on_interrupt_ = -1;  // add_cleanup's handle
 };
 
 // The release (`uname -r`) a kernel build tree was made for: include/config/kernel.release,

@@ -251,9 +251,11 @@ ReleaseList find_releases(PluginInstance& instance, const TargetOptions& target,
         throw UsageError("the " + instance.plugin().name() + " plugin cannot crawl: give package files or --from-list");
     const CrawlRequest request = crawl_request(instance, target);
     ReleaseList found = instance.crawl(request);
-    // A crawl with errors (a suite that failed to load) is already reported as incomplete;
-    // short without a word is what the guard is for, and it keeps only crawls that passed.
-    check_crawl_shrink(found, request.distro, request.arch, Json(request), cache_dir / "crawls", target.shrink);
+    // A crawl with errors (a suite that failed to load, a release refused for its signature)
+    // is reported as incomplete already, and neither compared nor remembered: the guard is
+    // for a crawl that comes back short without a word.
+    if (found.errors.empty())
+        check_crawl_shrink(found, request.distro, request.arch, Json(request), cache_dir / "crawls", target.shrink);
     return found;
 }
 
