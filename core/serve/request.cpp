@@ -141,13 +141,15 @@ std::string plugin_arch(std::string_view canonical) {
     return canonical == "aarch64" ? "arm64" : "amd64";
 }
 
-std::optional<ModuleRequest> parse_key(std::string_view key) {
-    const std::vector<std::string_view> parts = split_slashes(key);
-    static const char* const fields[] = {"buildType",     "architecture",  "moduleVersion",
-                                         "kernelrelease", "kernelversion", "configSha256"};
-    if (parts.size() != std::size(fields)) return std::nullopt;
-    for (size_t i = 0; i < parts.size(); ++i)
-        if (!valid_field(fields[i], parts[i])) return std::nullopt;
+namespace {
+
+// A key's parts in order, then (in a path) the module's file name.
+const char* const kPathFields[] = {"buildType",     "architecture", "moduleVersion", "kernelrelease",
+                                   "kernelversion", "configSha256", "name"};
+constexpr size_t kKeyParts = 6;
+
+// The request of a key's parts, each of which has passed check_field.
+ModuleRequest request_of(const std::vector<std::string_view>& parts) {
     ModuleRequest r;
     r.build_type = parts[0];
     r.arch = canonical_arch(parts[1]);
@@ -156,6 +158,16 @@ std::optional<ModuleRequest> parse_key(std::string_view key) {
     r.kernelversion = parts[4];
     r.config_sha256 = parts[5];
     return r;
+}
+
+}  // namespace
+
+std::optional<ModuleRequest> parse_key(std::string_view key) {
+    const std::vector<std::string_view> parts = split_slashes(key);
+    if (parts.size() != kKeyParts) return std::nullopt;
+    for (size_t i = 0; i < parts.size(); ++i)
+        if (!valid_field(kPathFields[i], parts[i])) return std::nullopt;
+    return request_of(parts);
 }
 
 std::variant<PostedModule, Refused> read_module_post(std::string_view body, const Servable& servable) {
@@ -209,30 +221,20 @@ std::variant<PostedModule, Refused> read_module_post(std::string_view body, cons
 }
 
 std::variant<ModulePath, Refused> read_module_path(std::string_view path) {
-    std::vector<std::string_view> parts = split_slashes(path);
-    static const char* const fields[] = {"buildType",     "architecture", "moduleVersion", "kernelrelease",
-                                         "kernelversion", "configSha256", "name"};
-    if (parts.size() != std::size(fields))
+    const std::vector<std::string_view> parts = split_slashes(path);
+    if (parts.size() != std::size(kPathFields))
         return Refused{"",
                        "no such path: a module is /v1/module/<buildType>/<arch>/<moduleVersion>/"
                        "<kernelrelease>/<kernelversion>/<config-sha256>/<name>.ko",
                        true};
     for (size_t i = 0; i < parts.size(); ++i) {
         try {
-            check_field(fields[i], parts[i]);
+            check_field(kPathFields[i], parts[i]);
         } catch (const Error& e) {
-            return Refused{fields[i], e.what()};
+            return Refused{kPathFields[i], e.what()};
         }
     }
-    ModulePath asked;
-    asked.name = parts.back();
-    parts.pop_back();
-    std::string key;
-    for (const auto& p : parts) key += std::string(key.empty() ? "" : "/") + std::string(p);
-    const auto request = parse_key(key);  // the canonical architecture
-    if (!request) return Refused{"", "no such module", true};
-    asked.request = *request;
-    return asked;
+    return ModulePath{request_of(parts), std::string(parts.back())};
 }
 
 }  // namespace kbuild
