@@ -269,14 +269,86 @@ TEST(BuildQueue, AFailureIsAnsweredWithItsReasonAndTriedAgainOnlyLater) {
         EXPECT_EQ(builds.calls, 1);
         EXPECT_EQ(queue.metrics().builds_failed, 1u);
     }
-    // The same state, read by a queue that retries failures at once.
+    // The same state, read by a queue that retries failures at once: it forgets this one.
     builds.fail = false;
     BuildQueue queue({out.path(), 1, 8, std::chrono::seconds(0)}, builds.runner());
-    EXPECT_EQ(queue.find(r.key())->status, TargetStatus::failed);
+    EXPECT_FALSE(queue.find(r.key()));
+    EXPECT_EQ(queue.metrics().forgotten, 1u);
     queue.start();
     EXPECT_EQ(queue.submit(r, "hello").answer, BuildQueue::Answer::pending);
     EXPECT_EQ(wait_done(queue, r.key()).status, TargetStatus::built);
     EXPECT_EQ(builds.calls, 2);
+}
+
+// Lines of service.json that hold a target.
+int targets_in(const fs::path& state) {
+    std::ifstream in(state);
+    int n = 0;
+    for (std::string line; std::getline(in, line);) n += line.rfind("{\"arch\"", 0) == 0;
+    return n;
+}
+
+TEST(BuildQueue, FailuresAreRememberedForABoundedCount) {
+    test::TempDir out;
+    FakeBuilds builds(out.path());
+    builds.fail = true;
+    QueueOptions options{out.path(), 1, 8, std::chrono::seconds(3600)};
+    options.max_failed = 3;
+    BuildQueue queue(options, builds.runner());
+    queue.start();
+    std::vector<std::string> keys;
+    for (int i = 0; i < 5; ++i) {
+        const ModuleRequest r = request_for("6.1.0-" + std::to_string(20 + i) + "-amd64");
+        queue.submit(r, "hello");
+        EXPECT_EQ(wait_done(queue, r.key()).status, TargetStatus::failed);
+        keys.push_back(r.key());
+    }
+    // The oldest two are forgotten: asked again, they are built again (and fail again here).
+    EXPECT_FALSE(queue.find(keys[0]));
+    EXPECT_FALSE(queue.find(keys[1]));
+    for (int i = 2; i < 5; ++i) EXPECT_EQ(queue.find(keys[i])->status, TargetStatus::failed) << keys[i];
+    const QueueMetrics m = queue.metrics();
+    EXPECT_EQ(m.failed, 3u);
+    EXPECT_EQ(m.forgotten, 2u);
+    EXPECT_EQ(m.builds_failed, 5u);
+    EXPECT_EQ(targets_in(queue.state_path()), 3);
+    EXPECT_EQ(queue.submit(request_for("6.1.0-20-amd64"), "hello").answer, BuildQueue::Answer::pending);
+}
+
+// What a week of nodes asking for kernels nobody has left behind: 20,000 failures, most of
+// them old. The next start forgets those and rewrites the file without them.
+TEST(BuildQueue, ALargeStateFileIsReadAndCompacted) {
+    test::TempDir out;
+    const std::int64_t now = std::time(nullptr);
+    {
+        std::ofstream state(out / "service.json");
+        state << "{\"schema\": 1, \"targets\": [\n";
+        for (int i = 0; i < 20000; ++i) {
+            const ModuleRequest r = request_for("6.1.0-" + std::to_string(i) + "-amd64");
+            Json target = {{"key", r.key()},
+                           {"module", "hello"},
+                           {"status", "failed"},
+                           {"reason", "debian: no kernel " + r.kernelrelease + " (x86_64) in the crawl"},
+                           {"finished_epoch", i < 19000 ? now - 7200 : now - 60}};
+            state << (i ? ",\n" : "") << target.dump();
+        }
+        state << "\n]}\n";
+    }
+    FakeBuilds builds(out.path());
+    QueueOptions options{out.path(), 1, 8, std::chrono::seconds(3600)};
+    options.max_failed = 500;
+    BuildQueue queue(options, builds.runner());
+    // 19,000 too old, then 500 of the 1,000 recent ones beyond the count: the oldest (by their
+    // time, then their key) go.
+    EXPECT_EQ(queue.metrics().forgotten, 19500u);
+    EXPECT_EQ(queue.metrics().failed, 500u);
+    EXPECT_FALSE(queue.find(request_for("6.1.0-42-amd64").key()));
+    EXPECT_EQ(targets_in(queue.state_path()), 500);
+    // And what it kept is what it answers.
+    std::size_t kept = 0;
+    for (int i = 19000; i < 20000; ++i)
+        kept += queue.find(request_for("6.1.0-" + std::to_string(i) + "-amd64").key()).has_value();
+    EXPECT_EQ(kept, 500u);
 }
 
 TEST(BuildQueue, ATamperedArtifactIsRebuiltNotServed) {

@@ -20,6 +20,10 @@ namespace fs = std::filesystem;
 namespace kbuild {
 namespace {
 
+bool failed(TargetStatus status) {
+    return status == TargetStatus::failed || status == TargetStatus::unavailable;
+}
+
 std::string fingerprint(const struct stat& st) {
     return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
            std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
@@ -123,7 +127,14 @@ BuildQueue::BuildQueue(QueueOptions options, BuildRunner runner)
             again.push_back(*state);
         }
         const std::string key = state->request.key();
+        if (failed(state->status)) failed_locked(*state);
         targets_[key] = std::move(*state);
+    }
+    // Compacted at once: what is too old or too much to remember is gone from the file too.
+    if (forget_locked()) {
+        spdlog::info("{}: {} failed target(s) forgotten (older than {} s, or beyond the {} kept)", state_path_.string(),
+                     forgotten_, options_.retry_failed_after.count(), options_.max_failed);
+        save_locked();
     }
     // In the order they were asked for (the timestamps sort as text).
     std::stable_sort(again.begin(), again.end(),
@@ -187,6 +198,8 @@ void BuildQueue::work() {
             build_seconds_ += outcome.duration_s;
         } else {
             ++failed_;
+            failed_locked(done);
+            forget_locked();
         }
         save_locked();
         changed_.notify_all();
@@ -197,6 +210,7 @@ BuildQueue::Submitted BuildQueue::submit(const ModuleRequest& request, const std
     std::lock_guard lock(mutex_);
     if (draining_ || stopping_) return {Answer::shutting_down, {}};
     const std::string key = request.key();
+    forget_locked();
     auto it = targets_.find(key);
     if (it == targets_.end()) {
         if (queue_.size() >= options_.max_queued) return {Answer::queue_full, {}};
@@ -239,12 +253,40 @@ std::optional<TargetState> BuildQueue::find(const std::string& key) const {
 
 void BuildQueue::requeue_locked(TargetState& state, const std::string& why) {
     spdlog::warn("{}: {}", state.request.key(), why);
+    if (failed(state.status)) --failed_now_;  // its entry in failures_ is stale now
     state.status = TargetStatus::queued;
     state.reason = why;
     state.queued_at = utc_now();
     queue_.push_back(state.request.key());
     save_locked();
     changed_.notify_all();
+}
+
+void BuildQueue::failed_locked(const TargetState& state) {
+    failures_.emplace(state.finished_epoch, state.request.key());
+    ++failed_now_;
+}
+
+// Forgets failures older than retry_failed_after, and the oldest beyond max_failed. True when
+// any was forgotten (the caller saves).
+bool BuildQueue::forget_locked() {
+    const std::int64_t now = std::time(nullptr);
+    bool any = false;
+    while (!failures_.empty()) {
+        const auto oldest = failures_.begin();
+        const auto it = targets_.find(oldest->second);
+        if (it == targets_.end() || !failed(it->second.status) || it->second.finished_epoch != oldest->first) {
+            failures_.erase(oldest);  // stale
+            continue;
+        }
+        if (failed_now_ <= options_.max_failed && now - oldest->first < options_.retry_failed_after.count()) break;
+        targets_.erase(it);
+        failures_.erase(oldest);
+        --failed_now_;
+        ++forgotten_;
+        any = true;
+    }
+    return any;
 }
 
 namespace {
@@ -331,6 +373,7 @@ QueueMetrics BuildQueue::metrics() const {
     }
     m.builds_done = done_;
     m.builds_failed = failed_;
+    m.forgotten = forgotten_;
     m.mean_build_s = done_ ? build_seconds_ / static_cast<double>(done_) : 0;
     return m;
 }
@@ -344,15 +387,20 @@ bool BuildQueue::drain(std::chrono::milliseconds grace) {
 
 // Written whole to a temporary file and renamed: a crash leaves the old state or the new.
 // A failure is logged, not thrown: the service goes on from what it holds in memory.
+// One target a line: compact, and still read (and diffed) by eye.
 void BuildQueue::save_locked() const {
-    Json targets = Json::array();
-    for (const auto& [key, state] : targets_) targets.push_back(to_json(state));
     const fs::path temporary = state_path_.string() + ".tmp";
     std::error_code ec;
     fs::create_directories(options_.out_dir, ec);
     {
         std::ofstream out(temporary, std::ios::trunc);
-        out << Json{{"schema", kSchema}, {"targets", targets}}.dump(2) << '\n';
+        out << "{\"schema\": " << Json(kSchema).dump() << ", \"targets\": [";
+        const char* separator = "\n";
+        for (const auto& [key, state] : targets_) {
+            out << separator << to_json(state).dump();
+            separator = ",\n";
+        }
+        out << "\n]}\n";
         if (!out) {
             spdlog::error("{}: cannot write the service's state", temporary.string());
             return;

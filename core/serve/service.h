@@ -62,12 +62,16 @@ struct QueueOptions {
     std::filesystem::path out_dir;                  // holds service.json; artifact paths are relative to it
     int jobs = 1;                                   // builds at once
     std::size_t max_queued = 64;                    // targets waiting; a new one beyond is refused
-    std::chrono::seconds retry_failed_after{3600};  // a failure older than this is tried again
+    std::chrono::seconds retry_failed_after{3600};  // a failure older than this is tried again...
+    // ...and is forgotten (from memory and service.json), as is the oldest failure beyond
+    // max_failed: what a node asks for that cannot be built costs a bounded room.
+    std::size_t max_failed = 1000;
 };
 
 struct QueueMetrics {
     std::size_t queued = 0, building = 0, built = 0, failed = 0;  // targets now in each state
     std::uint64_t builds_done = 0, builds_failed = 0;             // since start
+    std::uint64_t forgotten = 0;                                  // failures forgotten since start
     double mean_build_s = 0;                                      // of builds_done
 };
 
@@ -135,6 +139,8 @@ public:
 private:
     void work();
     void requeue_locked(TargetState& state, const std::string& why);
+    void failed_locked(const TargetState& state);
+    bool forget_locked();
     bool intact_locked(const TargetState& state);
     void save_locked() const;
 
@@ -147,7 +153,11 @@ private:
     std::deque<std::string> queue_;
     std::size_t building_ = 0;
     bool stopping_ = false, draining_ = false;
-    std::uint64_t done_ = 0, failed_ = 0;
+    std::uint64_t done_ = 0, failed_ = 0, forgotten_ = 0;
+    // Failed targets by when they failed, oldest first (an entry whose target has since been
+    // queued again, or failed again later, is stale and skipped), and how many there are.
+    std::multimap<std::int64_t, std::string> failures_;
+    std::size_t failed_now_ = 0;
     double build_seconds_ = 0;
     // Artifact files verified since start: path -> what identified the file then.
     std::map<std::string, std::string> verified_;
