@@ -263,6 +263,10 @@ void read_serve_config(const fs::path& file, ServeSettings& s) {
             s.request_timeout = std::chrono::seconds(number(c, key, value, 1));
         else if (k == "max_threads")
             s.max_threads = static_cast<int>(number(c, key, value, 2));
+        else if (k == "max_connections")
+            s.max_connections = static_cast<int>(number(c, key, value, 16));
+        else if (k == "max_failed")
+            s.max_failed = static_cast<std::size_t>(number(c, key, value, 0));
         else if (k == "shutdown_grace")
             s.shutdown_grace = std::chrono::seconds(number(c, key, value, 0));
         else if (k == "retry_failed_after")

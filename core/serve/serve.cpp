@@ -378,6 +378,7 @@ int run_service(const ServeSettings& settings, const ServeContext& context) {
     http.port = port;
     http.max_body = settings.max_body;
     http.max_threads = settings.max_threads;
+    http.max_connections = settings.max_connections;
     http.request_timeout = settings.request_timeout;
     http.posts_per_minute = settings.posts_per_minute;
     http.posts_per_minute_total = settings.posts_per_minute_total;
@@ -418,6 +419,7 @@ int run_service(const ServeSettings& settings, const ServeContext& context) {
     queue_options.jobs = settings.jobs;
     queue_options.max_queued = static_cast<std::size_t>(settings.queue);
     queue_options.retry_failed_after = settings.retry_failed_after;
+    queue_options.max_failed = settings.max_failed;
     BuildQueue queue(queue_options, [&builds](const TargetState& state) { return builds.build(state); });
 
     ServiceCatalog catalog;

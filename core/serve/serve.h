@@ -13,9 +13,11 @@
 //   posts_per_minute = 60         # per client address; 0: no limit
 //   posts_per_minute_total = 0    # from all clients together (then 503); 0: no limit
 //   request_timeout = 10          # seconds to send one request's headers and body; then 408
-//   max_threads = 32              # requests handled at once
+//   max_threads = 32              # requests handled at once (those that touch files)
+//   max_connections = 4096        # open at once; more: 503 with Retry-After
 //   shutdown_grace = 30           # seconds SIGTERM waits for running builds
-//   retry_failed_after = 3600     # a failed target is tried again when asked after this
+//   retry_failed_after = 3600     # a failed target is tried again when asked after this,
+//   max_failed = 1000             # and forgotten then, or when more failures are newer
 //   crawl_ttl = 600               # seconds a distro's crawl is reused
 //   build_types = ["debian", "ubuntu-generic"]   # default: every one the plugins serve
 //   sign_key = "/etc/kbuild/signing_key.pem"     # sign each module (both or neither; see
@@ -60,6 +62,8 @@ struct ServeSettings {
     int posts_per_minute_total = 0;
     std::chrono::seconds request_timeout{10};
     int max_threads = 32;
+    int max_connections = 4096;
+    std::size_t max_failed = 1000;
     std::chrono::seconds shutdown_grace{30};
     std::chrono::seconds retry_failed_after{3600};
     std::chrono::seconds crawl_ttl{600};

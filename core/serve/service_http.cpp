@@ -4,118 +4,45 @@
 
 #include <kbuild/digest.hpp>
 
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServerConnection.h>
-#include <Poco/Net/HTTPServerParams.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerRequestImpl.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/NetException.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/Net/StreamSocket.h>
-#include <Poco/Net/TCPServer.h>
-#include <Poco/Net/TCPServerConnectionFactory.h>
-#include <Poco/ThreadPool.h>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/file_posix.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 
 #include <spdlog/spdlog.h>
 
-#include <sys/sendfile.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 #include <atomic>
 #include <cmath>
-#include <condition_variable>
+#include <mutex>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
+#include <variant>
 
-using namespace Poco::Net;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
+using boost::system::error_code;
 
 namespace kbuild {
 namespace {
 
 constexpr const char* kModulePrefix = "/v1/module/";
-
-// Closes connections whose request is not in by its deadline (a slowloris client sending its
-// headers or body a byte at a time), after a 408. Poco's socket timeout alone would let a
-// client that sends a byte every few seconds hold a thread for ever.
-class ConnectionWatch {
-public:
-    struct Slot {
-        StreamSocket socket;
-        std::optional<Clock::time_point> deadline;
-        std::atomic<bool> timed_out{false};
-    };
-
-    ConnectionWatch() : thread_([this] { run(); }) {}
-    ~ConnectionWatch() {
-        {
-            std::lock_guard lock(mutex_);
-            stop_ = true;
-        }
-        wake_.notify_all();
-        thread_.join();
-    }
-    ConnectionWatch(const ConnectionWatch&) = delete;
-    ConnectionWatch& operator=(const ConnectionWatch&) = delete;
-
-    void add(Slot* slot, Clock::duration limit) {
-        std::lock_guard lock(mutex_);
-        slot->deadline = Clock::now() + limit;
-        slots_.insert(slot);
-    }
-    void remove(Slot* slot) {
-        std::lock_guard lock(mutex_);
-        slots_.erase(slot);
-    }
-    void arm(Slot* slot, Clock::duration limit) {
-        std::lock_guard lock(mutex_);
-        slot->deadline = Clock::now() + limit;
-    }
-    void disarm(Slot* slot) {
-        std::lock_guard lock(mutex_);
-        slot->deadline.reset();
-    }
-    std::uint64_t timeouts() const { return timeouts_; }
-
-private:
-    void run() {
-        static const std::string answer =
-            "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: 53\r\n"
-            "Connection: close\r\n\r\n{\"error\":\"the request was not sent in time; closing\"}\n";
-        std::unique_lock lock(mutex_);
-        while (!stop_) {
-            wake_.wait_for(lock, std::chrono::milliseconds(200));
-            const auto now = Clock::now();
-            for (Slot* slot : slots_) {
-                if (!slot->deadline || *slot->deadline > now) continue;
-                slot->deadline.reset();
-                slot->timed_out = true;
-                ++timeouts_;
-                try {
-                    // Never blocks: a client that reads nothing must not stall this thread.
-                    slot->socket.sendBytes(answer.data(), static_cast<int>(answer.size()), MSG_DONTWAIT | MSG_NOSIGNAL);
-                } catch (const Poco::Exception&) {}
-                try {
-                    slot->socket.shutdown();
-                } catch (const Poco::Exception&) {}
-            }
-        }
-    }
-
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::set<Slot*> slots_;
-    bool stop_ = false;
-    std::atomic<std::uint64_t> timeouts_{0};
-    std::thread thread_;
-};
-
-// The slot of the connection this thread serves, for handlers to arm and disarm.
-thread_local ConnectionWatch::Slot* t_slot = nullptr;
+constexpr std::size_t kHeaderLimit = 16 << 10;  // a request's line and headers
+constexpr std::size_t kLingerLimit = 16 << 20;  // bytes read and dropped after an early answer
+constexpr auto kLingerTime = std::chrono::seconds(2);
 
 // Token buckets per client address: `per_minute` POSTs a minute, as a burst or spread out.
 class RateLimiter {
@@ -171,9 +98,10 @@ struct Context {
     HttpOptions options;
     RateLimiter limiter;
     RateLimiter total_limiter;  // one bucket, every client's
-    ConnectionWatch watch;
     std::atomic<bool> shutting_down{false};
-    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> requests{0}, timeouts{0}, refused_busy{0};
+    std::atomic<std::size_t> connections{0};  // open now, each with its session
+    std::atomic<std::size_t> handling{0};     // requests given to the handler threads, not yet answered
 };
 
 bool same_secret(const std::string& a, const std::string& b) {
@@ -186,177 +114,201 @@ std::string location_of(const TargetState& state, const std::string& name) {
     return kModulePrefix + state.request.key() + "/" + name;
 }
 
-class ServiceHandler : public HTTPRequestHandler {
-public:
-    explicit ServiceHandler(Context& context) : c_(context) {}
+using Request = http::request<http::string_body>;
 
-    void handleRequest(HTTPServerRequest& request, HTTPServerResponse& response) override {
-        ++c_.requests;
-        const std::string method = request.getMethod();
-        if (method != HTTPRequest::HTTP_POST && t_slot) c_.watch.disarm(t_slot);
-        try {
-            route(request, response);
-        } catch (const std::exception& e) {
-            if (t_slot && t_slot->timed_out) return;  // the client was too slow, and is gone
-            spdlog::error("{} {}: {}", method, request.getURI().substr(0, 200), e.what());
-            try {
-                if (!response.sent()) reply(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, {{"error", e.what()}});
-            } catch (const std::exception&) {}
+// What a handler answers: a JSON (or text) body, or an artifact's open file.
+struct Reply {
+    http::status status = http::status::ok;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string content_type = "application/json";
+    std::string body;
+    OpenArtifact file;    // fd >= 0: the body is this file
+    bool close = false;   // the connection closes after this answer
+    bool linger = false;  // ... after reading what the client still sends (it was not read)
+};
+
+Reply json_reply(http::status status, const Json& body) {
+    Reply r;
+    r.status = status;
+    r.body = body.dump() + "\n";
+    return r;
+}
+
+// An answer given before the body was read: the connection closes, so an unread body is
+// never taken for the next request, and what the client still sends is read and dropped for a
+// moment first (nginx's lingering close), so closing does not reset the answer away.
+Reply refusal(http::status status, const Json& body) {
+    Reply r = json_reply(status, body);
+    r.close = r.linger = true;
+    return r;
+}
+
+Reply bad_field(const std::string& field, const std::string& why) {
+    Reply r = json_reply(http::status::bad_request, {{"error", why}, {"field", field}});
+    r.close = true;
+    return r;
+}
+
+Reply retry_later(http::status status, const std::string& why, int seconds) {
+    Reply r = json_reply(status, {{"error", why}});
+    r.headers.emplace_back("Retry-After", std::to_string(seconds));
+    return r;
+}
+
+// The one mapping from a target's state to an HTTP answer, for POST and GET alike.
+Reply answer(BuildQueue::Answer answer, const TargetState& state, const std::string& name) {
+    using Answer = BuildQueue::Answer;
+    switch (answer) {
+        case Answer::built: {
+            Json artifacts = Json::array();
+            for (const auto& a : state.artifacts)
+                artifacts.push_back({{"name", a.name},
+                                     {"location", location_of(state, a.name)},
+                                     {"sha256", a.sha256},
+                                     {"vermagic", a.vermagic}});
+            return json_reply(http::status::ok, {{"status", "built"},
+                                                 {"location", location_of(state, name)},
+                                                 {"artifacts", artifacts},
+                                                 {"config_match", state.config_match}});
         }
-        // The connection's next request has its own deadline.
-        if (t_slot) c_.watch.arm(t_slot, c_.options.request_timeout);
+        case Answer::pending: {
+            Reply r = json_reply(http::status::accepted, {{"status", to_string(state.status)},
+                                                          {"location", location_of(state, name)},
+                                                          {"reason", state.reason}});
+            r.headers.emplace_back("Location", location_of(state, name));
+            r.headers.emplace_back("Retry-After", "5");
+            return r;
+        }
+        case Answer::failed:
+            return json_reply(http::status::unprocessable_entity, {{"status", "failed"},
+                                                                   {"reason", state.reason},
+                                                                   {"log", state.log},
+                                                                   {"finished_at", state.finished_at}});
+        case Answer::queue_full:
+            return retry_later(http::status::too_many_requests, "the build queue is full; try again later", 30);
+        case Answer::shutting_down:
+            return retry_later(http::status::service_unavailable, "the service is shutting down", 30);
+    }
+    return json_reply(http::status::internal_server_error, {{"error", "no answer"}});
+}
+
+// The handlers. Those that touch the queue's files (a POST's config, an artifact's checksum)
+// run on the handler threads; the rest, and the checks a POST's headers allow before its body
+// is read, run where the connection's I/O does and never wait.
+class Handlers {
+public:
+    explicit Handlers(Context& context) : c_(context) {}
+
+    // What can be said from the request line alone, or nullopt to go on (read the body, then
+    // `handle`). Never blocks.
+    std::optional<Reply> early(const http::request_header<>& request, const std::string& client,
+                               std::optional<std::uint64_t> content_length) const {
+        const std::string uri = path_of(request);
+        if (uri != "/v1/module" || request.method() != http::verb::post) return std::nullopt;
+        if (c_.shutting_down) {
+            Reply r = refusal(http::status::service_unavailable, {{"error", "the service is shutting down"}});
+            r.headers.emplace_back("Retry-After", "30");
+            return r;
+        }
+        if (!c_.options.token.empty()) {
+            const std::string given(request[http::field::authorization]);
+            if (!same_secret(given, "Bearer " + c_.options.token)) {
+                Reply r = refusal(http::status::unauthorized,
+                                  {{"error", given.empty() ? "Authorization: a bearer token is needed"
+                                                           : "Authorization: not the service's bearer token"}});
+                r.headers.emplace_back("WWW-Authenticate", "Bearer");
+                return r;
+            }
+        }
+        if (const int wait = c_.limiter.take(client)) {
+            Reply r = refusal(http::status::too_many_requests,
+                              {{"error", "too many requests from this client (at most " +
+                                             std::to_string(c_.options.posts_per_minute) + " a minute)"}});
+            r.headers.emplace_back("Retry-After", std::to_string(wait));
+            return r;
+        }
+        if (const int wait = c_.total_limiter.take("")) {
+            Reply r = refusal(http::status::service_unavailable,
+                              {{"error", "the service is taking no more requests now (at most " +
+                                             std::to_string(c_.options.posts_per_minute_total) +
+                                             " a minute from all clients); try again later"}});
+            r.headers.emplace_back("Retry-After", std::to_string(wait));
+            return r;
+        }
+        if (content_length && *content_length > c_.options.max_body) return too_large();
+        return std::nullopt;
+    }
+
+    Reply too_large() const {
+        return refusal(http::status::payload_too_large,
+                       {{"error", "body: larger than " + std::to_string(c_.options.max_body) + " bytes"}});
+    }
+
+    // True when `handle` may block on files and belongs on a handler thread.
+    static bool slow(const Request& request) {
+        const std::string uri = path_of(request);
+        return (uri == "/v1/module" && request.method() == http::verb::post) ||
+               (uri.rfind(kModulePrefix, 0) == 0 && request.method() == http::verb::get);
+    }
+
+    Reply handle(const Request& request) const {
+        try {
+            return route(request);
+        } catch (const std::exception& e) {
+            spdlog::error("{} {}: {}", std::string(request.method_string()).substr(0, 16),
+                          std::string(request.target()).substr(0, 200), e.what());
+            return json_reply(http::status::internal_server_error, {{"error", e.what()}});
+        }
     }
 
 private:
-    void route(HTTPServerRequest& request, HTTPServerResponse& response) {
-        const std::string uri = request.getURI().substr(0, request.getURI().find('?'));
-        const std::string& method = request.getMethod();
-        auto only = [&](const std::string& allowed) {
-            if (method == allowed) return true;
-            response.set("Allow", allowed);
-            response.setKeepAlive(false);
-            reply(response, HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
-                  {{"error", method.substr(0, 16) + " " + uri.substr(0, 64) + ": only " + allowed}});
-            return false;
+    static std::string path_of(const http::request_header<>& request) {
+        const auto target = request.target();
+        return std::string(target.substr(0, target.find('?')));
+    }
+
+    Reply route(const Request& request) const {
+        const std::string uri = path_of(request);
+        const http::verb method = request.method();
+        auto only = [&](http::verb allowed) -> std::optional<Reply> {
+            if (method == allowed) return std::nullopt;
+            Reply r =
+                json_reply(http::status::method_not_allowed,
+                           {{"error", std::string(request.method_string()).substr(0, 16) + " " + uri.substr(0, 64) +
+                                          ": only " + std::string(http::to_string(allowed))}});
+            r.headers.emplace_back("Allow", std::string(http::to_string(allowed)));
+            r.close = true;
+            return r;
         };
         if (uri == "/v1/module") {
-            if (only(HTTPRequest::HTTP_POST)) post_module(request, response);
-        } else if (uri.rfind(kModulePrefix, 0) == 0) {
-            if (only(HTTPRequest::HTTP_GET))
-                get_module(request, uri.substr(std::string(kModulePrefix).size()), response);
-        } else if (uri == "/v1/health") {
-            if (!only(HTTPRequest::HTTP_GET)) return;
-            if (c_.shutting_down)
-                reply(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, {{"status", "shutting down"}});
-            else
-                reply(response, HTTPResponse::HTTP_OK, {{"status", "ok"}});
-        } else if (uri == "/v1/metrics") {
-            if (only(HTTPRequest::HTTP_GET)) metrics(response);
-        } else if (uri == "/metrics") {
-            if (only(HTTPRequest::HTTP_GET)) prometheus(response);
-        } else {
-            response.setKeepAlive(false);
-            reply(response, HTTPResponse::HTTP_NOT_FOUND, {{"error", "no such path"}});
+            if (auto wrong = only(http::verb::post)) return std::move(*wrong);
+            return post_module(request);
         }
+        if (uri.rfind(kModulePrefix, 0) == 0) {
+            if (auto wrong = only(http::verb::get)) return std::move(*wrong);
+            return get_module(uri.substr(std::string(kModulePrefix).size()));
+        }
+        if (uri == "/v1/health") {
+            if (auto wrong = only(http::verb::get)) return std::move(*wrong);
+            if (c_.shutting_down) return json_reply(http::status::service_unavailable, {{"status", "shutting down"}});
+            return json_reply(http::status::ok, {{"status", "ok"}});
+        }
+        if (uri == "/v1/metrics") {
+            if (auto wrong = only(http::verb::get)) return std::move(*wrong);
+            return metrics();
+        }
+        if (uri == "/metrics") {
+            if (auto wrong = only(http::verb::get)) return std::move(*wrong);
+            return prometheus();
+        }
+        Reply r = json_reply(http::status::not_found, {{"error", "no such path"}});
+        r.close = true;
+        return r;
     }
 
-    static void reply(HTTPServerResponse& response, HTTPResponse::HTTPStatus status, const Json& body) {
-        response.setStatusAndReason(status);
-        response.setContentType("application/json");
-        const std::string text = body.dump() + "\n";
-        response.setContentLength64(static_cast<Poco::Int64>(text.size()));
-        // Flushed here: Poco would otherwise write a small answer only when the response object
-        // goes, after a lingering close has shut the sending side.
-        std::ostream& out = response.send();
-        out.write(text.data(), static_cast<std::streamsize>(text.size()));
-        out.flush();
-    }
-
-    // An answer before the body was read: the connection closes, so an unread body is never
-    // taken for the next request.
-    static void refuse(HTTPServerResponse& response, HTTPResponse::HTTPStatus status, const Json& body) {
-        response.setKeepAlive(false);
-        reply(response, status, body);
-    }
-
-    static void bad_field(HTTPServerResponse& response, const std::string& field, const std::string& why) {
-        refuse(response, HTTPResponse::HTTP_BAD_REQUEST, {{"error", why}, {"field", field}});
-    }
-
-    // Reads at most max_body + 1 bytes; nullopt (and the answer sent) when the body is too large
-    // or shorter than it said.
-    std::optional<std::string> read_body(HTTPServerRequest& request, HTTPServerResponse& response) {
-        const std::size_t limit = c_.options.max_body;
-        const auto too_large = [&] {
-            refuse(response, HTTPResponse::HTTP_REQUESTENTITYTOOLARGE,
-                   {{"error", "body: larger than " + std::to_string(limit) + " bytes"}});
-            linger(request);
-        };
-        if (request.hasContentLength() && request.getContentLength64() > static_cast<Poco::Int64>(limit)) {
-            too_large();
-            return std::nullopt;
-        }
-        std::string body;
-        std::istream& in = request.stream();
-        char chunk[16384];
-        while (in && body.size() <= limit) {
-            in.read(chunk, static_cast<std::streamsize>(std::min(sizeof chunk, limit + 1 - body.size())));
-            body.append(chunk, static_cast<size_t>(in.gcount()));
-            if (in.gcount() == 0) break;
-        }
-        if (body.size() > limit) {
-            too_large();
-            return std::nullopt;
-        }
-        if (t_slot && t_slot->timed_out) return std::nullopt;  // answered 408 and closed
-        if (request.hasContentLength() && static_cast<Poco::Int64>(body.size()) < request.getContentLength64()) {
-            refuse(response, HTTPResponse::HTTP_BAD_REQUEST, {{"error", "body: shorter than its Content-Length"}});
-            return std::nullopt;
-        }
-        return body;
-    }
-
-    // After an early answer the client may still be sending its body; closing with unread bytes
-    // would reset the connection and lose the answer, so the rest is read and dropped for a
-    // moment (nginx's lingering close), within bounds.
-    void linger(HTTPServerRequest& request) {
-        StreamSocket& socket = static_cast<HTTPServerRequestImpl&>(request).socket();
-        try {
-            socket.shutdownSend();
-            socket.setReceiveTimeout(Poco::Timespan(0, 200000));
-            const auto until = Clock::now() + std::chrono::seconds(2);
-            char sink[65536];
-            std::size_t dropped = 0;
-            while (Clock::now() < until && dropped < (std::size_t{16} << 20)) {
-                try {
-                    const int n = socket.receiveBytes(sink, sizeof sink);
-                    if (n <= 0) break;
-                    dropped += static_cast<std::size_t>(n);
-                } catch (const Poco::TimeoutException&) {}
-            }
-        } catch (const Poco::Exception&) {}
-    }
-
-    void post_module(HTTPServerRequest& request, HTTPServerResponse& response) {
-        if (c_.shutting_down) {
-            response.set("Retry-After", "30");
-            refuse(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, {{"error", "the service is shutting down"}});
-            return;
-        }
-        if (!c_.options.token.empty()) {
-            const std::string given = request.get("Authorization", "");
-            if (!same_secret(given, "Bearer " + c_.options.token)) {
-                response.set("WWW-Authenticate", "Bearer");
-                refuse(response, HTTPResponse::HTTP_UNAUTHORIZED,
-                       {{"error", given.empty() ? "Authorization: a bearer token is needed"
-                                                : "Authorization: not the service's bearer token"}});
-                return;
-            }
-        }
-        if (const int wait = c_.limiter.take(request.clientAddress().host().toString())) {
-            response.set("Retry-After", std::to_string(wait));
-            refuse(response, HTTPResponse::HTTP_TOO_MANY_REQUESTS,
-                   {{"error", "too many requests from this client (at most " +
-                                  std::to_string(c_.options.posts_per_minute) + " a minute)"}});
-            return;
-        }
-        if (const int wait = c_.total_limiter.take("")) {
-            response.set("Retry-After", std::to_string(wait));
-            refuse(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
-                   {{"error", "the service is taking no more requests now (at most " +
-                                  std::to_string(c_.options.posts_per_minute_total) +
-                                  " a minute from all clients); try again later"}});
-            return;
-        }
-        const auto body = read_body(request, response);
-        if (!body) return;
-        if (t_slot) c_.watch.disarm(t_slot);
-
-        auto read = read_module_post(*body, {c_.catalog.check_build_type, c_.catalog.modules});
-        if (const auto* refused = std::get_if<Refused>(&read)) {
-            bad_field(response, refused->field, refused->why);
-            return;
-        }
+    Reply post_module(const Request& request) const {
+        auto read = read_module_post(request.body(), {c_.catalog.check_build_type, c_.catalog.modules});
+        if (const auto* refused = std::get_if<Refused>(&read)) return bad_field(refused->field, refused->why);
         auto& [asked, config] = std::get<PostedModule>(read);
         const std::string& module = c_.catalog.modules.at(asked.module_version);
         if (c_.catalog.keep_config) {
@@ -364,124 +316,57 @@ private:
                 c_.catalog.keep_config(asked, config);
             } catch (const std::exception& e) {
                 spdlog::error("keeping the config of {}: {}", asked.key(), e.what());
-                refuse(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR,
-                       {{"error", "the service cannot keep the request's config"}});
-                return;
+                Reply r = json_reply(http::status::internal_server_error,
+                                     {{"error", "the service cannot keep the request's config"}});
+                r.close = true;
+                return r;
             }
         }
         const auto submitted = c_.queue.submit(asked, module);
-        answer(submitted.answer, submitted.state, module + ".ko", response);
+        return answer(submitted.answer, submitted.state, module + ".ko");
     }
 
-    // The one mapping from a target's state to an HTTP answer, for POST and GET alike.
-    void answer(BuildQueue::Answer answer, const TargetState& state, const std::string& name,
-                HTTPServerResponse& response) {
-        using Answer = BuildQueue::Answer;
-        switch (answer) {
-            case Answer::built: {
-                Json artifacts = Json::array();
-                for (const auto& a : state.artifacts)
-                    artifacts.push_back({{"name", a.name},
-                                         {"location", location_of(state, a.name)},
-                                         {"sha256", a.sha256},
-                                         {"vermagic", a.vermagic}});
-                reply(response, HTTPResponse::HTTP_OK,
-                      {{"status", "built"},
-                       {"location", location_of(state, name)},
-                       {"artifacts", artifacts},
-                       {"config_match", state.config_match}});
-                return;
-            }
-            case Answer::pending:
-                response.set("Location", location_of(state, name));
-                response.set("Retry-After", "5");
-                reply(response, HTTPResponse::HTTP_ACCEPTED,
-                      {{"status", to_string(state.status)},
-                       {"location", location_of(state, name)},
-                       {"reason", state.reason}});
-                return;
-            case Answer::failed:
-                reply(response, HTTPResponse::HTTP_UNPROCESSABLE_ENTITY,
-                      {{"status", "failed"},
-                       {"reason", state.reason},
-                       {"log", state.log},
-                       {"finished_at", state.finished_at}});
-                return;
-            case Answer::queue_full:
-                response.set("Retry-After", "30");
-                reply(response, HTTPResponse::HTTP_TOO_MANY_REQUESTS,
-                      {{"error", "the build queue is full; try again later"}});
-                return;
-            case Answer::shutting_down:
-                response.set("Retry-After", "30");
-                reply(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, {{"error", "the service is shutting down"}});
-                return;
-        }
-    }
-
-    void get_module(HTTPServerRequest& request, const std::string& path, HTTPServerResponse& response) {
+    Reply get_module(const std::string& path) const {
         const auto read = read_module_path(path);
         if (const auto* refused = std::get_if<Refused>(&read)) {
-            if (refused->not_found)
-                refuse(response, HTTPResponse::HTTP_NOT_FOUND, {{"error", refused->why}});
-            else
-                bad_field(response, refused->field, refused->why);
-            return;
+            if (!refused->not_found) return bad_field(refused->field, refused->why);
+            Reply r = json_reply(http::status::not_found, {{"error", refused->why}});
+            r.close = true;
+            return r;
         }
         const auto& [asked, name] = std::get<ModulePath>(read);
         BuildQueue::Lookup lookup = c_.queue.open_artifact(asked.key(), name);
-        if (!lookup.answer) {
-            reply(response, HTTPResponse::HTTP_NOT_FOUND, {{"error", "no such module: POST /v1/module to ask for it"}});
-            return;
-        }
-        if (*lookup.answer != BuildQueue::Answer::built) {
-            answer(*lookup.answer, lookup.state, name, response);
-            return;
-        }
-        stream(request, lookup, name, response);
-    }
-
-    // The file as it was opened and checked, with sendfile(2): no copy through this process.
-    void stream(HTTPServerRequest& request, const BuildQueue::Lookup& lookup, const std::string& name,
-                HTTPServerResponse& response) {
+        if (!lookup.answer)
+            return json_reply(http::status::not_found, {{"error", "no such module: POST /v1/module to ask for it"}});
+        if (*lookup.answer != BuildQueue::Answer::built) return answer(*lookup.answer, lookup.state, name);
+        // The file as it was opened and checked.
         const auto artifact = std::find_if(lookup.state.artifacts.begin(), lookup.state.artifacts.end(),
                                            [&](const ServiceArtifact& a) { return a.name == name; });
-        response.setContentType("application/octet-stream");
-        response.setContentLength64(static_cast<Poco::Int64>(lookup.file.size));
-        response.set("ETag", "\"" + artifact->sha256 + "\"");
-        std::ostream& out = response.send();
-        out.flush();  // the headers are on the socket; the body follows them
-        StreamSocket& socket = static_cast<HTTPServerRequestImpl&>(request).socket();
-        socket.setSendTimeout(Poco::Timespan(c_.options.request_timeout.count(), 0));
-        const int fd = socket.impl()->sockfd();
-        off_t offset = 0;
-        const auto size = static_cast<off_t>(lookup.file.size);
-        while (offset < size) {
-            const ssize_t n = ::sendfile(fd, lookup.file.fd, &offset, static_cast<size_t>(size - offset));
-            if (n > 0) continue;
-            if (n < 0 && errno == EINTR) continue;
-            // A client that stopped reading, or went: the body is cut short, so is the connection.
-            socket.shutdown();
-            return;
-        }
+        Reply r;
+        r.content_type = "application/octet-stream";
+        r.headers.emplace_back("ETag", "\"" + artifact->sha256 + "\"");
+        r.file = std::move(lookup.file);
+        return r;
     }
 
-    void metrics(HTTPServerResponse& response) {
+    Reply metrics() const {
         const QueueMetrics m = c_.queue.metrics();
-        reply(response, HTTPResponse::HTTP_OK,
-              {{"queue_length", m.queued},
-               {"building", m.building},
-               {"targets_built", m.built},
-               {"targets_failed", m.failed},
-               {"builds_done", m.builds_done},
-               {"builds_failed", m.builds_failed},
-               {"mean_build_seconds", m.mean_build_s},
-               {"requests", c_.requests.load()},
-               {"request_timeouts", c_.watch.timeouts()}});
+        return json_reply(http::status::ok, {{"queue_length", m.queued},
+                                             {"building", m.building},
+                                             {"targets_built", m.built},
+                                             {"targets_failed", m.failed},
+                                             {"builds_done", m.builds_done},
+                                             {"builds_failed", m.builds_failed},
+                                             {"mean_build_seconds", m.mean_build_s},
+                                             {"targets_forgotten", m.forgotten},
+                                             {"requests", c_.requests.load()},
+                                             {"request_timeouts", c_.timeouts.load()},
+                                             {"connections", c_.connections.load()},
+                                             {"refused_busy", c_.refused_busy.load()}});
     }
 
     // The same figures in Prometheus' text format (0.0.4), where scrapers look for them.
-    void prometheus(HTTPServerResponse& response) {
+    Reply prometheus() const {
         const QueueMetrics m = c_.queue.metrics();
         std::string text;
         const auto metric = [&](const char* name, const char* type, const char* help, const auto& value,
@@ -496,6 +381,8 @@ private:
         metric("kbuild_serve_targets", "gauge", "", m.building, "{state=\"building\"}");
         metric("kbuild_serve_targets", "gauge", "", m.built, "{state=\"built\"}");
         metric("kbuild_serve_targets", "gauge", "", m.failed, "{state=\"failed\"}");
+        metric("kbuild_serve_targets_forgotten_total", "counter",
+               "Failed targets forgotten since the start (too old, or too many).", m.forgotten);
         metric("kbuild_serve_builds_total", "counter", "Builds finished since the start, by result.", m.builds_done,
                "{result=\"done\"}");
         metric("kbuild_serve_builds_total", "counter", "", m.builds_failed, "{result=\"failed\"}");
@@ -503,99 +390,346 @@ private:
                m.mean_build_s);
         metric("kbuild_serve_requests_total", "counter", "HTTP requests read since the start.", c_.requests.load());
         metric("kbuild_serve_request_timeouts_total", "counter",
-               "Requests cut off for taking longer than the request timeout.", c_.watch.timeouts());
-        response.setStatusAndReason(HTTPResponse::HTTP_OK);
-        response.setContentType("text/plain; version=0.0.4; charset=utf-8");
-        response.setContentLength64(static_cast<Poco::Int64>(text.size()));
-        response.send() << text << std::flush;
+               "Requests cut off for taking longer than the request timeout.", c_.timeouts.load());
+        metric("kbuild_serve_connections", "gauge", "Connections open now.", c_.connections.load());
+        metric("kbuild_serve_refused_busy_total", "counter",
+               "Connections and requests answered 503 for want of room since the start.", c_.refused_busy.load());
+        Reply r;
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = std::move(text);
+        return r;
     }
 
     Context& c_;
 };
 
-class HandlerFactory : public HTTPRequestHandlerFactory {
+// The server's shared parts: the I/O threads' context, the handler threads, the open sessions.
+class Session;
+struct Server {
+    Server(Context& c, int handler_threads)
+        : context(c), handlers(c), pool(static_cast<std::size_t>(handler_threads)) {}
+    Context& context;
+    Handlers handlers;
+    std::mutex sessions_mutex;  // before `io`: the sessions it destroys leave the set
+    std::unordered_set<Session*> sessions;
+    net::io_context io;
+    net::thread_pool pool;
+};
+
+// One connection, on its own strand: reads each request against a deadline (a slow client
+// costs a socket and a buffer, never a thread), hands it to a handler, writes the answer.
+class Session : public std::enable_shared_from_this<Session> {
 public:
-    explicit HandlerFactory(Context& context) : c_(context) {}
-    HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override { return new ServiceHandler(c_); }
-    // What HTTPServer::stopAll does: every open connection is told, and closed.
-    void close_connections(const void* server) {
-        bool abort_current = true;
-        serverStopped(server, abort_current);
+    Session(tcp::socket socket, Server& server)
+        : socket_(std::move(socket)), timer_(socket_.get_executor()), s_(server), c_(server.context) {
+        ++c_.connections;
+        error_code ec;
+        const auto peer = socket_.remote_endpoint(ec);
+        if (!ec) client_ = peer.address().to_string();
+        std::lock_guard lock(s_.sessions_mutex);
+        s_.sessions.insert(this);
     }
+    ~Session() {
+        --c_.connections;
+        std::lock_guard lock(s_.sessions_mutex);
+        s_.sessions.erase(this);
+    }
+
+    void start() {
+        // The first request's deadline counts from the connection.
+        deadline_ = Clock::now() + c_.options.request_timeout;
+        await_request(true);
+    }
+
+    // Over capacity: one 503 and a lingering close, nothing read as a request.
+    void refuse_busy() {
+        ++c_.refused_busy;
+        Reply r =
+            retry_later(http::status::service_unavailable, "the service has too many connections; try again later", 2);
+        r.close = r.linger = true;
+        write(std::move(r), 11);
+    }
+
+    tcp::socket::executor_type executor() { return socket_.get_executor(); }
+
+    // Only once the I/O threads have stopped.
+    void close_now() { close(); }
 
 private:
-    Context& c_;
-};
+    // Fires at `deadline`: what the socket is doing is cancelled and `timed_out_` says why.
+    void arm(Clock::time_point deadline) {
+        timed_out_ = false;
+        timer_.expires_at(deadline);
+        timer_.async_wait([self = shared_from_this()](error_code ec) {
+            if (ec) return;  // re-armed or disarmed
+            self->timed_out_ = true;
+            error_code ignored;
+            self->socket_.cancel(ignored);
+        });
+    }
+    void disarm() { timer_.cancel(); }
 
-// An HTTP connection with a deadline for each request it reads (see ConnectionWatch).
-class WatchedConnection : public HTTPServerConnection {
-public:
-    WatchedConnection(const StreamSocket& socket, HTTPServerParams::Ptr params, HTTPRequestHandlerFactory::Ptr factory,
-                      Context& context)
-        : HTTPServerConnection(socket, params, factory), c_(context) {}
-
-    void run() override {
-        ConnectionWatch::Slot slot{socket(), std::nullopt, {false}};
-        c_.watch.add(&slot, c_.options.request_timeout);
-        t_slot = &slot;
-        struct Leave {
-            Context& c;
-            ConnectionWatch::Slot* slot;
-            ~Leave() {
-                t_slot = nullptr;
-                c.watch.remove(slot);
-            }
-        } leave{c_, &slot};
-        HTTPServerConnection::run();
+    // Waits for a request's first bytes (a kept-alive connection may idle for keep_alive),
+    // then reads its head.
+    void await_request(bool first) {
+        if (buffer_.size() > 0) return read_head();
+        const auto idle = first ? deadline_ : Clock::now() + c_.options.keep_alive;
+        arm(idle);
+        socket_.async_read_some(buffer_.prepare(4096),
+                                [self = shared_from_this(), first](error_code ec, std::size_t n) {
+                                    self->buffer_.commit(n);
+                                    if (ec) {
+                                        // A new connection that sent nothing in time is told; an idle one just closes.
+                                        if (self->timed_out_ && first) return self->time_out();
+                                        return self->close();
+                                    }
+                                    if (!first) self->deadline_ = Clock::now() + self->c_.options.request_timeout;
+                                    self->read_head();
+                                });
     }
 
-private:
-    Context& c_;
-};
-
-class WatchedConnectionFactory : public TCPServerConnectionFactory {
-public:
-    WatchedConnectionFactory(HTTPServerParams::Ptr params, HTTPRequestHandlerFactory::Ptr factory, Context& context)
-        : params_(std::move(params)), factory_(std::move(factory)), c_(context) {}
-    TCPServerConnection* createConnection(const StreamSocket& socket) override {
-        return new WatchedConnection(socket, params_, factory_, c_);
+    void read_head() {
+        parser_.emplace();
+        parser_->header_limit(kHeaderLimit);
+        parser_->body_limit(c_.options.max_body);
+        arm(deadline_);
+        http::async_read_header(socket_, buffer_, *parser_,
+                                [self = shared_from_this()](error_code ec, std::size_t) { self->on_head(ec); });
     }
 
-private:
-    HTTPServerParams::Ptr params_;
-    HTTPRequestHandlerFactory::Ptr factory_;
+    void on_head(error_code ec) {
+        if (ec) return read_failed(ec);
+        ++c_.requests;
+        const auto& head = parser_->get();
+        version_ = head.version();
+        keep_alive_ = head.keep_alive();
+        const auto length = parser_->content_length();
+        if (auto early =
+                s_.handlers.early(head, client_, length ? std::optional<std::uint64_t>(*length) : std::nullopt))
+            return write(std::move(*early));
+        if (parser_->is_done()) return dispatch();
+        const bool expects = beast::iequals(head[http::field::expect], "100-continue");
+        if (!expects) return read_body();
+        static const std::string go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+        net::async_write(socket_, net::buffer(go_on), [self = shared_from_this()](error_code ec, std::size_t) {
+            if (ec) return self->read_failed(ec);
+            self->read_body();
+        });
+    }
+
+    void read_body() {
+        http::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](error_code ec, std::size_t) {
+            if (ec) return self->read_failed(ec);
+            self->dispatch();
+        });
+    }
+
+    void read_failed(error_code ec) {
+        if (timed_out_) return time_out();
+        if (ec == http::error::body_limit) return write(s_.handlers.too_large());
+        if (ec == http::error::header_limit)
+            return write(refusal(http::status::request_header_fields_too_large,
+                                 {{"error", "headers: larger than " + std::to_string(kHeaderLimit) + " bytes"}}));
+        if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+            ec != http::error::end_of_stream && ec != http::error::partial_message)
+            return write(refusal(http::status::bad_request, {{"error", "not an HTTP request: " + ec.message()}}));
+        close();  // the client went
+    }
+
+    // A request not in by its deadline: 408, sent without waiting, and the connection closes.
+    void time_out() {
+        ++c_.timeouts;
+        static const std::string answer =
+            "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: 53\r\n"
+            "Connection: close\r\n\r\n{\"error\":\"the request was not sent in time; closing\"}\n";
+        error_code ec;
+        socket_.non_blocking(true, ec);
+        socket_.write_some(net::buffer(answer), ec);
+        close();
+    }
+
+    void dispatch() {
+        disarm();
+        auto request = std::make_shared<Request>(parser_->release());
+        if (!Handlers::slow(*request)) return write(s_.handlers.handle(*request));
+        const auto limit = static_cast<std::size_t>(c_.options.max_threads + c_.options.max_queued);
+        if (++c_.handling > limit) {
+            --c_.handling;
+            ++c_.refused_busy;
+            return write(retry_later(http::status::service_unavailable, "the service is busy; try again later", 2));
+        }
+        net::post(s_.pool, [self = shared_from_this(), request] {
+            auto reply = std::make_shared<Reply>(self->s_.handlers.handle(*request));
+            --self->c_.handling;
+            net::post(self->socket_.get_executor(), [self, reply] { self->write(std::move(*reply)); });
+        });
+    }
+
+    // Writes the answer; then the next request, or a (lingering) close. Each write's progress
+    // has request_timeout, so a client that stops reading is dropped.
+    void write(Reply reply, unsigned version = 0) {
+        const bool keep = keep_alive_ && !reply.close && !c_.shutting_down && ++served_ < 1000;
+        const unsigned v = version ? version : version_;
+        auto finish = [self = shared_from_this(), keep, linger = reply.linger](error_code ec) {
+            self->response_.reset();
+            if (ec || !keep) return linger && !ec ? self->linger() : self->close();
+            self->await_request(false);
+        };
+        if (reply.file.fd >= 0) {
+            beast::file_posix file;
+            file.native_handle(reply.file.fd);
+            reply.file.fd = -1;
+            auto message = std::make_shared<http::response<http::file_body>>(reply.status, v);
+            error_code ec;
+            message->body().reset(std::move(file), ec);
+            if (ec) return close();
+            fill(*message, reply, keep);
+            auto serializer = std::make_shared<http::response_serializer<http::file_body>>(*message);
+            response_ = std::make_shared<std::pair<decltype(message), decltype(serializer)>>(message, serializer);
+            write_some(*serializer, std::move(finish));
+        } else {
+            auto message = std::make_shared<http::response<http::string_body>>(reply.status, v);
+            message->body() = std::move(reply.body);
+            fill(*message, reply, keep);
+            auto serializer = std::make_shared<http::response_serializer<http::string_body>>(*message);
+            response_ = std::make_shared<std::pair<decltype(message), decltype(serializer)>>(message, serializer);
+            write_some(*serializer, std::move(finish));
+        }
+    }
+
+    template <class Message>
+    void fill(Message& message, const Reply& reply, bool keep) {
+        message.set(http::field::server, "kbuild");
+        message.set(http::field::content_type, reply.content_type);
+        for (const auto& [name, value] : reply.headers) message.set(name, value);
+        message.keep_alive(keep);
+        message.prepare_payload();
+    }
+
+    template <class Serializer, class Done>
+    void write_some(Serializer& serializer, Done done) {
+        arm(Clock::now() + c_.options.request_timeout);
+        http::async_write_some(socket_, serializer,
+                               [self = shared_from_this(), &serializer, done](error_code ec, std::size_t) mutable {
+                                   if (!ec && !serializer.is_done()) return self->write_some(serializer, done);
+                                   self->disarm();
+                                   done(ec);
+                               });
+    }
+
+    // Stops sending, reads and drops what the client still sends for a moment, then closes.
+    void linger() {
+        error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_send, ignored);
+        arm(Clock::now() + kLingerTime);
+        drain();
+    }
+    void drain() {
+        socket_.async_read_some(net::buffer(sink_), [self = shared_from_this()](error_code ec, std::size_t n) {
+            self->dropped_ += n;
+            if (ec || self->dropped_ > kLingerLimit) return self->close();
+            self->drain();
+        });
+    }
+
+    void close() {
+        disarm();
+        error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_both, ignored);
+        socket_.close(ignored);
+    }
+
+    tcp::socket socket_;
+    net::steady_timer timer_;
+    Server& s_;
     Context& c_;
+    std::string client_;
+    beast::flat_buffer buffer_{kHeaderLimit + 4096};
+    std::optional<http::request_parser<http::string_body>> parser_;
+    std::shared_ptr<void> response_;  // the message being written and its serializer
+    Clock::time_point deadline_;
+    bool timed_out_ = false, keep_alive_ = false;
+    unsigned version_ = 11;
+    unsigned served_ = 0;
+    std::size_t dropped_ = 0;
+    std::array<char, 16384> sink_{};
 };
+
+// Raises the soft limit of open files to what `connections` need; returns how many the limit
+// allows.
+std::size_t room_for_connections(std::size_t connections) {
+    constexpr rlim_t kSpare = 128;  // the service's own files: logs, artifacts, builds
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return connections;
+    const rlim_t wanted = static_cast<rlim_t>(connections) + kSpare;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
+        limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, limit.rlim_max);
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+        ::getrlimit(RLIMIT_NOFILE, &limit);
+    }
+    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= wanted) return connections;
+    const auto allowed = static_cast<std::size_t>(limit.rlim_cur > 2 * kSpare ? limit.rlim_cur - kSpare : kSpare);
+    spdlog::warn("open files are limited to {}: serving at most {} connections, not {}", limit.rlim_cur, allowed,
+                 connections);
+    return allowed;
+}
 
 }  // namespace
 
 struct ServiceServer::Impl {
     Impl(BuildQueue& queue, ServiceCatalog catalog, HttpOptions options)
         : context(queue, std::move(catalog), std::move(options)),
-          pool(2, std::max(2, context.options.max_threads)),
-          factory(new HandlerFactory(context)),
-          handlers(factory) {
+          server(context, std::max(1, context.options.max_threads)),
+          acceptor(server.io),
+          max_connections(
+              room_for_connections(static_cast<std::size_t>(std::max(1, context.options.max_connections)))) {
         const HttpOptions& o = context.options;
-        HTTPServerParams::Ptr params = new HTTPServerParams;
-        params->setMaxThreads(std::max(2, o.max_threads));
-        params->setMaxQueued(std::max(1, o.max_queued));
-        // Longer than a request's deadline: the watch answers a slow request 408 before a
-        // read times out; this bounds a send to a client that stopped reading.
-        params->setTimeout(Poco::Timespan(2 * o.request_timeout.count() + 1, 0));
-        params->setKeepAlive(true);
-        params->setKeepAliveTimeout(Poco::Timespan(o.keep_alive.count(), 0));
-        params->setMaxKeepAliveRequests(1000);
-        params->setServerName("kbuild");
-        ServerSocket socket(SocketAddress(o.host, o.port), 1024);
-        server =
-            std::make_unique<TCPServer>(new WatchedConnectionFactory(params, handlers, context), pool, socket, params);
+        const tcp::endpoint endpoint(net::ip::make_address(o.host), o.port);
+        acceptor.open(endpoint.protocol());
+        acceptor.set_option(tcp::acceptor::reuse_address(true));
+        acceptor.bind(endpoint);
+        acceptor.listen(1024);
+        port = acceptor.local_endpoint().port();
     }
 
-    Context context;
-    Poco::ThreadPool pool;    // outlives the server, which runs its connections on it
-    HandlerFactory* factory;  // owned by handlers
-    HTTPRequestHandlerFactory::Ptr handlers;
-    std::unique_ptr<TCPServer> server;
+    void accept() {
+        acceptor.async_accept(net::make_strand(server.io), [this](error_code ec, tcp::socket socket) {
+            if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+            if (ec) {
+                // Out of descriptors, most likely: say so now and then, and give closes a moment.
+                const auto now = Clock::now();
+                if (now - last_accept_error > std::chrono::seconds(10)) {
+                    spdlog::warn("accepting a connection: {}", ec.message());
+                    last_accept_error = now;
+                }
+                pause.expires_after(std::chrono::milliseconds(50));
+                pause.async_wait([this](error_code) { accept(); });
+                return;
+            }
+            auto session = std::make_shared<Session>(std::move(socket), server);
+            // Those over the bound get a 503 (and count until their lingering close ends);
+            // beyond twice the bound a connection is closed unanswered.
+            const std::size_t open = context.connections.load();
+            if (open > 2 * max_connections) {
+                ++context.refused_busy;
+            } else {
+                net::post(session->executor(), [session, busy = open > max_connections] {
+                    busy ? session->refuse_busy() : session->start();
+                });
+            }
+            accept();
+        });
+    }
+
+    Context context;  // before `server`: sessions destroyed with the I/O context count down in it
+    Server server;
+    tcp::acceptor acceptor;
+    net::steady_timer pause{server.io};
+    Clock::time_point last_accept_error{};
+    std::size_t max_connections;
+    std::uint16_t port = 0;
+    std::vector<std::thread> threads;
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
     bool stopped = false;
 };
 
@@ -607,11 +741,17 @@ ServiceServer::~ServiceServer() {
 }
 
 void ServiceServer::start() {
-    impl_->server->start();
+    Impl& i = *impl_;
+    if (!i.threads.empty()) return;
+    i.work.emplace(i.server.io.get_executor());
+    net::post(i.server.io, [&i] { i.accept(); });
+    // The connections' I/O: two threads, so that one busy handler of the quick kind (a health
+    // check waiting for the queue's lock) never stalls every connection.
+    for (int t = 0; t < 2; ++t) i.threads.emplace_back([&i] { i.server.io.run(); });
 }
 
 std::uint16_t ServiceServer::port() const {
-    return impl_->server->port();
+    return impl_->port;
 }
 
 void ServiceServer::begin_shutdown() {
@@ -619,11 +759,21 @@ void ServiceServer::begin_shutdown() {
 }
 
 void ServiceServer::stop() {
-    if (impl_->stopped) return;
-    impl_->stopped = true;
-    impl_->context.shutting_down = true;
-    impl_->server->stop();
-    impl_->factory->close_connections(impl_->server.get());
+    Impl& i = *impl_;
+    if (i.stopped) return;
+    i.stopped = true;
+    i.context.shutting_down = true;
+    // Let running handlers end, stop the I/O threads, then stop accepting and close every open
+    // connection (what is left of their work goes with the I/O context).
+    i.server.pool.join();
+    i.work.reset();
+    i.server.io.stop();
+    for (auto& thread : i.threads) thread.join();
+    i.threads.clear();
+    error_code ignored;
+    i.acceptor.close(ignored);
+    std::lock_guard lock(i.server.sessions_mutex);
+    for (Session* session : i.server.sessions) session->close_now();
 }
 
 }  // namespace kbuild

@@ -1,7 +1,10 @@
-// The build service's HTTP face (Poco HTTPServer): the Falco build-service API over a
-// BuildQueue. Every request is bounded: bodies by size, each request's headers and body by a
-// deadline (a slow client gets 408 and is closed, not a thread for ever), connections by a
-// thread pool and a backlog, POSTs per client by a rate; artifacts stream from disk.
+// The build service's HTTP face (Boost.Beast over Asio): the Falco build-service API over a
+// BuildQueue. Connections are read and written by two I/O threads that never wait on a client,
+// so a slow client costs a socket and a buffer, not a thread; only complete requests that touch
+// files go to the handler threads. Everything is bounded: bodies by size, each request's headers
+// and body by a deadline (then 408 and a close), open connections and requests waiting for a
+// handler by counts (beyond them 503 with Retry-After, never a silent close), POSTs by a rate
+// per client and one for all; artifacts stream from disk.
 //
 //   POST /v1/module   {buildType, architecture, kernelrelease, kernelversion, moduleVersion,
 //                      kernelConfigData (base64)}; kernelversion defaults to "1", moduleVersion
@@ -32,8 +35,9 @@ struct HttpOptions {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8093;                 // 0: any free port (see ServiceServer::port)
     std::size_t max_body = 1 << 20;            // bytes of a POST body; more: 413
-    int max_threads = 32;                      // requests handled at once
-    int max_queued = 256;                      // connections waiting for a thread
+    int max_threads = 32;                      // handler threads: requests handled at once
+    int max_queued = 256;                      // complete requests waiting for a handler; more: 503
+    int max_connections = 4096;                // open at once; more: 503 (the open-files limit is raised)
     std::chrono::seconds request_timeout{10};  // to send one request's headers and body
     std::chrono::seconds keep_alive{5};        // idle time before a connection is closed
     int posts_per_minute = 60;                 // per client address; 0: no limit
