@@ -11,6 +11,7 @@
 #include "plugin/plugin_host.h"
 #include "serve/service.h"
 #include "serve/service_http.h"
+#include "targets/crawl_memory.h"
 #include "util/interrupt.h"
 #include "util/table.h"
 
@@ -306,8 +307,24 @@ private:
         target.arch = arch;
         const auto started = Clock::now();
         PluginInstance instance(*kind.plugin, context_);
-        auto list = std::make_shared<const ReleaseList>(instance.crawl(crawl_request(instance, target)));
+        const CrawlRequest request = crawl_request(instance, target);
+        auto list = std::make_shared<const ReleaseList>(instance.crawl(request));
         for (const auto& e : list->errors) spdlog::warn("{} crawl: {}", kind.distro, e);
+        // A crawl that came back short is not believed (see targets/crawl_memory.h): the last
+        // one goes on answering until the next attempt, after crawl_ttl; with none, requests
+        // fail with the reason.
+        if (list->errors.empty()) {
+            try {
+                check_crawl_shrink(*list, request.distro, request.arch, Json(request), cache_dir_ / "crawls",
+                                   target.shrink);
+            } catch (const Error& e) {
+                if (cached == crawls_.end()) throw;
+                spdlog::error("{} crawl: {}; answering from the last crawl ({} releases)", kind.distro, e.what(),
+                              cached->second.first->releases.size());
+                cached->second.second = Clock::now();
+                return cached->second;
+            }
+        }
         spdlog::info("{} crawl: {} releases ({:.1f} s)", kind.distro, list->releases.size(),
                      std::chrono::duration<double>(Clock::now() - started).count());
         return crawls_[key] = {list, Clock::now()};

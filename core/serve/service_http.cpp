@@ -244,11 +244,13 @@ public:
                        {{"error", "body: larger than " + std::to_string(c_.options.max_body) + " bytes"}});
     }
 
-    // True when `handle` may block on files and belongs on a handler thread.
+    // True when `handle` may wait (on files, or on the queue's lock while it saves its state)
+    // and belongs on a handler thread. What stays on the I/O threads never waits.
     static bool slow(const Request& request) {
         const std::string uri = path_of(request);
         return (uri == "/v1/module" && request.method() == http::verb::post) ||
-               (uri.rfind(kModulePrefix, 0) == 0 && request.method() == http::verb::get);
+               (uri.rfind(kModulePrefix, 0) == 0 && request.method() == http::verb::get) ||
+               ((uri == "/v1/metrics" || uri == "/metrics") && request.method() == http::verb::get);
     }
 
     Reply handle(const Request& request) const {
@@ -536,7 +538,9 @@ private:
         close();  // the client went
     }
 
-    // A request not in by its deadline: 408, sent without waiting, and the connection closes.
+    // A request not in by its deadline: 408, sent without waiting, and a lingering close (a
+    // plain one would reset the connection when the client's next bytes are in, and the 408
+    // would be lost with them).
     void time_out() {
         ++c_.timeouts;
         static const std::string answer =
@@ -545,7 +549,8 @@ private:
         error_code ec;
         socket_.non_blocking(true, ec);
         socket_.write_some(net::buffer(answer), ec);
-        close();
+        if (ec) return close();
+        linger();
     }
 
     void dispatch() {
@@ -688,7 +693,8 @@ struct ServiceServer::Impl {
         acceptor.open(endpoint.protocol());
         acceptor.set_option(tcp::acceptor::reuse_address(true));
         acceptor.bind(endpoint);
-        acceptor.listen(1024);
+        acceptor.listen(4096);
+        acceptor.non_blocking(true);  // for the synchronous accepts that drain a burst
         port = acceptor.local_endpoint().port();
     }
 
@@ -706,19 +712,30 @@ struct ServiceServer::Impl {
                 pause.async_wait([this](error_code) { accept(); });
                 return;
             }
-            auto session = std::make_shared<Session>(std::move(socket), server);
-            // Those over the bound get a 503 (and count until their lingering close ends);
-            // beyond twice the bound a connection is closed unanswered.
-            const std::size_t open = context.connections.load();
-            if (open > 2 * max_connections) {
-                ++context.refused_busy;
-            } else {
-                net::post(session->executor(), [session, busy = open > max_connections] {
-                    busy ? session->refuse_busy() : session->start();
-                });
+            admit(std::move(socket));
+            // A burst (300 clients coming back at once) is taken whole, not one connection per
+            // turn of the I/O threads behind every busy connection's work.
+            for (int more = 0; more < 1024; ++more) {
+                error_code again;
+                tcp::socket next = acceptor.accept(net::make_strand(server.io), again);
+                if (again) break;  // would block, or the next async accept will say
+                admit(std::move(next));
             }
             accept();
         });
+    }
+
+    void admit(tcp::socket socket) {
+        auto session = std::make_shared<Session>(std::move(socket), server);
+        // Those over the bound get a 503 (and count until their lingering close ends); beyond
+        // twice the bound a connection is closed unanswered.
+        const std::size_t open = context.connections.load();
+        if (open > 2 * max_connections) {
+            ++context.refused_busy;
+            return;
+        }
+        net::post(session->executor(),
+                  [session, busy = open > max_connections] { busy ? session->refuse_busy() : session->start(); });
     }
 
     Context context;  // before `server`: sessions destroyed with the I/O context count down in it
