@@ -115,6 +115,22 @@ TEST(DiskImage, ATreeReachedTwiceIsCopiedOnce) {
     EXPECT_EQ(fs::read_symlink(dir / "twice/usr/lib/modules/6.1.76-flatcar/alias"), "build");
 }
 
+// What a 300 s fuzzing run found (a stack overflow): a damaged file system whose directory is
+// linked below itself. Made here with debugfs, which links a directory as it is told.
+TEST(DiskImage, ADirectoryLinkedBelowItselfIsRefusedNotFollowedForEver) {
+    test::TempDir dir;
+    const fs::path root = make_root(dir.path());
+    const fs::path image = make_ext4(dir.path(), root);
+    run({"debugfs", "-w", "-R",
+         "ln /usr/lib/modules/6.1.76-flatcar/build /usr/lib/modules/6.1.76-flatcar/build/include/loop",
+         image.string()});
+    const std::string error = extract_error(image, dir / "out", {"usr/lib/modules/*/build"});
+    EXPECT_NE(error.find(image.string() + ": /usr/lib/modules/6.1.76-flatcar/build/include/loop: directory inode "),
+              std::string::npos)
+        << error;
+    EXPECT_NE(error.find(" is linked more than once (a damaged file system)"), std::string::npos) << error;
+}
+
 TEST(DiskImage, ACompressedGptDiskIsReadWithoutDecompressingIt) {
     test::TempDir dir;
     const fs::path root = make_root(dir.path());

@@ -526,10 +526,15 @@ private:
         for (const auto& done : copied_)
             if (found.real.size() >= done.size() && std::equal(done.begin(), done.end(), found.real.begin())) return;
         copied_.push_back(found.real);
-        copy_entry(found.ino, found.real);
+        std::set<ext2_ino_t> directories;
+        copy_entry(found.ino, found.real, directories);
     }
 
-    void copy_entry(ext2_ino_t ino, const Components& real) {
+    // A damaged image may link a directory below itself, or twice: each directory is copied
+    // once, and no deeper than any real tree goes.
+    static constexpr std::size_t kMaxDepth = 256;
+
+    void copy_entry(ext2_ino_t ino, const Components& real, std::set<ext2_ino_t>& directories) {
         ext2_inode node = inode(ino);
         const fs::path where = dest_of(real);
         if (LINUX_S_ISLNK(node.i_mode)) {
@@ -537,6 +542,12 @@ private:
             follow(real, target);
             if (links_made_.insert(join(real)).second) make_link(real, target);
         } else if (LINUX_S_ISDIR(node.i_mode)) {
+            if (!directories.insert(ino).second)
+                throw Error(source_->name() + ": /" + join(real) + ": directory inode " + std::to_string(ino) +
+                            " is linked more than once (a damaged file system)");
+            if (real.size() > kMaxDepth)
+                throw Error(source_->name() + ": /" + join(real).substr(0, 200) + "...: deeper than " +
+                            std::to_string(kMaxDepth) + " directories");
             make_parents(real);
             std::error_code ec;
             fs::create_directory(where, ec);
@@ -547,7 +558,7 @@ private:
             for (const auto& [name, child] : entries) {
                 Components below = real;
                 below.push_back(name);
-                copy_entry(child, below);
+                copy_entry(child, below, directories);
             }
         } else if (LINUX_S_ISREG(node.i_mode)) {
             make_parents(real);
