@@ -246,6 +246,43 @@ TEST_F(ServiceHttp, BodiesOverTheLimitGet413) {
     expect_alive(*server);
 }
 
+TEST_F(ServiceHttp, PipelinedRequestsContinueAndHugeHeadersAreAnsweredAsHttpSays) {
+    auto server = serve("request_timeout = 2\n");
+    // Three requests in one write, the last closing: three answers, in order.
+    const std::string three = raw_http(server->port(),
+                                       "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+                                       "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+                                       "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const auto first = three.find("HTTP/1.1 200 OK"), second = three.find("HTTP/1.1 404 Not Found");
+    EXPECT_NE(first, std::string::npos) << three;
+    EXPECT_NE(second, std::string::npos) << three;
+    EXPECT_LT(first, second) << three;
+    // 404 closes its connection: the third is never read.
+    EXPECT_EQ(three.find("HTTP/1.1 200 OK", second), std::string::npos) << three;
+    // Kept alive past the deadline of the first request: the second is judged on its own.
+    Poco::Net::StreamSocket socket(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(server->port())));
+    const std::string health = "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n";
+    socket.sendBytes(health.data(), static_cast<int>(health.size()));
+    char buffer[4096];
+    EXPECT_EQ(status_of(std::string(buffer, static_cast<size_t>(socket.receiveBytes(buffer, sizeof buffer)))), 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    socket.sendBytes(health.data(), static_cast<int>(health.size()));
+    EXPECT_EQ(status_of(std::string(buffer, static_cast<size_t>(socket.receiveBytes(buffer, sizeof buffer)))), 200);
+    // curl's Expect: 100-continue before a body: "go on", then the answer.
+    const std::string body = test::ModuleAsk{"debian", "x86_64", "6.1.0-28-amd64"}.body();
+    const std::string expect = raw_http(server->port(),
+                                        "POST /v1/module HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                                        "Content-Length: " +
+                                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+    EXPECT_EQ(expect.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\n", 0), 0u) << expect;
+    // Headers past 16 KiB: 431, said.
+    const std::string huge = raw_http(
+        server->port(), "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n");
+    EXPECT_EQ(status_of(huge), 431) << huge.substr(0, 200);
+    EXPECT_NE(huge.find("headers: larger than 16384 bytes"), std::string::npos) << huge.substr(0, 300);
+    expect_alive(*server);
+}
+
 TEST_F(ServiceHttp, SlowClientsGet408AndDoNotHoldTheServer) {
     auto server = serve("request_timeout = 2\nmax_threads = 16\n");
     const int port = server->port();

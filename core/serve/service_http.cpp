@@ -474,7 +474,10 @@ private:
     // Waits for a request's first bytes (a kept-alive connection may idle for keep_alive),
     // then reads its head.
     void await_request(bool first) {
-        if (buffer_.size() > 0) return read_head();
+        if (buffer_.size() > 0) {  // pipelined: its first bytes are in
+            if (!first) deadline_ = Clock::now() + c_.options.request_timeout;
+            return read_head();
+        }
         const auto idle = first ? deadline_ : Clock::now() + c_.options.keep_alive;
         arm(idle);
         socket_.async_read_some(buffer_.prepare(4096),
