@@ -14,24 +14,6 @@ using namespace kbuild;
 
 namespace {
 
-// The three packages of one Debian kernel 6.1.0-<abi>-amd64, headers whose Makefile builds
-// nothing (these tests only crawl).
-std::vector<std::string> kernel_debs(const fs::path& dir, int abi) {
-    const std::string a = std::to_string(abi), version = "6.1." + std::to_string(100 + abi) + "-1";
-    return {test::make_deb(dir, {"linux-headers-6.1.0-" + a + "-amd64",
-                                 version,
-                                 "amd64",
-                                 "linux-headers-6.1.0-" + a + "-common (= " + version + "), linux-kbuild-6.1",
-                                 {{"usr/src/linux-headers-6.1.0-" + a + "-amd64/Makefile", "all:\n"}}})
-                .string(),
-            test::make_deb(dir, {"linux-headers-6.1.0-" + a + "-common",
-                                 version,
-                                 "all",
-                                 "",
-                                 {{"usr/src/linux-headers-6.1.0-" + a + "-common/Makefile", "all:\n"}}})
-                .string()};
-}
-
 class ShrinkGuard : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -41,27 +23,17 @@ protected:
         kbuild_ = test::make_deb(
                       debs, {"linux-kbuild-6.1", "6.1.200-1", "amd64", "", {{"usr/lib/linux-kbuild-6.1/x", "x\n"}}})
                       .string();
-        for (int abi = 10; abi < 11; ++abi) stable_ = kernel_debs(debs, abi);
+        for (int abi = 10; abi < 11; ++abi) stable_ = test::make_kernel_debs(debs, abi);
         for (int abi = 20; abi < 24; ++abi)
-            for (const auto& deb : kernel_debs(debs, abi)) security_.push_back(deb);
+            for (const auto& deb : test::make_kernel_debs(debs, abi)) security_.push_back(deb);
         make_suite("stable", stable_);
         make_suite("security", security_);
     }
 
     // Each suite in an archive of its own (the script indexes its whole pool), served apart.
     void make_suite(const std::string& suite, std::vector<std::string> debs) {
-        fs::remove_all(dir_ / suite);
-        std::vector<std::string> argv = {(test::source_dir() / "tests/fixtures/deb/make-signed-archive").string(),
-                                         "--out",
-                                         (dir_ / suite).string(),
-                                         "--suite",
-                                         suite,
-                                         "--key",
-                                         (dir_ / "key").string(),
-                                         kbuild_};
-        argv.insert(argv.end(), debs.begin(), debs.end());
-        const ProcessResult r = run_process(argv);
-        ASSERT_EQ(r.exit_code, 0) << r.err;
+        debs.insert(debs.begin(), kbuild_);
+        test::make_signed_suite(dir_ / suite, suite, dir_ / "key", debs);
     }
 
     ProcessResult crawl(std::vector<std::string> extra = {}) {

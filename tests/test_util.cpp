@@ -242,6 +242,37 @@ void make_test_key(const fs::path& home, const std::string& name) {
     if (r.exit_code != 0) throw Error("make-test-key " + home.string() + ": " + r.err);
 }
 
+std::vector<std::string> make_kernel_debs(const fs::path& dir, int abi) {
+    const std::string a = std::to_string(abi), version = "6.1." + std::to_string(100 + abi) + "-1";
+    return {make_deb(dir, {"linux-headers-6.1.0-" + a + "-amd64",
+                           version,
+                           "amd64",
+                           "linux-headers-6.1.0-" + a + "-common (= " + version + "), linux-kbuild-6.1",
+                           {{"usr/src/linux-headers-6.1.0-" + a + "-amd64/Makefile", "all:\n"}}})
+                .string(),
+            make_deb(dir, {"linux-headers-6.1.0-" + a + "-common",
+                           version,
+                           "all",
+                           "",
+                           {{"usr/src/linux-headers-6.1.0-" + a + "-common/Makefile", "all:\n"}}})
+                .string()};
+}
+
+void make_signed_suite(const fs::path& out, const std::string& suite, const fs::path& key_home,
+                       const std::vector<std::string>& debs) {
+    fs::remove_all(out);
+    std::vector<std::string> argv = {(source_dir() / "tests/fixtures/deb/make-signed-archive").string(),
+                                     "--out",
+                                     out.string(),
+                                     "--suite",
+                                     suite,
+                                     "--key",
+                                     key_home.string()};
+    argv.insert(argv.end(), debs.begin(), debs.end());
+    const ProcessResult r = run_process(argv);
+    if (r.exit_code != 0) throw Error("make-signed-archive " + out.string() + ": " + r.err);
+}
+
 fs::path make_test_kernel_package(const fs::path& dir, const std::string& release, const std::string& makefile) {
     const fs::path root = dir / ("testkernel-" + release + "-root");
     const fs::path tree = root / "usr/src" / ("testkernel-" + release);

@@ -99,6 +99,16 @@ std::string regex_literal(const std::string& text);
 // keyring in home/public.gpg and home/public.asc. Throws Error when gpg fails.
 void make_test_key(const std::filesystem::path& home, const std::string& name);
 
+// The header packages of one Debian kernel 6.1.0-<abi>-amd64 (-amd64 and -common, whose
+// Makefiles build nothing: for tests that crawl, or fail a build), made in `dir`.
+std::vector<std::string> make_kernel_debs(const std::filesystem::path& dir, int abi);
+
+// A signed archive of one suite holding `debs` in `out`, as tests/fixtures/deb/make-signed-archive
+// makes it (apt-ftparchive, gpg) with the key in `key_home` (make_test_key); `out` is replaced.
+// Throws Error when the script fails.
+void make_signed_suite(const std::filesystem::path& out, const std::string& suite,
+                       const std::filesystem::path& key_home, const std::vector<std::string>& debs);
+
 // The newest bookworm 6.1 kernel's three packages (headers, common, kbuild), found by kbuild's
 // own crawl of the real Debian mirror and fetched into `cache_dir`: what the tests re-label as
 // other distributions' kernels.
