@@ -1,5 +1,7 @@
 #include "mirror_server.h"
 
+#include "test_util.h"
+
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -111,6 +113,24 @@ MirrorServer::~MirrorServer() {
 
 std::string MirrorServer::url() const {
     return "http://127.0.0.1:" + std::to_string(server_->port());
+}
+
+TwoSuiteMirror::TwoSuiteMirror(const fs::path& dir) : dir_(dir) {
+    make_test_key(dir_ / "key", "two suite mirror test key");
+    const fs::path debs = dir_ / "debs";
+    fs::create_directories(debs);
+    kbuild_ = make_deb(debs, {"linux-kbuild-6.1", "6.1.200-1", "amd64", "", {{"usr/lib/linux-kbuild-6.1/x", "x\n"}}})
+                  .string();
+    stable = make_kernel_debs(debs, 10);
+    for (int abi = 20; abi < 24; ++abi)
+        for (const auto& deb : make_kernel_debs(debs, abi)) security.push_back(deb);
+    make_suite("stable", stable);
+    make_suite("security", security);
+}
+
+void TwoSuiteMirror::make_suite(const std::string& suite, std::vector<std::string> debs) {
+    debs.insert(debs.begin(), kbuild_);
+    make_signed_suite(dir_ / suite, suite, dir_ / "key", debs);
 }
 
 }  // namespace kbuild::test

@@ -38,31 +38,12 @@ namespace {
 
 class ServiceLoad : public ::testing::Test {
 protected:
-    void SetUp() override {
-        test::make_test_key(dir_ / "key", "service load test key");
-        const fs::path debs = dir_ / "debs";
-        fs::create_directories(debs);
-        kbuild_ = test::make_deb(
-                      debs, {"linux-kbuild-6.1", "6.1.200-1", "amd64", "", {{"usr/lib/linux-kbuild-6.1/x", "x\n"}}})
-                      .string();
-        stable_ = test::make_kernel_debs(debs, 10);
-        for (int abi = 20; abi < 24; ++abi)
-            for (const auto& deb : test::make_kernel_debs(debs, abi)) security_.push_back(deb);
-        make_suite("stable", stable_);
-        make_suite("security", security_);
-    }
-
-    void make_suite(const std::string& suite, std::vector<std::string> debs) {
-        debs.insert(debs.begin(), kbuild_);
-        test::make_signed_suite(dir_ / suite, suite, dir_ / "key", debs);
-    }
-
     std::string config(const std::string& serve) const {
         return "[serve]\nposts_per_minute = 0\n" + serve + "\n[serve.modules.hello]\npath = \"" +
                (test::source_dir() / "examples/hello").string() + "\"\nversion = \"1.0.0\"\n\n[debian]\nmirror = [\"" +
-               stable_server_.url() + "\", \"" + security_server_.url() +
+               mirror_.stable_server.url() + "\", \"" + mirror_.security_server.url() +
                "\"]\noption = [\"suites=stable,security\", \"components=main\"]\nkeyring = [\"" +
-               (dir_ / "key/public.gpg").string() + "\"]\n";
+               mirror_.keyring().string() + "\"]\n";
     }
 
     std::unique_ptr<test::ServeProcess> serve(const std::string& serve_table) {
@@ -71,9 +52,7 @@ protected:
     }
 
     test::TempDir dir_;
-    std::string kbuild_;
-    std::vector<std::string> stable_, security_;
-    test::MirrorServer stable_server_{dir_ / "stable"}, security_server_{dir_ / "security"};
+    test::TwoSuiteMirror mirror_{dir_.path()};
 };
 
 // Many clients on one Asio thread. Slow ones trickle a header line every 2 s and, when the
@@ -342,7 +321,7 @@ TEST_F(ServiceLoad, AShortCrawlIsNotBelievedByTheService) {
         EXPECT_NE(unknown.json()["reason"].get<std::string>().find("no kernel 6.1.0-9-amd64"), std::string::npos)
             << unknown.body;
 
-        make_suite("security", {});  // mid-sync: signed, and empty
+        mirror_.make_suite("security", {});  // mid-sync: signed, and empty
         std::this_thread::sleep_for(std::chrono::milliseconds(1500));
         const Json asked =
             test::http(port, "POST", "/v1/module", test::ModuleAsk{"debian", "x86_64", "6.1.0-22-amd64"}.body()).json();

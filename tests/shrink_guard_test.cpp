@@ -16,26 +16,6 @@ namespace {
 
 class ShrinkGuard : public ::testing::Test {
 protected:
-    void SetUp() override {
-        test::make_test_key(dir_ / "key", "shrink guard test key");
-        const fs::path debs = dir_ / "debs";
-        fs::create_directories(debs);
-        kbuild_ = test::make_deb(
-                      debs, {"linux-kbuild-6.1", "6.1.200-1", "amd64", "", {{"usr/lib/linux-kbuild-6.1/x", "x\n"}}})
-                      .string();
-        for (int abi = 10; abi < 11; ++abi) stable_ = test::make_kernel_debs(debs, abi);
-        for (int abi = 20; abi < 24; ++abi)
-            for (const auto& deb : test::make_kernel_debs(debs, abi)) security_.push_back(deb);
-        make_suite("stable", stable_);
-        make_suite("security", security_);
-    }
-
-    // Each suite in an archive of its own (the script indexes its whole pool), served apart.
-    void make_suite(const std::string& suite, std::vector<std::string> debs) {
-        debs.insert(debs.begin(), kbuild_);
-        test::make_signed_suite(dir_ / suite, suite, dir_ / "key", debs);
-    }
-
     ProcessResult crawl(std::vector<std::string> extra = {}) {
         std::vector<std::string> args = {"--cache-dir",
                                          (dir_ / "cache").string(),
@@ -43,15 +23,15 @@ protected:
                                          "--distro",
                                          "debian",
                                          "--mirror",
-                                         stable_server_.url(),
+                                         mirror_.stable_server.url(),
                                          "--mirror",
-                                         security_server_.url(),
+                                         mirror_.security_server.url(),
                                          "--option",
                                          "suites=stable,security",
                                          "--option",
                                          "components=main",
                                          "--keyring",
-                                         (dir_ / "key/public.gpg").string(),
+                                         mirror_.keyring().string(),
                                          "--output",
                                          "json"};
         args.insert(args.end(), extra.begin(), extra.end());
@@ -59,9 +39,7 @@ protected:
     }
 
     test::TempDir dir_;
-    std::string kbuild_;
-    std::vector<std::string> stable_, security_;
-    test::MirrorServer stable_server_{dir_ / "stable"}, security_server_{dir_ / "security"};
+    test::TwoSuiteMirror mirror_{dir_.path()};
 };
 
 size_t releases_in(const ProcessResult& r) {
@@ -75,7 +53,7 @@ TEST_F(ShrinkGuard, ASuiteThatComesBackEmptyIsRefusedUntilAllowed) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     ASSERT_EQ(releases_in(r), 5u) << r.out;
 
-    make_suite("security", {});  // mid-sync: the suite is there, signed, and lists nothing
+    mirror_.make_suite("security", {});  // mid-sync: the suite is there, signed, and lists nothing
     r = crawl();
     EXPECT_NE(r.exit_code, 0);
     EXPECT_EQ(r.out, "");
@@ -86,8 +64,9 @@ TEST_F(ShrinkGuard, ASuiteThatComesBackEmptyIsRefusedUntilAllowed) {
               1)
         << r.err;
     // The second mirror's every release went: said on the same line.
-    EXPECT_EQ(test::lines_with(r.err, "the repository " + security_server_.url() + " vanished (4 releases last time)"),
-              1)
+    EXPECT_EQ(
+        test::lines_with(r.err, "the repository " + mirror_.security_server.url() + " vanished (4 releases last time)"),
+        1)
         << r.err;
     EXPECT_EQ(test::lines_with(r.err, "--allow-shrink accepts it"), 1) << r.err;
 
@@ -95,12 +74,12 @@ TEST_F(ShrinkGuard, ASuiteThatComesBackEmptyIsRefusedUntilAllowed) {
     r = crawl({"--max-shrink", "0.9"});
     EXPECT_NE(r.exit_code, 0);
     EXPECT_EQ(test::lines_with(r.err, "4 of the 5 releases"), 0) << r.err;
-    EXPECT_EQ(test::lines_with(r.err, "the repository " + security_server_.url() + " vanished"), 1) << r.err;
+    EXPECT_EQ(test::lines_with(r.err, "the repository " + mirror_.security_server.url() + " vanished"), 1) << r.err;
 
     // Back to full, then short again with --allow-shrink: a warning, and the crawl goes on.
-    make_suite("security", security_);
+    mirror_.make_suite("security", mirror_.security);
     ASSERT_EQ(crawl().exit_code, 0);
-    make_suite("security", {});
+    mirror_.make_suite("security", {});
     r = crawl({"--allow-shrink"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(releases_in(r), 1u);
