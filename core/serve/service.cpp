@@ -142,6 +142,7 @@ BuildQueue::BuildQueue(QueueOptions options, BuildRunner runner)
     for (const auto& state : again) queue_.push_back(state.request.key());
     if (!again.empty())
         spdlog::info("{}: {} target(s) queued again from the last run", state_path_.string(), again.size());
+    snapshot_locked();
 }
 
 BuildQueue::~BuildQueue() {
@@ -210,7 +211,7 @@ BuildQueue::Submitted BuildQueue::submit(const ModuleRequest& request, const std
     std::lock_guard lock(mutex_);
     if (draining_ || stopping_) return {Answer::shutting_down, {}};
     const std::string key = request.key();
-    forget_locked();
+    if (forget_locked()) snapshot_locked();
     auto it = targets_.find(key);
     if (it == targets_.end()) {
         if (queue_.size() >= options_.max_queued) return {Answer::queue_full, {}};
@@ -359,7 +360,13 @@ BuildQueue::Lookup BuildQueue::open_artifact(const std::string& key, const std::
 }
 
 QueueMetrics BuildQueue::metrics() const {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(metrics_mutex_);
+    return metrics_;
+}
+
+// The figures metrics() answers, taken whenever the state changes (with each save): a scrape
+// never waits for the queue's lock, held while service.json is written.
+void BuildQueue::snapshot_locked() const {
     QueueMetrics m;
     for (const auto& [key, state] : targets_) {
         switch (state.status) {
@@ -375,7 +382,8 @@ QueueMetrics BuildQueue::metrics() const {
     m.builds_failed = failed_;
     m.forgotten = forgotten_;
     m.mean_build_s = done_ ? build_seconds_ / static_cast<double>(done_) : 0;
-    return m;
+    std::lock_guard lock(metrics_mutex_);
+    metrics_ = m;
 }
 
 bool BuildQueue::drain(std::chrono::milliseconds grace) {
@@ -389,6 +397,7 @@ bool BuildQueue::drain(std::chrono::milliseconds grace) {
 // A failure is logged, not thrown: the service goes on from what it holds in memory.
 // One target a line: compact, and still read (and diffed) by eye.
 void BuildQueue::save_locked() const {
+    snapshot_locked();
     const fs::path temporary = state_path_.string() + ".tmp";
     std::error_code ec;
     fs::create_directories(options_.out_dir, ec);

@@ -127,6 +127,7 @@ public:
     };
     Lookup open_artifact(const std::string& key, const std::string& name);
 
+    // Never waits for the queue's lock: the figures as of the last change.
     QueueMetrics metrics() const;
 
     // Stops taking requests (submit answers shutting_down) and starting builds; waits up to
@@ -143,6 +144,7 @@ private:
     bool forget_locked();
     bool intact_locked(const TargetState& state);
     void save_locked() const;
+    void snapshot_locked() const;
 
     QueueOptions options_;
     BuildRunner runner_;
@@ -162,6 +164,8 @@ private:
     // Artifact files verified since start: path -> what identified the file then.
     std::map<std::string, std::string> verified_;
     std::vector<std::thread> workers_;
+    mutable std::mutex metrics_mutex_;
+    mutable QueueMetrics metrics_;
 };
 
 }  // namespace kbuild

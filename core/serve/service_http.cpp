@@ -245,12 +245,13 @@ public:
     }
 
     // True when `handle` may wait (on files, or on the queue's lock while it saves its state)
-    // and belongs on a handler thread. What stays on the I/O threads never waits.
+    // and belongs on a handler thread. What stays on the I/O threads never waits: health, and
+    // the metrics (the queue's figures as of its last change), which a scraper gets even when
+    // every handler is busy.
     static bool slow(const Request& request) {
         const std::string uri = path_of(request);
         return (uri == "/v1/module" && request.method() == http::verb::post) ||
-               (uri.rfind(kModulePrefix, 0) == 0 && request.method() == http::verb::get) ||
-               ((uri == "/v1/metrics" || uri == "/metrics") && request.method() == http::verb::get);
+               (uri.rfind(kModulePrefix, 0) == 0 && request.method() == http::verb::get);
     }
 
     Reply handle(const Request& request) const {
