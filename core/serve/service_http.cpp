@@ -337,8 +337,9 @@ private:
             r.close = true;
             return r;
         }
-        const auto& [asked, name] = std::get<ModulePath>(read);
-        BuildQueue::Lookup lookup = c_.queue.open_artifact(asked.key(), name);
+        const ModulePath& asked = std::get<ModulePath>(read);
+        const std::string& name = asked.name;
+        BuildQueue::Lookup lookup = c_.queue.open_artifact(asked.request.key(), name);
         if (!lookup.answer)
             return json_reply(http::status::not_found, {{"error", "no such module: POST /v1/module to ask for it"}});
         if (*lookup.answer != BuildQueue::Answer::built) return answer(*lookup.answer, lookup.state, name);
@@ -561,7 +562,8 @@ private:
         disarm();
         auto request = std::make_shared<Request>(parser_->release());
         if (!Handlers::slow(*request)) return write(s_.handlers.handle(*request));
-        const auto limit = static_cast<std::size_t>(c_.options.max_threads + c_.options.max_queued);
+        const auto limit =
+            static_cast<std::size_t>(c_.options.max_threads) + static_cast<std::size_t>(c_.options.max_queued);
         if (++c_.handling > limit) {
             --c_.handling;
             ++c_.refused_busy;
