@@ -6,6 +6,7 @@
 #include <atomic>
 #include <csignal>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -31,7 +32,12 @@ void install_interrupt_handling() {
             int signal = 0;
             sigwait(&signals, &signal);
             g_interrupted = true;
-            spdlog::warn("interrupted: stopping this run's builds");
+            // The default logger taken under the registry's lock, and kept: spdlog::warn reads
+            // its raw pointer unlocked, which spdlog forbids while setup_logging() may replace
+            // it (a signal at start), and only the lock orders this thread after the logger
+            // setup_logging() made (TSan found the race).
+            const std::shared_ptr<spdlog::logger> log = spdlog::default_logger();
+            log->warn("interrupted: stopping this run's builds");
             std::map<int, std::function<void()>> cleanups;
             {
                 std::lock_guard lock(g_mutex);
@@ -41,7 +47,7 @@ void install_interrupt_handling() {
                 try {
                     cleanup();
                 } catch (const std::exception& e) {
-                    spdlog::error("{}", e.what());
+                    log->error("{}", e.what());
                 }
             }
             std::_Exit(128 + signal);
