@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+#include <sstream>
+
 namespace fs = std::filesystem;
 using namespace kbuild;
 
@@ -56,12 +59,34 @@ std::vector<std::string> build_args(const std::string& release, const std::strin
             out.string()};
 }
 
-int kbuild_containers() {
-    const ProcessResult r = run_process({"docker", "ps", "-a", "-q", "--filter", "label=kbuild"});
-    return static_cast<int>(std::count(r.out.begin(), r.out.end(), '\n'));
+// kbuild's containers (label kbuild), by id.
+std::set<std::string> kbuild_containers() {
+    const ProcessResult r = run_process({"docker", "ps", "-a", "-q", "--no-trunc", "--filter", "label=kbuild"});
+    std::set<std::string> ids;
+    std::istringstream lines(r.out);
+    for (std::string id; std::getline(lines, id);)
+        if (!id.empty()) ids.insert(id);
+    return ids;
 }
 
-TEST(DockerBuild, EachReleasesNewestKernelInTheImageForItsGcc) {
+// Each test ends with no container of its own left: those there before it (a machine stopped
+// in the middle of another run leaves its containers exited) are not its own.
+class DockerBuild : public ::testing::Test {
+protected:
+    void SetUp() override { before_ = kbuild_containers(); }
+
+    std::vector<std::string> containers_left() const {
+        std::vector<std::string> left;
+        for (const auto& id : kbuild_containers())
+            if (!before_.count(id)) left.push_back(id);
+        return left;
+    }
+
+private:
+    std::set<std::string> before_;
+};
+
+TEST_F(DockerBuild, EachReleasesNewestKernelInTheImageForItsGcc) {
     const std::vector<std::tuple<std::string, std::string, int>> kernels = {
         {newest("^5\\.10\\.0-[0-9]+-amd64$"), "debian-bullseye", 10},
         {newest("^6\\.1\\.0-[0-9]+-amd64$"), "debian-bookworm", 12},
@@ -85,10 +110,10 @@ TEST(DockerBuild, EachReleasesNewestKernelInTheImageForItsGcc) {
             run_process({"modinfo", "-F", "vermagic", (out / t["artifacts"][0]["path"].get<std::string>()).string()});
         EXPECT_EQ(modinfo.out.rfind(release + " ", 0), 0u) << modinfo.out;
     }
-    EXPECT_EQ(kbuild_containers(), 0);
+    EXPECT_EQ(containers_left(), std::vector<std::string>{});
 }
 
-TEST(DockerBuild, ABuildThatNeverEndsIsKilledAtTheTimeLimit) {
+TEST_F(DockerBuild, ABuildThatNeverEndsIsKilledAtTheTimeLimit) {
     const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
     test::TempDir out;
     auto args = build_args(release, "tests/fixtures/modules/sleeper", out.path());
@@ -98,10 +123,10 @@ TEST(DockerBuild, ABuildThatNeverEndsIsKilledAtTheTimeLimit) {
     const Json t = target_in(out.path(), release);
     EXPECT_EQ(t["status"], "failed");
     EXPECT_EQ(t["reason"], "timed out after 5 s (log: " + (out / t["log"].get<std::string>()).string() + ")");
-    EXPECT_EQ(kbuild_containers(), 0);
+    EXPECT_EQ(containers_left(), std::vector<std::string>{});
 }
 
-TEST(DockerBuild, AnInterruptedKbuildLeavesNoContainerBehind) {
+TEST_F(DockerBuild, AnInterruptedKbuildLeavesNoContainerBehind) {
     const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
     test::TempDir out;
     auto args = build_args(release, "tests/fixtures/modules/sleeper", out.path());
@@ -112,13 +137,13 @@ TEST(DockerBuild, AnInterruptedKbuildLeavesNoContainerBehind) {
         test::stop_kbuild_when(args, "[ -n \"$(docker ps -q --filter label=kbuild.pid=$pid)\" ]", "INT");
     EXPECT_TRUE(stopped.seen) << "no container appeared";
     EXPECT_EQ(stopped.exit_status, 130);
-    EXPECT_EQ(kbuild_containers(), 0);
+    EXPECT_EQ(containers_left(), std::vector<std::string>{});
     // The interruption is not the target's failure.
     EXPECT_FALSE(fs::exists(out / "index.json") &&
                  test::read_file(out / "index.json").find("\"failed\"") != std::string::npos);
 }
 
-TEST(DockerBuild, ABuildThatReachesForTheNetworkFindsNone) {
+TEST_F(DockerBuild, ABuildThatReachesForTheNetworkFindsNone) {
     const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
     test::TempDir out;
     auto args = build_args(release, "tests/fixtures/modules/netprobe", out.path());
@@ -130,7 +155,7 @@ TEST(DockerBuild, ABuildThatReachesForTheNetworkFindsNone) {
     EXPECT_NE(t["reason"].get<std::string>().find("unreachable"), std::string::npos) << t["reason"];
 }
 
-TEST(DockerBuild, TheHeadersTreeIsByteIdenticalAfterABuild) {
+TEST_F(DockerBuild, TheHeadersTreeIsByteIdenticalAfterABuild) {
     const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
     test::TempDir out;
     auto args = build_args(release, "examples/hello", out.path());
@@ -146,7 +171,7 @@ TEST(DockerBuild, TheHeadersTreeIsByteIdenticalAfterABuild) {
     EXPECT_EQ(digest_tree(tree), before);
 }
 
-TEST(DockerBuild, ADaemonThatDoesNotAnswer) {
+TEST_F(DockerBuild, ADaemonThatDoesNotAnswer) {
     const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
     test::TempDir out;
     ProcessOptions no_daemon;
