@@ -1,0 +1,77 @@
+// In a sanitizer build (KBUILD_SANITIZE: scripts/test's is ASan and UBSan, scripts/tsan's is
+// TSan) the sanitizers are on and a report ends the program that met it with status
+// 86 and the report on stderr (core/app/sanitizer_options.cpp), whatever status a test expected
+// of it. Each error is made on purpose, in a child process (a death test). Without the sanitizer
+// in this build, its test is skipped and says so.
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+namespace {
+
+// This build's KBUILD_SANITIZE has `name` (tests/CMakeLists.txt passes it).
+bool sanitized_with(const std::string& name) {
+    const std::string list = "," KBUILD_TEST_SANITIZE ",";
+    return list.find("," + name + ",") != std::string::npos;
+}
+
+const ::testing::ExitedWithCode kReported(86);
+
+// Neither the compiler nor UBSan's object-size check sees the block's size (malloc called
+// through a volatile pointer) or the index: only ASan can tell the write is out of bounds.
+void write_past_the_end(volatile std::size_t index) {
+    void* (*volatile allocate)(std::size_t) = std::malloc;
+    auto* bytes = static_cast<volatile char*>(allocate(8));
+    bytes[index] = 1;
+    std::free(const_cast<char*>(bytes));
+}
+
+// Memory no pointer reaches any more (the pointer itself overwritten, not left on the stack).
+__attribute__((noinline)) void lose_memory() {
+    char* volatile bytes = new char[64];
+    bytes[0] = 1;
+    bytes = nullptr;
+}
+
+int add(volatile int a, volatile int b) {
+    return a + b;
+}
+
+// Two threads write one int with nothing ordering them.
+void race() {
+    int shared = 0;
+    std::thread a([&shared] { shared = 1; });
+    std::thread b([&shared] { shared = 2; });
+    a.join();
+    b.join();
+}
+
+}  // namespace
+
+TEST(SanitizerReport, AnOutOfBoundsWriteEndsTheProgramWithStatus86) {
+    if (!sanitized_with("address")) GTEST_SKIP() << "not built with ASan (KBUILD_SANITIZE=" KBUILD_TEST_SANITIZE ")";
+    EXPECT_EXIT(write_past_the_end(8), kReported, "heap-buffer-overflow");
+}
+
+TEST(SanitizerReport, AMemoryLeakEndsTheProgramWithStatus86) {
+    if (!sanitized_with("address")) GTEST_SKIP() << "not built with ASan (KBUILD_SANITIZE=" KBUILD_TEST_SANITIZE ")";
+    EXPECT_EXIT(
+        {
+            lose_memory();
+            std::exit(0);  // the leak check runs at exit
+        },
+        kReported, "detected memory leaks");
+}
+
+TEST(SanitizerReport, ASignedOverflowEndsTheProgramWithStatus86) {
+    if (!sanitized_with("undefined")) GTEST_SKIP() << "not built with UBSan (KBUILD_SANITIZE=" KBUILD_TEST_SANITIZE ")";
+    EXPECT_EXIT(add(INT_MAX, 1), kReported, "signed integer overflow");
+}
+
+TEST(SanitizerReport, ADataRaceEndsTheProgramWithStatus86) {
+    if (!sanitized_with("thread")) GTEST_SKIP() << "not built with TSan (KBUILD_SANITIZE=" KBUILD_TEST_SANITIZE ")";
+    EXPECT_EXIT(race(), kReported, "data race");
+}
