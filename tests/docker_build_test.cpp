@@ -3,11 +3,13 @@
 // untouched, and what happens when the daemon does not answer.
 #include "pipeline/pipeline.h"
 #include "test_util.h"
+#include "util/strings.h"
 
 #include <kbuild/types.hpp>
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <set>
 #include <sstream>
 
@@ -191,6 +193,45 @@ TEST_F(DockerBuild, ADaemonThatDoesNotAnswer) {
               std::string::npos)
         << fallback.err;
     EXPECT_EQ(target_in(out.path(), release)["builder"], "local");
+}
+
+// The machine stopped in the middle of a container build: the daemon stopped with it and the
+// container stayed, exited. The next kbuild on this machine to build in containers removes
+// those of earlier boots, and no other.
+TEST_F(DockerBuild, ContainersLeftWhenTheMachineLastStoppedAreRemoved) {
+    const std::string machine = trim(test::read_file("/etc/machine-id"));
+    const std::string boot = trim(test::read_file("/proc/sys/kernel/random/boot_id"));
+    ASSERT_FALSE(machine.empty() || boot.empty());
+    const std::string earlier_boot = "00000000-0000-4000-8000-" + std::to_string(1000000000000 + ::getpid());
+    // An exited container of kbuild's labelled with this machine and a boot, its id.
+    const auto left = [](const std::string& machine, const std::string& boot) {
+        const ProcessResult r =
+            run_process({"docker", "run", "-d", "--label", "kbuild=build", "--label", "kbuild.machine=" + machine,
+                         "--label", "kbuild.boot=" + boot, "kbuild/builder-debian-bookworm:latest", "true"});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        const std::string id = trim(r.out);
+        run_process({"docker", "wait", id});
+        return id;
+    };
+    const std::string stale = left(machine, earlier_boot);
+    const std::string this_boot = left(machine, boot);
+    const std::string other_machine = left("another-machine", earlier_boot);
+    std::set<std::string> kept{this_boot, other_machine};
+
+    const std::string release = newest("^6\\.1\\.0-[0-9]+-amd64$");
+    test::TempDir out;
+    auto args = build_args(release, "examples/hello", out.path());
+    args.insert(args.end(), {"--builder", "docker"});
+    const ProcessResult r = kbuild(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("docker: removed 1 container left by kbuild when this machine last stopped"),
+              std::string::npos)
+        << r.err;
+    const std::set<std::string> now = kbuild_containers();
+    EXPECT_EQ(now.count(stale), 0u);
+    for (const auto& id : kept) EXPECT_EQ(now.count(id), 1u) << id;
+    for (const auto& id : kept) run_process({"docker", "rm", "-f", id});
+    EXPECT_EQ(containers_left(), std::vector<std::string>{});
 }
 
 }  // namespace

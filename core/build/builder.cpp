@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <set>
 
@@ -145,6 +146,56 @@ const std::string& owner_label() {
     return pid;
 }
 
+// The first line of a file, empty when it cannot be read.
+std::string first_line(const char* path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    return trim(line);
+}
+
+// This machine and this boot of it, as container labels: a container of this machine labelled
+// with another boot was left by a kbuild that died with that boot (the machine stopped, so did
+// the daemon, and the container stayed, exited). Without a machine id (kbuild in a container of
+// its own), the host name: never another's.
+const std::map<std::string, std::string>& boot_labels() {
+    static const std::map<std::string, std::string> labels = [] {
+        std::string machine = first_line("/etc/machine-id");
+        if (machine.empty()) machine = first_line("/var/lib/dbus/machine-id");
+        if (machine.empty()) {
+            char host[256] = {};
+            ::gethostname(host, sizeof host - 1);
+            machine = std::string("host:") + host;
+        }
+        return std::map<std::string, std::string>{{"kbuild.machine", machine},
+                                                  {"kbuild.boot", first_line("/proc/sys/kernel/random/boot_id")}};
+    }();
+    return labels;
+}
+
+// Removes the containers kbuild runs on this machine left in earlier boots; once a process.
+void remove_containers_of_earlier_boots(const Docker& docker) {
+    static std::once_flag once;
+    std::call_once(once, [&docker] {
+        const auto& ours = boot_labels();
+        if (ours.at("kbuild.boot").empty()) return;
+        int removed = 0;
+        try {
+            for (const auto& c : docker.list_containers({{"kbuild", "build"}, *ours.find("kbuild.machine")})) {
+                const auto boot = c.labels.find("kbuild.boot");
+                if (boot == c.labels.end() || boot->second == ours.at("kbuild.boot")) continue;
+                docker.remove_container(c.id);
+                ++removed;
+            }
+        } catch (const Error& e) {
+            spdlog::warn("{} (containers left by an earlier boot of this machine stay)", e.what());
+        }
+        if (removed)
+            spdlog::info("docker: removed {} container{} left by kbuild when this machine last stopped", removed,
+                         removed == 1 ? "" : "s");
+    });
+}
+
 void make_writable_by_anyone(const fs::path& dir) {
     fs::permissions(dir, fs::perms::all, fs::perm_options::add);
     for (const auto& entry : fs::recursive_directory_iterator(dir))
@@ -200,7 +251,9 @@ BuilderImage DockerBuilder::image_for(const KernelCompiler& compiler, const std:
 DockerBuilder::DockerBuilder(const Docker& docker, std::vector<BuilderImage> images, std::string family)
     : docker_(docker), images_(std::move(images)), family_(std::move(family)), cleanup_(add_cleanup([&docker] {
           for (const auto& id : docker.containers({{"kbuild.pid", owner_label()}})) docker.remove_container(id);
-      })) {}
+      })) {
+    remove_containers_of_earlier_boots(docker_);
+}
 
 DockerBuilder::~DockerBuilder() {
     remove_cleanup(cleanup_);
@@ -368,6 +421,7 @@ ContainerResult DockerBuilder::run_logged(ContainerSpec spec, const std::string&
     spec.cpus = cpus;
     spec.memory_bytes = memory_bytes;
     spec.labels = {{"kbuild", "build"}, {"kbuild.pid", owner_label()}, {"kbuild.release", release}};
+    spec.labels.insert(boot_labels().begin(), boot_labels().end());
     {
         std::ofstream out(log, std::ios::app);
         out << "+ docker run --network none " << spec.image;

@@ -655,10 +655,16 @@ ContainerResult Docker::run(const ContainerSpec& spec, std::chrono::seconds time
     return result;
 }
 
+std::vector<ContainerEntry> Docker::list_containers(const Labels& labels) const {
+    std::vector<ContainerEntry> entries;
+    for (const auto& item : get_list(socket_, "/containers/json", {{"all", "1"}}, labels, "docker: list containers"))
+        entries.push_back({string_field(item, "Id"), string_field(item, "State"), labels_field(item, "Labels")});
+    return entries;
+}
+
 std::vector<std::string> Docker::containers(const Labels& labels) const {
     std::vector<std::string> ids;
-    for (const auto& item : get_list(socket_, "/containers/json", {{"all", "1"}}, labels, "docker: list containers"))
-        ids.push_back(string_field(item, "Id"));
+    for (const auto& entry : list_containers(labels)) ids.push_back(entry.id);
     return ids;
 }
 

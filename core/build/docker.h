@@ -44,6 +44,13 @@ struct ContainerSpec {
     std::string name;  // empty: Docker picks one
 };
 
+// A container as listed: its id, state ("created", "running", "exited", ...) and labels.
+struct ContainerEntry {
+    std::string id;
+    std::string state;
+    std::map<std::string, std::string> labels;
+};
+
 struct ContainerResult {
     int exit_code = -1;
     bool timed_out = false;
@@ -85,6 +92,7 @@ public:
 
     // Containers (running or not) carrying every label; used to clean up after a crash.
     std::vector<std::string> containers(const std::map<std::string, std::string>& labels) const;
+    std::vector<ContainerEntry> list_containers(const std::map<std::string, std::string>& labels) const;
     void remove_container(const std::string& id) const;  // force: kills a running one
 
 private:
