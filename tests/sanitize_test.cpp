@@ -2,8 +2,7 @@
 // and the tests labelled threads (fetch, the pipeline, the bzip2 reader, the service) built
 // with -fsanitize=thread, and those tests run there. A report ends the program that met it with
 // status 86, failing its test there, so this one. The run must be every test of the label: as
-// many as this build lists. (scripts/test's own build is ASan and UBSan: every other test runs
-// under those.)
+// many as this build lists.
 #include "test_util.h"
 
 #include <gtest/gtest.h>

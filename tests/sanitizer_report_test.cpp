@@ -1,6 +1,6 @@
-// In a sanitizer build (KBUILD_SANITIZE: scripts/test's is ASan and UBSan, scripts/tsan's is
-// TSan) the sanitizers are on and a report ends the program that met it with status
-// 86 and the report on stderr (core/app/sanitizer_options.cpp), whatever status a test expected
+// In a sanitizer build (KBUILD_SANITIZE: ASan and UBSan with KBUILD_SANITIZE=address,undefined
+// scripts/test, TSan in scripts/tsan's) the sanitizers are on and a report ends the program that
+// met it with status 86 and the report on stderr (core/app/sanitizer_options.cpp), whatever status a test expected
 // of it. Each error is made on purpose, in a child process (a death test). Without the sanitizer
 // in this build, its test is skipped and says so.
 #include <gtest/gtest.h>
