@@ -15,6 +15,15 @@
 namespace kbuild::test {
 
 // The plugin ABI as kbuild prints it ("1.2"), and the next minor version ("1.3").
+// How much more memory a program of this build takes than it would without ASan (redzones
+// around each block, a quarantine of freed ones): what the tests that bound a process's memory
+// allow for it. kbuild and the tests are one build, so this test's build is kbuild's.
+#ifdef __SANITIZE_ADDRESS__
+inline constexpr std::size_t kMemoryFactor = 2;
+#else
+inline constexpr std::size_t kMemoryFactor = 1;
+#endif
+
 inline const std::string kAbi = std::to_string(KBUILD_PLUGIN_ABI_MAJOR) + "." + std::to_string(KBUILD_PLUGIN_ABI_MINOR);
 inline const std::string kNextMinor =
     std::to_string(KBUILD_PLUGIN_ABI_MAJOR) + "." + std::to_string(KBUILD_PLUGIN_ABI_MINOR + 1);
