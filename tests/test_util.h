@@ -14,7 +14,6 @@
 
 namespace kbuild::test {
 
-// The plugin ABI as kbuild prints it ("1.2"), and the next minor version ("1.3").
 // How much more memory a program of this build takes than it would without ASan (redzones
 // around each block, a quarantine of freed ones): what the tests that bound a process's memory
 // allow for it. kbuild and the tests are one build, so this test's build is kbuild's.
@@ -24,6 +23,7 @@ inline constexpr std::size_t kMemoryFactor = 2;
 inline constexpr std::size_t kMemoryFactor = 1;
 #endif
 
+// The plugin ABI as kbuild prints it ("1.2"), and the next minor version ("1.3").
 inline const std::string kAbi = std::to_string(KBUILD_PLUGIN_ABI_MAJOR) + "." + std::to_string(KBUILD_PLUGIN_ABI_MINOR);
 inline const std::string kNextMinor =
     std::to_string(KBUILD_PLUGIN_ABI_MAJOR) + "." + std::to_string(KBUILD_PLUGIN_ABI_MINOR + 1);
