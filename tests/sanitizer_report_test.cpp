@@ -1,4 +1,4 @@
-// In a sanitizer build (KBUILD_SANITIZE=address,undefined scripts/test; scripts/tsan's) the
+// In a sanitizer build (scripts/sanitize's, KBUILD_SANITIZE=address,undefined scripts/test's) the
 // sanitizers are on, and a report ends the program that met it with status 86 and the report on
 // stderr (core/app/sanitizer_options.cpp), whatever status a test expected of it. Each error is
 // made on purpose, in a child process (a death test); each test is compiled in the builds with

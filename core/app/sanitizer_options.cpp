@@ -1,5 +1,5 @@
 // The sanitizers' run-time options, linked into kbuild and every test program of a sanitizer
-// build (KBUILD_SANITIZE: scripts/test, scripts/tsan). ASAN_OPTIONS, UBSAN_OPTIONS and
+// build (KBUILD_SANITIZE: scripts/sanitize, scripts/test). ASAN_OPTIONS, UBSAN_OPTIONS and
 // TSAN_OPTIONS in the environment still apply over them.
 //
 // A report exits with status 86, which nothing in kbuild uses: a test that expects kbuild to
