@@ -34,7 +34,8 @@ void expect_every_test_passes(const std::string& kind, const std::string& dir, c
     const fs::path build = test::binary_dir() / dir;
     ProcessOptions options;
     options.timeout = std::chrono::minutes(40);
-    const ProcessResult r = run_process({(test::source_dir() / "scripts/sanitize").string(), kind, build.string()}, options);
+    const ProcessResult r =
+        run_process({(test::source_dir() / "scripts/sanitize").string(), kind, build.string()}, options);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     const std::string report_tests = "^SanitizerReport\\.";
     const long listed = tests_labelled(build, labels);
