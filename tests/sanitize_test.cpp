@@ -33,7 +33,7 @@ long tests_labelled(const fs::path& dir, const std::string& labels, const std::s
 void expect_every_test_passes(const std::string& kind, const std::string& dir, const std::string& labels) {
     const fs::path build = test::binary_dir() / dir;
     ProcessOptions options;
-    options.timeout = std::chrono::minutes(40);
+    options.timeout = std::chrono::minutes(60);
     const ProcessResult r =
         run_process({(test::source_dir() / "scripts/sanitize").string(), kind, build.string()}, options);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
